@@ -1,0 +1,119 @@
+/**
+ * The controller's decisions about one partition's leader and ISR, as pure functions of the
+ * current state and the set of live brokers. They return the next state (with epochs bumped) or
+ * undefined when nothing changes; the runtime persists the result with a CAS guarded by the
+ * controller epoch and the partition's revision, and only then is it true.
+ *
+ * Epoch rules (as in Kafka KRaft): leaderEpoch increases whenever the leader changes (including to
+ * "no leader"); partitionEpoch increases on every change of leader, ISR or replicas.
+ */
+
+export const NO_LEADER = -1;
+
+export interface PartitionRecord {
+  topicId: string;
+  /** Assigned replicas, preferred leader first. */
+  replicas: number[];
+  leaderId: number;
+  leaderEpoch: number;
+  isr: number[];
+  partitionEpoch: number;
+}
+
+export function initialPartitionRecord(topicId: string, replicas: number[]): PartitionRecord {
+  return { topicId, replicas: [...replicas], leaderId: replicas[0] ?? NO_LEADER, leaderEpoch: 0, isr: [...replicas], partitionEpoch: 0 };
+}
+
+/**
+ * Brings a partition in line with the live broker set:
+ * - a live leader keeps leading; dead followers leave the ISR;
+ * - a dead (or missing) leader is replaced by the first live ISR member in replica order, and the
+ *   dead members leave the ISR;
+ * - with no live ISR member the partition goes offline (leader -1) but keeps its last ISR, so the
+ *   first of those brokers to come back leads again without losing acknowledged data;
+ * - only when the topic enables unclean election may a live non-ISR replica lead (ISR = itself).
+ */
+export function reconcilePartition(
+  current: PartitionRecord,
+  live: ReadonlySet<number>,
+  options: { uncleanLeaderElection: boolean },
+): PartitionRecord | undefined {
+  const leaderAlive = current.leaderId !== NO_LEADER && live.has(current.leaderId);
+  if (leaderAlive) {
+    const isr = current.isr.filter((id) => live.has(id));
+    if (sameMembers(isr, current.isr)) return undefined;
+    return { ...current, isr, partitionEpoch: current.partitionEpoch + 1 };
+  }
+
+  const candidates = current.replicas.filter((id) => current.isr.includes(id) && live.has(id));
+  const newLeader = candidates[0];
+  if (newLeader !== undefined) {
+    return {
+      ...current,
+      leaderId: newLeader,
+      leaderEpoch: current.leaderEpoch + 1,
+      isr: current.isr.filter((id) => live.has(id)),
+      partitionEpoch: current.partitionEpoch + 1,
+    };
+  }
+  if (options.uncleanLeaderElection) {
+    const unclean = current.replicas.find((id) => live.has(id));
+    if (unclean !== undefined) {
+      return {
+        ...current,
+        leaderId: unclean,
+        leaderEpoch: current.leaderEpoch + 1,
+        isr: [unclean],
+        partitionEpoch: current.partitionEpoch + 1,
+      };
+    }
+  }
+  if (current.leaderId === NO_LEADER) return undefined;
+  // Keep the ISR as it was: its members hold every acknowledged record, so one of them must lead next.
+  return { ...current, leaderId: NO_LEADER, leaderEpoch: current.leaderEpoch + 1, partitionEpoch: current.partitionEpoch + 1 };
+}
+
+/** Moves leadership to the preferred (first) replica if it is live, in the ISR, and not leading. */
+export function electPreferredLeader(current: PartitionRecord, live: ReadonlySet<number>): PartitionRecord | undefined {
+  const preferred = current.replicas[0];
+  if (preferred === undefined || preferred === current.leaderId) return undefined;
+  if (!live.has(preferred) || !current.isr.includes(preferred)) return undefined;
+  return { ...current, leaderId: preferred, leaderEpoch: current.leaderEpoch + 1, partitionEpoch: current.partitionEpoch + 1 };
+}
+
+export type AlterPartitionProblem =
+  | { reason: 'NOT_LEADER_FOR_PARTITION'; message: string }
+  | { reason: 'FENCED_LEADER_EPOCH'; message: string }
+  | { reason: 'STALE_PARTITION_EPOCH'; message: string }
+  | { reason: 'INVALID_ISR'; message: string };
+
+/** Validates a leader's ISR proposal (Kafka's AlterPartition) against the current state. */
+export function applyAlterPartition(
+  current: PartitionRecord,
+  request: { brokerId: number; leaderEpoch: number; partitionEpoch: number; newIsr: readonly number[] },
+  live: ReadonlySet<number>,
+): { next: PartitionRecord } | { problem: AlterPartitionProblem } {
+  if (request.leaderEpoch !== current.leaderEpoch) {
+    return { problem: { reason: 'FENCED_LEADER_EPOCH', message: `leader epoch ${request.leaderEpoch} is not the current ${current.leaderEpoch}` } };
+  }
+  if (request.brokerId !== current.leaderId) {
+    return { problem: { reason: 'NOT_LEADER_FOR_PARTITION', message: `broker ${request.brokerId} is not the leader (leader is ${current.leaderId})` } };
+  }
+  if (request.partitionEpoch !== current.partitionEpoch) {
+    return { problem: { reason: 'STALE_PARTITION_EPOCH', message: `partition epoch ${request.partitionEpoch} is not the current ${current.partitionEpoch}` } };
+  }
+  const isr = [...request.newIsr];
+  if (new Set(isr).size !== isr.length) return { problem: { reason: 'INVALID_ISR', message: 'ISR lists a broker twice' } };
+  if (!isr.includes(current.leaderId)) return { problem: { reason: 'INVALID_ISR', message: 'ISR must contain the leader' } };
+  const notReplica = isr.find((id) => !current.replicas.includes(id));
+  if (notReplica !== undefined) return { problem: { reason: 'INVALID_ISR', message: `broker ${notReplica} is not a replica of the partition` } };
+  const notLive = isr.find((id) => !current.isr.includes(id) && !live.has(id));
+  if (notLive !== undefined) return { problem: { reason: 'INVALID_ISR', message: `broker ${notLive} is not live and cannot join the ISR` } };
+  // Keep replica order so the ISR reads the same everywhere.
+  const ordered = current.replicas.filter((id) => isr.includes(id));
+  return { next: { ...current, isr: ordered, partitionEpoch: current.partitionEpoch + 1 } };
+}
+
+function sameMembers(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
