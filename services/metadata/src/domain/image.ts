@@ -66,6 +66,16 @@ export class MetadataImage {
     return new Set(this.brokers.keys());
   }
 
+  /** Partitions of the topic's assignment that have no state key yet (see TopicRecord.assignment). */
+  missingPartitionStates(topic: string): number[] {
+    const record = this.topics.get(topic)?.record;
+    if (!record) return [];
+    const states = this.partitionsOf(topic);
+    const missing: number[] = [];
+    for (let p = 0; p < record.assignment.length; p++) if (!states.has(p)) missing.push(p);
+    return missing;
+  }
+
   partitionsOf(topic: string): Map<number, Versioned<PartitionRecord>> {
     return this.partitions.get(topic) ?? new Map();
   }
@@ -153,8 +163,13 @@ export class MetadataImage {
   topicView(name: string, withPartitions = true): Topic | undefined {
     const topic = this.topics.get(name);
     if (!topic) return undefined;
+    const states = this.partitionsOf(name);
+    // A partition whose state key is not written yet shows its assignment with no leader.
     const partitions = withPartitions
-      ? [...this.partitionsOf(name).entries()].sort(([a], [b]) => a - b).map(([p, v]) => partitionView(p, v.record))
+      ? topic.record.assignment.map((replicas, p) => {
+          const state = states.get(p);
+          return state ? partitionView(p, state.record) : { partition: p, replicas: [...replicas], leaderId: -1, leaderEpoch: -1, isr: [], partitionEpoch: -1 };
+        })
       : [];
     return {
       name,

@@ -30,6 +30,12 @@ export interface TopicRecord {
   topicId: string;
   replicationFactor: number;
   partitionCount: number;
+  /**
+   * Replica lists per partition, preferred leader first. The partition state keys are created from
+   * it; because etcd limits the operations per transaction, a large topic's states are written in
+   * several transactions, and the controller completes any a crashed writer left out.
+   */
+  assignment: number[][];
   configs: Record<string, string>;
   createdAtMs: number;
 }

@@ -1,0 +1,288 @@
+/**
+ * The controller: exactly one metadata instance at a time, elected through the store. While it
+ * leads it keeps every partition in line with the live broker set (failover, ISR shrink on broker
+ * death, bringing offline partitions back), completes partition states a crashed topic writer left
+ * out, and serves the leader-only RPCs (AlterPartition, preferred leader election).
+ *
+ * Fencing: every write is one store transaction guarded by the election key's create revision
+ * (the controller epoch) and by the modRevision of each key it replaces, so a deposed controller
+ * or a concurrent admin write makes the transaction fail instead of overwriting. Work is
+ * serialized on one queue; decisions come from the pure functions in domain/partition-state.ts.
+ */
+
+import type { Compare, MetadataStore, TxnOp } from '@skein/common/store/types.js';
+import { Election, type Leadership } from '@skein/common/store/election.js';
+import { StoreSession } from '@skein/common/store/session.js';
+import type { Logger } from 'pino';
+import {
+  type PartitionRecord,
+  applyAlterPartition,
+  electPreferredLeader,
+  initialPartitionRecord,
+  reconcilePartition,
+} from '../domain/partition-state.js';
+import { type ControllerRecord, type MetadataKeys, encodePartition, encodeRecord } from '../domain/records.js';
+import { SerialQueue } from './serial-queue.js';
+import type { MetadataView } from './metadata-view.js';
+import { SkeinError } from '@skein/common/errors.js';
+
+/** etcd refuses transactions with more than 128 operations by default; stay well below. */
+const MAX_OPS_PER_TXN = 100;
+
+export interface ControllerOptions {
+  instanceId: string;
+  advertisedHost: string;
+  advertisedPort: number;
+  sessionTtlMs: number;
+}
+
+export class Controller {
+  private leadership: Leadership | undefined;
+  private session: StoreSession | undefined;
+  private readonly queue = new SerialQueue();
+  private stopped = false;
+  private campaignAbort = new AbortController();
+  private unsubscribe: (() => void) | undefined;
+  private reconcileScheduled = false;
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly keys: MetadataKeys,
+    private readonly view: MetadataView,
+    private readonly options: ControllerOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  get isLeader(): boolean {
+    return this.leadership !== undefined;
+  }
+
+  get epoch(): bigint | undefined {
+    return this.leadership?.revision;
+  }
+
+  start(): void {
+    void this.campaignLoop();
+  }
+
+  private async campaignLoop(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        this.session = await StoreSession.create(this.store, { ttlMs: this.options.sessionTtlMs });
+        const session = this.session;
+        const lostSession = new Promise<void>((resolve) => session.onLost(() => resolve()));
+        const election = new Election(this.store, session, this.keys.electionPrefix());
+        const record: ControllerRecord = { v: 1, instanceId: this.options.instanceId, host: this.options.advertisedHost, port: this.options.advertisedPort };
+        this.campaignAbort = new AbortController();
+        const campaign = election.campaign(encodeRecord(record), this.campaignAbort.signal);
+        const won = await Promise.race([campaign, lostSession.then(() => undefined)]);
+        if (!won || this.stopped) {
+          await session.close().catch(() => {});
+          continue;
+        }
+        attempt = 0;
+        await this.lead(won, lostSession);
+        await session.close().catch(() => {});
+      } catch (err) {
+        if (this.stopped) return;
+        this.logger.warn({ err, attempt }, 'controller campaign failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))));
+      }
+    }
+  }
+
+  private async lead(leadership: Leadership, lostSession: Promise<void>): Promise<void> {
+    // The view must include our own election key before acting, so decisions use a view at least
+    // as new as our epoch.
+    await this.view.waitForRevision(leadership.revision);
+    this.leadership = leadership;
+    this.logger.info({ controllerEpoch: leadership.revision.toString() }, 'became controller');
+    const sub = this.view.subscribe((batch) => {
+      const relevant = batch.resync || batch.changes.some((c) =>
+        c.change?.$case === 'brokerRegistered' || c.change?.$case === 'brokerUnregistered' ||
+        c.change?.$case === 'topicChanged' || c.change?.$case === 'partitionChanged');
+      if (relevant) this.scheduleReconcile();
+    });
+    this.unsubscribe = sub.unsubscribe;
+    this.scheduleReconcile();
+    await lostSession;
+    this.leadership = undefined;
+    sub.unsubscribe();
+    this.unsubscribe = undefined;
+    if (!this.stopped) this.logger.warn('controller session lost; stepped down');
+  }
+
+  private scheduleReconcile(): void {
+    if (this.reconcileScheduled) return;
+    this.reconcileScheduled = true;
+    void this.queue.run(async () => {
+      this.reconcileScheduled = false;
+      try {
+        await this.reconcileAll();
+      } catch (err) {
+        this.logger.warn({ err }, 'reconcile failed; will retry on the next change');
+        setTimeout(() => { if (this.leadership) this.scheduleReconcile(); }, 500).unref();
+      }
+    });
+  }
+
+  /** One pass over every partition: create missing states, then apply reconcilePartition. */
+  private async reconcileAll(): Promise<void> {
+    const leadership = this.leadership;
+    if (!leadership) return;
+    const image = this.view.current;
+    const live = image.liveBrokerIds();
+    const writes: Array<{ compare: Compare[]; op: TxnOp; describe: string }> = [];
+    for (const [name, topic] of image.topics) {
+      for (const p of image.missingPartitionStates(name)) {
+        const replicas = topic.record.assignment[p]!;
+        const initial = reconcilePartition(initialPartitionRecord(topic.record.topicId, replicas), live, { uncleanLeaderElection: false })
+          ?? initialPartitionRecord(topic.record.topicId, replicas);
+        writes.push({
+          compare: [
+            { key: this.keys.topic(name), target: 'modRevision', op: '=', value: topic.modRevision },
+            { key: this.keys.partition(name, p), target: 'createRevision', op: '=', value: 0n },
+          ],
+          op: { type: 'put', key: this.keys.partition(name, p), value: encodePartition(initial) },
+          describe: `${name}-${p} created`,
+        });
+      }
+      const unclean = topic.record.configs['unclean.leader.election.enable'] === 'true';
+      for (const [p, state] of image.partitionsOf(name)) {
+        if (state.record.topicId !== topic.record.topicId) continue;
+        const next = reconcilePartition(state.record, live, { uncleanLeaderElection: unclean });
+        if (!next) continue;
+        writes.push(this.partitionWrite(name, p, state.modRevision, next));
+        this.logger.info({ topic: name, partition: p, leader: next.leaderId, leaderEpoch: next.leaderEpoch, isr: next.isr }, 'partition state change');
+      }
+    }
+    await this.commitInChunks(leadership, writes);
+  }
+
+  private partitionWrite(topic: string, partition: number, modRevision: bigint, next: PartitionRecord) {
+    const key = this.keys.partition(topic, partition);
+    return {
+      compare: [{ key, target: 'modRevision' as const, op: '=' as const, value: modRevision }],
+      op: { type: 'put' as const, key, value: encodePartition(next) },
+      describe: `${topic}-${partition}`,
+    };
+  }
+
+  /**
+   * Commits independent per-partition writes, many per transaction. A transaction fails as a
+   * whole if any compare fails; then each of its writes is retried alone so one stale partition
+   * does not block the others (the next reconcile recomputes the stale one from a fresh view).
+   */
+  private async commitInChunks(leadership: Leadership, writes: Array<{ compare: Compare[]; op: TxnOp; describe: string }>): Promise<bigint> {
+    let revision = 0n;
+    const guard = leadership.guard();
+    const perTxn = Math.floor((MAX_OPS_PER_TXN - 1) / 2);
+    for (let i = 0; i < writes.length; i += perTxn) {
+      const chunk = writes.slice(i, i + perTxn);
+      const result = await this.store.txn({ compare: [guard, ...chunk.flatMap((w) => w.compare)], success: chunk.map((w) => w.op) });
+      if (result.succeeded) {
+        revision = result.revision;
+        continue;
+      }
+      for (const w of chunk) {
+        const single = await this.store.txn({ compare: [guard, ...w.compare], success: [w.op] });
+        if (single.succeeded) revision = single.revision;
+        else if (!(await this.stillLeader(leadership))) throw new SkeinError('NOT_CONTROLLER', 'this instance lost the controller election');
+      }
+    }
+    if (revision > 0n) await this.view.waitForRevision(revision);
+    return revision;
+  }
+
+  private async stillLeader(leadership: Leadership): Promise<boolean> {
+    const kv = await this.store.get(leadership.key);
+    return kv !== undefined && kv.createRevision === leadership.revision;
+  }
+
+  /** AlterPartition: only the controller decides, only with current epochs. */
+  async alterPartition(request: { brokerId: number; topic: string; topicId: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }): Promise<PartitionRecord> {
+    return this.queue.run(async () => {
+      const leadership = this.requireLeadership();
+      const image = this.view.current;
+      const topic = image.topics.get(request.topic);
+      if (!topic || (request.topicId !== '' && topic.record.topicId !== request.topicId)) {
+        throw new SkeinError('UNKNOWN_TOPIC', `topic ${request.topic} does not exist${topic ? ' with that topic id' : ''}`, { metadata: { topic: request.topic } });
+      }
+      const state = image.partitionsOf(request.topic).get(request.partition);
+      if (!state) throw new SkeinError('UNKNOWN_PARTITION', `partition ${request.partition} of ${request.topic} does not exist`, { metadata: { topic: request.topic, partition: String(request.partition) } });
+      const result = applyAlterPartition(state.record, request, image.liveBrokerIds());
+      if ('problem' in result) {
+        throw new SkeinError(result.problem.reason, result.problem.message, {
+          metadata: { topic: request.topic, partition: String(request.partition) },
+          leaderHint: leaderHintOf(image, state.record),
+        });
+      }
+      const w = this.partitionWrite(request.topic, request.partition, state.modRevision, result.next);
+      const txn = await this.store.txn({ compare: [leadership.guard(), ...w.compare], success: [w.op] });
+      if (!txn.succeeded) {
+        if (!(await this.stillLeader(leadership))) throw new SkeinError('NOT_CONTROLLER', 'this instance lost the controller election');
+        throw new SkeinError('STALE_PARTITION_EPOCH', 'the partition changed concurrently; refresh and retry', { metadata: { topic: request.topic, partition: String(request.partition) } });
+      }
+      await this.view.waitForRevision(txn.revision);
+      this.logger.info({ topic: request.topic, partition: request.partition, isr: result.next.isr, partitionEpoch: result.next.partitionEpoch }, 'ISR changed by leader');
+      return result.next;
+    });
+  }
+
+  async electPreferredLeaders(filter: Array<{ topic: string; partitions: number[] }>): Promise<Array<{ topic: string; topicId: string; partition: number; record: PartitionRecord }>> {
+    return this.queue.run(async () => {
+      const leadership = this.requireLeadership();
+      const image = this.view.current;
+      const live = image.liveBrokerIds();
+      const wanted = filter.length === 0 ? [...image.topics.keys()].map((topic) => ({ topic, partitions: [] as number[] })) : filter;
+      const writes: Array<{ compare: Compare[]; op: TxnOp; describe: string }> = [];
+      const elected: Array<{ topic: string; topicId: string; partition: number; record: PartitionRecord }> = [];
+      for (const { topic, partitions } of wanted) {
+        if (!image.topics.has(topic)) throw new SkeinError('UNKNOWN_TOPIC', `topic ${topic} does not exist`, { metadata: { topic } });
+        const states = image.partitionsOf(topic);
+        for (const p of partitions) {
+          if (!states.has(p)) throw new SkeinError('UNKNOWN_PARTITION', `partition ${p} of ${topic} does not exist`, { metadata: { topic, partition: String(p) } });
+        }
+        for (const [p, state] of states) {
+          if (partitions.length > 0 && !partitions.includes(p)) continue;
+          const next = electPreferredLeader(state.record, live);
+          if (!next) continue;
+          writes.push(this.partitionWrite(topic, p, state.modRevision, next));
+          elected.push({ topic, topicId: next.topicId, partition: p, record: next });
+        }
+      }
+      await this.commitInChunks(leadership, writes);
+      return elected;
+    });
+  }
+
+  private requireLeadership(): Leadership {
+    if (!this.leadership) {
+      const controller = this.view.current.controller;
+      throw new SkeinError('NOT_CONTROLLER', controller ? `this instance is not the controller; ${controller.record.instanceId} is` : 'no controller is elected yet', {
+        controllerHint: controller ? { controllerId: controller.record.instanceId, controllerEndpoint: { host: controller.record.host, port: controller.record.port } } : undefined,
+      });
+    }
+    return this.leadership;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.campaignAbort.abort();
+    this.unsubscribe?.();
+    const leadership = this.leadership;
+    this.leadership = undefined;
+    // Resigning hands the controller role over at once instead of after the session TTL.
+    await leadership?.resign().catch(() => {});
+    await this.session?.close().catch(() => {});
+  }
+}
+
+export function leaderHintOf(image: { brokers: ReadonlyMap<number, { record: { host: string; port: number } }> }, record: PartitionRecord) {
+  const broker = image.brokers.get(record.leaderId);
+  return {
+    leaderId: record.leaderId,
+    leaderEndpoint: broker ? { host: broker.record.host, port: broker.record.port } : undefined,
+    leaderEpoch: record.leaderEpoch,
+  };
+}

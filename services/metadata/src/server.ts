@@ -1,0 +1,91 @@
+/**
+ * Wiring only: open the store, build the view and the admin writer, bind the gRPC server, then
+ * start the controller (it advertises the bound address), and stop in the reverse order. The view
+ * holds a snapshot before the server answers, so no RPC ever sees an empty cluster by mistake.
+ */
+
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { startGrpcServer } from '@skein/common/grpc-server.js';
+import { openMetadataStore } from '@skein/common/store/open-store.js';
+import type { MetadataStore } from '@skein/common/store/types.js';
+import type { MetricsRegistry } from '@skein/common/metrics.js';
+import { PROTO_FILES } from '@skein/proto';
+import { MetadataKeys } from './domain/records.js';
+import { METADATA_SERVICE_NAME, type MetadataServiceDeps, MetadataServiceService, metadataServiceHandlers } from './grpc/metadata-service.js';
+import { MetadataAdmin } from './runtime/admin.js';
+import { Controller } from './runtime/controller.js';
+import { MetadataView } from './runtime/metadata-view.js';
+import type { MetadataConfig } from './config.js';
+
+export interface MetadataServer {
+  port: number;
+  clusterId: string;
+  store: MetadataStore;
+  controller: Controller;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startMetadataServer(config: MetadataConfig, logger: Logger, metrics?: MetricsRegistry): Promise<MetadataServer> {
+  const store = await openMetadataStore(config.store);
+  logger.info({ backend: store.kind, prefix: config.prefix }, 'metadata store opened');
+  const keys = new MetadataKeys(config.prefix);
+  const view = new MetadataView(store, keys, logger.child({ component: 'view' }));
+  await view.start();
+  const admin = new MetadataAdmin(store, keys, view, {
+    defaultPartitions: config.defaultPartitions,
+    defaultReplicationFactor: config.defaultReplicationFactor,
+    brokerSessionTtlMs: config.brokerSessionTtlMs,
+    minBrokerSessionTtlMs: 1000,
+    maxBrokerSessionTtlMs: 300_000,
+  }, logger.child({ component: 'admin' }));
+  const clusterId = await admin.ensureClusterId();
+  await view.waitForRevision((await store.range(keys.clusterId())).revision);
+
+  const deps: MetadataServiceDeps = { admin, view, controller: undefined, clusterDefaults: parseDefaults(config.topicConfigDefaults) };
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    services: [{ name: METADATA_SERVICE_NAME, definition: MetadataServiceService, implementation: metadataServiceHandlers(deps) }],
+    protoFiles: [...PROTO_FILES.common, ...PROTO_FILES.metadata],
+    tls: config.tlsCertFile
+      ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.tlsCaFile, requireClientCert: config.tlsRequireClientCert }
+      : undefined,
+    logger,
+    metrics,
+  });
+  const controller = new Controller(store, keys, view, {
+    instanceId: config.instanceId || defaultInstanceId(),
+    advertisedHost: config.advertisedHost || config.host,
+    advertisedPort: server.port,
+    sessionTtlMs: config.controllerSessionTtlMs,
+  }, logger.child({ component: 'controller' }));
+  deps.controller = controller;
+  controller.start();
+  logger.info({ port: server.port, clusterId }, 'metadata service listening');
+
+  return {
+    port: server.port,
+    clusterId,
+    store,
+    controller,
+    async stop(graceMs = config.shutdownGraceMs) {
+      server.setServing('', false);
+      await controller.stop();
+      await server.shutdown(graceMs);
+      await view.close();
+      await store.close();
+    },
+  };
+}
+
+export function parseDefaults(entries: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of entries) {
+    const i = e.indexOf('=');
+    if (i > 0) out[e.slice(0, i)] = e.slice(i + 1);
+  }
+  return out;
+}
+
+export const defaultInstanceId = (): string => `${hostname()}-${process.pid}`;
