@@ -1,0 +1,170 @@
+/**
+ * The broker's link to the metadata service: registers (and re-registers after a lost session),
+ * heartbeats, and follows WatchMetadata into a ClusterCache, resuming from the last revision after
+ * a disconnect and trying each configured metadata address in turn. Local assignment changes are
+ * handed to `onDelta` one message at a time, in order.
+ */
+
+import * as grpc from '@grpc/grpc-js';
+import { fromServiceError } from '@skein/common/errors.js';
+import { MetadataServiceClient, type WatchMetadataResponse } from '@skein/proto/skein/metadata/v1/metadata.js';
+import type { Logger } from 'pino';
+import { type AssignmentDelta, ClusterCache } from './cluster-cache.js';
+
+export interface MetadataFollowerOptions {
+  metadataAddresses: string[];
+  brokerId: number;
+  advertisedHost: string;
+  advertisedPort: number;
+  rack: string;
+  sessionTtlMs: number;
+  credentials?: grpc.ChannelCredentials;
+  onDelta: (delta: AssignmentDelta, cache: ClusterCache) => Promise<void>;
+  logger: Logger;
+}
+
+export class MetadataFollower {
+  readonly cache: ClusterCache;
+  private clients: MetadataServiceClient[];
+  private current = 0;
+  private sessionId: bigint | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private watchCall: grpc.ClientReadableStream<WatchMetadataResponse> | undefined;
+  private stopped = false;
+  private deliveries: Promise<void> = Promise.resolve();
+  private readyResolve!: () => void;
+  /** Resolves once the broker is registered and has applied a first snapshot. */
+  readonly ready: Promise<void>;
+  private registered = false;
+  private snapshotApplied = false;
+
+  constructor(private readonly options: MetadataFollowerOptions) {
+    if (options.metadataAddresses.length === 0) throw new Error('at least one metadata address is required');
+    this.cache = new ClusterCache(options.brokerId);
+    const creds = options.credentials ?? grpc.credentials.createInsecure();
+    this.clients = options.metadataAddresses.map((a) => new MetadataServiceClient(a, creds));
+    this.ready = new Promise((resolve) => { this.readyResolve = resolve; });
+  }
+
+  private get client(): MetadataServiceClient {
+    return this.clients[this.current % this.clients.length]!;
+  }
+
+  private rotate(): void {
+    this.current = (this.current + 1) % this.clients.length;
+  }
+
+  start(): void {
+    void this.registerLoop();
+    this.watchLoop();
+  }
+
+  get isRegistered(): boolean {
+    return this.sessionId !== undefined;
+  }
+
+  private checkReady(): void {
+    if (this.registered && this.snapshotApplied) this.readyResolve();
+  }
+
+  private unary<Req, Res>(method: string, req: Req, timeoutMs = 5000): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const fn = (this.client as unknown as Record<string, Function>)[method]!;
+      fn.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: Res) => {
+        if (err) reject(fromServiceError(err));
+        else resolve(res);
+      });
+    });
+  }
+
+  private async registerLoop(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const res = await this.unary<object, { sessionId: bigint; sessionTtlMs: number; heartbeatIntervalMs: number }>('registerBroker', {
+          brokerId: this.options.brokerId,
+          endpoint: { host: this.options.advertisedHost, port: this.options.advertisedPort },
+          rack: this.options.rack,
+          sessionTtlMs: this.options.sessionTtlMs,
+        });
+        this.sessionId = res.sessionId;
+        this.registered = true;
+        this.options.logger.info({ sessionId: res.sessionId.toString(), ttlMs: res.sessionTtlMs }, 'registered with the metadata service');
+        this.checkReady();
+        this.scheduleHeartbeats(res.heartbeatIntervalMs);
+        return;
+      } catch (err) {
+        const reason = (err as { reason?: string }).reason;
+        // BROKER_ID_IN_USE right after a restart is our own previous session: it expires within its TTL.
+        this.options.logger.warn({ reason, attempt, err: reason ? undefined : err }, 'broker registration failed; retrying');
+        if (reason !== 'BROKER_ID_IN_USE') this.rotate();
+        await sleep(Math.min(2000, 200 * (attempt + 1)));
+      }
+    }
+  }
+
+  private scheduleHeartbeats(intervalMs: number): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => {
+      const sessionId = this.sessionId;
+      if (sessionId === undefined || this.stopped) return;
+      this.unary('brokerHeartbeat', { brokerId: this.options.brokerId, sessionId }, intervalMs).catch((err: { reason?: string }) => {
+        if (err.reason === 'SESSION_EXPIRED' && this.sessionId === sessionId && !this.stopped) {
+          this.options.logger.warn('broker session expired; registering again');
+          clearInterval(this.heartbeatTimer);
+          this.sessionId = undefined;
+          void this.registerLoop();
+        } else if (err.reason !== 'SESSION_EXPIRED') {
+          this.rotate();
+        }
+      });
+    }, intervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private watchLoop(attempt = 0): void {
+    if (this.stopped) return;
+    const call = this.client.watchMetadata({ fromRevision: this.cache.revision });
+    this.watchCall = call;
+    let gotData = false;
+    call.on('data', (msg: WatchMetadataResponse) => {
+      gotData = true;
+      const delta = this.cache.apply(msg);
+      if (msg.snapshot) {
+        this.snapshotApplied = true;
+      }
+      this.deliveries = this.deliveries.then(() => this.options.onDelta(delta, this.cache)).catch((err) => {
+        this.options.logger.error({ err }, 'applying a metadata change failed');
+      });
+      if (msg.snapshot) void this.deliveries.then(() => this.checkReady());
+    });
+    const retry = (why: unknown) => {
+      if (this.watchCall !== call || this.stopped) return;
+      this.watchCall = undefined;
+      this.options.logger.warn({ err: why }, 'metadata watch ended; reconnecting');
+      this.rotate();
+      const next = gotData ? 0 : attempt + 1;
+      setTimeout(() => this.watchLoop(next), Math.min(2000, 100 * 2 ** Math.min(next, 4))).unref();
+    };
+    call.on('error', retry);
+    call.on('end', () => retry('stream ended'));
+  }
+
+  /** Unregisters so the controller moves leadership away at once, then stops following. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.heartbeatTimer);
+    this.watchCall?.cancel();
+    const sessionId = this.sessionId;
+    if (sessionId !== undefined) {
+      await this.unary('unregisterBroker', { brokerId: this.options.brokerId, sessionId }, 3000).catch((err) => {
+        this.options.logger.warn({ err }, 'unregister failed; the session will expire by itself');
+      });
+    }
+    await this.deliveries;
+    for (const c of this.clients) c.close();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
