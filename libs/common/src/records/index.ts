@@ -1,0 +1,2 @@
+export * from './compression.js';
+export * from './record-batch.js';
