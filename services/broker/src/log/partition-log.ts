@@ -1,0 +1,553 @@
+/**
+ * The log of one partition replica: an ordered set of segments plus the checkpoints that make it
+ * restartable. Directory `<data dir>/<topic>-<partition>/` holds:
+ *
+ * - `<base offset>.log|.index|.timeindex`: the segments (see log-segment.ts);
+ * - `partition.checkpoint`: JSON {topicId, recoveryPoint, logStartOffset, highWatermark}, written
+ *   atomically on roll, flush-checkpoint and close;
+ * - `leader-epoch-checkpoint`: the leader-epoch history (see leader-epoch-cache.ts);
+ * - `producer-state.snapshot`: idempotent producer state (see producer-state.ts).
+ *
+ * Invariants: segment base offsets strictly increase and each segment's offsets are below the next
+ * segment's base; logStartOffset <= highWatermark <= logEndOffset; everything below recoveryPoint
+ * has been fsynced, so after a crash only segments holding offsets >= recoveryPoint are scanned.
+ *
+ * I/O errors and checksum mismatches on read take the partition offline (every later call fails
+ * with PARTITION_OFFLINE) through one funnel, `fail`, which reports to `onOffline`.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { RecordBatch } from '@skein/proto/skein/broker/v1/broker.js';
+import { decodeRecordBatch } from '@skein/common/records/record-batch.js';
+import { isCodecSupported } from '@skein/common/records/compression.js';
+import { validateBatch, type BatchHeader } from './batch-validation.js';
+import { type Entry, lastOffsetOf } from './entry-format.js';
+import { LeaderEpochCache } from './leader-epoch-cache.js';
+import { type LogConfig } from './log-config.js';
+import { isLogError, LogError } from './log-error.js';
+import { LogSegment, type SegmentReport } from './log-segment.js';
+import { ProducerStateManager } from './producer-state.js';
+import { segmentsToDelete, type RetentionDecision } from './retention.js';
+import { readFileIfExists, writeFileAtomic } from './checkpoint-file.js';
+
+export interface Clock {
+  nowMs(): number;
+}
+
+/** What the log wants its owner to know (the owner logs it). */
+export type LogEvent =
+  | { type: 'recovered'; segment: bigint; report: SegmentReport }
+  | { type: 'segments-deleted-after-truncation'; count: number }
+  | { type: 'producer-state-rebuilt'; fromOffset: bigint; reason: string }
+  | { type: 'rolled'; newBaseOffset: bigint }
+  | { type: 'retention'; deleted: number; reason: RetentionDecision['reason']; logStartOffset: bigint }
+  | { type: 'offline'; error: unknown }
+  | { type: 'truncated'; offset: bigint };
+
+export interface PartitionLogOptions {
+  dir: string;
+  topicId: string;
+  config: LogConfig;
+  clock: Clock;
+  onEvent?: (e: LogEvent) => void;
+}
+
+export interface AppendResult {
+  baseOffset: bigint;
+  duplicate: boolean;
+  recordCount: number;
+  /** Resolves once the batch is fsynced, when the flush policy asked for it; undefined otherwise. */
+  flushed?: Promise<void>;
+}
+
+export interface FetchedEntry {
+  baseOffset: bigint;
+  leaderEpoch: number;
+  lastOffset: bigint;
+  batch: Buffer;
+  size: number;
+}
+
+interface PartitionCheckpoint {
+  topicId: string;
+  recoveryPoint: string;
+  logStartOffset: string;
+  highWatermark: string;
+}
+
+const CHECKPOINT = 'partition.checkpoint';
+const EPOCH_CHECKPOINT = 'leader-epoch-checkpoint';
+const PRODUCER_SNAPSHOT = 'producer-state.snapshot';
+
+export class PartitionLog {
+  private segments: LogSegment[] = [];
+  private readonly epochs: LeaderEpochCache;
+  private producers: ProducerStateManager;
+  private offline: unknown;
+  private unflushedMessages = 0;
+  private firstUnflushedAtMs: number | undefined;
+  logStartOffset = 0n;
+  highWatermark = 0n;
+  recoveryPoint = 0n;
+  config: LogConfig;
+
+  private constructor(private readonly opts: PartitionLogOptions) {
+    this.config = opts.config;
+    this.epochs = new LeaderEpochCache();
+    this.producers = new ProducerStateManager();
+  }
+
+  get dir(): string {
+    return this.opts.dir;
+  }
+
+  get topicId(): string {
+    return this.opts.topicId;
+  }
+
+  get isOffline(): boolean {
+    return this.offline !== undefined;
+  }
+
+  get logEndOffset(): bigint {
+    return this.active.nextOffset;
+  }
+
+  get sizeBytes(): number {
+    return this.segments.reduce((a, s) => a + s.size, 0);
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  private get active(): LogSegment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  /** Reads the topic id a partition directory belongs to, if it has one. */
+  static storedTopicId(dir: string): string | undefined {
+    const raw = readFileIfExists(join(dir, CHECKPOINT));
+    if (!raw) return undefined;
+    try {
+      return (JSON.parse(raw.toString('utf8')) as PartitionCheckpoint).topicId;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Opens (recovering as needed) or creates the log in `dir`. */
+  static open(opts: PartitionLogOptions): PartitionLog {
+    fs.mkdirSync(opts.dir, { recursive: true });
+    const log = new PartitionLog(opts);
+    log.load();
+    return log;
+  }
+
+  private emit(e: LogEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  private load(): void {
+    const { dir, clock, config } = this.opts;
+    for (const name of fs.readdirSync(dir)) if (name.endsWith('.tmp') || name.endsWith('.cleaned')) fs.rmSync(join(dir, name), { force: true });
+    const raw = readFileIfExists(join(dir, CHECKPOINT));
+    let cp: PartitionCheckpoint | undefined;
+    try {
+      cp = raw ? (JSON.parse(raw.toString('utf8')) as PartitionCheckpoint) : undefined;
+    } catch {
+      cp = undefined;
+    }
+    const recoveryPoint = cp ? BigInt(cp.recoveryPoint) : 0n;
+    const bases = fs
+      .readdirSync(dir)
+      .filter((n) => /^\d{20}\.log$/.test(n))
+      .map((n) => BigInt(n.slice(0, 20)))
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const segOpts = { indexIntervalBytes: config.indexIntervalBytes };
+    for (let i = 0; i < bases.length; i++) {
+      const base = bases[i]!;
+      const nextBase = bases[i + 1];
+      const mayHoldUnflushed = nextBase === undefined || nextBase > recoveryPoint;
+      const { segment, report } = LogSegment.open(dir, base, segOpts, clock.nowMs(), mayHoldUnflushed ? recoveryPoint : undefined);
+      if (report.rebuiltIndexes !== undefined || report.truncatedBytes !== undefined) this.emit({ type: 'recovered', segment: base, report });
+      this.segments.push(segment);
+      if (report.truncatedBytes !== undefined && i < bases.length - 1) {
+        // Entries after a torn or corrupt one cannot be trusted to follow on: drop the rest.
+        for (const later of bases.slice(i + 1)) {
+          for (const s of ['.log', '.index', '.timeindex']) fs.rmSync(join(dir, later.toString().padStart(20, '0') + s), { force: true });
+        }
+        this.emit({ type: 'segments-deleted-after-truncation', count: bases.length - i - 1 });
+        break;
+      }
+    }
+    const startCheckpoint = cp ? BigInt(cp.logStartOffset) : 0n;
+    if (this.segments.length === 0) this.segments.push(LogSegment.create(dir, startCheckpoint, segOpts, clock.nowMs()));
+    const leo = this.logEndOffset;
+    this.logStartOffset = startCheckpoint > this.segments[0]!.baseOffset ? startCheckpoint : this.segments[0]!.baseOffset;
+    if (this.logStartOffset > leo) this.logStartOffset = leo;
+    this.highWatermark = cp ? BigInt(cp.highWatermark) : 0n;
+    if (this.highWatermark > leo) this.highWatermark = leo;
+    if (this.highWatermark < this.logStartOffset) this.highWatermark = this.logStartOffset;
+    this.recoveryPoint = recoveryPoint > leo ? leo : recoveryPoint;
+
+    const epochRaw = readFileIfExists(join(dir, EPOCH_CHECKPOINT));
+    const epochs = epochRaw ? LeaderEpochCache.parse(epochRaw) : undefined;
+    if (epochs instanceof LeaderEpochCache) for (const e of epochs.list()) this.epochs.assign(e.epoch, e.startOffset);
+    else this.rebuildEpochs();
+    this.epochs.truncateFromEnd(leo);
+    this.epochs.truncateFromStart(this.logStartOffset);
+
+    this.loadProducerState();
+    this.writeCheckpoints();
+  }
+
+  private rebuildEpochs(): void {
+    for (const seg of this.segments) {
+      seg.scan(0, false, (e) => {
+        this.epochs.assign(e.leaderEpoch, e.baseOffset);
+      });
+    }
+  }
+
+  private loadProducerState(): void {
+    const raw = readFileIfExists(join(this.opts.dir, PRODUCER_SNAPSHOT));
+    const loaded = raw ? ProducerStateManager.fromSnapshot(raw) : 'no snapshot';
+    let from = this.logStartOffset;
+    if (typeof loaded !== 'string' && loaded.offset <= this.logEndOffset) {
+      this.producers = loaded.state;
+      from = loaded.offset;
+    } else {
+      this.producers = new ProducerStateManager();
+      const reason = typeof loaded === 'string' ? loaded : `snapshot at ${loaded.offset} is past the log end ${this.logEndOffset}`;
+      if (this.logEndOffset > this.logStartOffset) this.emit({ type: 'producer-state-rebuilt', fromOffset: from, reason });
+    }
+    for (const seg of this.segments) {
+      if (seg.nextOffset <= from) continue;
+      seg.scan(0, false, (e) => {
+        if (e.baseOffset >= from && e.producerId > 0n) this.producers.update(e, e.baseOffset, e.maxTimestampMs);
+      });
+    }
+  }
+
+  /** Writes the partition checkpoint, the epoch history and the producer snapshot. */
+  writeCheckpoints(): void {
+    if (this.isOffline) return;
+    const cp: PartitionCheckpoint = {
+      topicId: this.opts.topicId,
+      recoveryPoint: this.recoveryPoint.toString(),
+      logStartOffset: this.logStartOffset.toString(),
+      highWatermark: this.highWatermark.toString(),
+    };
+    try {
+      writeFileAtomic(join(this.opts.dir, CHECKPOINT), JSON.stringify(cp));
+      writeFileAtomic(join(this.opts.dir, EPOCH_CHECKPOINT), this.epochs.serialize());
+      writeFileAtomic(join(this.opts.dir, PRODUCER_SNAPSHOT), this.producers.snapshot(this.logEndOffset));
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  /** The single funnel for storage failures: marks the log offline and reports it once. */
+  private fail(e: unknown): LogError {
+    if (this.offline === undefined) {
+      this.offline = e;
+      this.emit({ type: 'offline', error: e });
+    }
+    if (isLogError(e) && e.reason === 'CORRUPT_MESSAGE') return e;
+    return new LogError('PARTITION_OFFLINE', `partition log in ${this.opts.dir} is offline: ${(e as Error).message}`, { cause: e, retriable: true });
+  }
+
+  private ensureOnline(): void {
+    if (this.offline !== undefined) {
+      throw new LogError('PARTITION_OFFLINE', `partition log in ${this.opts.dir} is offline after a storage error`, { retriable: true, cause: this.offline });
+    }
+  }
+
+  /**
+   * Validates and appends a batch as leader at `leaderEpoch`. A duplicate retry of an idempotent
+   * batch returns its original offset without appending. Throws LogError for refused batches.
+   */
+  appendAsLeader(batch: Buffer, leaderEpoch: number): AppendResult {
+    this.ensureOnline();
+    const header = validateBatch(batch, this.config.maxMessageBytes, isCodecSupported);
+    return this.append(batch, header, leaderEpoch);
+  }
+
+  private append(batch: Buffer, header: BatchHeader, leaderEpoch: number): AppendResult {
+    const idempotent = header.producerId > 0n;
+    if (idempotent) {
+      const check = this.producers.check(header);
+      if (check.kind === 'duplicate') return { baseOffset: check.baseOffset, duplicate: true, recordCount: header.recordCount };
+    }
+    const now = this.opts.clock.nowMs();
+    const baseOffset = this.logEndOffset;
+    try {
+      this.maybeRoll(batch.length, now, header.recordCount);
+      if (this.epochs.assign(leaderEpoch, baseOffset)) writeFileAtomic(join(this.opts.dir, EPOCH_CHECKPOINT), this.epochs.serialize());
+      this.active.append(
+        {
+          baseOffset,
+          leaderEpoch,
+          recordCount: header.recordCount,
+          maxTimestampMs: header.maxTimestampMs,
+          producerId: header.producerId,
+          producerEpoch: header.producerEpoch,
+          baseSequence: header.baseSequence,
+        },
+        batch,
+      );
+    } catch (e) {
+      throw this.fail(e);
+    }
+    if (idempotent) this.producers.update(header, baseOffset, header.maxTimestampMs);
+    this.unflushedMessages += header.recordCount;
+    this.firstUnflushedAtMs ??= now;
+    const result: AppendResult = { baseOffset, duplicate: false, recordCount: header.recordCount };
+    if (this.unflushedMessages >= this.config.flushMessages) result.flushed = this.flush();
+    return result;
+  }
+
+  private maybeRoll(entryBytes: number, nowMs: number, recordCount: number): void {
+    const a = this.active;
+    if (a.size === 0) return;
+    const full = a.size + entryBytes + 52 > this.config.segmentBytes;
+    const old = nowMs - a.createdAtMs >= this.config.segmentMs;
+    const offsetsFull = this.logEndOffset + BigInt(recordCount) - a.baseOffset > 0xfffffff0n;
+    if (full || old || offsetsFull) this.roll(nowMs);
+  }
+
+  /** Starts a new active segment at the log end offset. */
+  roll(nowMs = this.opts.clock.nowMs()): void {
+    const old = this.active;
+    if (old.size === 0) return;
+    old.onBecomeInactive();
+    const base = this.logEndOffset;
+    this.segments.push(LogSegment.create(this.opts.dir, base, { indexIntervalBytes: this.config.indexIntervalBytes }, nowMs));
+    this.emit({ type: 'rolled', newBaseOffset: base });
+    // As in Kafka, the rolled segment is flushed in the background; the recovery point follows.
+    void this.flush(base).catch(() => undefined);
+  }
+
+  /**
+   * fsyncs every segment holding offsets in [recoveryPoint, upTo) and moves the recovery point.
+   * Off the request path unless the flush policy asks a produce to wait for it.
+   */
+  async flush(upTo: bigint = this.logEndOffset): Promise<void> {
+    if (this.isOffline) return;
+    const from = this.recoveryPoint;
+    if (upTo <= from) return;
+    const toSync = this.segments.filter((s) => s.nextOffset > from && s.baseOffset < upTo);
+    if (upTo === this.logEndOffset) {
+      this.unflushedMessages = 0;
+      this.firstUnflushedAtMs = undefined;
+    }
+    try {
+      await Promise.all(toSync.map((s) => s.flush()));
+    } catch (e) {
+      throw this.fail(e);
+    }
+    if (upTo > this.recoveryPoint) this.recoveryPoint = upTo;
+  }
+
+  /** Called periodically: applies flush.ms. */
+  maybeFlushByTime(nowMs: number): Promise<void> | undefined {
+    if (this.firstUnflushedAtMs === undefined) return undefined;
+    if (nowMs - this.firstUnflushedAtMs < this.config.flushMs) return undefined;
+    return this.flush();
+  }
+
+  /** Moves the high watermark (never backwards, never past the log end). */
+  updateHighWatermark(offset: bigint): boolean {
+    const hw = offset > this.logEndOffset ? this.logEndOffset : offset;
+    if (hw <= this.highWatermark) return false;
+    this.highWatermark = hw;
+    return true;
+  }
+
+  private checkFetchOffset(offset: bigint, maxOffset: bigint): void {
+    if (offset < this.logStartOffset || offset > maxOffset) {
+      throw new LogError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside [${this.logStartOffset}, ${maxOffset}]`, {
+        offsetRange: { logStartOffset: this.logStartOffset, logEndOffset: maxOffset },
+      });
+    }
+  }
+
+  /**
+   * Reads stored batches from `offset` up to about `maxBytes` (at least one batch when one is
+   * available), never at or above `maxOffset` (the high watermark for consumers). The first batch
+   * may start before `offset`. Throws OFFSET_OUT_OF_RANGE outside [logStartOffset, maxOffset].
+   */
+  read(offset: bigint, maxBytes: number, maxOffset: bigint = this.highWatermark): FetchedEntry[] {
+    this.ensureOnline();
+    this.checkFetchOffset(offset, maxOffset);
+    const out: FetchedEntry[] = [];
+    if (offset === maxOffset) return out;
+    let i = this.segmentIndexFor(offset);
+    let from = offset;
+    let budget = maxBytes;
+    try {
+      for (; i < this.segments.length && budget > 0; i++) {
+        const seg = this.segments[i]!;
+        const entries: Entry[] = seg.read(from, out.length === 0 ? budget : Math.max(budget, 1), maxOffset);
+        for (const e of entries) {
+          if (out.length > 0 && e.size > budget) return out;
+          out.push({ baseOffset: e.baseOffset, leaderEpoch: e.leaderEpoch, lastOffset: lastOffsetOf(e), batch: e.batch, size: e.size });
+          budget -= e.size;
+          if (budget <= 0) return out;
+        }
+        const last = out[out.length - 1];
+        if (last && last.lastOffset + 1n >= maxOffset) return out;
+        from = last ? last.lastOffset + 1n : seg.nextOffset;
+      }
+    } catch (e) {
+      throw this.fail(e);
+    }
+    return out;
+  }
+
+  private segmentIndexFor(offset: bigint): number {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.segments[mid]!.baseOffset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /**
+   * The first offset whose record timestamp is >= targetMs, below the high watermark. Decodes one
+   * batch (the one the time index leads to), the only place a record is read on the broker.
+   */
+  findOffsetByTimestamp(targetMs: bigint): { offset: bigint; timestampMs: bigint; leaderEpoch: number } | undefined {
+    this.ensureOnline();
+    try {
+      for (const seg of this.segments) {
+        const entry = seg.findBatchByTimestamp(targetMs);
+        if (!entry) continue;
+        if (entry.baseOffset >= this.highWatermark) return undefined;
+        const records = decodeRecordBatch(RecordBatch.decode(entry.batch), entry.baseOffset);
+        for (const r of records) {
+          if (r.timestampMs >= targetMs && r.offset >= this.logStartOffset && r.offset < this.highWatermark) {
+            return { offset: r.offset, timestampMs: r.timestampMs, leaderEpoch: entry.leaderEpoch };
+          }
+        }
+      }
+      return undefined;
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  /** The leader epoch history, for replication: end offset of `epoch` (KIP-279). */
+  endOffsetForEpoch(epoch: number): { epoch: number; endOffset: bigint } {
+    return this.epochs.endOffsetForEpoch(epoch, this.logEndOffset);
+  }
+
+  latestEpoch(): number {
+    return this.epochs.latest()?.epoch ?? -1;
+  }
+
+  epochForOffset(offset: bigint): number {
+    return this.epochs.epochForOffset(offset);
+  }
+
+  /**
+   * Removes every batch holding an offset >= `offset` (a follower diverged from its leader). The
+   * log then ends at the base offset of the batch that held `offset`.
+   */
+  async truncateTo(offset: bigint): Promise<void> {
+    this.ensureOnline();
+    if (offset >= this.logEndOffset) return;
+    if (offset < this.logStartOffset) offset = this.logStartOffset;
+    try {
+      while (this.segments.length > 1 && this.active.baseOffset >= offset) {
+        const s = this.segments.pop()!;
+        await s.delete();
+      }
+      this.active.truncateTo(offset);
+      const leo = this.logEndOffset;
+      this.epochs.truncateFromEnd(leo);
+      this.producers.truncateTo(leo);
+      if (this.highWatermark > leo) this.highWatermark = leo;
+      if (this.recoveryPoint > leo) this.recoveryPoint = leo;
+      this.writeCheckpoints();
+      this.emit({ type: 'truncated', offset: leo });
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  /** Applies retention.ms / retention.bytes: deletes whole old segments, advances log start. */
+  async applyRetention(nowMs: number): Promise<number> {
+    if (this.isOffline || !this.config.cleanupDelete) return 0;
+    const decision = segmentsToDelete(
+      this.segments.map((s) => ({ baseOffset: s.baseOffset, nextOffset: s.nextOffset, sizeBytes: s.size, maxTimestampMs: s.maxTimestampMs })),
+      { retentionMs: this.config.retentionMs, retentionBytes: this.config.retentionBytes },
+      nowMs,
+      this.highWatermark,
+    );
+    if (decision.deleteCount === 0) return 0;
+    const doomed = this.segments.splice(0, decision.deleteCount);
+    const start = this.segments[0]!.baseOffset;
+    if (start > this.logStartOffset) this.logStartOffset = start;
+    this.epochs.truncateFromStart(this.logStartOffset);
+    this.writeCheckpoints();
+    try {
+      for (const s of doomed) await s.delete();
+    } catch (e) {
+      throw this.fail(e);
+    }
+    this.emit({ type: 'retention', deleted: doomed.length, reason: decision.reason, logStartOffset: this.logStartOffset });
+    return doomed.length;
+  }
+
+  /** Segments the cleaner may rewrite: all but the active one, wholly below the high watermark. */
+  cleanableSegments(): readonly LogSegment[] {
+    return this.segments.slice(0, -1).filter((s) => s.nextOffset <= this.highWatermark);
+  }
+
+  /** Every segment, oldest first (the cleaner reads them to build its key map). */
+  allSegments(): readonly LogSegment[] {
+    return this.segments;
+  }
+
+  /**
+   * Swaps `replaced` (consecutive segments, oldest first) for `cleaned` (one segment file written
+   * by the cleaner under `<base>.log.cleaned`, with the same base offset as the first replaced).
+   * Synchronous, so no read sees a half-swapped log.
+   */
+  async replaceSegments(replaced: readonly LogSegment[], cleanedPath: string): Promise<void> {
+    const first = replaced[0];
+    if (!first) return;
+    const at = this.segments.indexOf(first);
+    if (at < 0 || replaced.some((s, i) => this.segments[at + i] !== s)) return; // log changed meanwhile
+    for (const s of replaced) await s.close();
+    for (const s of replaced) for (const suf of ['.log', '.index', '.timeindex'] as const) fs.rmSync(s.path(suf), { force: true });
+    fs.renameSync(cleanedPath, first.path('.log'));
+    const { segment } = LogSegment.open(this.opts.dir, first.baseOffset, { indexIntervalBytes: this.config.indexIntervalBytes }, this.opts.clock.nowMs(), -1n);
+    this.segments.splice(at, replaced.length, segment);
+  }
+
+  async close(): Promise<void> {
+    if (!this.isOffline) {
+      try {
+        this.active.onBecomeInactive();
+        await this.flush();
+        this.writeCheckpoints();
+      } catch {
+        // Offline now; the segments still need closing.
+      }
+    }
+    for (const s of this.segments) await s.close();
+  }
+
+  /** Closes the log and removes its directory (topic deleted or replica moved away). */
+  async delete(): Promise<void> {
+    this.offline ??= new Error('deleted');
+    for (const s of this.segments) await s.close();
+    fs.rmSync(this.opts.dir, { recursive: true, force: true });
+  }
+}
