@@ -123,9 +123,10 @@ describe('PartitionLog', () => {
     appendMany(log, 2);
     log.appendAsLeader(batchBytes(simpleRecords(3, 'x', clock.now)), 0); // not yet below the HW
     expect(log.read(6n, 1000)).toEqual([]);
+    expect(log.read(8n, 1000)).toEqual([]);
     expect(log.read(0n, 1 << 20).map((e) => e.baseOffset)).toEqual([0n, 3n]);
     try {
-      log.read(7n, 100);
+      log.read(10n, 100);
       expect.unreachable();
     } catch (e) {
       expect((e as LogError).reason).toBe('OFFSET_OUT_OF_RANGE');

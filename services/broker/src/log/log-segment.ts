@@ -273,7 +273,7 @@ export class LogSegment {
     while (at < n) {
       const r = parseEntry(buf.subarray(0, n), at, true);
       if (r.kind === 'corrupt') {
-        throw new LogError('CORRUPT_MESSAGE', `${r.why} at position ${first.position + at} of ${this.path('.log')}`);
+        throw new LogError('CORRUPT_MESSAGE', `${r.why} at position ${first.position + at} of ${this.path('.log')}`, { metadata: { source: 'storage' } });
       }
       if (r.kind === 'incomplete') break;
       if (r.entry.baseOffset >= maxOffset) break;
@@ -281,7 +281,7 @@ export class LogSegment {
       out.push(r.entry);
       at += r.entry.size;
     }
-    if (out.length === 0) throw new LogError('CORRUPT_MESSAGE', `entry at position ${first.position} of ${this.path('.log')} cannot be read whole`);
+    if (out.length === 0) throw new LogError('CORRUPT_MESSAGE', `entry at position ${first.position} of ${this.path('.log')} cannot be read whole`, { metadata: { source: 'storage' } });
     return out;
   }
 

@@ -366,7 +366,8 @@ export class PartitionLog {
   }
 
   private checkFetchOffset(offset: bigint, maxOffset: bigint): void {
-    if (offset < this.logStartOffset || offset > maxOffset) {
+    // Offsets between the high watermark and the log end exist but are not readable yet: empty.
+    if (offset < this.logStartOffset || offset > this.logEndOffset) {
       throw new LogError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside [${this.logStartOffset}, ${maxOffset}]`, {
         offsetRange: { logStartOffset: this.logStartOffset, logEndOffset: maxOffset },
       });
@@ -376,20 +377,20 @@ export class PartitionLog {
   /**
    * Reads stored batches from `offset` up to about `maxBytes` (at least one batch when one is
    * available), never at or above `maxOffset` (the high watermark for consumers). The first batch
-   * may start before `offset`. Throws OFFSET_OUT_OF_RANGE outside [logStartOffset, maxOffset].
+   * may start before `offset`. Throws OFFSET_OUT_OF_RANGE outside [logStartOffset, logEndOffset].
    */
   read(offset: bigint, maxBytes: number, maxOffset: bigint = this.highWatermark): FetchedEntry[] {
     this.ensureOnline();
     this.checkFetchOffset(offset, maxOffset);
     const out: FetchedEntry[] = [];
-    if (offset === maxOffset) return out;
+    if (offset >= maxOffset) return out;
     let i = this.segmentIndexFor(offset);
     let from = offset;
     let budget = maxBytes;
     try {
       for (; i < this.segments.length && budget > 0; i++) {
         const seg = this.segments[i]!;
-        const entries: Entry[] = seg.read(from, out.length === 0 ? budget : Math.max(budget, 1), maxOffset);
+        const entries: Entry[] = seg.read(from, budget, maxOffset);
         for (const e of entries) {
           if (out.length > 0 && e.size > budget) return out;
           out.push({ baseOffset: e.baseOffset, leaderEpoch: e.leaderEpoch, lastOffset: lastOffsetOf(e), batch: e.batch, size: e.size });

@@ -1,0 +1,16 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadBrokerConfig } from './config.js';
+
+describe('loadBrokerConfig', () => {
+  it('applies defaults and parses addresses', () => {
+    const c = loadBrokerConfig({ SKEIN_BROKER_ID: '2', SKEIN_DATA_DIR: '/d', SKEIN_METADATA_ADDRESSES: 'a:1, b:2' });
+    expect(c).toMatchObject({ brokerId: 2, dataDir: '/d', host: '127.0.0.1', port: 9092, metadataAddresses: ['a:1', 'b:2'] });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('names the key of an invalid value', () => {
+    expect(() => loadBrokerConfig({ SKEIN_DATA_DIR: '/d' })).toThrow(/SKEIN_BROKER_ID/);
+    expect(() => loadBrokerConfig({ SKEIN_BROKER_ID: '-1', SKEIN_DATA_DIR: '/d' })).toThrow(ConfigError);
+    expect(() => loadBrokerConfig({ SKEIN_BROKER_ID: '1', SKEIN_DATA_DIR: '/d', SKEIN_METADATA_ADDRESSES: 'nohost' })).toThrow(/SKEIN_METADATA_ADDRESSES/);
+  });
+});

@@ -1,0 +1,385 @@
+/**
+ * gRPC handlers for skein.broker.v1.BrokerService: decode → call the replica manager / logs → map
+ * errors. Produce and fetch see batches as Buffers (wire-codec.ts); the service is registered with
+ * those codecs in place of the generated ones, under the same method paths, so clients use the
+ * public typed contract unchanged.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  Acks,
+  BrokerServiceService,
+  FetchRequest,
+  GetMetadataRequest,
+  type GetMetadataResponse,
+  InitProducerIdRequest,
+  type InitProducerIdResponse,
+  ListOffsetsRequest,
+  type ListOffsetsPartitionResponse,
+  type ListOffsetsResponse,
+  OffsetSpec,
+  type PartitionProduceResponse,
+  type ProduceResponse,
+  ProduceStreamResponse,
+  SubscribeRequest,
+} from '@skein/proto/skein/broker/v1/broker.js';
+import type { ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { LogError } from '../log/log-error.js';
+import type { Partition, ReplicaManager, LeaderInfo } from '../replica-manager.js';
+import type { ProducerIdManager } from '../producer-id-manager.js';
+import type { Timers } from '../runtime/timers.js';
+import { toLogError, toPartitionError, toServiceError } from './error-mapping.js';
+import {
+  decodeProduceRequest,
+  encodeFetchResponse,
+  encodeSubscribeResponse,
+  type PartitionFetchResponseWire,
+  type ProduceRequestWire,
+} from './wire-codec.js';
+
+/** What the broker's metadata cache answers (wired to the ClusterCache by the metadata follower). */
+export interface BrokerMetadataView {
+  /** The cluster metadata, limited to `topics` (all when empty). */
+  getMetadata(topics: readonly string[]): ClusterMetadata;
+  /** Who leads a partition this broker does not host, for NOT_LEADER hints; undefined if unknown. */
+  leaderOf(topic: string, partition: number): LeaderInfo | undefined;
+}
+
+export interface BrokerServiceDeps {
+  replicas: ReplicaManager;
+  metadata: BrokerMetadataView;
+  producerIds: ProducerIdManager;
+  timers: Timers;
+  logger: Logger;
+  /** Default and cap for FetchRequest.max_bytes. */
+  fetchMaxBytes?: number;
+  /** Default Subscribe max_bytes per message. */
+  subscribeMaxBytes?: number;
+}
+
+interface Malformed {
+  malformed: string;
+}
+
+function isMalformed(x: unknown): x is Malformed {
+  return typeof x === 'object' && x !== null && 'malformed' in x;
+}
+
+/** Decoding never throws inside grpc-js (which would answer INTERNAL): the handler says INVALID_ARGUMENT. */
+function safe<T>(decode: (b: Buffer) => T): (b: Buffer) => T | Malformed {
+  return (b) => {
+    try {
+      return decode(b);
+    } catch (e) {
+      return { malformed: (e as Error).message };
+    }
+  };
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+/** BrokerService with the broker's own codecs for batch-carrying messages. */
+export const brokerServiceDefinition = {
+  produce: { ...BrokerServiceService.produce, requestDeserialize: safe((b) => decodeProduceRequest(b, false)) },
+  produceStream: { ...BrokerServiceService.produceStream, requestDeserialize: safe((b) => decodeProduceRequest(b, true)) },
+  fetch: { ...BrokerServiceService.fetch, requestDeserialize: safe(FetchRequest.decode), responseSerialize: identity },
+  subscribe: { ...BrokerServiceService.subscribe, requestDeserialize: safe(SubscribeRequest.decode), responseSerialize: identity },
+  listOffsets: { ...BrokerServiceService.listOffsets, requestDeserialize: safe(ListOffsetsRequest.decode) },
+  initProducerId: { ...BrokerServiceService.initProducerId, requestDeserialize: safe(InitProducerIdRequest.decode) },
+  getMetadata: { ...BrokerServiceService.getMetadata, requestDeserialize: safe(GetMetadataRequest.decode) },
+} as unknown as grpc.ServiceDefinition;
+
+function invalid(message: string): LogError {
+  return new LogError('INVALID_REQUEST', message);
+}
+
+const DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024;
+const DEFAULT_SUBSCRIBE_MAX_BYTES = 1024 * 1024;
+const MAX_WAIT_CAP_MS = 60_000;
+
+export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.UntypedServiceImplementation {
+  const { replicas, metadata, logger } = deps;
+  const unexpected = (what: string, input?: unknown) => (e: unknown) => logger.error({ err: e, rpc: what, input }, 'unexpected error');
+  const hint = (t: string, p: number) => metadata.leaderOf(t, p);
+
+  function checkProduce(req: ProduceRequestWire): void {
+    if (req.timeoutMs < 0) throw invalid(`timeout_ms must not be negative, got ${req.timeoutMs}`);
+    if (!(req.acks in Acks) || req.acks < 0) throw invalid(`unknown acks value ${req.acks}`);
+  }
+
+  /** Appends every batch of a request (synchronously, in order) and resolves with the response. */
+  function produce(req: ProduceRequestWire): { response: Promise<ProduceResponse> } {
+    const acksAll = req.acks === Acks.ACKS_ALL || req.acks === Acks.ACKS_UNSPECIFIED;
+    const topics = req.topics.map((t) => ({
+      topic: t.topic,
+      partitions: t.partitions.map(async (pd): Promise<PartitionProduceResponse> => {
+        try {
+          const p = replicas.leaderPartition(t.topic, pd.partition, -1, hint);
+          const r = await replicas.appendToLeader(p, pd.batch, acksAll);
+          return { partition: pd.partition, error: undefined, baseOffset: r.baseOffset, logStartOffset: p.log.logStartOffset, duplicate: r.duplicate };
+        } catch (e) {
+          const err = toLogError(e, unexpected('Produce', { topic: t.topic, partition: pd.partition }));
+          return { partition: pd.partition, error: toPartitionError(err), baseOffset: -1n, logStartOffset: -1n, duplicate: false };
+        }
+      }),
+    }));
+    const response = Promise.all(topics.map(async (t) => ({ topic: t.topic, partitions: await Promise.all(t.partitions) }))).then((ts) => ({ topics: ts }));
+    return { response };
+  }
+
+  interface Read {
+    responses: Array<{ topic: string; partitions: PartitionFetchResponseWire[] }>;
+    bytes: number;
+    errors: number;
+    partitions: Partition[];
+  }
+
+  function readAll(req: FetchRequest, maxBytes: number): Read {
+    const out: Read = { responses: [], bytes: 0, errors: 0, partitions: [] };
+    let remaining = maxBytes;
+    for (const t of req.topics) {
+      const parts: PartitionFetchResponseWire[] = [];
+      for (const pf of t.partitions) {
+        try {
+          if (pf.fetchOffset < 0n) {
+            throw new LogError('OFFSET_OUT_OF_RANGE', `fetch_offset must not be negative, got ${pf.fetchOffset}`);
+          }
+          const p = replicas.leaderPartition(t.topic, pf.partition, pf.currentLeaderEpoch, hint);
+          out.partitions.push(p);
+          const limit = Math.min(pf.partitionMaxBytes > 0 ? pf.partitionMaxBytes : remaining, remaining);
+          const entries = limit > 0 ? p.log.read(pf.fetchOffset, limit) : [];
+          let size = 0;
+          for (const e of entries) size += e.size;
+          remaining -= size;
+          out.bytes += size;
+          parts.push({
+            partition: pf.partition,
+            highWatermark: p.log.highWatermark,
+            logStartOffset: p.log.logStartOffset,
+            batches: entries.map((e) => ({ baseOffset: e.baseOffset, leaderEpoch: e.leaderEpoch, batch: e.batch })),
+          });
+        } catch (e) {
+          let err = toLogError(e, unexpected('Fetch', { topic: t.topic, partition: pf.partition }));
+          if (err.reason === 'OFFSET_OUT_OF_RANGE' && !err.offsetRange) {
+            const p = replicas.getPartition(t.topic, pf.partition);
+            if (p) err = new LogError(err.reason, err.message, { offsetRange: { logStartOffset: p.log.logStartOffset, logEndOffset: p.log.highWatermark } });
+          }
+          out.errors++;
+          parts.push({ partition: pf.partition, error: toPartitionError(err), highWatermark: -1n, logStartOffset: -1n, batches: [] });
+        }
+      }
+      out.responses.push({ topic: t.topic, partitions: parts });
+    }
+    return out;
+  }
+
+  return {
+    produce(call: grpc.ServerUnaryCall<ProduceRequestWire | Malformed, ProduceResponse>, callback: grpc.sendUnaryData<ProduceResponse>) {
+      const req = call.request;
+      if (isMalformed(req)) return callback(toServiceError(new LogError('CORRUPT_MESSAGE', `malformed ProduceRequest: ${req.malformed}`)));
+      try {
+        checkProduce(req);
+      } catch (e) {
+        return callback(toServiceError(toLogError(e)));
+      }
+      const { response } = produce(req);
+      response.then(
+        (r) => callback(null, r),
+        (e) => callback(toServiceError(toLogError(e, unexpected('Produce')))),
+      );
+    },
+
+    produceStream(call: grpc.ServerDuplexStream<ProduceRequestWire | Malformed, ProduceStreamResponse>) {
+      // Replies go out in request order: each waits for the one before it.
+      let tail: Promise<void> = Promise.resolve();
+      let failed = false;
+      call.on('data', (req: ProduceRequestWire | Malformed) => {
+        if (failed) return;
+        try {
+          if (isMalformed(req)) throw new LogError('CORRUPT_MESSAGE', `malformed ProduceStreamRequest: ${req.malformed}`);
+          checkProduce(req);
+        } catch (e) {
+          failed = true;
+          call.emit('error', toServiceError(toLogError(e)));
+          return;
+        }
+        const { response } = produce(req);
+        if (req.acks === Acks.ACKS_NONE) return;
+        tail = tail.then(async () => {
+          const r = await response;
+          if (!call.cancelled) call.write({ correlationId: req.correlationId, topics: r.topics });
+        });
+      });
+      call.on('end', () => {
+        void tail.then(() => {
+          if (!failed) call.end();
+        });
+      });
+      call.on('error', () => undefined);
+    },
+
+    fetch(call: grpc.ServerUnaryCall<FetchRequest | Malformed, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+      const req = call.request;
+      if (isMalformed(req)) return callback(toServiceError(invalid(`malformed FetchRequest: ${req.malformed}`)));
+      const bad =
+        req.maxWaitMs < 0 ? `max_wait_ms must not be negative, got ${req.maxWaitMs}`
+        : req.minBytes < 0 ? `min_bytes must not be negative, got ${req.minBytes}`
+        : req.maxBytes < 0 ? `max_bytes must not be negative, got ${req.maxBytes}`
+        : req.topics.flatMap((t) => t.partitions).some((p) => p.partitionMaxBytes < 0) ? 'partition_max_bytes must not be negative'
+        : undefined;
+      if (bad) return callback(toServiceError(invalid(bad)));
+      const cap = deps.fetchMaxBytes ?? DEFAULT_FETCH_MAX_BYTES;
+      const maxBytes = req.maxBytes === 0 ? cap : Math.min(req.maxBytes, cap);
+      let done = false;
+      const cleanups: Array<() => void> = [];
+      const finish = (read: Read) => {
+        if (done) return;
+        done = true;
+        for (const c of cleanups.splice(0)) c();
+        try {
+          callback(null, encodeFetchResponse(read.responses));
+        } catch (e) {
+          callback(toServiceError(toLogError(e, unexpected('Fetch'))));
+        }
+      };
+      const attempt = (final: boolean) => {
+        if (done) return;
+        let read: Read;
+        try {
+          read = readAll(req, maxBytes);
+        } catch (e) {
+          done = true;
+          for (const c of cleanups.splice(0)) c();
+          return callback(toServiceError(toLogError(e, unexpected('Fetch'))));
+        }
+        if (final || read.errors > 0 || read.bytes >= Math.max(req.minBytes, 1) || req.maxWaitMs === 0) return finish(read);
+        if (cleanups.length === 0) {
+          // Long-poll: re-read when any of the partitions gets new data, or answer at the deadline.
+          for (const p of new Set(read.partitions)) cleanups.push(p.onChange(() => attempt(false)));
+          cleanups.push(deps.timers.setTimeout(() => attempt(true), Math.min(req.maxWaitMs, MAX_WAIT_CAP_MS)));
+          call.on('cancelled', () => {
+            done = true;
+            for (const c of cleanups.splice(0)) c();
+          });
+        }
+      };
+      attempt(false);
+    },
+
+    subscribe(call: grpc.ServerWritableStream<SubscribeRequest | Malformed, Buffer>) {
+      const req = call.request;
+      const fail = (e: unknown) => {
+        if (!call.cancelled) call.emit('error', toServiceError(toLogError(e, unexpected('Subscribe'))));
+      };
+      if (isMalformed(req)) return fail(invalid(`malformed SubscribeRequest: ${req.malformed}`));
+      if (req.maxBytes < 0) return fail(invalid(`max_bytes must not be negative, got ${req.maxBytes}`));
+      if (req.offset < 0n) return fail(new LogError('OFFSET_OUT_OF_RANGE', `offset must not be negative, got ${req.offset}`));
+      const maxBytes = req.maxBytes === 0 ? deps.subscribeMaxBytes ?? DEFAULT_SUBSCRIBE_MAX_BYTES : req.maxBytes;
+      let offset = req.offset;
+      let cancelled = false;
+      let wake: (() => void) | undefined;
+      call.on('cancelled', () => {
+        cancelled = true;
+        wake?.();
+      });
+      const pump = async () => {
+        while (!cancelled) {
+          const p = replicas.leaderPartition(req.topic, req.partition, req.currentLeaderEpoch, hint);
+          let entries;
+          try {
+            entries = p.log.read(offset, maxBytes);
+          } catch (e) {
+            const err = toLogError(e);
+            if (err.reason === 'OFFSET_OUT_OF_RANGE' && !err.offsetRange) {
+              throw new LogError(err.reason, err.message, { offsetRange: { logStartOffset: p.log.logStartOffset, logEndOffset: p.log.highWatermark } });
+            }
+            throw err;
+          }
+          if (entries.length > 0) {
+            const msg = encodeSubscribeResponse(
+              p.log.highWatermark,
+              p.log.logStartOffset,
+              entries.map((e) => ({ baseOffset: e.baseOffset, leaderEpoch: e.leaderEpoch, batch: e.batch })),
+            );
+            offset = entries[entries.length - 1]!.lastOffset + 1n;
+            // Flow control: stop reading while the client (HTTP/2 window) is behind.
+            if (!call.write(msg)) {
+              await new Promise<void>((resolve) => {
+                wake = resolve;
+                call.once('drain', resolve);
+              });
+            }
+            continue;
+          }
+          await new Promise<void>((resolve) => {
+            const off = p.onChange(() => {
+              off();
+              resolve();
+            });
+            wake = () => {
+              off();
+              resolve();
+            };
+          });
+        }
+      };
+      pump().catch(fail);
+    },
+
+    listOffsets(call: grpc.ServerUnaryCall<ListOffsetsRequest | Malformed, ListOffsetsResponse>, callback: grpc.sendUnaryData<ListOffsetsResponse>) {
+      const req = call.request;
+      if (isMalformed(req)) return callback(toServiceError(invalid(`malformed ListOffsetsRequest: ${req.malformed}`)));
+      const topics = req.topics.map((t) => ({
+        topic: t.topic,
+        partitions: t.partitions.map((lp): ListOffsetsPartitionResponse => {
+          try {
+            const p = replicas.leaderPartition(t.topic, lp.partition, -1, hint);
+            const log = p.log;
+            switch (lp.spec) {
+              case OffsetSpec.OFFSET_SPEC_EARLIEST:
+                return { partition: lp.partition, error: undefined, offset: log.logStartOffset, timestampMs: -1n, leaderEpoch: log.epochForOffset(log.logStartOffset) };
+              case OffsetSpec.OFFSET_SPEC_LATEST:
+                return { partition: lp.partition, error: undefined, offset: log.highWatermark, timestampMs: -1n, leaderEpoch: p.leaderEpoch };
+              case OffsetSpec.OFFSET_SPEC_TIMESTAMP: {
+                if (lp.timestampMs < 0n) throw invalid(`timestamp_ms must not be negative, got ${lp.timestampMs}`);
+                const found = log.findOffsetByTimestamp(lp.timestampMs);
+                return found
+                  ? { partition: lp.partition, error: undefined, offset: found.offset, timestampMs: found.timestampMs, leaderEpoch: found.leaderEpoch }
+                  : { partition: lp.partition, error: undefined, offset: -1n, timestampMs: -1n, leaderEpoch: -1 };
+              }
+              default:
+                throw invalid(`unknown offset spec ${lp.spec}`);
+            }
+          } catch (e) {
+            return { partition: lp.partition, error: toPartitionError(toLogError(e, unexpected('ListOffsets'))), offset: -1n, timestampMs: -1n, leaderEpoch: -1 };
+          }
+        }),
+      }));
+      callback(null, { topics });
+    },
+
+    initProducerId(call: grpc.ServerUnaryCall<InitProducerIdRequest | Malformed, InitProducerIdResponse>, callback: grpc.sendUnaryData<InitProducerIdResponse>) {
+      if (isMalformed(call.request)) return callback(toServiceError(invalid(`malformed InitProducerIdRequest: ${call.request.malformed}`)));
+      const clientId = call.request.clientId;
+      deps.producerIds.generate().then(
+        (producerId) => {
+          logger.info({ clientId, producerId: producerId.toString() }, 'producer id handed out');
+          callback(null, { producerId, producerEpoch: 0 });
+        },
+        (e) => {
+          logger.warn({ err: e }, 'producer id allocation failed');
+          callback(toServiceError(new LogError('UNAVAILABLE', 'cannot allocate a producer id right now', { retriable: true, cause: e })));
+        },
+      );
+    },
+
+    getMetadata(call: grpc.ServerUnaryCall<GetMetadataRequest | Malformed, GetMetadataResponse>, callback: grpc.sendUnaryData<GetMetadataResponse>) {
+      if (isMalformed(call.request)) return callback(toServiceError(invalid(`malformed GetMetadataRequest: ${call.request.malformed}`)));
+      try {
+        callback(null, { metadata: metadata.getMetadata(call.request.topics) });
+      } catch (e) {
+        callback(toServiceError(toLogError(e, unexpected('GetMetadata'))));
+      }
+    },
+  };
+}

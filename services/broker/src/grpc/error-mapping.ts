@@ -1,0 +1,87 @@
+/**
+ * The one table from storage/data-path reasons to gRPC status codes, and the two ways an error
+ * leaves the broker: as a per-partition `PartitionError` inside a response, or as the RPC's status
+ * with google.rpc.Status details (ErrorInfo + LeaderHint / OffsetRangeHint) in
+ * `grpc-status-details-bin`. Unexpected errors become INTERNAL without internals in the message.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { Any } from '@skein/proto/google/protobuf/any.js';
+import { ErrorInfo } from '@skein/proto/google/rpc/error_details.js';
+import { Status } from '@skein/proto/google/rpc/status.js';
+import { LeaderHint, OffsetRangeHint } from '@skein/proto/skein/common/v1/common.js';
+import type { PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
+import { isLogError, LogError, type LogErrorReason } from '../log/log-error.js';
+
+export const ERROR_DOMAIN = 'skein.broker';
+
+const CODES: Record<LogErrorReason, grpc.status> = {
+  CORRUPT_MESSAGE: grpc.status.INVALID_ARGUMENT,
+  INVALID_RECORD: grpc.status.INVALID_ARGUMENT,
+  MESSAGE_TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
+  UNSUPPORTED_COMPRESSION_TYPE: grpc.status.INVALID_ARGUMENT,
+  INVALID_PRODUCER_EPOCH: grpc.status.FAILED_PRECONDITION,
+  INVALID_PRODUCER_ID: grpc.status.INVALID_ARGUMENT,
+  OUT_OF_ORDER_SEQUENCE: grpc.status.FAILED_PRECONDITION,
+  OFFSET_OUT_OF_RANGE: grpc.status.OUT_OF_RANGE,
+  PARTITION_OFFLINE: grpc.status.UNAVAILABLE,
+  NOT_LEADER_OR_FOLLOWER: grpc.status.FAILED_PRECONDITION,
+  UNKNOWN_TOPIC_OR_PARTITION: grpc.status.NOT_FOUND,
+  FENCED_LEADER_EPOCH: grpc.status.FAILED_PRECONDITION,
+  UNKNOWN_LEADER_EPOCH: grpc.status.UNAVAILABLE,
+  INVALID_REQUEST: grpc.status.INVALID_ARGUMENT,
+  REQUEST_TIMED_OUT: grpc.status.DEADLINE_EXCEEDED,
+  NOT_ENOUGH_REPLICAS: grpc.status.UNAVAILABLE,
+  UNAVAILABLE: grpc.status.UNAVAILABLE,
+  INTERNAL: grpc.status.INTERNAL,
+};
+
+/** Corruption found in stored data (not in a client's batch) is data loss, not bad input. */
+function codeOf(e: LogError): grpc.status {
+  if (e.reason === 'CORRUPT_MESSAGE' && e.metadata['source'] === 'storage') return grpc.status.DATA_LOSS;
+  return CODES[e.reason];
+}
+
+/** Normalises anything thrown: LogErrors pass, anything else becomes INTERNAL (and is reported). */
+export function toLogError(e: unknown, onUnexpected?: (e: unknown) => void): LogError {
+  if (isLogError(e)) return e;
+  onUnexpected?.(e);
+  return new LogError('INTERNAL', 'internal error', { cause: e });
+}
+
+export function toPartitionError(e: LogError): PartitionError {
+  return {
+    code: codeOf(e),
+    reason: e.reason,
+    message: e.message,
+    retriable: e.retriable,
+    leaderHint: e.leaderHint ? { leaderId: e.leaderHint.leaderId, leaderEpoch: e.leaderHint.leaderEpoch, leaderEndpoint: undefined } : undefined,
+    offsetRange: e.offsetRange ? { logStartOffset: e.offsetRange.logStartOffset, logEndOffset: e.offsetRange.logEndOffset } : undefined,
+  };
+}
+
+function pack(typeName: string, value: Uint8Array): Any {
+  return { typeUrl: `type.googleapis.com/${typeName}`, value: Buffer.from(value) };
+}
+
+/** A gRPC error with google.rpc.Status details, for request-level failures. */
+export function toServiceError(e: LogError): grpc.ServiceError {
+  const code = codeOf(e);
+  const details: Any[] = [
+    pack('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: e.reason, domain: ERROR_DOMAIN, metadata: { ...e.metadata, retriable: String(e.retriable) } }).finish()),
+  ];
+  if (e.leaderHint) details.push(pack('skein.common.v1.LeaderHint', LeaderHint.encode({ ...e.leaderHint, leaderEndpoint: undefined }).finish()));
+  if (e.offsetRange) details.push(pack('skein.common.v1.OffsetRangeHint', OffsetRangeHint.encode(e.offsetRange).finish()));
+  const metadata = new grpc.Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message: e.message, details }).finish()));
+  const err = Object.assign(new Error(e.message), { code, details: e.message, metadata }) as grpc.ServiceError;
+  return err;
+}
+
+/** Reads the reason back out of a gRPC error (clients and tests). */
+export function reasonOf(err: grpc.ServiceError): string | undefined {
+  const raw = err.metadata?.get('grpc-status-details-bin')[0];
+  if (!raw) return undefined;
+  const status = Status.decode(raw as Buffer);
+  for (const d of status.details) if (d.typeUrl.endsWith('google.rpc.ErrorInfo')) return ErrorInfo.decode(d.value).reason;
+  return undefined;
+}

@@ -1,0 +1,326 @@
+/**
+ * The partitions this broker hosts: opens, creates and deletes their logs as the metadata follower
+ * commands, knows which ones it leads, appends to them and wakes readers when their high watermark
+ * moves. Runs the background log tasks (retention, flush.ms, checkpoints, compaction).
+ *
+ * Leadership: a partition whose leader is this broker accepts produce at its leader epoch; while
+ * its ISR is just this broker the high watermark follows the log end offset (replication will move
+ * it from follower progress instead).
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { DEFAULT_LOG_CONFIG, type LogConfig, parseLogConfig } from './log/log-config.js';
+import { LogError } from './log/log-error.js';
+import { type AppendResult, type LogEvent, PartitionLog } from './log/partition-log.js';
+import { compactLog } from './log/log-cleaner.js';
+import type { Clock, Timers } from './runtime/timers.js';
+
+/** What the metadata follower passes for each replica this broker hosts. */
+export interface PartitionAssignment {
+  topic: string;
+  topicId: string;
+  partition: number;
+  leaderId: number;
+  leaderEpoch: number;
+  replicas: readonly number[];
+  isr: readonly number[];
+  /** Topic config overrides (defaults apply to keys not present). */
+  configs: Readonly<Record<string, string>>;
+}
+
+export interface LeaderInfo {
+  leaderId: number;
+  leaderEpoch: number;
+}
+
+export class Partition {
+  leaderId: number;
+  leaderEpoch: number;
+  replicas: readonly number[];
+  isr: readonly number[];
+  minInsyncReplicas: number;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly log: PartitionLog,
+    a: PartitionAssignment,
+    private readonly brokerId: number,
+  ) {
+    this.leaderId = a.leaderId;
+    this.leaderEpoch = a.leaderEpoch;
+    this.replicas = a.replicas;
+    this.isr = a.isr;
+    this.minInsyncReplicas = Number(a.configs['min.insync.replicas'] ?? '1');
+  }
+
+  get topicId(): string {
+    return this.log.topicId;
+  }
+
+  get isLeader(): boolean {
+    return this.leaderId === this.brokerId;
+  }
+
+  /** Calls `fn` when new data becomes readable (or the partition changes state). */
+  onChange(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  notify(): void {
+    for (const fn of [...this.listeners]) fn();
+  }
+
+  /** With no other in-sync replica, everything appended is committed. */
+  maybeAdvanceHighWatermark(): void {
+    if (this.isLeader && this.isr.length <= 1 && this.log.updateHighWatermark(this.log.logEndOffset)) this.notify();
+  }
+}
+
+export interface ReplicaManagerOptions {
+  brokerId: number;
+  dataDir: string;
+  clock: Clock;
+  timers: Timers;
+  logger: Logger;
+  /** Broker-wide defaults under the topic overrides. */
+  defaultLogConfig?: LogConfig;
+  /** How often retention, flush.ms and checkpoints run. */
+  backgroundIntervalMs?: number;
+}
+
+function key(topic: string, partition: number): string {
+  return `${topic}-${partition}`;
+}
+
+export class ReplicaManager {
+  private readonly partitions = new Map<string, Partition>();
+  private readonly cancelTimers: Array<() => void> = [];
+  private readonly compacting = new Map<string, Promise<void>>();
+  /** Serialises commands per partition so open/delete never interleave. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private closed = false;
+
+  constructor(private readonly opts: ReplicaManagerOptions) {
+    fs.mkdirSync(opts.dataDir, { recursive: true });
+  }
+
+  get brokerId(): number {
+    return this.opts.brokerId;
+  }
+
+  private serial<T>(k: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(k) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.queues.set(k, tail);
+    void tail.then(() => {
+      if (this.queues.get(k) === tail) this.queues.delete(k);
+    });
+    return next;
+  }
+
+  /**
+   * Creates or opens the partition's log and applies leadership, replicas, ISR and configs. A
+   * directory left by a deleted topic of the same name (another topic id) is removed first.
+   */
+  applyPartitionAssignment(a: PartitionAssignment): Promise<void> {
+    return this.serial(key(a.topic, a.partition), async () => {
+      if (this.closed) return;
+      const k = key(a.topic, a.partition);
+      const config = parseLogConfig(a.configs, this.opts.defaultLogConfig ?? DEFAULT_LOG_CONFIG);
+      let p = this.partitions.get(k);
+      if (p && p.topicId !== a.topicId) {
+        await this.removePartition(p, 'topic re-created with a new id');
+        p = undefined;
+      }
+      if (!p) {
+        const dir = join(this.opts.dataDir, k);
+        const stored = PartitionLog.storedTopicId(dir);
+        if (stored !== undefined && stored !== a.topicId) {
+          this.opts.logger.info({ topic: a.topic, partition: a.partition, stored, topicId: a.topicId }, 'removing data of a deleted topic with the same name');
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+        const logger = this.opts.logger.child({ component: 'log', topic: a.topic, partition: a.partition });
+        const log = PartitionLog.open({ dir, topicId: a.topicId, config, clock: this.opts.clock, onEvent: (e) => this.logEvent(logger, e, a.topic, a.partition) });
+        p = new Partition(a.topic, a.partition, log, a, this.opts.brokerId);
+        this.partitions.set(k, p);
+        logger.info({ logStartOffset: log.logStartOffset.toString(), logEndOffset: log.logEndOffset.toString(), leaderId: a.leaderId, leaderEpoch: a.leaderEpoch }, 'partition opened');
+      } else {
+        const becameLeader = !p.isLeader && a.leaderId === this.opts.brokerId;
+        if (p.leaderEpoch !== a.leaderEpoch || becameLeader) {
+          this.opts.logger.info({ topic: a.topic, partition: a.partition, leaderId: a.leaderId, leaderEpoch: a.leaderEpoch }, 'leader changed');
+        }
+        p.leaderId = a.leaderId;
+        p.leaderEpoch = a.leaderEpoch;
+        p.replicas = a.replicas;
+        p.isr = a.isr;
+        p.minInsyncReplicas = Number(a.configs['min.insync.replicas'] ?? '1');
+        p.log.config = config;
+      }
+      p.maybeAdvanceHighWatermark();
+      p.notify();
+    });
+  }
+
+  /** Closes the partition's log and deletes its data (topic deleted or replica moved away). */
+  deletePartition(d: { topic: string; topicId?: string; partition: number }): Promise<void> {
+    return this.serial(key(d.topic, d.partition), async () => {
+      const p = this.partitions.get(key(d.topic, d.partition));
+      if (p && (d.topicId === undefined || d.topicId === p.topicId)) await this.removePartition(p, 'deleted');
+      else if (!p) {
+        const dir = join(this.opts.dataDir, key(d.topic, d.partition));
+        const stored = PartitionLog.storedTopicId(dir);
+        if (stored !== undefined && (d.topicId === undefined || stored === d.topicId)) fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  private async removePartition(p: Partition, why: string): Promise<void> {
+    this.partitions.delete(key(p.topic, p.partition));
+    await p.log.delete();
+    p.notify();
+    this.opts.logger.info({ topic: p.topic, partition: p.partition, why }, 'partition removed');
+  }
+
+  getPartition(topic: string, partition: number): Partition | undefined {
+    return this.partitions.get(key(topic, partition));
+  }
+
+  listPartitions(): Partition[] {
+    return [...this.partitions.values()];
+  }
+
+  /**
+   * The partition, if this broker leads it at `currentLeaderEpoch` (-1 skips the epoch check).
+   * Throws UNKNOWN_TOPIC_OR_PARTITION / NOT_LEADER_OR_FOLLOWER (with a hint) / epoch errors.
+   */
+  leaderPartition(topic: string, partition: number, currentLeaderEpoch = -1, hint?: (topic: string, partition: number) => LeaderInfo | undefined): Partition {
+    const p = this.partitions.get(key(topic, partition));
+    if (!p) {
+      const h = hint?.(topic, partition);
+      if (h) {
+        throw new LogError('NOT_LEADER_OR_FOLLOWER', `broker ${this.opts.brokerId} does not host ${topic}-${partition}; broker ${h.leaderId} leads it`, {
+          retriable: true,
+          leaderHint: h,
+          metadata: { topic, partition: String(partition) },
+        });
+      }
+      throw new LogError('UNKNOWN_TOPIC_OR_PARTITION', `this broker does not host ${topic}-${partition}`, { metadata: { topic, partition: String(partition) } });
+    }
+    if (!p.isLeader) {
+      throw new LogError('NOT_LEADER_OR_FOLLOWER', `broker ${this.opts.brokerId} is not the leader of ${topic}-${partition}`, {
+        retriable: true,
+        leaderHint: { leaderId: p.leaderId, leaderEpoch: p.leaderEpoch },
+        metadata: { topic, partition: String(partition) },
+      });
+    }
+    if (currentLeaderEpoch >= 0 && currentLeaderEpoch !== p.leaderEpoch) {
+      const reason = currentLeaderEpoch < p.leaderEpoch ? 'FENCED_LEADER_EPOCH' : 'UNKNOWN_LEADER_EPOCH';
+      throw new LogError(reason, `leader epoch ${currentLeaderEpoch} does not match the current ${p.leaderEpoch}`, {
+        retriable: reason === 'UNKNOWN_LEADER_EPOCH',
+        leaderHint: { leaderId: p.leaderId, leaderEpoch: p.leaderEpoch },
+        metadata: { topic, partition: String(partition) },
+      });
+    }
+    return p;
+  }
+
+  /**
+   * Appends a batch to a partition this broker leads. With acks=all, refuses up front when the ISR
+   * is below min.insync.replicas. Resolves once the batch is as durable as the flush policy asks.
+   */
+  async appendToLeader(p: Partition, batch: Buffer, acksAll: boolean): Promise<AppendResult> {
+    if (acksAll && p.isr.length < p.minInsyncReplicas) {
+      throw new LogError('NOT_ENOUGH_REPLICAS', `ISR size ${p.isr.length} is below min.insync.replicas ${p.minInsyncReplicas}`, { retriable: true });
+    }
+    const result = p.log.appendAsLeader(batch, p.leaderEpoch);
+    if (!result.duplicate) p.maybeAdvanceHighWatermark();
+    if (result.flushed) await result.flushed;
+    return result;
+  }
+
+  /** Starts retention, flush.ms, checkpoint and compaction passes on a timer. */
+  startBackgroundTasks(): void {
+    const every = this.opts.backgroundIntervalMs ?? 5_000;
+    this.cancelTimers.push(this.opts.timers.setInterval(() => void this.runBackgroundPass(), every));
+  }
+
+  /** One pass of the background tasks (tests call it directly). */
+  async runBackgroundPass(): Promise<void> {
+    const now = this.opts.clock.nowMs();
+    for (const p of this.listPartitions()) {
+      if (p.log.isOffline) continue;
+      try {
+        await p.log.maybeFlushByTime(now);
+        await p.log.applyRetention(now);
+        p.log.writeCheckpoints();
+        if (p.log.config.cleanupCompact) void this.compact(p);
+      } catch (e) {
+        this.opts.logger.warn({ topic: p.topic, partition: p.partition, err: e }, 'background log task failed');
+      }
+    }
+  }
+
+  /** Runs the cleaner on one partition; while it runs there, callers share the run in flight. */
+  compact(p: Partition): Promise<void> {
+    const k = key(p.topic, p.partition);
+    const running = this.compacting.get(k);
+    if (running) return running;
+    const run = (async () => {
+      try {
+        const result = await compactLog(p.log, this.opts.clock.nowMs());
+        if (result.segmentsCleaned > 0) {
+          this.opts.logger.info({ topic: p.topic, partition: p.partition, ...result }, 'log compacted');
+        }
+      } catch (e) {
+        this.opts.logger.warn({ topic: p.topic, partition: p.partition, err: e }, 'log compaction failed');
+      } finally {
+        this.compacting.delete(k);
+      }
+    })();
+    this.compacting.set(k, run);
+    return run;
+  }
+
+  private logEvent(logger: Logger, e: LogEvent, topic: string, partition: number): void {
+    switch (e.type) {
+      case 'recovered':
+        logger.info({ segment: e.segment.toString(), ...e.report }, 'segment recovered');
+        break;
+      case 'segments-deleted-after-truncation':
+        logger.warn({ count: e.count }, 'segments after a damaged one deleted during recovery');
+        break;
+      case 'producer-state-rebuilt':
+        logger.info({ fromOffset: e.fromOffset.toString(), reason: e.reason }, 'producer state rebuilt from the log');
+        break;
+      case 'rolled':
+        logger.info({ baseOffset: e.newBaseOffset.toString() }, 'segment rolled');
+        break;
+      case 'retention':
+        logger.info({ deleted: e.deleted, reason: e.reason, logStartOffset: e.logStartOffset.toString() }, 'old segments deleted');
+        break;
+      case 'truncated':
+        logger.info({ offset: e.offset.toString() }, 'log truncated');
+        break;
+      case 'offline': {
+        logger.error({ err: e.error }, 'partition offline after a storage error');
+        this.partitions.get(key(topic, partition))?.notify();
+        break;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.cancelTimers.splice(0)) c();
+    for (const p of this.listPartitions()) {
+      await p.log.close();
+      p.notify();
+    }
+    this.partitions.clear();
+  }
+}
