@@ -90,6 +90,8 @@ export interface ReplicaManagerOptions {
   defaultLogConfig?: LogConfig;
   /** How often retention, flush.ms and checkpoints run. */
   backgroundIntervalMs?: number;
+  /** Idempotent producers idle longer than this are forgotten (default one day, as in Kafka). */
+  producerIdExpirationMs?: number;
 }
 
 function key(topic: string, partition: number): string {
@@ -257,6 +259,7 @@ export class ReplicaManager {
       try {
         await p.log.maybeFlushByTime(now);
         await p.log.applyRetention(now);
+        p.log.expireProducers(now - (this.opts.producerIdExpirationMs ?? 86_400_000));
         p.log.writeCheckpoints();
         if (p.log.config.cleanupCompact) void this.compact(p);
       } catch (e) {

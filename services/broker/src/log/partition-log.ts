@@ -230,7 +230,10 @@ export class PartitionLog {
     }
   }
 
-  /** Writes the partition checkpoint, the epoch history and the producer snapshot. */
+  /**
+   * Writes the partition checkpoint, the epoch history and the producer snapshot, each only when
+   * its content changed since the last write (the background pass calls this for every partition).
+   */
   writeCheckpoints(): void {
     if (this.isOffline) return;
     const cp: PartitionCheckpoint = {
@@ -240,12 +243,20 @@ export class PartitionLog {
       highWatermark: this.highWatermark.toString(),
     };
     try {
-      writeFileAtomic(join(this.opts.dir, CHECKPOINT), JSON.stringify(cp));
-      writeFileAtomic(join(this.opts.dir, EPOCH_CHECKPOINT), this.epochs.serialize());
-      writeFileAtomic(join(this.opts.dir, PRODUCER_SNAPSHOT), this.producers.snapshot(this.logEndOffset));
+      this.writeIfChanged(CHECKPOINT, Buffer.from(JSON.stringify(cp)));
+      this.writeIfChanged(EPOCH_CHECKPOINT, this.epochs.serialize());
+      this.writeIfChanged(PRODUCER_SNAPSHOT, this.producers.snapshot(this.logEndOffset));
     } catch (e) {
       throw this.fail(e);
     }
+  }
+
+  private readonly lastWritten = new Map<string, Buffer>();
+
+  private writeIfChanged(name: string, data: Buffer): void {
+    if (this.lastWritten.get(name)?.equals(data)) return;
+    writeFileAtomic(join(this.opts.dir, name), data);
+    this.lastWritten.set(name, data);
   }
 
   /** The single funnel for storage failures: marks the log offline and reports it once. */
@@ -284,7 +295,7 @@ export class PartitionLog {
     const baseOffset = this.logEndOffset;
     try {
       this.maybeRoll(batch.length, now, header.recordCount);
-      if (this.epochs.assign(leaderEpoch, baseOffset)) writeFileAtomic(join(this.opts.dir, EPOCH_CHECKPOINT), this.epochs.serialize());
+      if (this.epochs.assign(leaderEpoch, baseOffset)) this.writeIfChanged(EPOCH_CHECKPOINT, this.epochs.serialize());
       this.active.append(
         {
           baseOffset,
@@ -348,6 +359,14 @@ export class PartitionLog {
       throw this.fail(e);
     }
     if (upTo > this.recoveryPoint) this.recoveryPoint = upTo;
+  }
+
+  /**
+   * Forgets idempotent producers whose last batch is older than `expireBeforeMs` (Kafka's
+   * producer.id.expiration.ms), so the state does not grow without bound.
+   */
+  expireProducers(expireBeforeMs: number): number {
+    return this.producers.expire(BigInt(Math.floor(expireBeforeMs)));
   }
 
   /** Called periodically: applies flush.ms. */
