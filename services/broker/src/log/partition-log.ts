@@ -222,10 +222,12 @@ export class PartitionLog {
       const reason = typeof loaded === 'string' ? loaded : `snapshot at ${loaded.offset} is past the log end ${this.logEndOffset}`;
       if (this.logEndOffset > this.logStartOffset) this.emit({ type: 'producer-state-rebuilt', fromOffset: from, reason });
     }
+    // Replayed producers count as active now (their append times are not stored in the log).
+    const now = BigInt(this.opts.clock.nowMs());
     for (const seg of this.segments) {
       if (seg.nextOffset <= from) continue;
       seg.scan(0, false, (e) => {
-        if (e.baseOffset >= from && e.producerId > 0n) this.producers.update(e, e.baseOffset, e.maxTimestampMs);
+        if (e.baseOffset >= from && e.producerId > 0n) this.producers.update(e, e.baseOffset, now);
       });
     }
   }
@@ -311,7 +313,8 @@ export class PartitionLog {
     } catch (e) {
       throw this.fail(e);
     }
-    if (idempotent) this.producers.update(header, baseOffset, header.maxTimestampMs);
+    // Producer expiry runs on broker time: record timestamps are the producer's and may be anything.
+    if (idempotent) this.producers.update(header, baseOffset, BigInt(now));
     this.unflushedMessages += header.recordCount;
     this.firstUnflushedAtMs ??= now;
     const result: AppendResult = { baseOffset, duplicate: false, recordCount: header.recordCount };
