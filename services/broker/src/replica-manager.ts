@@ -102,6 +102,7 @@ export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
   private readonly cancelTimers: Array<() => void> = [];
   private readonly compacting = new Map<string, Promise<void>>();
+  private readonly lastCompactedActiveBase = new Map<string, bigint>();
   /** Serialises commands per partition so open/delete never interleave. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private closed = false;
@@ -261,7 +262,12 @@ export class ReplicaManager {
         await p.log.applyRetention(now);
         p.log.expireProducers(now - (this.opts.producerIdExpirationMs ?? 86_400_000));
         p.log.writeCheckpoints();
-        if (p.log.config.cleanupCompact) void this.compact(p);
+        // Clean only when a roll has closed new data since the last run (a cheap dirty check; the
+        // cleaner rereads the log to build its key map).
+        if (p.log.config.cleanupCompact && this.lastCompactedActiveBase.get(key(p.topic, p.partition)) !== p.log.activeBaseOffset) {
+          this.lastCompactedActiveBase.set(key(p.topic, p.partition), p.log.activeBaseOffset);
+          void this.compact(p);
+        }
       } catch (e) {
         this.opts.logger.warn({ topic: p.topic, partition: p.partition, err: e }, 'background log task failed');
       }

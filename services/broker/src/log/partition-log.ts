@@ -117,6 +117,11 @@ export class PartitionLog {
     return this.segments.reduce((a, s) => a + s.size, 0);
   }
 
+  /** Base offset of the active segment (changes when the log rolls). */
+  get activeBaseOffset(): bigint {
+    return this.active.baseOffset;
+  }
+
   get segmentCount(): number {
     return this.segments.length;
   }
