@@ -75,8 +75,11 @@ export class Controller {
         const record: ControllerRecord = { v: 1, instanceId: this.options.instanceId, host: this.options.advertisedHost, port: this.options.advertisedPort };
         this.campaignAbort = new AbortController();
         const campaign = election.campaign(encodeRecord(record), this.campaignAbort.signal);
+        // A campaign abandoned because the session died rejects later; nobody awaits it then.
+        campaign.catch(() => {});
         const won = await Promise.race([campaign, lostSession.then(() => undefined)]);
         if (!won || this.stopped) {
+          this.campaignAbort.abort();
           await session.close().catch(() => {});
           continue;
         }
