@@ -34,9 +34,9 @@ beforeAll(async () => {
   etcd = await startEtcd({ members: 3 });
   await startInstance('meta-a');
   await startInstance('meta-b');
-  const c = clientOf(instances[0]!);
+  const all = instances.map(clientOf);
   for (const id of [1, 2, 3]) {
-    const b = new FakeBroker(c, id);
+    const b = new FakeBroker(all, id);
     await b.register();
     brokers.push(b);
   }
@@ -70,9 +70,8 @@ describe('controller failover', () => {
     dead.crash();
     await waitFor(async () => (await c.describeTopic({ name: 'after-failover' })).topic!.partitions.every((p) => p.leaderId !== dead.brokerId), { timeoutMs: 15_000, message: 'new controller moves leadership' });
     await dead.register();
+    // Restarted on the same port, so the existing clients reconnect to it.
     await victim.restart();
-    clients.get(victim)?.close();
-    clients.set(victim, metadataClient(victim.address));
   });
 
   it('a frozen controller that lost its session does not overwrite its successor', async () => {
@@ -107,7 +106,7 @@ describe('etcd member loss', () => {
     const c = clientOf(instances[0]!);
     const created = await c.createTopic({ name: 'quorum', partitions: 4, replicationFactor: 3, configs: {}, validateOnly: false });
     expect(created.topic!.partitions).toHaveLength(4);
-    const b = new FakeBroker(c, 40);
+    const b = new FakeBroker([c, clientOf(instances[1]!)], 40);
     await b.register();
     const seenElsewhere = async () => (await clusterVia(instances[1]!)).brokers.some((x) => x.brokerId === 40) &&
       (await clientOf(instances[1]!).describeTopic({ name: 'quorum' })).topic!.partitions.length === 4;

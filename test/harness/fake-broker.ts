@@ -9,22 +9,47 @@ export class FakeBroker {
   private timer: NodeJS.Timeout | undefined;
   sessionId = 0n;
 
+  private readonly clients: Array<ReturnType<typeof metadataClient>>;
+  private current = 0;
+
   constructor(
-    private readonly client: ReturnType<typeof metadataClient>,
+    clients: ReturnType<typeof metadataClient> | Array<ReturnType<typeof metadataClient>>,
     readonly brokerId: number,
     private readonly options: { sessionTtlMs?: number; rack?: string; port?: number } = {},
-  ) {}
+  ) {
+    this.clients = Array.isArray(clients) ? clients : [clients];
+  }
+
+  /** Like a real broker, fails over to the next metadata instance when one stops answering. */
+  private get client(): ReturnType<typeof metadataClient> {
+    return this.clients[this.current % this.clients.length]!;
+  }
 
   async register(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.registerOnce();
+        return;
+      } catch (err) {
+        const reason = (err as { reason?: string }).reason;
+        if ((reason !== 'BROKER_NOT_AVAILABLE' && reason !== 'REQUEST_TIMED_OUT') || attempt >= 2 * this.clients.length) throw err;
+        this.current++;
+      }
+    }
+  }
+
+  private async registerOnce(): Promise<void> {
     const res = await this.client.registerBroker({
       brokerId: this.brokerId,
       endpoint: { host: '127.0.0.1', port: this.options.port ?? 20000 + this.brokerId },
       rack: this.options.rack ?? '',
       sessionTtlMs: this.options.sessionTtlMs ?? 2000,
-    });
+    }, { deadlineMs: 2000 });
     this.sessionId = res.sessionId;
     this.timer = setInterval(() => {
-      this.client.brokerHeartbeat({ brokerId: this.brokerId, sessionId: this.sessionId }).catch(() => {});
+      this.client.brokerHeartbeat({ brokerId: this.brokerId, sessionId: this.sessionId }, { deadlineMs: res.heartbeatIntervalMs }).catch((err: { reason?: string }) => {
+        if (err.reason !== 'SESSION_EXPIRED') this.current++;
+      });
     }, res.heartbeatIntervalMs);
   }
 

@@ -161,8 +161,14 @@ export class MetadataAdmin {
         ],
         success: chunk,
       });
-      if (!txn.succeeded) break; // deleted/altered concurrently, or the controller filled them in
+      if (!txn.succeeded) break; // deleted/altered concurrently, or the controller is filling them in
       revision = txn.revision;
+    }
+    await this.view.waitForRevision(revision);
+    // If the controller took over part of the work, answer only once every state exists.
+    const deadline = Date.now() + 10_000;
+    while (this.view.current.topics.has(topic) && this.view.current.missingPartitionStates(topic).length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
     }
     return revision;
   }
