@@ -49,6 +49,14 @@ function prefixEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
+/**
+ * etcd cancels a watch with an empty reason when its start revision is compacted (the compact
+ * revision travels in a field etcd3 does not surface), and for nothing else we ask of it.
+ */
+function isCompaction(err: Error): boolean {
+  return /compact/i.test(err.message) || /Watcher canceled:\s*$/.test(err.message);
+}
+
 function unavailable(err: unknown): never {
   if (err instanceof StoreCompactedError || err instanceof StoreUnavailableError) throw err;
   throw new StoreUnavailableError(`etcd request failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
@@ -169,7 +177,7 @@ export class EtcdStore implements MetadataStore {
     try {
       watcher = await builder.create();
     } catch (err) {
-      if (/compact/i.test((err as Error).message)) throw new StoreCompactedError(options.fromRevision ?? 0n, 0n);
+      if (isCompaction(err as Error)) throw new StoreCompactedError(options.fromRevision ?? 0n, 0n);
       unavailable(err);
     }
     watcher.on('data', (res) => {
@@ -192,7 +200,7 @@ export class EtcdStore implements MetadataStore {
       if (closed) return;
       closed = true;
       void watcher.cancel().catch(() => {});
-      options.onError(/compact/i.test(err.message) ? new StoreCompactedError(options.fromRevision ?? 0n, 0n) : err);
+      options.onError(isCompaction(err) ? new StoreCompactedError(options.fromRevision ?? 0n, 0n) : err);
     });
     return {
       close: async () => {
