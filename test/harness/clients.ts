@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, type SkeinError } from '@skein/common/errors.js';
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { BrokerServiceClient } from '@skein/proto/skein/broker/v1/broker.js';
 
 type UnaryMethod<Req, Res> = (request: Req, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall;
 
@@ -47,4 +48,8 @@ export async function rejection(promise: Promise<unknown>): Promise<SkeinError> 
     return err as SkeinError;
   }
   throw new Error('expected the call to fail, but it succeeded');
+}
+
+export function brokerClient(address: string) {
+  return promisify(new BrokerServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 }));
 }

@@ -1,1 +1,2 @@
 export const METADATA_ENTRY = new URL("../../services/metadata/dist/main.js", import.meta.url).pathname;
+export const BROKER_ENTRY = new URL("../../services/broker/dist/main.js", import.meta.url).pathname;

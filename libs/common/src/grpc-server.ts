@@ -125,6 +125,25 @@ export function serverCredentials(tls?: TlsOptions): grpc.ServerCredentials {
   );
 }
 
+/**
+ * Adds grpc.health.v1 (with the given initial statuses) and server reflection over `protoFiles`
+ * to a server; for services that build their own grpc.Server.
+ */
+export function addHealthAndReflection(server: grpc.Server, statuses: Record<string, 'SERVING' | 'NOT_SERVING'>, protoFiles: string[]): HealthImplementation {
+  const health = new HealthImplementation(statuses);
+  health.addToServer(server);
+  const pkg = protoLoader.loadSync([...protoFiles, healthProtoPath], {
+    includeDirs: [PROTO_DIR],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  new ReflectionService(pkg).addToServer(server);
+  return health;
+}
+
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 64 * 1024 * 1024,
@@ -134,18 +153,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
 
   const statuses: Record<string, 'SERVING' | 'NOT_SERVING'> = { '': 'SERVING' };
   for (const reg of options.services) statuses[reg.name] = 'SERVING';
-  const health = new HealthImplementation(statuses);
-  health.addToServer(server);
-
-  const pkg = protoLoader.loadSync([...options.protoFiles, healthProtoPath], {
-    includeDirs: [PROTO_DIR],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  new ReflectionService(pkg).addToServer(server);
+  const health = addHealthAndReflection(server, statuses, options.protoFiles);
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.tls), (err, bound) => (err ? reject(err) : resolve(bound)));

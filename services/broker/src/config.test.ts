@@ -4,6 +4,7 @@ import { ConfigError, loadBrokerConfig } from './config.js';
 describe('loadBrokerConfig', () => {
   it('applies defaults and parses addresses', () => {
     const c = loadBrokerConfig({ SKEIN_BROKER_ID: '2', SKEIN_DATA_DIR: '/d', SKEIN_METADATA_ADDRESSES: 'a:1, b:2' });
+    expect(loadBrokerConfig({}, ['--broker-id', '3', '--data-dir', '/x']).brokerId).toBe(3);
     expect(c).toMatchObject({ brokerId: 2, dataDir: '/d', host: '127.0.0.1', port: 9092, metadataAddresses: ['a:1', 'b:2'] });
     expect(Object.isFrozen(c)).toBe(true);
   });

@@ -1,1 +1,107 @@
-export {};
+#!/usr/bin/env node
+/**
+ * The broker process: binds the gRPC server (BrokerService, health, reflection), registers with the
+ * metadata service and follows its WatchMetadata stream, turning assignment changes into replica
+ * manager calls. Health is NOT_SERVING until the broker is registered and has opened the
+ * partitions of its first metadata snapshot (recovery included). SIGTERM unregisters first, so the
+ * controller moves leadership away, then drains calls and closes the logs.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { configHelp, ConfigError as CommonConfigError } from '@skein/common/config.js';
+import { fromServiceError } from '@skein/common/errors.js';
+import { addHealthAndReflection } from '@skein/common/grpc-server.js';
+import { createLogger } from '@skein/common/logger.js';
+import { onShutdownSignal } from '@skein/common/shutdown.js';
+import { PROTO_FILES } from '@skein/proto';
+import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { brokerConfigSchema, loadBrokerConfig } from './config.js';
+import { MetadataFollower } from './metadata/metadata-follower.js';
+import { BrokerServer } from './server.js';
+
+const BROKER_SERVICE = 'skein.broker.v1.BrokerService';
+
+if (process.argv.includes('--help')) {
+  console.log(`skein-broker: a Skein broker (partition logs, produce and fetch)\n\nOptions (flag, environment variable):\n${configHelp(brokerConfigSchema)}`);
+  process.exit(0);
+}
+
+let config;
+try {
+  config = loadBrokerConfig(process.env, process.argv.slice(2));
+} catch (err) {
+  if (err instanceof CommonConfigError) {
+    console.error(`skein-broker: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+const logger = createLogger({ service: 'broker', level: config.logLevel });
+logger.setBindings({ brokerId: config.brokerId });
+let follower: MetadataFollower | undefined;
+let health: ReturnType<typeof addHealthAndReflection> | undefined;
+const metadataClients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
+let nextClient = 0;
+
+const server = new BrokerServer({
+  config,
+  logger,
+  metadata: {
+    getMetadata: (topics) => follower!.cache.clusterView(topics),
+    leaderOf: (topic, partition) => {
+      const found = follower?.cache.partition(topic, partition);
+      return found ? { leaderId: found.state.leaderId, leaderEpoch: found.state.leaderEpoch } : undefined;
+    },
+  },
+  producerIdSource: {
+    allocateProducerIds: (count) => new Promise((resolve, reject) => {
+      const client = metadataClients[nextClient++ % metadataClients.length]!;
+      client.allocateProducerIds({ brokerId: config.brokerId, count }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, res) => {
+        if (err) reject(fromServiceError(err));
+        else resolve({ firstProducerId: res.firstProducerId, count: res.count });
+      });
+    }),
+  },
+  addServices: (grpcServer) => {
+    health = addHealthAndReflection(grpcServer, { '': 'NOT_SERVING', [BROKER_SERVICE]: 'NOT_SERVING' }, [...PROTO_FILES.common, ...PROTO_FILES.metadata, ...PROTO_FILES.broker]);
+  },
+});
+
+try {
+  const port = await server.start();
+  follower = new MetadataFollower({
+    metadataAddresses: config.metadataAddresses,
+    brokerId: config.brokerId,
+    advertisedHost: config.advertisedHost || config.host,
+    advertisedPort: port,
+    rack: config.rack,
+    sessionTtlMs: config.sessionTtlMs,
+    logger: logger.child({ component: 'metadata-follower' }),
+    onDelta: async (delta) => {
+      for (const d of delta.deletes) await server.replicas.deletePartition(d);
+      for (const u of delta.upserts) {
+        await server.replicas.applyPartitionAssignment({
+          topic: u.topic, topicId: u.topicId, partition: u.partition,
+          leaderId: u.state.leaderId, leaderEpoch: u.state.leaderEpoch,
+          replicas: u.state.replicas, isr: u.state.isr, configs: u.configs,
+        });
+      }
+    },
+  });
+  follower.start();
+  void follower.ready.then(() => {
+    health?.setStatus('', 'SERVING');
+    health?.setStatus(BROKER_SERVICE, 'SERVING');
+    logger.info({ port }, 'broker ready');
+  });
+  onShutdownSignal(logger, async () => {
+    health?.setStatus('', 'NOT_SERVING');
+    health?.setStatus(BROKER_SERVICE, 'NOT_SERVING');
+    await follower?.stop();
+    await server.stop(config.shutdownGraceMs);
+    for (const c of metadataClients) c.close();
+  });
+} catch (err) {
+  logger.fatal({ err }, 'broker failed to start');
+  process.exit(1);
+}
