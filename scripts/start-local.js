@@ -9,17 +9,20 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { Acks, BrokerServiceClient } from '@skein/proto/skein/broker/v1/broker.js';
+import { buildRecordBatch, decodeRecordBatch } from '@skein/common/records/record-batch.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
   options: {
     'data-dir': { type: 'string', default: process.env.SKEIN_DATA_DIR ?? join(root, '.skein-data') },
     'metadata-port': { type: 'string', default: '9090' },
+    brokers: { type: 'string', default: '3' },
     help: { type: 'boolean', default: false },
   },
 });
 if (opts.help) {
-  console.log('Usage: npm start [-- --data-dir DIR --metadata-port PORT]\nEnvironment: ETCD_ENDPOINTS=host:port[,host:port] to use a real etcd.');
+  console.log('Usage: npm start [-- --data-dir DIR --metadata-port PORT --brokers N]\nEnvironment: ETCD_ENDPOINTS=host:port[,host:port] to use a real etcd.');
   process.exit(0);
 }
 const dataDir = resolve(opts['data-dir']);
@@ -91,11 +94,11 @@ async function waitForMetadata(address) {
   for (;;) {
     try {
       const res = await call(client, 'getClusterMetadata', { topics: [] });
-      if (res.metadata?.controller) return { client, metadata: res.metadata };
+      if (res.metadata?.controller && res.metadata.brokers.length === brokerCount) return { client, metadata: res.metadata };
     } catch (err) {
       if (Date.now() > deadline) throw err;
     }
-    if (Date.now() > deadline) throw new Error('metadata service did not elect a controller in 30 s');
+    if (Date.now() > deadline) throw new Error('the cluster did not come up in 30 s (controller elected and every broker registered)');
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -105,20 +108,62 @@ start('metadata', 'metadata', 'services/metadata/dist/main.js', [
   '--port', String(metadataPort), '--store', store, '--instance-id', 'metadata-0',
 ]);
 const metadataAddress = `127.0.0.1:${metadataPort}`;
+const brokerCount = Number(opts.brokers);
+const brokerAddresses = [];
+for (let id = 0; id < brokerCount; id++) {
+  const port = 9092 + id;
+  mkdirSync(join(dataDir, `broker-${id}`), { recursive: true });
+  brokerAddresses.push(`127.0.0.1:${port}`);
+  start('broker', `broker-${id}`, 'services/broker/dist/main.js', [
+    '--broker-id', String(id), '--port', String(port), '--data-dir', join(dataDir, `broker-${id}`), '--metadata-addresses', metadataAddress,
+  ]);
+}
+
+/** Shows the cluster working end to end: a topic, three records produced, and read back. */
+async function demo(client) {
+  const topic = 'quickstart';
+  const existing = await call(client, 'listTopics', {});
+  if (!existing.topics.some((t) => t.name === topic)) {
+    await call(client, 'createTopic', { name: topic, partitions: 3, replicationFactor: 1, configs: {}, validateOnly: false });
+  }
+  const described = await call(client, 'describeTopic', { name: topic });
+  const p0 = described.topic.partitions[0];
+  const leader = (await call(client, 'getClusterMetadata', { topics: [] })).metadata.brokers.find((b) => b.brokerId === p0.leaderId);
+  const broker = new BrokerServiceClient(`${leader.endpoint.host}:${leader.endpoint.port}`, grpc.credentials.createInsecure());
+  const records = ['hello', 'from', 'skein'].map((value, i) => ({ key: `k${i}`, value, timestampMs: Date.now() }));
+  const deadline = Date.now() + 20_000;
+  let produced;
+  for (;;) {
+    produced = await call(broker, 'produce', { acks: Acks.ACKS_ALL, timeoutMs: 5000, topics: [{ topic, partitions: [{ partition: 0, batch: buildRecordBatch(records) }] }] });
+    const err = produced.topics[0].partitions[0].error;
+    if (!err) break;
+    if (Date.now() > deadline) throw new Error(`demo produce failed: ${err.reason} ${err.message}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const base = produced.topics[0].partitions[0].baseOffset;
+  const fetched = await call(broker, 'fetch', { maxWaitMs: 1000, minBytes: 1, maxBytes: 1 << 20, topics: [{ topic, partitions: [{ partition: 0, fetchOffset: base, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1 }] }] });
+  const batch = fetched.topics[0].partitions[0].batches[0];
+  const back = decodeRecordBatch(batch.batch, batch.baseOffset).map((r) => `${r.offset}:${r.key}=${r.value}`);
+  broker.close();
+  return { topic, leaderId: p0.leaderId, back };
+}
 
 try {
   const { client, metadata } = await waitForMetadata(metadataAddress);
+  const shown = await demo(client);
   client.close();
   console.log(`
 \x1b[1mSkein is running.\x1b[0m
   metadata service   ${metadataAddress}   (controller: ${metadata.controller.controllerId}, epoch ${metadata.controller.controllerEpoch})
   cluster id         ${metadata.clusterId}
-  brokers            ${metadata.brokers.length}   topics ${metadata.topics.length}
+  brokers            ${metadata.brokers.map((b) => `${b.brokerId}@${b.endpoint.host}:${b.endpoint.port}`).join('  ')}
+  check              produced 3 records to ${shown.topic}-0 on broker ${shown.leaderId} and read back: ${shown.back.join(' ')}
 
 Try (grpcurl; reflection is on):
   grpcurl -plaintext ${metadataAddress} list
   grpcurl -plaintext -d '{"name":"orders","partitions":6}' ${metadataAddress} skein.metadata.v1.MetadataService/CreateTopic
   grpcurl -plaintext ${metadataAddress} skein.metadata.v1.MetadataService/GetClusterMetadata
+  grpcurl -plaintext -d '{"topics":[{"topic":"quickstart","partitions":[{"partition":0,"spec":"OFFSET_SPEC_LATEST"}]}]}' ${brokerAddresses[0]} skein.broker.v1.BrokerService/ListOffsets
   grpcurl -plaintext -d '{"service":""}' ${metadataAddress} grpc.health.v1.Health/Check
 
 Ctrl-C stops everything.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // One-broker throughput benchmark, not run by the tests:
-//   npx tsc -b services/broker && node services/broker/scripts/bench-broker.mjs [--mb 256]
+//   npx tsc -b services/broker && node bench/broker.js [--mb 256]
 // Knobs (environment): BENCH_BATCH_1K records per 1 KiB-record batch (default 960, ~1 MiB batches),
 // BENCH_INFLIGHT batches in flight (default 16), BENCH_PROF=DIR writes a CPU profile of the broker.
 // Starts a broker in a child process (temp dir, 127.0.0.1, port 0), produces with ProduceStream
@@ -20,7 +20,7 @@ const args = process.argv.slice(2);
 const MB = Number(args[args.indexOf('--mb') + 1] ?? 0) || 256;
 
 if (process.env.BENCH_ROLE === 'broker') {
-  const { BrokerServer } = await import('../dist/server.js');
+  const { BrokerServer } = await import('../services/broker/dist/server.js');
   const dir = process.env.BENCH_DIR;
   const server = new BrokerServer({
     config: { brokerId: 1, dataDir: dir, host: '127.0.0.1', port: 0, backgroundIntervalMs: 60_000, producerIdBlockSize: 1000, fetchMaxBytes: 64 << 20 },
