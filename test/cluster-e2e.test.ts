@@ -165,4 +165,16 @@ describe('multi-process cluster', () => {
       return !p.error && p.offset === 0n;
     }, { timeoutMs: 15_000, message: 're-created topic is empty' });
   });
+
+  it('hands out producer ids from the cluster: unique across brokers', async () => {
+    const ids = new Set<bigint>();
+    for (let i = 0; i < 5; i++) {
+      for (const c of clients.values()) {
+        const res = await c.initProducerId({ clientId: `e2e-${i}` });
+        expect(res.producerId).toBeGreaterThan(0n);
+        ids.add(res.producerId);
+      }
+    }
+    expect(ids.size).toBe(10);
+  });
 });

@@ -6,7 +6,7 @@ import type { ClusterMetadata, MetadataChange, WatchMetadataResponse } from '@sk
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { metadataClient, rejection } from './harness/clients.js';
 import { FakeBroker } from './harness/fake-broker.js';
-import { startService, waitFor, type ServiceProcess } from './harness/services.js';
+import { healthCheck, startService, waitFor, type ServiceProcess } from './harness/services.js';
 import { METADATA_ENTRY } from './harness/entries.js';
 
 let etcd: EtcdCluster;
@@ -39,6 +39,24 @@ afterAll(async () => {
 });
 
 const cluster = async (): Promise<ClusterMetadata> => (await client.getClusterMetadata({ topics: [] })).metadata!;
+
+describe('operability', () => {
+  it('answers the gRPC health check and lists its services through reflection (what grpcurl uses)', async () => {
+    expect(await healthCheck(metadata.address)).toBe('SERVING');
+    expect(await healthCheck(metadata.address, 'skein.metadata.v1.MetadataService')).toBe('SERVING');
+    const raw = new grpc.Client(metadata.address, grpc.credentials.createInsecure());
+    const listed = await new Promise<string>((resolve, reject) => {
+      const call = raw.makeBidiStreamRequest('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', (b: Buffer) => b, (b: Buffer) => b);
+      call.on('data', (b: Buffer) => { resolve(b.toString('latin1')); call.end(); });
+      call.on('error', reject);
+      // ServerReflectionRequest { string list_services = 7; } — field 7, length-delimited, empty.
+      call.write(Buffer.from([0x3a, 0x00]));
+    });
+    raw.close();
+    expect(listed).toContain('skein.metadata.v1.MetadataService');
+    expect(listed).toContain('grpc.health.v1.Health');
+  });
+});
 
 describe('broker membership', () => {
   it('lists registered brokers with their endpoints and racks', async () => {
