@@ -14,6 +14,7 @@ export const brokerConfigSchema = {
   sessionTtlMs: { type: 'int', default: 9000, min: 1000, max: 300_000, doc: 'Broker session TTL at the metadata service' },
   backgroundIntervalMs: { type: 'int', default: 5000, min: 10, max: 3_600_000, doc: 'Retention, flush.ms and checkpoint pass interval' },
   producerIdBlockSize: { type: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'Producer ids fetched per AllocateProducerIds call' },
+  replicaLagTimeMaxMs: { type: 'int', default: 10_000, min: 100, max: 600_000, doc: 'A follower not caught up for this long leaves the ISR (Kafka: replica.lag.time.max.ms)' },
   fetchMaxBytes: { type: 'int', default: 50 * 1024 * 1024, min: 1024, max: 0x7fffffff, doc: 'Cap on FetchRequest.max_bytes' },
 } as const;
 

@@ -14,9 +14,11 @@ import { createLogger } from '@skein/common/logger.js';
 import { onShutdownSignal } from '@skein/common/shutdown.js';
 import { PROTO_FILES } from '@skein/proto';
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
-import { brokerConfigSchema, loadBrokerConfig } from './config.js';
+import { type BrokerConfig, brokerConfigSchema, loadBrokerConfig } from './config.js';
 import { MetadataFollower } from './metadata/metadata-follower.js';
 import { BrokerServer } from './server.js';
+import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
+import { PartitionState } from '@skein/proto/skein/metadata/v1/metadata.js';
 
 const BROKER_SERVICE = 'skein.broker.v1.BrokerService';
 
@@ -25,7 +27,7 @@ if (process.argv.includes('--help')) {
   process.exit(0);
 }
 
-let config;
+let config: BrokerConfig;
 try {
   config = loadBrokerConfig(process.env, process.argv.slice(2));
 } catch (err) {
@@ -67,8 +69,63 @@ const server = new BrokerServer({
   },
 });
 
+/** Proposes an ISR change to the controller (following NOT_CONTROLLER hints); resolves with the accepted state. */
+async function alterPartition(req: { topic: string; topicId: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }): Promise<PartitionState> {
+  let address: string | undefined;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const client = address ? new MetadataServiceClient(address, grpc.credentials.createInsecure()) : metadataClients[nextClient++ % metadataClients.length]!;
+    try {
+      const res = await new Promise<{ state?: PartitionState }>((resolve, reject) => {
+        client.alterPartition({ brokerId: config.brokerId, ...req }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, r) => (err ? reject(fromServiceError(err)) : resolve(r)));
+      });
+      return res.state!;
+    } catch (err) {
+      const e = err as { reason?: string; controllerHint?: { controllerEndpoint?: { host: string; port: number } } };
+      if (e.reason !== 'NOT_CONTROLLER') throw err;
+      const ep = e.controllerHint?.controllerEndpoint;
+      address = ep ? `${ep.host}:${ep.port}` : undefined;
+    } finally {
+      if (address && !metadataClients.includes(client)) client.close();
+    }
+  }
+  throw new Error('no controller accepted the ISR change');
+}
+
 try {
   const port = await server.start();
+  const fetchers = new ReplicaFetcherManager({
+    brokerId: config.brokerId,
+    replicas: server.replicas,
+    addressOf: (id) => {
+      const b = follower?.cache.brokers.get(id);
+      return b?.endpoint ? `${b.endpoint.host}:${b.endpoint.port}` : undefined;
+    },
+    logger: logger.child({ component: 'replica-fetcher' }),
+  });
+  // Leaders shrink and expand their ISR through the controller; nothing changes on their word alone.
+  const isrTimer = setInterval(() => {
+    const now = Date.now();
+    for (const p of server.replicas.listPartitions()) {
+      if (!p.isLeader || p.isrProposalInFlight || p.log.isOffline) continue;
+      const desired = p.desiredIsr(now, config.replicaLagTimeMaxMs);
+      if (!desired) continue;
+      p.isrProposalInFlight = true;
+      const proposedEpoch = p.leaderEpoch;
+      alterPartition({ topic: p.topic, topicId: p.topicId, partition: p.partition, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: desired })
+        .then((state) => {
+          if (p.leaderEpoch === proposedEpoch && state.partitionEpoch > p.partitionEpoch) {
+            p.isr = state.isr;
+            p.partitionEpoch = state.partitionEpoch;
+            logger.info({ topic: p.topic, partition: p.partition, isr: state.isr, partitionEpoch: state.partitionEpoch }, 'ISR changed');
+            p.maybeAdvanceHighWatermark();
+            p.notify();
+          }
+        })
+        .catch((err: unknown) => logger.warn({ err, topic: p.topic, partition: p.partition, desired }, 'ISR change refused; will retry with fresh metadata'))
+        .finally(() => { p.isrProposalInFlight = false; });
+    }
+  }, Math.max(100, Math.floor(config.replicaLagTimeMaxMs / 4)));
+  isrTimer.unref();
   follower = new MetadataFollower({
     metadataAddresses: config.metadataAddresses,
     brokerId: config.brokerId,
@@ -78,13 +135,18 @@ try {
     sessionTtlMs: config.sessionTtlMs,
     logger: logger.child({ component: 'metadata-follower' }),
     onDelta: async (delta) => {
-      for (const d of delta.deletes) await server.replicas.deletePartition(d);
+      for (const d of delta.deletes) {
+        fetchers.stopPartition(d.topic, d.partition);
+        await server.replicas.deletePartition(d);
+      }
       for (const u of delta.upserts) {
         await server.replicas.applyPartitionAssignment({
           topic: u.topic, topicId: u.topicId, partition: u.partition,
           leaderId: u.state.leaderId, leaderEpoch: u.state.leaderEpoch,
-          replicas: u.state.replicas, isr: u.state.isr, configs: u.configs,
+          replicas: u.state.replicas, isr: u.state.isr, configs: u.configs, partitionEpoch: u.state.partitionEpoch,
         });
+        const p = server.replicas.getPartition(u.topic, u.partition);
+        if (p) fetchers.reconcile(p);
       }
     },
   });
@@ -97,7 +159,9 @@ try {
   onShutdownSignal(logger, async () => {
     health?.setStatus('', 'NOT_SERVING');
     health?.setStatus(BROKER_SERVICE, 'NOT_SERVING');
+    clearInterval(isrTimer);
     await follower?.stop();
+    fetchers.close();
     await server.stop(config.shutdownGraceMs);
     for (const c of metadataClients) c.close();
   });

@@ -27,6 +27,15 @@ export interface PartitionAssignment {
   isr: readonly number[];
   /** Topic config overrides (defaults apply to keys not present). */
   configs: Readonly<Record<string, string>>;
+  /** The controller's partition epoch: the CAS token for ISR proposals (AlterPartition). */
+  partitionEpoch?: number;
+}
+
+/** What a leader knows of one follower, from its fetches. */
+interface FollowerState {
+  logEndOffset: bigint;
+  /** Last time the follower had fetched up to the leader's log end. */
+  lastCaughtUpMs: number;
 }
 
 export interface LeaderInfo {
@@ -40,6 +49,11 @@ export class Partition {
   replicas: readonly number[];
   isr: readonly number[];
   minInsyncReplicas: number;
+  partitionEpoch: number;
+  /** Followers' progress, known only while this broker leads (reset on leadership change). */
+  readonly followers = new Map<number, FollowerState>();
+  /** An ISR change proposed to the controller and not yet answered. */
+  isrProposalInFlight = false;
   private readonly listeners = new Set<() => void>();
 
   constructor(
@@ -54,6 +68,7 @@ export class Partition {
     this.replicas = a.replicas;
     this.isr = a.isr;
     this.minInsyncReplicas = Number(a.configs['min.insync.replicas'] ?? '1');
+    this.partitionEpoch = a.partitionEpoch ?? 0;
   }
 
   get topicId(): string {
@@ -74,9 +89,64 @@ export class Partition {
     for (const fn of [...this.listeners]) fn();
   }
 
-  /** With no other in-sync replica, everything appended is committed. */
+  /**
+   * The leader's high watermark is the smallest log end offset in the ISR (its own included). A
+   * follower whose progress is not known yet (just after a leadership change) holds it back.
+   */
   maybeAdvanceHighWatermark(): void {
-    if (this.isLeader && this.isr.length <= 1 && this.log.updateHighWatermark(this.log.logEndOffset)) this.notify();
+    if (!this.isLeader) return;
+    let hw = this.log.logEndOffset;
+    for (const id of this.isr) {
+      if (id === this.leaderId) continue;
+      const f = this.followers.get(id);
+      if (!f) return;
+      if (f.logEndOffset < hw) hw = f.logEndOffset;
+    }
+    if (this.log.updateHighWatermark(hw)) this.notify();
+  }
+
+  /** Records a follower's fetch position (its log end offset) at `nowMs`. */
+  recordFollowerFetch(replicaId: number, fetchOffset: bigint, nowMs: number): void {
+    const prev = this.followers.get(replicaId);
+    const caughtUp = fetchOffset >= this.log.logEndOffset;
+    this.followers.set(replicaId, { logEndOffset: fetchOffset, lastCaughtUpMs: caughtUp ? nowMs : prev?.lastCaughtUpMs ?? nowMs });
+    this.maybeAdvanceHighWatermark();
+  }
+
+  /**
+   * The ISR this leader should propose, if any change is due: followers that have not caught up
+   * for `lagMs` leave; replicas that reached the high watermark join (Kafka's rules).
+   */
+  desiredIsr(nowMs: number, lagMs: number): number[] | undefined {
+    if (!this.isLeader) return undefined;
+    const hw = this.log.highWatermark;
+    const next = this.replicas.filter((id) => {
+      if (id === this.leaderId) return true;
+      const f = this.followers.get(id);
+      if (this.isr.includes(id)) return !f || nowMs - f.lastCaughtUpMs <= lagMs || f.logEndOffset >= this.log.logEndOffset;
+      return f !== undefined && f.logEndOffset >= hw && nowMs - f.lastCaughtUpMs <= lagMs;
+    });
+    const same = next.length === this.isr.length && next.every((id) => this.isr.includes(id));
+    return same ? undefined : next;
+  }
+
+  /** Resolves once the high watermark reaches `offset`; rejects on timeout or loss of leadership. */
+  waitForHighWatermark(offset: bigint, timeoutMs: number, timers: Timers): Promise<void> {
+    if (this.log.highWatermark >= offset) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let cancel = () => {};
+      const off = this.onChange(() => {
+        if (this.log.highWatermark >= offset) { off(); cancel(); resolve(); }
+        else if (!this.isLeader) {
+          off(); cancel();
+          reject(new LogError('NOT_LEADER_OR_FOLLOWER', `leadership of ${this.topic}-${this.partition} moved before the write was replicated`, { retriable: true, leaderHint: { leaderId: this.leaderId, leaderEpoch: this.leaderEpoch } }));
+        }
+      });
+      cancel = timers.setTimeout(() => {
+        off();
+        reject(new LogError('REQUEST_TIMED_OUT', `the write was appended but not replicated to the ISR ${JSON.stringify(this.isr)} within ${timeoutMs} ms`, { retriable: true }));
+      }, timeoutMs);
+    });
   }
 }
 
@@ -157,8 +227,10 @@ export class ReplicaManager {
         if (p.leaderEpoch !== a.leaderEpoch || becameLeader) {
           this.opts.logger.info({ topic: a.topic, partition: a.partition, leaderId: a.leaderId, leaderEpoch: a.leaderEpoch }, 'leader changed');
         }
+        if (p.leaderEpoch !== a.leaderEpoch) p.followers.clear();
         p.leaderId = a.leaderId;
         p.leaderEpoch = a.leaderEpoch;
+        p.partitionEpoch = a.partitionEpoch ?? p.partitionEpoch;
         p.replicas = a.replicas;
         p.isr = a.isr;
         p.minInsyncReplicas = Number(a.configs['min.insync.replicas'] ?? '1');
@@ -236,13 +308,19 @@ export class ReplicaManager {
    * Appends a batch to a partition this broker leads. With acks=all, refuses up front when the ISR
    * is below min.insync.replicas. Resolves once the batch is as durable as the flush policy asks.
    */
-  async appendToLeader(p: Partition, batch: Buffer, acksAll: boolean): Promise<AppendResult> {
+  async appendToLeader(p: Partition, batch: Buffer, acksAll: boolean, timeoutMs = 30_000): Promise<AppendResult> {
     if (acksAll && p.isr.length < p.minInsyncReplicas) {
       throw new LogError('NOT_ENOUGH_REPLICAS', `ISR size ${p.isr.length} is below min.insync.replicas ${p.minInsyncReplicas}`, { retriable: true });
     }
     const result = p.log.appendAsLeader(batch, p.leaderEpoch);
-    if (!result.duplicate) p.maybeAdvanceHighWatermark();
+    if (!result.duplicate) {
+      p.maybeAdvanceHighWatermark();
+      // Followers long-polling for data are woken by the append.
+      p.notify();
+    }
     if (result.flushed) await result.flushed;
+    // acks=all: acknowledged only once every ISR member has the batch (the high watermark passed it).
+    if (acksAll) await p.waitForHighWatermark(result.baseOffset + BigInt(result.recordCount), timeoutMs > 0 ? timeoutMs : 30_000, this.opts.timers);
     return result;
   }
 

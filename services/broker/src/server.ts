@@ -11,6 +11,7 @@ import { brokerServiceDefinition, type BrokerMetadataView, createBrokerServiceHa
 import type { LogConfig } from './log/log-config.js';
 import { ProducerIdManager, type ProducerIdSource } from './producer-id-manager.js';
 import { ReplicaManager } from './replica-manager.js';
+import { createReplicaServiceHandlers, ReplicaServiceService } from './replication/replica-service.js';
 import { type Clock, systemClock, systemTimers, type Timers } from './runtime/timers.js';
 
 export interface BrokerServerOptions {
@@ -57,6 +58,7 @@ export class BrokerServer {
         fetchMaxBytes: opts.config.fetchMaxBytes,
       }),
     );
+    this.server.addService(ReplicaServiceService, createReplicaServiceHandlers({ replicas: this.replicas, clock, timers, logger: opts.logger.child({ component: 'replica-service' }) }));
     opts.addServices?.(this.server);
   }
 

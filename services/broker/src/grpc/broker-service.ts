@@ -115,7 +115,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       partitions: t.partitions.map(async (pd): Promise<PartitionProduceResponse> => {
         try {
           const p = replicas.leaderPartition(t.topic, pd.partition, -1, hint);
-          const r = await replicas.appendToLeader(p, pd.batch, acksAll);
+          const r = await replicas.appendToLeader(p, pd.batch, acksAll, req.timeoutMs);
           return { partition: pd.partition, error: undefined, baseOffset: r.baseOffset, logStartOffset: p.log.logStartOffset, duplicate: r.duplicate };
         } catch (e) {
           const err = toLogError(e, unexpected('Produce', { topic: t.topic, partition: pd.partition }));

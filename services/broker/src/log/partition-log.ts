@@ -292,9 +292,24 @@ export class PartitionLog {
     return this.append(batch, header, leaderEpoch);
   }
 
-  private append(batch: Buffer, header: BatchHeader, leaderEpoch: number): AppendResult {
+  /**
+   * Appends a batch copied from the leader at the offset and epoch the leader stored it with.
+   * The follower's log must end exactly at `baseOffset` (the fetcher truncates first otherwise);
+   * the checksum is verified, but sequence checks are the leader's job, so duplicates are not
+   * filtered here (producer state is still updated, for when this replica leads).
+   */
+  appendAsFollower(batch: Buffer, baseOffset: bigint, leaderEpoch: number): AppendResult {
+    this.ensureOnline();
+    if (baseOffset !== this.logEndOffset) {
+      throw new LogError('OFFSET_OUT_OF_RANGE', `replicated batch at ${baseOffset} does not follow the log end ${this.logEndOffset}`);
+    }
+    const header = validateBatch(batch, Number.MAX_SAFE_INTEGER, isCodecSupported);
+    return this.append(batch, header, leaderEpoch, true);
+  }
+
+  private append(batch: Buffer, header: BatchHeader, leaderEpoch: number, asFollower = false): AppendResult {
     const idempotent = header.producerId > 0n;
-    if (idempotent) {
+    if (idempotent && !asFollower) {
       const check = this.producers.check(header);
       if (check.kind === 'duplicate') return { baseOffset: check.baseOffset, duplicate: true, recordCount: header.recordCount };
     }

@@ -1,0 +1,68 @@
+/**
+ * Leader side of replication: answers followers' ReplicaFetch long-polls with stored batches (as
+ * bytes, never re-encoded), records each follower's log end offset to advance the high watermark,
+ * and tells a follower whose log diverged where to truncate (KIP-279: the end offset of the last
+ * epoch both logs share).
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { ReplicaServiceService, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@skein/proto/skein/broker/v1/replica.js';
+import type { Logger } from 'pino';
+import { toLogError, toPartitionError } from '../grpc/error-mapping.js';
+import { LogError } from '../log/log-error.js';
+import type { ReplicaManager } from '../replica-manager.js';
+import type { Clock, Timers } from '../runtime/timers.js';
+
+export { ReplicaServiceService };
+export const REPLICA_SERVICE_NAME = 'skein.broker.v1.ReplicaService';
+
+export function createReplicaServiceHandlers(deps: { replicas: ReplicaManager; clock: Clock; timers: Timers; logger: Logger }): grpc.UntypedServiceImplementation {
+  const { replicas, clock, timers, logger } = deps;
+
+  async function replicaFetch(req: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
+    const p = replicas.leaderPartition(req.topic, req.partition, req.leaderEpoch);
+    if (!p.replicas.includes(req.replicaId) || req.replicaId === p.leaderId) {
+      throw new LogError('INVALID_REQUEST', `broker ${req.replicaId} is not a follower of ${req.topic}-${req.partition}`);
+    }
+    if (req.fetchOffset < 0n) throw new LogError('INVALID_REQUEST', `fetch_offset must not be negative, got ${req.fetchOffset}`);
+    const log = p.log;
+    // Divergence: the follower's last epoch ends earlier on the leader (or the leader never had it).
+    if (req.lastFetchedEpoch >= 0 && req.fetchOffset > 0n) {
+      const end = log.endOffsetForEpoch(req.lastFetchedEpoch);
+      if (end.epoch !== req.lastFetchedEpoch || end.endOffset < req.fetchOffset) {
+        return { error: undefined, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset, divergingEpoch: { epoch: end.epoch, endOffset: end.endOffset }, batches: [] };
+      }
+    }
+    if (req.fetchOffset > log.logEndOffset) {
+      return { error: undefined, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset, divergingEpoch: { epoch: log.latestEpoch(), endOffset: log.logEndOffset }, batches: [] };
+    }
+    p.recordFollowerFetch(req.replicaId, req.fetchOffset, clock.nowMs());
+    const maxBytes = req.maxBytes > 0 ? req.maxBytes : 1024 * 1024;
+    const read = () => log.read(req.fetchOffset < log.logStartOffset ? log.logStartOffset : req.fetchOffset, maxBytes, log.logEndOffset);
+    let entries = read();
+    if (entries.length === 0 && req.maxWaitMs > 0) {
+      await new Promise<void>((resolve) => {
+        let cancel = () => {};
+        const off = p.onChange(() => { off(); cancel(); resolve(); });
+        cancel = timers.setTimeout(() => { off(); resolve(); }, Math.min(req.maxWaitMs, 10_000));
+      });
+      if (!p.isLeader) throw new LogError('NOT_LEADER_OR_FOLLOWER', `no longer the leader of ${req.topic}-${req.partition}`, { retriable: true, leaderHint: { leaderId: p.leaderId, leaderEpoch: p.leaderEpoch } });
+      entries = read();
+    }
+    return {
+      error: undefined,
+      highWatermark: log.highWatermark,
+      logStartOffset: log.logStartOffset,
+      divergingEpoch: undefined,
+      batches: entries.map((e) => ({ baseOffset: e.baseOffset, leaderEpoch: e.leaderEpoch, batch: e.batch })),
+    };
+  }
+
+  return {
+    replicaFetch: (call: grpc.ServerUnaryCall<ReplicaFetchRequest, ReplicaFetchResponse>, callback: grpc.sendUnaryData<ReplicaFetchResponse>) => {
+      replicaFetch(call.request).then((res) => callback(null, res), (e: unknown) => {
+        const err = toLogError(e, (x) => logger.error({ err: x }, 'unexpected error in ReplicaFetch'));
+        callback(null, { error: toPartitionError(err), highWatermark: -1n, logStartOffset: -1n, divergingEpoch: undefined, batches: [] });
+      });
+    },
+  };
+}
