@@ -177,4 +177,27 @@ describe('multi-process cluster', () => {
     }
     expect(ids.size).toBe(10);
   });
+
+  it('moves a partition to another broker by reassignment (drain), keeping every record', async () => {
+    await meta.createTopic({ name: 'e2e-move', partitions: 1, replicationFactor: 1, configs: {}, validateOnly: false });
+    await waitForTopicOnBrokers('e2e-move', 1);
+    const from = await leaderClient('e2e-move', 0);
+    const to = from.leaderId === 1 ? 2 : 1;
+    for (let b = 0; b < 10; b++) {
+      const records = Array.from({ length: 100 }, (_, i) => ({ key: `m${b * 100 + i}`, value: 'v', timestampMs: 1 }));
+      const res = await from.client.produce({ acks: Acks.ACKS_ALL, timeoutMs: 5000, topics: [{ topic: 'e2e-move', partitions: [{ partition: 0, batch: buildRecordBatch(records) }] }] });
+      expect(res.topics[0]!.partitions[0]!.error).toBeUndefined();
+    }
+    const controller = (await meta.getClusterMetadata({ topics: [] })).metadata!.controller!;
+    const ctl = metadataClient(`${controller.endpoint!.host}:${controller.endpoint!.port}`);
+    const started = await ctl.reassignPartitions({ reassignments: [{ topic: 'e2e-move', partition: 0, targetReplicas: [to] }] });
+    ctl.close();
+    expect(started.started[0]!.state!.targetReplicas).toEqual([to]);
+    await waitFor(async () => {
+      const p = (await meta.describeTopic({ name: 'e2e-move' })).topic!.partitions[0]!;
+      return p.replicas.length === 1 && p.replicas[0] === to && p.leaderId === to && p.targetReplicas.length === 0;
+    }, { timeoutMs: 30_000, message: 'the reassignment completes' });
+    const moved = await fetchAll('e2e-move', 0, 1000n);
+    expect(moved.map((r) => r.key.toString())).toEqual(Array.from({ length: 1000 }, (_, i) => `m${i}`));
+  });
 });

@@ -168,7 +168,7 @@ export class MetadataImage {
     const partitions = withPartitions
       ? topic.record.assignment.map((replicas, p) => {
           const state = states.get(p);
-          return state ? partitionView(p, state.record) : { partition: p, replicas: [...replicas], leaderId: -1, leaderEpoch: -1, isr: [], partitionEpoch: -1 };
+          return state ? partitionView(p, state.record) : { partition: p, replicas: [...replicas], leaderId: -1, leaderEpoch: -1, isr: [], partitionEpoch: -1, targetReplicas: [] };
         })
       : [];
     return {
@@ -206,6 +206,7 @@ export function partitionView(partition: number, record: PartitionRecord): Parti
     leaderEpoch: record.leaderEpoch,
     isr: [...record.isr],
     partitionEpoch: record.partitionEpoch,
+    targetReplicas: [...(record.targetReplicas ?? [])],
   };
 }
 

@@ -90,3 +90,18 @@ describe('applyAlterPartition', () => {
     expect('problem' in r && r.problem.reason).toBe('INVALID_ISR');
   });
 });
+
+describe('reassignment', () => {
+  it('adds the targets first, completes only when every target is in the ISR, and moves leadership off a dropped leader', async () => {
+    const { startReassignment, completeReassignment } = await import('./partition-state.js');
+    const p = { ...initialPartitionRecord('t', [1, 2]), partitionEpoch: 4 };
+    const started = startReassignment(p, [3, 2])!;
+    expect(started).toMatchObject({ replicas: [3, 2, 1], targetReplicas: [3, 2], leaderId: 1, partitionEpoch: 5 });
+    expect(completeReassignment(started)).toBeUndefined(); // 3 not in the ISR yet
+    const caughtUp = { ...started, isr: [1, 2, 3] };
+    const done = completeReassignment(caughtUp)!;
+    expect(done).toMatchObject({ replicas: [3, 2], isr: [3, 2], leaderId: 3, leaderEpoch: 1, partitionEpoch: 6 });
+    expect(done.targetReplicas).toBeUndefined();
+    expect(startReassignment(done, [3, 2])).toBeUndefined();
+  });
+});

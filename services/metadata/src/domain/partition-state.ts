@@ -18,6 +18,8 @@ export interface PartitionRecord {
   leaderEpoch: number;
   isr: number[];
   partitionEpoch: number;
+  /** Set while a reassignment runs: the replica set it moves to. */
+  targetReplicas?: number[];
 }
 
 export function initialPartitionRecord(topicId: string, replicas: number[]): PartitionRecord {
@@ -116,4 +118,35 @@ export function applyAlterPartition(
 
 function sameMembers(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+/**
+ * Starts a reassignment: replicas become the target followed by the old replicas not in it, so the
+ * new ones start following while the old ones keep the data safe.
+ */
+export function startReassignment(current: PartitionRecord, target: readonly number[]): PartitionRecord | undefined {
+  const same = target.length === current.replicas.length && target.every((id, i) => current.replicas[i] === id);
+  if (same && !current.targetReplicas) return undefined;
+  const replicas = [...target, ...current.replicas.filter((id) => !target.includes(id))];
+  return { ...current, replicas, targetReplicas: [...target], partitionEpoch: current.partitionEpoch + 1 };
+}
+
+/**
+ * Completes a reassignment once every target replica is in the ISR: old replicas go, and a leader
+ * that is not a target hands over to the first target in the ISR.
+ */
+export function completeReassignment(current: PartitionRecord): PartitionRecord | undefined {
+  const target = current.targetReplicas;
+  if (!target || !target.every((id) => current.isr.includes(id))) return undefined;
+  const { targetReplicas: _done, ...rest } = current;
+  const isr = target.filter((id) => current.isr.includes(id));
+  const leaderMoves = !target.includes(current.leaderId);
+  return {
+    ...rest,
+    replicas: [...target],
+    isr,
+    leaderId: leaderMoves ? target.find((id) => isr.includes(id))! : current.leaderId,
+    leaderEpoch: leaderMoves ? current.leaderEpoch + 1 : current.leaderEpoch,
+    partitionEpoch: current.partitionEpoch + 1,
+  };
 }

@@ -49,7 +49,7 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
     topicId: record.topicId,
     configs: record.configs,
     replicationFactor: record.replicationFactor,
-    partitions: record.assignment.map((replicas, p) => ({ partition: p, replicas, leaderId: replicas[0] ?? -1, leaderEpoch: 0, isr: replicas, partitionEpoch: 0 })),
+    partitions: record.assignment.map((replicas, p) => ({ partition: p, replicas, leaderId: replicas[0] ?? -1, leaderEpoch: 0, isr: replicas, partitionEpoch: 0, targetReplicas: [] })),
   };
 
   return {
@@ -68,7 +68,7 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
 
     createTopic: unary(async (req) => {
       const record = await admin.createTopic({ name: req.name, partitions: req.partitions, replicationFactor: req.replicationFactor, configs: req.configs, validateOnly: req.validateOnly });
-      return { topic: req.validateOnly ? { name: record.name, topicId: '', configs: record.configs, replicationFactor: record.replicationFactor, partitions: record.assignment.map((replicas, p) => ({ partition: p, replicas, leaderId: -1, leaderEpoch: -1, isr: [], partitionEpoch: -1 })) } : topicView(record) };
+      return { topic: req.validateOnly ? { name: record.name, topicId: '', configs: record.configs, replicationFactor: record.replicationFactor, partitions: record.assignment.map((replicas, p) => ({ partition: p, replicas, leaderId: -1, leaderEpoch: -1, isr: [], partitionEpoch: -1, targetReplicas: [] })) } : topicView(record) };
     }),
     deleteTopic: unary(async (req) => {
       requireTopicName(req.name);
@@ -157,6 +157,11 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
     electPreferredLeaders: unary(async (req) => {
       const elected = await controller().electPreferredLeaders(req.partitions.map((p: TopicPartitions) => ({ topic: p.topic, partitions: p.partitions })));
       return { elected: elected.map((e) => ({ topic: e.topic, topicId: e.topicId, state: partitionView(e.partition, e.record) })) };
+    }),
+    reassignPartitions: unary(async (req) => {
+      if (req.reassignments.length === 0) throw new SkeinError('INVALID_REQUEST', 'reassignments must not be empty');
+      const started = await controller().reassign(req.reassignments.map((r) => ({ topic: r.topic, partition: r.partition, targetReplicas: r.targetReplicas })));
+      return { started: started.map((e) => ({ topic: e.topic, topicId: e.topicId, state: partitionView(e.partition, e.record) })) };
     }),
     allocateProducerIds: unary(async (req) => {
       const { first, count } = await admin.allocateProducerIds(req.brokerId, req.count);

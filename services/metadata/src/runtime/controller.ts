@@ -17,7 +17,9 @@ import type { Logger } from 'pino';
 import {
   type PartitionRecord,
   applyAlterPartition,
+  completeReassignment,
   electPreferredLeader,
+  startReassignment,
   initialPartitionRecord,
   reconcilePartition,
 } from '../domain/partition-state.js';
@@ -153,7 +155,8 @@ export class Controller {
       const unclean = topic.record.configs['unclean.leader.election.enable'] === 'true';
       for (const [p, state] of image.partitionsOf(name)) {
         if (state.record.topicId !== topic.record.topicId) continue;
-        const next = reconcilePartition(state.record, live, { uncleanLeaderElection: unclean });
+        const reconciled = reconcilePartition(state.record, live, { uncleanLeaderElection: unclean });
+        const next = completeReassignment(reconciled ?? state.record) ?? reconciled;
         if (!next) continue;
         writes.push(this.partitionWrite(name, p, state.modRevision, next));
         this.logger.info({ topic: name, partition: p, leader: next.leaderId, leaderEpoch: next.leaderEpoch, isr: next.isr }, 'partition state change');
@@ -256,6 +259,35 @@ export class Controller {
       }
       await this.commitInChunks(leadership, writes);
       return elected;
+    });
+  }
+
+  /** Starts reassignments; the reconcile pass completes each once its targets are in the ISR. */
+  async reassign(requests: Array<{ topic: string; partition: number; targetReplicas: number[] }>): Promise<Array<{ topic: string; topicId: string; partition: number; record: PartitionRecord }>> {
+    return this.queue.run(async () => {
+      const leadership = this.requireLeadership();
+      const image = this.view.current;
+      const live = image.liveBrokerIds();
+      const writes: Array<{ compare: Compare[]; op: TxnOp; describe: string }> = [];
+      const started: Array<{ topic: string; topicId: string; partition: number; record: PartitionRecord }> = [];
+      for (const r of requests) {
+        const meta = { topic: r.topic, partition: String(r.partition) };
+        const topic = image.topics.get(r.topic);
+        if (!topic) throw new SkeinError('UNKNOWN_TOPIC', `topic ${r.topic} does not exist`, { metadata: meta });
+        const state = image.partitionsOf(r.topic).get(r.partition);
+        if (!state) throw new SkeinError('UNKNOWN_PARTITION', `partition ${r.partition} of ${r.topic} does not exist`, { metadata: meta });
+        const t = r.targetReplicas;
+        if (t.length === 0 || new Set(t).size !== t.length) throw new SkeinError('INVALID_REPLICATION_FACTOR', 'target_replicas must be a non-empty list of distinct broker ids', { metadata: meta });
+        const dead = t.find((id) => !live.has(id));
+        if (dead !== undefined) throw new SkeinError('BROKER_NOT_AVAILABLE', `broker ${dead} is not live`, { metadata: { ...meta, broker_id: String(dead) } });
+        const next = startReassignment(state.record, t);
+        if (!next) continue;
+        writes.push(this.partitionWrite(r.topic, r.partition, state.modRevision, next));
+        started.push({ topic: r.topic, topicId: next.topicId, partition: r.partition, record: next });
+        this.logger.info({ topic: r.topic, partition: r.partition, from: state.record.replicas, to: t }, 'reassignment started');
+      }
+      await this.commitInChunks(leadership, writes);
+      return started;
     });
   }
 

@@ -26,6 +26,22 @@ export const protobufPackage = "skein.metadata.v1";
 
 export const protobufFileName = "skein/metadata/v1/metadata.proto";
 
+export interface ReassignPartitionsRequest {
+  reassignments: ReassignPartitionsRequest_Reassignment[];
+}
+
+export interface ReassignPartitionsRequest_Reassignment {
+  topic: string;
+  partition: number;
+  /** The wanted replica set, preferred leader first; distinct live broker ids. */
+  targetReplicas: number[];
+}
+
+export interface ReassignPartitionsResponse {
+  /** Partition states after the reassignments started. */
+  started: PartitionChanged[];
+}
+
 /** A live broker. */
 export interface Broker {
   /** Stable broker id, chosen by the operator (e.g. the StatefulSet ordinal). */
@@ -52,6 +68,8 @@ export interface PartitionState {
   isr: number[];
   /** Bumped at every change of this state (leader or ISR); the CAS token for AlterPartition. */
   partitionEpoch: number;
+  /** While a reassignment runs: the replica set it moves to (replicas holds old and new). Empty otherwise. */
+  targetReplicas: number[];
 }
 
 /** A topic and its partitions. */
@@ -346,6 +364,272 @@ export interface AllocateProducerIdsResponse {
   count: number;
 }
 
+function createBaseReassignPartitionsRequest(): ReassignPartitionsRequest {
+  return { reassignments: [] };
+}
+
+export const ReassignPartitionsRequest: MessageFns<ReassignPartitionsRequest> = {
+  encode(message: ReassignPartitionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.reassignments) {
+      ReassignPartitionsRequest_Reassignment.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReassignPartitionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReassignPartitionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reassignments.push(ReassignPartitionsRequest_Reassignment.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReassignPartitionsRequest {
+    return {
+      reassignments: globalThis.Array.isArray(object?.reassignments)
+        ? object.reassignments.map((e: any) => ReassignPartitionsRequest_Reassignment.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReassignPartitionsRequest): unknown {
+    const obj: any = {};
+    if (message.reassignments?.length) {
+      obj.reassignments = message.reassignments.map((e) => ReassignPartitionsRequest_Reassignment.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReassignPartitionsRequest>, I>>(base?: I): ReassignPartitionsRequest {
+    return ReassignPartitionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReassignPartitionsRequest>, I>>(object: I): ReassignPartitionsRequest {
+    const message = createBaseReassignPartitionsRequest();
+    message.reassignments = object.reassignments?.map((e) => ReassignPartitionsRequest_Reassignment.fromPartial(e)) ||
+      [];
+    return message;
+  },
+};
+
+function createBaseReassignPartitionsRequest_Reassignment(): ReassignPartitionsRequest_Reassignment {
+  return { topic: "", partition: 0, targetReplicas: [] };
+}
+
+export const ReassignPartitionsRequest_Reassignment: MessageFns<ReassignPartitionsRequest_Reassignment> = {
+  encode(message: ReassignPartitionsRequest_Reassignment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.partition !== 0) {
+      writer.uint32(16).int32(message.partition);
+    }
+    if (message.targetReplicas.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.targetReplicas) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReassignPartitionsRequest_Reassignment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReassignPartitionsRequest_Reassignment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.partition = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.targetReplicas.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.targetReplicas.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReassignPartitionsRequest_Reassignment {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      targetReplicas: globalThis.Array.isArray(object?.targetReplicas)
+        ? object.targetReplicas.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.target_replicas)
+        ? object.target_replicas.map((e: any) => globalThis.Number(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReassignPartitionsRequest_Reassignment): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    if (message.targetReplicas?.length) {
+      obj.targetReplicas = message.targetReplicas.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReassignPartitionsRequest_Reassignment>, I>>(
+    base?: I,
+  ): ReassignPartitionsRequest_Reassignment {
+    return ReassignPartitionsRequest_Reassignment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReassignPartitionsRequest_Reassignment>, I>>(
+    object: I,
+  ): ReassignPartitionsRequest_Reassignment {
+    const message = createBaseReassignPartitionsRequest_Reassignment();
+    message.topic = object.topic ?? "";
+    message.partition = object.partition ?? 0;
+    message.targetReplicas = object.targetReplicas?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseReassignPartitionsResponse(): ReassignPartitionsResponse {
+  return { started: [] };
+}
+
+export const ReassignPartitionsResponse: MessageFns<ReassignPartitionsResponse> = {
+  encode(message: ReassignPartitionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.started) {
+      PartitionChanged.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReassignPartitionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReassignPartitionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.started.push(PartitionChanged.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReassignPartitionsResponse {
+    return {
+      started: globalThis.Array.isArray(object?.started)
+        ? object.started.map((e: any) => PartitionChanged.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReassignPartitionsResponse): unknown {
+    const obj: any = {};
+    if (message.started?.length) {
+      obj.started = message.started.map((e) => PartitionChanged.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReassignPartitionsResponse>, I>>(base?: I): ReassignPartitionsResponse {
+    return ReassignPartitionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReassignPartitionsResponse>, I>>(object: I): ReassignPartitionsResponse {
+    const message = createBaseReassignPartitionsResponse();
+    message.started = object.started?.map((e) => PartitionChanged.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseBroker(): Broker {
   return { brokerId: 0, endpoint: undefined, rack: "" };
 }
@@ -454,7 +738,7 @@ export const Broker: MessageFns<Broker> = {
 };
 
 function createBasePartitionState(): PartitionState {
-  return { partition: 0, replicas: [], leaderId: 0, leaderEpoch: 0, isr: [], partitionEpoch: 0 };
+  return { partition: 0, replicas: [], leaderId: 0, leaderEpoch: 0, isr: [], partitionEpoch: 0, targetReplicas: [] };
 }
 
 export const PartitionState: MessageFns<PartitionState> = {
@@ -484,6 +768,13 @@ export const PartitionState: MessageFns<PartitionState> = {
     }
     if (message.partitionEpoch !== 0) {
       writer.uint32(48).int32(message.partitionEpoch);
+    }
+    if (message.targetReplicas.length !== 0) {
+      writer.uint32(58).fork();
+      for (const v of message.targetReplicas) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -569,6 +860,24 @@ export const PartitionState: MessageFns<PartitionState> = {
             message.partitionEpoch = reader.int32();
             continue;
           }
+          case 7: {
+            if (tag === 56) {
+              message.targetReplicas.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 58) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.targetReplicas.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -601,6 +910,11 @@ export const PartitionState: MessageFns<PartitionState> = {
         : isSet(object.partition_epoch)
         ? globalThis.Number(object.partition_epoch)
         : 0,
+      targetReplicas: globalThis.Array.isArray(object?.targetReplicas)
+        ? object.targetReplicas.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.target_replicas)
+        ? object.target_replicas.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -624,6 +938,9 @@ export const PartitionState: MessageFns<PartitionState> = {
     if (message.partitionEpoch !== 0) {
       obj.partitionEpoch = Math.round(message.partitionEpoch);
     }
+    if (message.targetReplicas?.length) {
+      obj.targetReplicas = message.targetReplicas.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -638,6 +955,7 @@ export const PartitionState: MessageFns<PartitionState> = {
     message.leaderEpoch = object.leaderEpoch ?? 0;
     message.isr = object.isr?.map((e) => e) || [];
     message.partitionEpoch = object.partitionEpoch ?? 0;
+    message.targetReplicas = object.targetReplicas?.map((e) => e) || [];
     return message;
   },
 };
@@ -4791,6 +5109,22 @@ export const MetadataServiceService = {
       Buffer.from(AllocateProducerIdsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): AllocateProducerIdsResponse => AllocateProducerIdsResponse.decode(value),
   },
+  /**
+   * Changes partitions' replica sets (scale out, drain a broker). The controller first adds the new
+   * replicas, waits until every target replica is in the ISR, then drops the old ones (moving
+   * leadership if the leader is not a target). Progress shows in PartitionState.target_replicas.
+   */
+  reassignPartitions: {
+    path: "/skein.metadata.v1.MetadataService/ReassignPartitions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReassignPartitionsRequest): Buffer =>
+      Buffer.from(ReassignPartitionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReassignPartitionsRequest => ReassignPartitionsRequest.decode(value),
+    responseSerialize: (value: ReassignPartitionsResponse): Buffer =>
+      Buffer.from(ReassignPartitionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReassignPartitionsResponse => ReassignPartitionsResponse.decode(value),
+  },
 } as const;
 
 export interface MetadataServiceServer extends UntypedServiceImplementation {
@@ -4836,6 +5170,12 @@ export interface MetadataServiceServer extends UntypedServiceImplementation {
   electPreferredLeaders: handleUnaryCall<ElectPreferredLeadersRequest, ElectPreferredLeadersResponse>;
   /** Hands out a block of producer ids, unique across the cluster and across restarts. */
   allocateProducerIds: handleUnaryCall<AllocateProducerIdsRequest, AllocateProducerIdsResponse>;
+  /**
+   * Changes partitions' replica sets (scale out, drain a broker). The controller first adds the new
+   * replicas, waits until every target replica is in the ISR, then drops the old ones (moving
+   * leadership if the leader is not a target). Progress shows in PartitionState.target_replicas.
+   */
+  reassignPartitions: handleUnaryCall<ReassignPartitionsRequest, ReassignPartitionsResponse>;
 }
 
 export interface MetadataServiceClient extends Client {
@@ -5070,6 +5410,26 @@ export interface MetadataServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AllocateProducerIdsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Changes partitions' replica sets (scale out, drain a broker). The controller first adds the new
+   * replicas, waits until every target replica is in the ISR, then drops the old ones (moving
+   * leadership if the leader is not a target). Progress shows in PartitionState.target_replicas.
+   */
+  reassignPartitions(
+    request: ReassignPartitionsRequest,
+    callback: (error: ServiceError | null, response: ReassignPartitionsResponse) => void,
+  ): ClientUnaryCall;
+  reassignPartitions(
+    request: ReassignPartitionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReassignPartitionsResponse) => void,
+  ): ClientUnaryCall;
+  reassignPartitions(
+    request: ReassignPartitionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReassignPartitionsResponse) => void,
   ): ClientUnaryCall;
 }
 
