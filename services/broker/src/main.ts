@@ -160,6 +160,7 @@ try {
     health?.setStatus('', 'NOT_SERVING');
     health?.setStatus(BROKER_SERVICE, 'NOT_SERVING');
     clearInterval(isrTimer);
+    await follower?.unregisterAndDrain(Math.min(10_000, config.shutdownGraceMs));
     await follower?.stop();
     fetchers.close();
     await server.stop(config.shutdownGraceMs);

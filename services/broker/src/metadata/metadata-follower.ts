@@ -149,17 +149,36 @@ export class MetadataFollower {
     call.on('end', () => retry('stream ended'));
   }
 
-  /** Unregisters so the controller moves leadership away at once, then stops following. */
+  /**
+   * Controlled shutdown: unregisters so the controller moves leadership away at once, and waits
+   * (up to `waitMs`) until the metadata shows this broker leads nothing, so clients are redirected
+   * before the broker stops serving.
+   */
+  async unregisterAndDrain(waitMs: number): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    const sessionId = this.sessionId;
+    this.sessionId = undefined;
+    this.stopped = true; // no re-registration from here on
+    if (sessionId === undefined) return;
+    try {
+      await this.unary('unregisterBroker', { brokerId: this.options.brokerId, sessionId }, 3000);
+    } catch (err) {
+      this.options.logger.warn({ err }, 'unregister failed; the session will expire by itself');
+      return;
+    }
+    const deadline = Date.now() + waitMs;
+    const leadsSomething = () => [...this.cache.topics.values()].some((t) => [...t.partitions.values()].some((p) => p.leaderId === this.options.brokerId));
+    while (leadsSomething() && Date.now() < deadline) await sleep(50);
+    this.options.logger.info({ stillLeading: leadsSomething() }, 'controlled shutdown: leadership moved away');
+  }
+
+  /** Stops following the metadata service. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
-    this.watchCall?.cancel();
-    const sessionId = this.sessionId;
-    if (sessionId !== undefined) {
-      await this.unary('unregisterBroker', { brokerId: this.options.brokerId, sessionId }, 3000).catch((err) => {
-        this.options.logger.warn({ err }, 'unregister failed; the session will expire by itself');
-      });
-    }
+    const call = this.watchCall;
+    this.watchCall = undefined;
+    call?.cancel();
     await this.deliveries;
     for (const c of this.clients) c.close();
   }
