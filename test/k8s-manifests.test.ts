@@ -1,0 +1,126 @@
+// Renders the kustomize overlays (kubectl kustomize, offline) and checks every object against the
+// Kubernetes schemas (kubernetes-models) and our own rules; cross-checks the flags and SKEIN_*
+// variables the manifests set against the config keys the services actually read.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { ConfigMap, Service } from 'kubernetes-models/v1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { envName, flagName } from '@skein/common/config.js';
+
+const root = new URL('..', import.meta.url).pathname;
+const { metadataConfigSchema } = await import(join(root, 'services/metadata/dist/config.js')) as { metadataConfigSchema: Record<string, unknown> };
+const { brokerConfigSchema } = await import(join(root, 'services/broker/dist/config.js')) as { brokerConfigSchema: Record<string, unknown> };
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: any; data?: Record<string, string> };
+
+function render(overlay: string): Obj[] {
+  let out: string;
+  try {
+    out = execFileSync('kubectl', ['kustomize', join(root, 'deploy/k8s/overlays', overlay)], { encoding: 'utf8' });
+  } catch (err) {
+    throw new Error(`rendering needs kubectl (kubectl kustomize): ${(err as Error).message}`);
+  }
+  return parseAllDocuments(out).map((d) => d.toJSON() as Obj).filter(Boolean);
+}
+
+const MODELS: Record<string, new (o: any) => { validate(): void }> = { ConfigMap, Service, Deployment, StatefulSet, PodDisruptionBudget, NetworkPolicy };
+const ALLOWED_FIELDS: Record<string, string[]> = {
+  ConfigMap: ['apiVersion', 'kind', 'metadata', 'data'],
+  Service: ['apiVersion', 'kind', 'metadata', 'spec'],
+  Deployment: ['apiVersion', 'kind', 'metadata', 'spec'],
+  StatefulSet: ['apiVersion', 'kind', 'metadata', 'spec'],
+  PodDisruptionBudget: ['apiVersion', 'kind', 'metadata', 'spec'],
+  NetworkPolicy: ['apiVersion', 'kind', 'metadata', 'spec'],
+};
+
+const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+describe.each(['dev', 'prod'])('deploy/k8s overlay %s', (overlay) => {
+  const objects = render(overlay);
+  const workloads = objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
+
+  it('has the expected workloads', () => {
+    expect(workloads.map((w) => `${w.kind}/${w.metadata.name}`).sort()).toEqual(['Deployment/skein-metadata', 'StatefulSet/etcd', 'StatefulSet/skein-broker']);
+  });
+
+  it('validates every object against the Kubernetes schemas, with no unknown top-level fields', () => {
+    for (const o of objects) {
+      const Model = MODELS[o.kind];
+      expect(Model, `no validator for ${o.kind}`).toBeDefined();
+      expect(() => new Model!(o).validate(), `${o.kind}/${o.metadata.name}`).not.toThrow();
+      for (const key of Object.keys(o)) expect(ALLOWED_FIELDS[o.kind], `${o.kind}/${o.metadata.name}.${key}`).toContain(key);
+    }
+  });
+
+  it('gives every container probes, requests and limits, and runs it as non-root', () => {
+    for (const w of workloads) {
+      const pod = w.spec.template.spec;
+      for (const c of pod.containers) {
+        const where = `${w.metadata.name}/${c.name}`;
+        expect(c.readinessProbe, `${where} readiness`).toBeDefined();
+        expect(c.livenessProbe, `${where} liveness`).toBeDefined();
+        expect(c.resources?.requests?.cpu && c.resources?.requests?.memory, `${where} requests`).toBeTruthy();
+        expect(c.resources?.limits?.cpu && c.resources?.limits?.memory, `${where} limits`).toBeTruthy();
+        expect(pod.securityContext?.runAsNonRoot ?? c.securityContext?.runAsNonRoot, `${where} non-root`).toBe(true);
+      }
+    }
+  });
+
+  it('gives every StatefulSet volume claims and every workload a PodDisruptionBudget; selectors match labels', () => {
+    const pdbs = objects.filter((o) => o.kind === 'PodDisruptionBudget');
+    for (const w of workloads) {
+      expect(matches(w.spec.selector.matchLabels, w.spec.template.metadata.labels), `${w.metadata.name} selector`).toBe(true);
+      if (w.kind === 'StatefulSet') expect(w.spec.volumeClaimTemplates?.length, `${w.metadata.name} claims`).toBeGreaterThan(0);
+      expect(pdbs.some((p) => matches(p.spec.selector.matchLabels, w.spec.template.metadata.labels)), `${w.metadata.name} PDB`).toBe(true);
+    }
+  });
+
+  it('points every Service at pods that expose the target port', () => {
+    for (const s of objects.filter((o) => o.kind === 'Service')) {
+      const targets = workloads.filter((w) => matches(s.spec.selector, w.spec.template.metadata.labels));
+      expect(targets.length, `${s.metadata.name} selects nothing`).toBeGreaterThan(0);
+      for (const port of s.spec.ports) {
+        for (const w of targets) {
+          const ports = w.spec.template.spec.containers.flatMap((c: any) => c.ports ?? []);
+          expect(ports.some((p: any) => p.name === port.targetPort || p.containerPort === port.targetPort), `${s.metadata.name}:${port.targetPort} on ${w.metadata.name}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('sets only flags and SKEIN_* variables the services read, and runs entry points that exist', () => {
+    const schemas: Record<string, Record<string, unknown>> = { 'services/metadata/dist/main.js': metadataConfigSchema, 'services/broker/dist/main.js': brokerConfigSchema };
+    const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'skein-config')!;
+    for (const w of workloads.filter((x) => x.metadata.name.startsWith('skein-'))) {
+      for (const c of w.spec.template.spec.containers) {
+        const commandLine = [...(c.command ?? []), ...(c.args ?? [])].join(' ');
+        const entry = Object.keys(schemas).find((e) => commandLine.includes(e));
+        expect(entry, `${w.metadata.name} runs a known entry point`).toBeDefined();
+        expect(existsSync(join(root, entry!.replace('dist/main.js', 'src/main.ts')))).toBe(true);
+        const keys = Object.keys(schemas[entry!]!);
+        const flags = [...commandLine.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!);
+        for (const f of flags) expect(keys.map(flagName), `${w.metadata.name}: --${f}`).toContain(f);
+        const envs = (c.env ?? []).map((e: any) => e.name as string).filter((n: string) => n.startsWith('SKEIN_'));
+        for (const e of envs) expect(keys.map(envName), `${w.metadata.name}: ${e}`).toContain(e);
+        for (const e of c.env ?? []) {
+          if (e.valueFrom?.configMapKeyRef) expect(configMap.data, `${e.valueFrom.configMapKeyRef.key} in skein-config`).toHaveProperty(e.valueFrom.configMapKeyRef.key);
+        }
+      }
+    }
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    for (const entry of Object.keys(schemas)) expect(dockerfile).toContain(entry.replace('/main.js', ''));
+  });
+});
+
+describe('start-local and the image use the same entry points', () => {
+  it('npm start launches services/*/dist/main.js, as the manifests do', () => {
+    const script = readFileSync(join(root, 'scripts/start-local.js'), 'utf8');
+    expect(script).toContain('services/metadata/dist/main.js');
+    expect(script).toContain('services/broker/dist/main.js');
+  });
+});
