@@ -1,2 +1,3 @@
 export const METADATA_ENTRY = new URL("../../services/metadata/dist/main.js", import.meta.url).pathname;
 export const BROKER_ENTRY = new URL("../../services/broker/dist/main.js", import.meta.url).pathname;
+export const CLI_ENTRY = new URL("../../libs/cli/dist/main.js", import.meta.url).pathname;

@@ -1,0 +1,173 @@
+#!/usr/bin/env node
+/**
+ * `skein`: the operator's and developer's command line. Exit codes: 0 success, 1 the cluster
+ * refused or failed (the error's reason is printed), 2 usage errors.
+ */
+import { createInterface } from 'node:readline';
+import { createReadStream } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { Acks, CompressionCodec, OffsetSpec, SkeinClient, type RecordInput } from '@skein/client';
+
+const program = new Command('skein')
+  .description('Skein command line: a Kafka-class log over gRPC')
+  .option('--metadata <addresses>', 'metadata service address(es), host:port[,host:port]', process.env.SKEIN_METADATA ?? '127.0.0.1:9090')
+  .addOption(new Option('--output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .exitOverride()
+  .showHelpAfterError();
+
+const client = () => new SkeinClient({ metadata: (program.opts().metadata as string).split(',').map((s) => s.trim()).filter(Boolean) });
+const json = () => program.opts().output === 'json';
+const bigintSafe = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+function print(value: unknown, table: () => void): void {
+  if (json()) console.log(JSON.stringify(value, bigintSafe, 2));
+  else table();
+}
+function parseKv(list: string[] | undefined, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list ?? []) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw new CommanderError(2, 'skein.usage', `${what} must be key=value, got "${item}"`);
+    out[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return out;
+}
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+async function run<T>(fn: (c: SkeinClient) => Promise<T>): Promise<T> {
+  const c = client();
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+program.command('cluster').description('brokers, controller and cluster id').action(() => run(async (c) => {
+  const m = await c.refreshMetadata();
+  print(m, () => {
+    console.log(`cluster ${m.clusterId}   controller ${m.controller?.controllerId ?? '(none)'} (epoch ${m.controller?.controllerEpoch ?? '-'})`);
+    console.table(m.brokers.map((b) => ({ broker: b.brokerId, host: b.endpoint?.host, port: b.endpoint?.port, rack: b.rack })));
+  });
+}));
+
+const topics = program.command('topics').description('create, list, describe, alter, grow and delete topics');
+topics.command('create <name>').description('create a topic')
+  .option('-p, --partitions <n>', 'partition count', '1').option('-r, --replication-factor <n>', 'replicas per partition', '0')
+  .option('-c, --config <key=value>', 'topic config (repeatable)', collect)
+  .action((name: string, o: { partitions: string; replicationFactor: string; config?: string[] }) => run(async (c) => {
+    const res = await c.meta<object, { topic: unknown }>('createTopic', { name, partitions: Number(o.partitions), replicationFactor: Number(o.replicationFactor), configs: parseKv(o.config, '--config'), validateOnly: false });
+    print(res.topic, () => console.log(`created topic ${name}`));
+  }));
+topics.command('list').description('list topics').action(() => run(async (c) => {
+  const res = await c.meta<object, { topics: Array<{ name: string; partitionCount: number; replicationFactor: number; topicId: string }> }>('listTopics', {});
+  print(res.topics, () => console.table(res.topics.map((t) => ({ topic: t.name, partitions: t.partitionCount, replicationFactor: t.replicationFactor, id: t.topicId }))));
+}));
+topics.command('describe <name>').description('partitions, leaders, ISR and configs').action((name: string) => run(async (c) => {
+  const res = await c.meta<object, { topic: { topicId: string; partitions: Array<{ partition: number; leaderId: number; leaderEpoch: number; replicas: number[]; isr: number[] }> }; configs: Array<{ name: string; value: string; isDefault: boolean }> }>('describeTopic', { name });
+  print(res, () => {
+    console.log(`topic ${name} (${res.topic.topicId})`);
+    console.table(res.topic.partitions.map((p) => ({ partition: p.partition, leader: p.leaderId, epoch: p.leaderEpoch, replicas: p.replicas.join(','), isr: p.isr.join(',') })));
+    console.table(res.configs.filter((x) => !x.isDefault).map((x) => ({ config: x.name, value: x.value })));
+  });
+}));
+topics.command('alter <name>').description('set or remove config overrides')
+  .option('-c, --config <key=value>', 'config to set (repeatable)', collect).option('--delete-config <key>', 'override to remove (repeatable)', collect)
+  .action((name: string, o: { config?: string[]; deleteConfig?: string[] }) => run(async (c) => {
+    const res = await c.meta<object, { topic: unknown }>('alterTopicConfigs', { name, set: parseKv(o.config, '--config'), remove: o.deleteConfig ?? [], validateOnly: false });
+    print(res.topic, () => console.log(`altered topic ${name}`));
+  }));
+topics.command('add-partitions <name> <total>').description('grow a topic to <total> partitions').action((name: string, total: string) => run(async (c) => {
+  const res = await c.meta<object, { topic: unknown }>('createPartitions', { name, totalCount: Number(total), validateOnly: false });
+  print(res.topic, () => console.log(`topic ${name} now has ${total} partitions`));
+}));
+topics.command('delete <name>').description('delete a topic and its data').action((name: string) => run(async (c) => {
+  const res = await c.meta<object, { topicId: string }>('deleteTopic', { name });
+  print(res, () => console.log(`deleted topic ${name}`));
+}));
+
+program.command('produce <topic>').description('produce lines from stdin (or --file) as records')
+  .option('-f, --file <path>', 'read lines from a file instead of stdin')
+  .option('-k, --key-separator <sep>', 'split each line into key<sep>value')
+  .option('-H, --header <key=value>', 'header on every record (repeatable)', collect)
+  .addOption(new Option('--acks <acks>', 'acknowledgement').choices(['0', '1', 'all']).default('all'))
+  .addOption(new Option('--compression <codec>', 'batch compression').choices(['none', 'gzip', 'lz4']).default('none'))
+  .option('--batch-size <n>', 'records per send', '1000')
+  .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string }) => run(async (c) => {
+    const headers = Object.entries(parseKv(o.header, '--header')).map(([key, value]) => ({ key, value: Buffer.from(value) }));
+    const producer = c.producer({
+      acks: o.acks === '0' ? Acks.ACKS_NONE : o.acks === '1' ? Acks.ACKS_LEADER : Acks.ACKS_ALL,
+      compression: { none: CompressionCodec.COMPRESSION_CODEC_NONE, gzip: CompressionCodec.COMPRESSION_CODEC_GZIP, lz4: CompressionCodec.COMPRESSION_CODEC_LZ4 }[o.compression as 'none'],
+    });
+    const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
+    let pending: RecordInput[] = [];
+    let count = 0;
+    const flush = async () => {
+      if (pending.length === 0) return;
+      const batch = pending;
+      pending = [];
+      await producer.send(topic, batch);
+      count += batch.length;
+    };
+    for await (const line of lines) {
+      let key: string | undefined;
+      let value = line;
+      if (o.keySeparator) {
+        const i = line.indexOf(o.keySeparator);
+        if (i >= 0) { key = line.slice(0, i); value = line.slice(i + o.keySeparator.length); }
+      }
+      pending.push({ key, value, headers, timestampMs: Date.now() });
+      if (pending.length >= Number(o.batchSize)) await flush();
+    }
+    await flush();
+    print({ topic, records: count }, () => console.error(`produced ${count} records to ${topic}`));
+  }));
+
+program.command('consume <topic>').description('read records (standalone: by partition and offset)')
+  .option('-p, --partition <n>', 'only this partition (default: all)', collect)
+  .option('--from-beginning', 'start at the earliest offset (default: the end)')
+  .option('--offset <offset>', 'start at this offset')
+  .option('--timestamp <ms>', 'start at the first record at or after this time (ms since epoch)')
+  .option('--follow', 'keep waiting for new records')
+  .option('-n, --max-messages <n>', 'stop after this many records')
+  .option('--print <fields>', 'fields to print: key,value,partition,offset,timestamp,headers', 'value')
+  .action((topic: string, o: { partition?: string[]; fromBeginning?: boolean; offset?: string; timestamp?: string; follow?: boolean; maxMessages?: string; print: string }) => run(async (c) => {
+    const t = await c.topic(topic, true);
+    const partitions = o.partition ? o.partition.map(Number) : t.partitions.map((p) => p.partition);
+    const fields = o.print.split(',');
+    const max = o.maxMessages ? Number(o.maxMessages) : Infinity;
+    const positions = new Map<number, bigint>();
+    for (const p of partitions) {
+      if (o.offset !== undefined) positions.set(p, BigInt(o.offset));
+      else if (o.timestamp !== undefined) positions.set(p, await c.listOffset(topic, p, OffsetSpec.OFFSET_SPEC_TIMESTAMP, BigInt(o.timestamp)));
+      else positions.set(p, await c.listOffset(topic, p, o.fromBeginning ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST));
+    }
+    let seen = 0;
+    for (;;) {
+      let got = 0;
+      for (const p of partitions) {
+        const { records } = await c.fetch(topic, p, positions.get(p)!, { maxWaitMs: o.follow ? 200 : 0 });
+        for (const r of records) {
+          if (seen >= max) return;
+          const row: Record<string, unknown> = { partition: p, offset: r.offset.toString(), timestamp: r.timestampMs.toString(), key: r.key.toString(), value: r.value?.toString() ?? null, headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value.toString()])) };
+          if (json()) console.log(JSON.stringify(Object.fromEntries(fields.map((f) => [f, row[f]]))));
+          else console.log(fields.map((f) => (f === 'headers' ? JSON.stringify(row[f]) : String(row[f]))).join('\t'));
+          seen++;
+          got++;
+          positions.set(p, r.offset + 1n);
+        }
+      }
+      if (seen >= max || (got === 0 && !o.follow)) return;
+    }
+  }));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') process.exit(0);
+    process.exit(2);
+  }
+  const e = err as { reason?: string; message?: string };
+  console.error(`skein: ${e.reason ? `${e.reason}: ` : ''}${e.message ?? String(err)}`);
+  process.exit(1);
+}

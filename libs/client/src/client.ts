@@ -1,0 +1,211 @@
+/**
+ * The Skein client: admin calls go to the metadata service; produce and fetch go to partition
+ * leaders, found from cluster metadata and re-routed on NOT_LEADER hints. Errors are SkeinErrors
+ * with a `reason` (check it, not the class) and `retriable`.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { fromServiceError, SkeinError } from '@skein/common/errors.js';
+import { buildRecordBatch, decodeRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
+import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
+import { MetadataServiceClient, type ClusterMetadata, type Topic } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { partitionForKey } from './murmur2.js';
+
+export { Acks, CompressionCodec, OffsetSpec };
+export type { ConsumedRecord, RecordInput };
+
+export interface ClientOptions {
+  /** Metadata service addresses, host:port. */
+  metadata: string[];
+  credentials?: grpc.ChannelCredentials;
+  requestTimeoutMs?: number;
+}
+
+type Callback<Res> = (err: grpc.ServiceError | null, res: Res) => void;
+
+function unary<Req, Res>(client: grpc.Client, method: string, req: Req, timeoutMs: number): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const fn = (client as unknown as Record<string, (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: Callback<Res>) => void>)[method]!;
+    fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
+  });
+}
+
+function partitionError(e: PartitionError): SkeinError {
+  const err = new SkeinError('INTERNAL', e.message);
+  Object.defineProperty(err, 'reason', { value: e.reason });
+  Object.defineProperty(err, 'retriable', { value: e.retriable });
+  Object.defineProperty(err, 'code', { value: e.code });
+  return err;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Jittered exponential backoff: retries spread out instead of arriving together. */
+const backoff = (attempt: number) => Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
+
+export class SkeinClient {
+  private readonly metadataClients: MetadataServiceClient[];
+  private readonly brokers = new Map<string, BrokerServiceClient>();
+  private cluster: ClusterMetadata | undefined;
+  private next = 0;
+  readonly timeoutMs: number;
+
+  constructor(private readonly options: ClientOptions) {
+    if (options.metadata.length === 0) throw new SkeinError('INVALID_REQUEST', 'at least one metadata address is required');
+    const creds = options.credentials ?? grpc.credentials.createInsecure();
+    this.metadataClients = options.metadata.map((a) => new MetadataServiceClient(a, creds));
+    this.timeoutMs = options.requestTimeoutMs ?? 10_000;
+  }
+
+  /** Calls the metadata service, trying each address in turn on UNAVAILABLE. */
+  async meta<Req, Res>(method: string, req: Req): Promise<Res> {
+    let last: unknown;
+    for (let i = 0; i < this.metadataClients.length; i++) {
+      const client = this.metadataClients[(this.next + i) % this.metadataClients.length]!;
+      try {
+        return await unary<Req, Res>(client, method, req, this.timeoutMs);
+      } catch (err) {
+        last = err;
+        if ((err as SkeinError).code !== grpc.status.UNAVAILABLE) throw err;
+        this.next++;
+      }
+    }
+    throw last;
+  }
+
+  async refreshMetadata(): Promise<ClusterMetadata> {
+    const res = await this.meta<{ topics: string[] }, { metadata?: ClusterMetadata }>('getClusterMetadata', { topics: [] });
+    this.cluster = res.metadata!;
+    return this.cluster;
+  }
+
+  async topic(name: string, refresh = false): Promise<Topic> {
+    const cluster = refresh || !this.cluster ? await this.refreshMetadata() : this.cluster;
+    let t = cluster.topics.find((x) => x.name === name);
+    if (!t && !refresh) t = (await this.refreshMetadata()).topics.find((x) => x.name === name);
+    if (!t) throw new SkeinError('UNKNOWN_TOPIC', `topic ${name} does not exist`, { metadata: { topic: name } });
+    return t;
+  }
+
+  private async leader(topic: string, partition: number, refresh: boolean): Promise<BrokerServiceClient> {
+    const t = await this.topic(topic, refresh);
+    const p = t.partitions.find((x) => x.partition === partition);
+    if (!p) throw new SkeinError('UNKNOWN_PARTITION', `partition ${partition} of ${topic} does not exist`);
+    const broker = this.cluster!.brokers.find((b) => b.brokerId === p.leaderId);
+    if (!broker?.endpoint) throw new SkeinError('PARTITION_OFFLINE', `${topic}-${partition} has no live leader`);
+    const address = `${broker.endpoint.host}:${broker.endpoint.port}`;
+    let c = this.brokers.get(address);
+    if (!c) {
+      c = new BrokerServiceClient(address, this.options.credentials ?? grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 });
+      this.brokers.set(address, c);
+    }
+    return c;
+  }
+
+  /** Runs `fn` against the partition leader, re-routing and retrying retriable errors with backoff. */
+  async withLeader<T>(topic: string, partition: number, fn: (broker: BrokerServiceClient) => Promise<T>, attempts = 8): Promise<T> {
+    let refresh = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn(await this.leader(topic, partition, refresh));
+      } catch (err) {
+        const e = err as SkeinError;
+        // The broker's data-path reasons (NOT_LEADER_OR_FOLLOWER, ...) are Kafka's names, not all in the common table.
+        const reason: string = e.reason;
+        const retriable = e.retriable || ['NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION', 'UNKNOWN_TOPIC_OR_PARTITION', 'PARTITION_OFFLINE'].includes(reason);
+        if (!retriable || attempt + 1 >= attempts) throw err;
+        refresh = true;
+        await sleep(backoff(attempt));
+      }
+    }
+  }
+
+  /** Produces records to one partition as one batch; resolves with the base offset. */
+  async produceBatch(topic: string, partition: number, records: RecordInput[], options: { acks?: Acks; compression?: CompressionCodec; producerId?: bigint; producerEpoch?: number; baseSequence?: number } = {}): Promise<bigint> {
+    const batch = buildRecordBatch(records, { compression: options.compression, producerId: options.producerId, producerEpoch: options.producerEpoch, baseSequence: options.baseSequence });
+    return this.withLeader(topic, partition, async (broker) => {
+      const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; baseOffset: bigint }> }> }>(broker, 'produce', {
+        acks: options.acks ?? Acks.ACKS_ALL, timeoutMs: this.timeoutMs, topics: [{ topic, partitions: [{ partition, batch }] }],
+      }, this.timeoutMs + 2000);
+      const r = res.topics[0]!.partitions[0]!;
+      if (r.error) throw partitionError(r.error);
+      return r.baseOffset;
+    });
+  }
+
+  /** A producer that partitions by key (Kafka-compatible) or round-robin, one batch per partition per send. */
+  producer(options: { acks?: Acks; compression?: CompressionCodec; idempotent?: boolean } = {}): Producer {
+    return new Producer(this, options);
+  }
+
+  async listOffset(topic: string, partition: number, spec: OffsetSpec, timestampMs = 0n): Promise<bigint> {
+    return this.withLeader(topic, partition, async (broker) => {
+      const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; offset: bigint }> }> }>(broker, 'listOffsets', { topics: [{ topic, partitions: [{ partition, spec, timestampMs }] }] }, this.timeoutMs);
+      const r = res.topics[0]!.partitions[0]!;
+      if (r.error) throw partitionError(r.error);
+      return r.offset;
+    });
+  }
+
+  /** Fetches records from `offset` (long-polling up to maxWaitMs when there are none). */
+  async fetch(topic: string, partition: number, offset: bigint, options: { maxWaitMs?: number; maxBytes?: number } = {}): Promise<{ records: ConsumedRecord[]; highWatermark: bigint }> {
+    return this.withLeader(topic, partition, async (broker) => {
+      const maxBytes = options.maxBytes ?? 4 << 20;
+      const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; highWatermark: bigint; batches: Array<{ baseOffset: bigint; batch?: never }> }> }> }>(broker, 'fetch', {
+        maxWaitMs: options.maxWaitMs ?? 0, minBytes: 1, maxBytes, topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: maxBytes, currentLeaderEpoch: -1 }] }],
+      }, this.timeoutMs + (options.maxWaitMs ?? 0));
+      const r = res.topics[0]!.partitions[0]!;
+      if (r.error) throw partitionError(r.error);
+      const records = r.batches.flatMap((b) => decodeRecordBatch(b.batch!, b.baseOffset)).filter((x) => x.offset >= offset);
+      return { records, highWatermark: r.highWatermark };
+    });
+  }
+
+  close(): void {
+    for (const c of this.metadataClients) c.close();
+    for (const c of this.brokers.values()) c.close();
+    this.brokers.clear();
+  }
+}
+
+export class Producer {
+  private roundRobin = 0;
+  private producerId: bigint | undefined;
+  private readonly sequences = new Map<string, number>();
+
+  constructor(private readonly client: SkeinClient, private readonly options: { acks?: Acks; compression?: CompressionCodec; idempotent?: boolean }) {}
+
+  /**
+   * Sends records: keyed records go to Kafka's murmur2 partition, keyless ones round-robin (one
+   * partition per call, so they form one batch). Idempotent by default: a retried batch keeps its
+   * sequence, so the broker acknowledges a duplicate instead of appending it twice.
+   */
+  async send(topic: string, records: RecordInput[]): Promise<Array<{ partition: number; baseOffset: bigint }>> {
+    const t = await this.client.topic(topic);
+    const n = t.partitions.length;
+    const keyless = this.roundRobin++ % n;
+    const byPartition = new Map<number, RecordInput[]>();
+    for (const r of records) {
+      const key = r.key === undefined || r.key === null ? undefined : typeof r.key === 'string' ? Buffer.from(r.key) : r.key;
+      const p = key ? partitionForKey(key, n) : keyless;
+      let list = byPartition.get(p);
+      if (!list) byPartition.set(p, (list = []));
+      list.push(r);
+    }
+    if ((this.options.idempotent ?? true) && this.producerId === undefined) {
+      this.producerId = await this.client.withLeader(topic, 0, (b) => new Promise<bigint>((resolve, reject) => {
+        b.initProducerId({ clientId: 'skein-client' }, new grpc.Metadata(), { deadline: Date.now() + this.client.timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res.producerId)));
+      }));
+    }
+    const results = await Promise.all([...byPartition.entries()].map(async ([partition, list]) => {
+      const key = `${topic}\u0000${partition}`;
+      const seq = this.sequences.get(key) ?? 0;
+      const idempotent = this.producerId !== undefined;
+      if (idempotent) this.sequences.set(key, (seq + list.length) % 2 ** 31);
+      const baseOffset = await this.client.produceBatch(topic, partition, list, {
+        acks: this.options.acks, compression: this.options.compression,
+        ...(idempotent ? { producerId: this.producerId, producerEpoch: 0, baseSequence: seq } : {}),
+      });
+      return { partition, baseOffset };
+    }));
+    return results;
+  }
+}
