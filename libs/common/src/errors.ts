@@ -54,6 +54,14 @@ export const REASONS = {
   UNKNOWN_ASSIGNOR: [S.INVALID_ARGUMENT, false],
   INVALID_SUBSCRIPTION: [S.INVALID_ARGUMENT, false],
   SHUTTING_DOWN: [S.UNAVAILABLE, true],
+  // The broker data path uses Kafka's own names for these, so Kafka users recognise them.
+  NOT_LEADER_OR_FOLLOWER: [S.FAILED_PRECONDITION, true],
+  UNKNOWN_TOPIC_OR_PARTITION: [S.NOT_FOUND, false],
+  UNKNOWN_LEADER_EPOCH: [S.UNAVAILABLE, true],
+  INVALID_RECORD: [S.INVALID_ARGUMENT, false],
+  UNSUPPORTED_COMPRESSION_TYPE: [S.INVALID_ARGUMENT, false],
+  INVALID_PRODUCER_ID: [S.INVALID_ARGUMENT, false],
+  UNAVAILABLE: [S.UNAVAILABLE, true],
   INTERNAL: [S.INTERNAL, false],
 } as const satisfies Record<string, readonly [grpc.status, boolean]>;
 

@@ -5,6 +5,7 @@
  * `grpc-status-details-bin`. Unexpected errors become INTERNAL without internals in the message.
  */
 import * as grpc from '@grpc/grpc-js';
+import { ERROR_DOMAIN, REASONS } from '@skein/common/errors.js';
 import { Any } from '@skein/proto/google/protobuf/any.js';
 import { ErrorInfo } from '@skein/proto/google/rpc/error_details.js';
 import { Status } from '@skein/proto/google/rpc/status.js';
@@ -12,28 +13,17 @@ import { LeaderHint, OffsetRangeHint } from '@skein/proto/skein/common/v1/common
 import type { PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
 import { isLogError, LogError, type LogErrorReason } from '../log/log-error.js';
 
-export const ERROR_DOMAIN = 'skein.broker';
+export { ERROR_DOMAIN };
 
-const CODES: Record<LogErrorReason, grpc.status> = {
-  CORRUPT_MESSAGE: grpc.status.INVALID_ARGUMENT,
-  INVALID_RECORD: grpc.status.INVALID_ARGUMENT,
-  MESSAGE_TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
-  UNSUPPORTED_COMPRESSION_TYPE: grpc.status.INVALID_ARGUMENT,
-  INVALID_PRODUCER_EPOCH: grpc.status.FAILED_PRECONDITION,
-  INVALID_PRODUCER_ID: grpc.status.INVALID_ARGUMENT,
-  OUT_OF_ORDER_SEQUENCE: grpc.status.FAILED_PRECONDITION,
-  OFFSET_OUT_OF_RANGE: grpc.status.OUT_OF_RANGE,
-  PARTITION_OFFLINE: grpc.status.UNAVAILABLE,
-  NOT_LEADER_OR_FOLLOWER: grpc.status.FAILED_PRECONDITION,
-  UNKNOWN_TOPIC_OR_PARTITION: grpc.status.NOT_FOUND,
-  FENCED_LEADER_EPOCH: grpc.status.FAILED_PRECONDITION,
-  UNKNOWN_LEADER_EPOCH: grpc.status.UNAVAILABLE,
-  INVALID_REQUEST: grpc.status.INVALID_ARGUMENT,
-  REQUEST_TIMED_OUT: grpc.status.DEADLINE_EXCEEDED,
-  NOT_ENOUGH_REPLICAS: grpc.status.UNAVAILABLE,
-  UNAVAILABLE: grpc.status.UNAVAILABLE,
-  INTERNAL: grpc.status.INTERNAL,
-};
+// Compile-time guard: every broker reason must be a row of the common table.
+type MissingFromTable = Exclude<LogErrorReason, keyof typeof REASONS>;
+const everyReasonInTable: [MissingFromTable] extends [never] ? true : never = true;
+void everyReasonInTable;
+
+/** The broker's reasons are rows of libs/common's one reason table; this only narrows the type. */
+const CODES: Record<LogErrorReason, grpc.status> = Object.fromEntries(
+  Object.entries(REASONS).map(([reason, [code]]) => [reason, code]),
+) as Record<LogErrorReason, grpc.status>;
 
 /** Corruption found in stored data (not in a client's batch) is data loss, not bad input. */
 function codeOf(e: LogError): grpc.status {
