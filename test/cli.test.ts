@@ -58,6 +58,17 @@ describe('skein CLI', () => {
     expect(listed.find((t) => t.name === 'cli-orders')?.partitionCount).toBe(6);
   });
 
+  it('perf produce and perf consume report throughput and latency', async () => {
+    expect((await skein(['topics', 'create', 'cli-perf', '-p', '2'])).code).toBe(0);
+    const produced = await skein(['--output', 'json', 'perf', 'produce', 'cli-perf', '--num-records', '3000', '--record-size', '100', '--batch-size', '500']);
+    expect(produced.code, produced.stderr).toBe(0);
+    const p = JSON.parse(produced.stdout) as { records: number; recordsPerSecond: number; sendLatencyMs: { p99: number } };
+    expect(p.records).toBe(3000);
+    expect(p.recordsPerSecond).toBeGreaterThan(0);
+    const consumed = JSON.parse((await skein(['--output', 'json', 'perf', 'consume', 'cli-perf', '--num-records', '3000'])).stdout) as { records: number };
+    expect(consumed.records).toBe(3000);
+  });
+
   it('exits 1 with the reason when the cluster refuses, and 2 on usage errors', async () => {
     const unknown = await skein(['topics', 'describe', 'no-such-topic']);
     expect(unknown.code).toBe(1);

@@ -160,6 +160,68 @@ program.command('consume <topic>').description('read records (standalone: by par
     }
   }));
 
+const perf = program.command('perf').description('load generators, like Kafka’s perf-test tools');
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+perf.command('produce <topic>').description('produce fixed-size records as fast as allowed; report throughput and send latency')
+  .option('--num-records <n>', 'records to send', '100000').option('--record-size <bytes>', 'value size', '1024')
+  .option('--batch-size <n>', 'records per send (one batch per partition)', '1000').option('--concurrency <n>', 'sends in flight', '4')
+  .addOption(new Option('--acks <acks>', 'acknowledgement').choices(['0', '1', 'all']).default('1'))
+  .action((topic: string, o: { numRecords: string; recordSize: string; batchSize: string; concurrency: string; acks: string }) => run(async (c) => {
+    const total = Number(o.numRecords);
+    const size = Number(o.recordSize);
+    const perSend = Number(o.batchSize);
+    const producer = c.producer({ acks: o.acks === '0' ? Acks.ACKS_NONE : o.acks === '1' ? Acks.ACKS_LEADER : Acks.ACKS_ALL, idempotent: false });
+    const value = Buffer.alloc(size, 120);
+    const latencies: number[] = [];
+    let sent = 0;
+    let done = 0;
+    const start = performance.now();
+    const progress = setInterval(() => console.error(`${done} records sent, ${Math.round(done / ((performance.now() - start) / 1000))} records/s`), 1000);
+    await Promise.all(Array.from({ length: Number(o.concurrency) }, async () => {
+      while (sent < total) {
+        const n = Math.min(perSend, total - sent);
+        sent += n;
+        const records = Array.from({ length: n }, () => ({ value, timestampMs: Date.now() }));
+        const t0 = performance.now();
+        await producer.send(topic, records);
+        latencies.push(performance.now() - t0);
+        done += n;
+      }
+    }));
+    clearInterval(progress);
+    const seconds = (performance.now() - start) / 1000;
+    latencies.sort((a, b) => a - b);
+    const result = { records: total, recordsPerSecond: Math.round(total / seconds), mbPerSecond: +((total * size) / seconds / 1e6).toFixed(1), sendLatencyMs: { p50: +pct(latencies, 0.5).toFixed(1), p95: +pct(latencies, 0.95).toFixed(1), p99: +pct(latencies, 0.99).toFixed(1), max: +pct(latencies, 1).toFixed(1) } };
+    print(result, () => console.log(`${total} records sent, ${result.recordsPerSecond} records/s (${result.mbPerSecond} MB/s), send latency p50 ${result.sendLatencyMs.p50} ms, p95 ${result.sendLatencyMs.p95} ms, p99 ${result.sendLatencyMs.p99} ms, max ${result.sendLatencyMs.max} ms`));
+  }));
+perf.command('consume <topic>').description('read a topic from the beginning; report throughput')
+  .option('--num-records <n>', 'stop after this many records', '100000')
+  .action((topic: string, o: { numRecords: string }) => run(async (c) => {
+    const total = Number(o.numRecords);
+    const t = await c.topic(topic, true);
+    const positions = new Map<number, bigint>();
+    for (const p of t.partitions) positions.set(p.partition, await c.listOffset(topic, p.partition, OffsetSpec.OFFSET_SPEC_EARLIEST));
+    let count = 0;
+    let bytes = 0;
+    const start = performance.now();
+    const progress = setInterval(() => console.error(`${count} records read, ${Math.round(count / ((performance.now() - start) / 1000))} records/s`), 1000);
+    while (count < total) {
+      let got = 0;
+      await Promise.all(t.partitions.map(async (p) => {
+        const { records } = await c.fetch(topic, p.partition, positions.get(p.partition)!, { maxWaitMs: 100, maxBytes: 8 << 20 });
+        for (const r of records) bytes += (r.value?.length ?? 0) + r.key.length;
+        got += records.length;
+        if (records.length > 0) positions.set(p.partition, records[records.length - 1]!.offset + 1n);
+      }));
+      count += got;
+      if (got === 0 && performance.now() - start > 60_000) break;
+    }
+    clearInterval(progress);
+    const seconds = (performance.now() - start) / 1000;
+    const result = { records: count, recordsPerSecond: Math.round(count / seconds), mbPerSecond: +(bytes / seconds / 1e6).toFixed(1) };
+    print(result, () => console.log(`${count} records read, ${result.recordsPerSecond} records/s (${result.mbPerSecond} MB/s)`));
+  }));
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
