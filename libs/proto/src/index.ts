@@ -11,4 +11,5 @@ export const PROTO_FILES = {
   common: ['skein/common/v1/common.proto', 'google/rpc/status.proto', 'google/rpc/error_details.proto'],
   metadata: ['skein/metadata/v1/metadata.proto'],
   broker: ['skein/broker/v1/broker.proto', 'skein/broker/v1/replica.proto'],
+  group: ['skein/group/v1/group.proto'],
 } as const;

@@ -1,0 +1,14 @@
+import { type ConfigOf, commonServerConfigSchema } from '@skein/common/config.js';
+
+export const coordinatorConfigSchema = {
+  ...commonServerConfigSchema,
+  port: { type: 'int', default: 9095, min: 0, max: 65535, doc: 'gRPC port (0 picks a free one)' },
+  store: { type: 'string', default: 'embedded:.skein-data/coordinator/store.db', doc: 'Metadata store holding group state: etcd://host:port[,...] or embedded:<path>' },
+  etcdEndpoints: { type: 'list', default: [], doc: 'etcd endpoints host:port,...; when set, overrides --store' },
+  prefix: { type: 'string', default: '/skein/', doc: 'Key prefix in the store (ends with /)' },
+  metadataAddresses: { type: 'list', default: ['127.0.0.1:9090'], doc: 'Metadata service addresses, for topic partition counts' },
+  sessionTimeoutMs: { type: 'int', default: 45_000, min: 1000, max: 600_000, doc: 'A member silent this long is removed (Kafka: group.consumer.session.timeout.ms)' },
+  heartbeatIntervalMs: { type: 'int', default: 5000, min: 100, max: 60_000, doc: 'Heartbeat interval told to members' },
+} as const;
+
+export type CoordinatorConfig = ConfigOf<typeof coordinatorConfigSchema>;

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/** The group coordinator process: stateless; group state and offsets live in the metadata store. */
+import * as grpc from '@grpc/grpc-js';
+import { ConfigError, configHelp, loadConfig } from '@skein/common/config.js';
+import { fromServiceError } from '@skein/common/errors.js';
+import { startGrpcServer } from '@skein/common/grpc-server.js';
+import { createLogger } from '@skein/common/logger.js';
+import { onShutdownSignal } from '@skein/common/shutdown.js';
+import { openMetadataStore } from '@skein/common/store/open-store.js';
+import { PROTO_FILES } from '@skein/proto';
+import { MetadataServiceClient, type ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { coordinatorConfigSchema } from './config.js';
+import { GROUP_SERVICE_NAME, GroupCoordinatorServiceService, groupServiceHandlers } from './grpc/group-service.js';
+
+if (process.argv.includes('--help')) {
+  console.log(`skein-group-coordinator: consumer groups with server-side assignment\n\nOptions (flag, environment variable):\n${configHelp(coordinatorConfigSchema)}`);
+  process.exit(0);
+}
+let config;
+try {
+  config = loadConfig(coordinatorConfigSchema);
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(`skein-group-coordinator: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}
+const logger = createLogger({ service: 'group-coordinator', level: config.logLevel });
+try {
+  const store = await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store);
+  const clients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
+  let cached: { at: number; counts: Map<string, number> } | undefined;
+  let next = 0;
+  const topics = async (): Promise<Map<string, number>> => {
+    if (cached && Date.now() - cached.at < 500) return cached.counts;
+    const client = clients[next++ % clients.length]!;
+    const md = await new Promise<ClusterMetadata>((resolve, reject) => client.getClusterMetadata({ topics: [] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r.metadata!))));
+    cached = { at: Date.now(), counts: new Map(md.topics.map((t) => [t.name, t.partitions.length])) };
+    return cached.counts;
+  };
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, topics }) }],
+    protoFiles: [...PROTO_FILES.common, ...PROTO_FILES.group],
+    logger,
+  });
+  logger.info({ port: server.port }, 'group coordinator listening');
+  onShutdownSignal(logger, async () => {
+    await server.shutdown(config.shutdownGraceMs);
+    for (const c of clients) c.close();
+    await store.close();
+  });
+} catch (err) {
+  logger.fatal({ err }, 'group coordinator failed to start');
+  process.exit(1);
+}

@@ -1,0 +1,115 @@
+// Consumer groups across two stateless coordinator instances on real etcd: members converge to an
+// assignment where each partition has exactly one owner, commits are fenced by ownership and
+// member epoch, a killed coordinator changes nothing for members, and a regex subscription picks
+// up a new topic without a restart.
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GroupCoordinatorServiceClient, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
+import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { metadataClient, promisify, rejection } from './harness/clients.js';
+import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
+import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+
+let etcd: EtcdCluster;
+let meta: ReturnType<typeof metadataClient>;
+const coordinators: ServiceProcess[] = [];
+let clients: Array<ReturnType<typeof promisify<GroupCoordinatorServiceClient>>> = [];
+
+beforeAll(async () => {
+  etcd = await startEtcd({ members: 1 });
+  const prefix = `/groups-${process.pid}/`;
+  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', prefix] });
+  meta = metadataClient(metadata.address);
+  await startService({ name: 'broker-1', entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', '1', '--metadata-addresses', metadata.address] });
+  await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
+  await meta.createTopic({ name: 'orders', partitions: 6, replicationFactor: 1, configs: {}, validateOnly: false });
+  for (const name of ['coord-a', 'coord-b']) {
+    coordinators.push(await startService({ name, entry: COORDINATOR_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', prefix, '--metadata-addresses', metadata.address, '--session-timeout-ms', '3000', '--heartbeat-interval-ms', '200'] }));
+  }
+  clients = coordinators.map((c) => promisify(new GroupCoordinatorServiceClient(c.address, grpc.credentials.createInsecure())));
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  meta?.close();
+  await stopAll();
+  await etcd?.stop();
+});
+
+const flat = (list: TopicPartitions[]) => list.flatMap((t) => t.partitions.map((p) => `${t.topic}:${p}`));
+const unflat = (list: string[]): TopicPartitions[] => {
+  const m = new Map<string, number[]>();
+  for (const x of list) {
+    const [t, p] = x.split(':') as [string, string];
+    m.set(t, [...(m.get(t) ?? []), Number(p)]);
+  }
+  return [...m.entries()].map(([topic, partitions]) => ({ topic, partitions }));
+};
+
+/** A member that owns exactly what it was last told, heartbeating through any live coordinator. */
+class Member {
+  id = '';
+  epoch = 0;
+  owned: string[] = [];
+  constructor(readonly group: string, readonly sub: { topics?: string[]; regex?: string }) {}
+  async beat(via: number, epoch = this.epoch): Promise<void> {
+    const res = await clients[via % clients.length]!.heartbeat({ groupId: this.group, memberId: this.id, memberEpoch: epoch, clientId: 'test', subscribedTopics: this.sub.topics ?? [], subscribedTopicRegex: this.sub.regex ?? '', serverAssignor: 'uniform', ownedPartitions: unflat(this.owned) });
+    this.id = res.memberId;
+    this.epoch = res.memberEpoch;
+    this.owned = epoch === -1 ? [] : flat(res.assignment);
+  }
+}
+
+function assertExclusive(members: Member[]): void {
+  const seen = new Set<string>();
+  for (const m of members) for (const p of m.owned) {
+    expect(seen.has(p), `${p} owned twice`).toBe(false);
+    seen.add(p);
+  }
+}
+
+describe('consumer groups', () => {
+  it('converges with every partition owned exactly once, across two coordinator instances', async () => {
+    const members = [new Member('g1', { topics: ['orders'] }), new Member('g1', { topics: ['orders'] }), new Member('g1', { topics: ['orders'] })];
+    let round = 0;
+    await waitFor(async () => {
+      for (const m of members) { await m.beat(round++); assertExclusive(members); }
+      return members.every((m) => m.owned.length === 2);
+    }, { timeoutMs: 15_000, intervalMs: 10, message: 'three members own two partitions each' });
+
+    // Commits: the owner at its epoch succeeds; a non-owner and a stale epoch are refused.
+    const [a, b] = members as [Member, Member];
+    const [t, p] = a.owned[0]!.split(':') as [string, string];
+    await clients[0]!.commitOffsets({ groupId: 'g1', memberId: a.id, memberEpoch: a.epoch, offsets: [{ topic: t, partition: Number(p), offset: 42n, metadata: 'm' }] });
+    expect((await rejection(clients[1]!.commitOffsets({ groupId: 'g1', memberId: b.id, memberEpoch: b.epoch, offsets: [{ topic: t, partition: Number(p), offset: 1n, metadata: '' }] }))).reason).toBe('STALE_MEMBER_EPOCH');
+    expect((await rejection(clients[1]!.commitOffsets({ groupId: 'g1', memberId: a.id, memberEpoch: a.epoch - 1, offsets: [{ topic: t, partition: Number(p), offset: 1n, metadata: '' }] }))).reason).toBe('STALE_MEMBER_EPOCH');
+    const fetched = await clients[1]!.fetchOffsets({ groupId: 'g1', partitions: [] });
+    expect(fetched.offsets).toEqual([{ topic: t, partition: Number(p), offset: 42n, metadata: 'm' }]);
+
+    // A coordinator dies: members carry on through the other one; a member leaves and its partitions move.
+    coordinators[0]!.kill();
+    await members[2]!.beat(1, -1);
+    const remaining = members.slice(0, 2);
+    await waitFor(async () => {
+      for (const m of remaining) { await m.beat(1); assertExclusive(remaining); }
+      return remaining.every((m) => m.owned.length === 3);
+    }, { timeoutMs: 15_000, intervalMs: 10, message: 'two members own three partitions each' });
+    const described = await clients[1]!.describeGroup({ groupId: 'g1' });
+    expect(described.members).toHaveLength(2);
+    expect(described.offsets[0]!.offset).toBe(42n);
+    await coordinators[0]!.restart();
+  });
+
+  it('adds a new topic matching a regex subscription without a restart, and refuses bad input', async () => {
+    const m = new Member('g2', { regex: 'logs-.*' });
+    await meta.createTopic({ name: 'logs-a', partitions: 2, replicationFactor: 1, configs: {}, validateOnly: false });
+    await waitFor(async () => { await m.beat(0); return m.owned.length === 2; }, { timeoutMs: 10_000, intervalMs: 50, message: 'logs-a assigned' });
+    await meta.createTopic({ name: 'logs-b', partitions: 3, replicationFactor: 1, configs: {}, validateOnly: false });
+    await waitFor(async () => { await m.beat(1); return m.owned.length === 5; }, { timeoutMs: 10_000, intervalMs: 50, message: 'logs-b picked up' });
+    expect((await rejection(clients[0]!.heartbeat({ groupId: 'bad group', memberId: '', memberEpoch: 0, clientId: '', subscribedTopics: ['x'], subscribedTopicRegex: '', serverAssignor: '', ownedPartitions: [] }))).reason).toBe('INVALID_GROUP_ID');
+    expect((await rejection(clients[0]!.heartbeat({ groupId: 'g3', memberId: '', memberEpoch: 0, clientId: '', subscribedTopics: [], subscribedTopicRegex: '(', serverAssignor: '', ownedPartitions: [] }))).reason).toBe('INVALID_SUBSCRIPTION');
+    expect((await rejection(clients[0]!.heartbeat({ groupId: 'g3', memberId: '', memberEpoch: 0, clientId: '', subscribedTopics: ['x'], subscribedTopicRegex: '', serverAssignor: 'magic', ownedPartitions: [] }))).reason).toBe('UNKNOWN_ASSIGNOR');
+    expect((await rejection(clients[0]!.describeGroup({ groupId: 'nope' }))).reason).toBe('UNKNOWN_GROUP');
+    expect((await rejection(clients[0]!.deleteGroup({ groupId: 'g2' }))).reason).toBe('GROUP_NOT_EMPTY');
+  });
+});
