@@ -119,6 +119,13 @@ for (let id = 0; id < brokerCount; id++) {
   ]);
 }
 
+mkdirSync(join(dataDir, 'coordinator'), { recursive: true });
+const coordinatorAddress = '127.0.0.1:9095';
+start('coordinator', 'coordinator', 'services/group-coordinator/dist/main.js', [
+  '--port', '9095', '--metadata-addresses', metadataAddress,
+  ...(etcdEndpoints ? ['--store', store] : ['--store', `embedded:${join(dataDir, 'coordinator', 'store.db')}`]),
+]);
+
 /** Shows the cluster working end to end: a topic, three records produced, and read back. */
 async function demo(client) {
   const topic = 'quickstart';
@@ -156,6 +163,7 @@ try {
 \x1b[1mSkein is running.\x1b[0m
   metadata service   ${metadataAddress}   (controller: ${metadata.controller.controllerId}, epoch ${metadata.controller.controllerEpoch})
   cluster id         ${metadata.clusterId}
+  group coordinator  ${coordinatorAddress}
   brokers            ${metadata.brokers.map((b) => `${b.brokerId}@${b.endpoint.host}:${b.endpoint.port}`).join('  ')}
   check              produced 3 records to ${shown.topic}-0 on broker ${shown.leaderId} and read back: ${shown.back.join(' ')}
 
