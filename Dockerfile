@@ -21,14 +21,20 @@ COPY libs/proto/package.json libs/proto/
 COPY libs/common/package.json libs/common/
 COPY services/metadata/package.json services/metadata/
 COPY services/broker/package.json services/broker/
+COPY services/group-coordinator/package.json services/group-coordinator/
+COPY libs/client/package.json libs/client/
+COPY libs/cli/package.json libs/cli/
 COPY test/package.json test/
 COPY bench/package.json bench/
-RUN npm ci --omit=dev --no-audit --no-fund --workspace libs/proto --workspace libs/common --workspace services/metadata --workspace services/broker && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund --workspace libs/proto --workspace libs/common --workspace services/metadata --workspace services/broker --workspace services/group-coordinator --workspace libs/client --workspace libs/cli && npm cache clean --force
 COPY --from=build /app/libs/proto/dist libs/proto/dist
 COPY --from=build /app/libs/common/dist libs/common/dist
 COPY --from=build /app/services/metadata/dist services/metadata/dist
 COPY --from=build /app/services/broker/dist services/broker/dist
+COPY --from=build /app/services/group-coordinator/dist services/group-coordinator/dist
+COPY --from=build /app/libs/client/dist libs/client/dist
+COPY --from=build /app/libs/cli/dist libs/cli/dist
 COPY proto proto
 USER node
-EXPOSE 9090 9092
+EXPOSE 9090 9092 9095
 CMD ["node", "services/metadata/dist/main.js"]

@@ -15,6 +15,7 @@ import { envName, flagName } from '@skein/common/config.js';
 const root = new URL('..', import.meta.url).pathname;
 const { metadataConfigSchema } = await import(join(root, 'services/metadata/dist/config.js')) as { metadataConfigSchema: Record<string, unknown> };
 const { brokerConfigSchema } = await import(join(root, 'services/broker/dist/config.js')) as { brokerConfigSchema: Record<string, unknown> };
+const { coordinatorConfigSchema } = await import(join(root, 'services/group-coordinator/dist/config.js')) as { coordinatorConfigSchema: Record<string, unknown> };
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: any; data?: Record<string, string> };
 
@@ -40,12 +41,12 @@ const ALLOWED_FIELDS: Record<string, string[]> = {
 
 const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
-describe.each(['dev', 'prod'])('deploy/k8s overlay %s', (overlay) => {
+describe.each(['dev', 'prod', 'prod-tls'])('deploy/k8s overlay %s', (overlay) => {
   const objects = render(overlay);
   const workloads = objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
 
   it('has the expected workloads', () => {
-    expect(workloads.map((w) => `${w.kind}/${w.metadata.name}`).sort()).toEqual(['Deployment/skein-metadata', 'StatefulSet/etcd', 'StatefulSet/skein-broker']);
+    expect(workloads.map((w) => `${w.kind}/${w.metadata.name}`).sort()).toEqual(['Deployment/skein-group-coordinator', 'Deployment/skein-metadata', 'StatefulSet/etcd', 'StatefulSet/skein-broker']);
   });
 
   it('validates every object against the Kubernetes schemas, with no unknown top-level fields', () => {
@@ -93,8 +94,17 @@ describe.each(['dev', 'prod'])('deploy/k8s overlay %s', (overlay) => {
     }
   });
 
+  it('mounts TLS material for every service when the TLS component is used', () => {
+    if (overlay !== 'prod-tls') return;
+    for (const w of workloads.filter((x) => x.metadata.name.startsWith('skein-'))) {
+      const c = w.spec.template.spec.containers[0];
+      expect(c.env.map((e: any) => e.name)).toEqual(expect.arrayContaining(['SKEIN_TLS_CERT_FILE', 'SKEIN_TLS_KEY_FILE', 'SKEIN_TLS_CA_FILE']));
+      expect(c.volumeMounts.some((m: any) => m.name === 'tls')).toBe(true);
+    }
+  });
+
   it('sets only flags and SKEIN_* variables the services read, and runs entry points that exist', () => {
-    const schemas: Record<string, Record<string, unknown>> = { 'services/metadata/dist/main.js': metadataConfigSchema, 'services/broker/dist/main.js': brokerConfigSchema };
+    const schemas: Record<string, Record<string, unknown>> = { 'services/metadata/dist/main.js': metadataConfigSchema, 'services/broker/dist/main.js': brokerConfigSchema, 'services/group-coordinator/dist/main.js': coordinatorConfigSchema };
     const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'skein-config')!;
     for (const w of workloads.filter((x) => x.metadata.name.startsWith('skein-'))) {
       for (const c of w.spec.template.spec.containers) {
@@ -122,5 +132,6 @@ describe('start-local and the image use the same entry points', () => {
     const script = readFileSync(join(root, 'scripts/start-local.js'), 'utf8');
     expect(script).toContain('services/metadata/dist/main.js');
     expect(script).toContain('services/broker/dist/main.js');
+    expect(script).toContain('services/group-coordinator/dist/main.js');
   });
 });
