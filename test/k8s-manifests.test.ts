@@ -6,7 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { ConfigMap, Service } from 'kubernetes-models/v1';
+import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -29,7 +30,7 @@ function render(overlay: string): Obj[] {
   return parseAllDocuments(out).map((d) => d.toJSON() as Obj).filter(Boolean);
 }
 
-const MODELS: Record<string, new (o: any) => { validate(): void }> = { ConfigMap, Service, Deployment, StatefulSet, PodDisruptionBudget, NetworkPolicy };
+const MODELS: Record<string, new (o: any) => { validate(): void }> = { ConfigMap, Service, ServiceAccount, ClusterRole, ClusterRoleBinding, Deployment, StatefulSet, PodDisruptionBudget, NetworkPolicy };
 const ALLOWED_FIELDS: Record<string, string[]> = {
   ConfigMap: ['apiVersion', 'kind', 'metadata', 'data'],
   Service: ['apiVersion', 'kind', 'metadata', 'spec'],
@@ -37,6 +38,9 @@ const ALLOWED_FIELDS: Record<string, string[]> = {
   StatefulSet: ['apiVersion', 'kind', 'metadata', 'spec'],
   PodDisruptionBudget: ['apiVersion', 'kind', 'metadata', 'spec'],
   NetworkPolicy: ['apiVersion', 'kind', 'metadata', 'spec'],
+  ServiceAccount: ['apiVersion', 'kind', 'metadata'],
+  ClusterRole: ['apiVersion', 'kind', 'metadata', 'rules'],
+  ClusterRoleBinding: ['apiVersion', 'kind', 'metadata', 'roleRef', 'subjects'],
 };
 
 const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -92,6 +96,17 @@ describe.each(['dev', 'prod', 'prod-tls'])('deploy/k8s overlay %s', (overlay) =>
         }
       }
     }
+  });
+
+  it('lets brokers read their node’s zone as their rack, through a service account bound in the same namespace', () => {
+    const broker = workloads.find((w) => w.metadata.name === 'skein-broker')!;
+    const pod = broker.spec.template.spec;
+    const binding = objects.find((o) => o.kind === 'ClusterRoleBinding') as any;
+    const account = objects.find((o) => o.kind === 'ServiceAccount') as any;
+    expect(pod.serviceAccountName).toBe(account.metadata.name);
+    expect(binding.subjects[0]).toMatchObject({ name: account.metadata.name, namespace: account.metadata.namespace });
+    expect(pod.initContainers[0].command.join(' ')).toContain('topology\\.kubernetes\\.io/zone');
+    expect(pod.containers[0].command.join(' ')).toContain('--rack');
   });
 
   it('mounts TLS material for every service when the TLS component is used', () => {
