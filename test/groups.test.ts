@@ -100,6 +100,19 @@ describe('consumer groups', () => {
     await coordinators[0]!.restart();
   });
 
+  it('reassigns a silent member’s partitions after the session timeout; the other member keeps its own throughout', async () => {
+    const a = new Member('g4', { topics: ['orders'] });
+    const b = new Member('g4', { topics: ['orders'] });
+    await waitFor(async () => { await a.beat(0); await b.beat(1); assertExclusive([a, b]); return a.owned.length === 3 && b.owned.length === 3; }, { timeoutMs: 15_000, intervalMs: 10, message: 'two members own three each' });
+    const mine = [...a.owned];
+    // b goes silent (as if SIGKILLed); a keeps heartbeating and never loses what it had.
+    await waitFor(async () => {
+      await a.beat(0);
+      for (const p of mine) expect(a.owned).toContain(p);
+      return a.owned.length === 6;
+    }, { timeoutMs: 15_000, intervalMs: 100, message: 'the silent member’s partitions move to the live one' });
+  });
+
   it('adds a new topic matching a regex subscription without a restart, and refuses bad input', async () => {
     const m = new Member('g2', { regex: 'logs-.*' });
     await meta.createTopic({ name: 'logs-a', partitions: 2, replicationFactor: 1, configs: {}, validateOnly: false });
