@@ -6,13 +6,17 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupCoordinatorServiceClient, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
-import { metadataClient, promisify, rejection } from './harness/clients.js';
+import { brokerClient, metadataClient, promisify, rejection } from './harness/clients.js';
+import { Acks } from '@skein/proto/skein/broker/v1/broker.js';
+import { ResetSpec } from '@skein/proto/skein/group/v1/group.js';
+import { buildRecordBatch } from '@skein/common/records/record-batch.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
 let etcd: EtcdCluster;
 let meta: ReturnType<typeof metadataClient>;
 const coordinators: ServiceProcess[] = [];
+let brokerAddress = '';
 let clients: Array<ReturnType<typeof promisify<GroupCoordinatorServiceClient>>> = [];
 
 beforeAll(async () => {
@@ -20,7 +24,7 @@ beforeAll(async () => {
   const prefix = `/groups-${process.pid}/`;
   const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', prefix] });
   meta = metadataClient(metadata.address);
-  await startService({ name: 'broker-1', entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', '1', '--metadata-addresses', metadata.address] });
+  brokerAddress = (await startService({ name: 'broker-1', entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', '1', '--metadata-addresses', metadata.address] })).address;
   await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
   await meta.createTopic({ name: 'orders', partitions: 6, replicationFactor: 1, configs: {}, validateOnly: false });
   for (const name of ['coord-a', 'coord-b']) {
@@ -111,6 +115,35 @@ describe('consumer groups', () => {
       for (const p of mine) expect(a.owned).toContain(p);
       return a.owned.length === 6;
     }, { timeoutMs: 15_000, intervalMs: 100, message: 'the silent member’s partitions move to the live one' });
+  });
+
+  it('reports lag per partition and resets an empty group’s offsets (dry run first)', async () => {
+    await meta.createTopic({ name: 'lagged', partitions: 2, replicationFactor: 1, configs: {}, validateOnly: false });
+    const broker = brokerClient(brokerAddress);
+    await waitFor(async () => {
+      const r = await broker.produce({ acks: Acks.ACKS_ALL, timeoutMs: 2000, topics: [{ topic: 'lagged', partitions: [{ partition: 0, batch: buildRecordBatch(Array.from({ length: 10 }, (_, i) => ({ value: `v${i}`, timestampMs: 1000 + i }))) }] }] });
+      return !r.topics[0]!.partitions[0]!.error;
+    }, { timeoutMs: 10_000, message: 'records produced' });
+    broker.close();
+    const m = new Member('g5', { topics: ['lagged'] });
+    await waitFor(async () => { await m.beat(0); return m.owned.length === 2; }, { timeoutMs: 10_000, intervalMs: 50, message: 'member owns both partitions' });
+    await clients[0]!.commitOffsets({ groupId: 'g5', memberId: m.id, memberEpoch: m.epoch, offsets: [{ topic: 'lagged', partition: 0, offset: 4n, metadata: '' }] });
+    const described = await clients[1]!.describeGroup({ groupId: 'g5' });
+    expect(described.lags).toEqual([
+      { topic: 'lagged', partition: 0, committedOffset: 4n, logEndOffset: 10n, lag: 6n },
+      { topic: 'lagged', partition: 1, committedOffset: -1n, logEndOffset: 0n, lag: 0n },
+    ]);
+    const reset = { groupId: 'g5', topic: 'lagged', partitions: [0], spec: ResetSpec.RESET_SPEC_EARLIEST, value: 0n, dryRun: true };
+    expect((await rejection(clients[0]!.resetOffsets(reset))).reason).toBe('GROUP_NOT_EMPTY');
+    await m.beat(0, -1);
+    expect((await clients[0]!.resetOffsets(reset)).offsets[0]!.offset).toBe(0n);
+    expect((await clients[0]!.fetchOffsets({ groupId: 'g5', partitions: [] })).offsets[0]!.offset).toBe(4n); // dry run changed nothing
+    await clients[0]!.resetOffsets({ ...reset, spec: ResetSpec.RESET_SPEC_SHIFT_BY, value: 3n, dryRun: false });
+    expect((await clients[0]!.fetchOffsets({ groupId: 'g5', partitions: [] })).offsets[0]!.offset).toBe(7n);
+    await clients[0]!.resetOffsets({ ...reset, spec: ResetSpec.RESET_SPEC_TIMESTAMP, value: 1002n, dryRun: false });
+    expect((await clients[0]!.fetchOffsets({ groupId: 'g5', partitions: [] })).offsets[0]!.offset).toBe(2n);
+    await clients[0]!.resetOffsets({ ...reset, spec: ResetSpec.RESET_SPEC_TO_OFFSET, value: 999n, dryRun: false });
+    expect((await clients[0]!.fetchOffsets({ groupId: 'g5', partitions: [] })).offsets[0]!.offset).toBe(10n); // clamped to the log end
   });
 
   it('adds a new topic matching a regex subscription without a restart, and refuses bad input', async () => {

@@ -9,6 +9,7 @@ import { onShutdownSignal } from '@skein/common/shutdown.js';
 import { openMetadataStore } from '@skein/common/store/open-store.js';
 import { PROTO_FILES } from '@skein/proto';
 import { MetadataServiceClient, type ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { BrokerServiceClient, OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { coordinatorConfigSchema } from './config.js';
 import { GROUP_SERVICE_NAME, GroupCoordinatorServiceService, groupServiceHandlers } from './grpc/group-service.js';
 
@@ -30,19 +31,36 @@ const logger = createLogger({ service: 'group-coordinator', level: config.logLev
 try {
   const store = await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store);
   const clients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
-  let cached: { at: number; counts: Map<string, number> } | undefined;
+  let cached: { at: number; counts: Map<string, number>; metadata: ClusterMetadata } | undefined;
   let next = 0;
-  const topics = async (): Promise<Map<string, number>> => {
-    if (cached && Date.now() - cached.at < 500) return cached.counts;
+  const refresh = async () => {
+    if (cached && Date.now() - cached.at < 500) return cached;
     const client = clients[next++ % clients.length]!;
     const md = await new Promise<ClusterMetadata>((resolve, reject) => client.getClusterMetadata({ topics: [] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r.metadata!))));
-    cached = { at: Date.now(), counts: new Map(md.topics.map((t) => [t.name, t.partitions.length])) };
-    return cached.counts;
+    cached = { at: Date.now(), counts: new Map(md.topics.map((t) => [t.name, t.partitions.length])), metadata: md };
+    return cached;
+  };
+  const topics = async (): Promise<Map<string, number>> => (await refresh()).counts;
+  const brokers = new Map<string, BrokerServiceClient>();
+  const listOffset = async (topic: string, partition: number, spec: 'earliest' | 'latest' | 'timestamp', timestampMs = 0n): Promise<bigint> => {
+    const md = (await refresh()).metadata;
+    const leaderId = md.topics.find((t) => t.name === topic)?.partitions.find((p) => p.partition === partition)?.leaderId;
+    const ep = md.brokers.find((b) => b.brokerId === leaderId)?.endpoint;
+    if (!ep) throw new Error(`${topic}-${partition} has no live leader`);
+    const address = `${ep.host}:${ep.port}`;
+    let client = brokers.get(address);
+    if (!client) brokers.set(address, (client = new BrokerServiceClient(address, grpc.credentials.createInsecure())));
+    const wire = spec === 'earliest' ? OffsetSpec.OFFSET_SPEC_EARLIEST : spec === 'latest' ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_TIMESTAMP;
+    const res = await new Promise<{ topics: Array<{ partitions: Array<{ error?: { reason: string }; offset: bigint }> }> }>((resolve, reject) =>
+      client!.listOffsets({ topics: [{ topic, partitions: [{ partition, spec: wire, timestampMs }] }] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r))));
+    const r = res.topics[0]!.partitions[0]!;
+    if (r.error) throw new Error(r.error.reason);
+    return r.offset;
   };
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
-    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, topics }) }],
+    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, topics, listOffset }) }],
     protoFiles: [...PROTO_FILES.common, ...PROTO_FILES.group],
     logger,
   });
@@ -50,6 +68,7 @@ try {
   onShutdownSignal(logger, async () => {
     await server.shutdown(config.shutdownGraceMs);
     for (const c of clients) c.close();
+    for (const c of brokers.values()) c.close();
     await store.close();
   });
 } catch (err) {

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { SkeinError } from '@skein/common/errors.js';
 import { unary } from '@skein/common/grpc-server.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
-import { GroupCoordinatorServiceService, type GroupCoordinatorServiceServer, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
+import { GroupCoordinatorServiceService, ResetSpec, type GroupCoordinatorServiceServer, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import type { Logger } from 'pino';
 import { emptyGroup, heartbeat, type GroupState } from '../domain/group.js';
 import { ASSIGNORS, topicOf, tp, type TopicPartition } from '../domain/assignors.js';
@@ -26,6 +26,8 @@ export interface GroupServiceDeps {
   heartbeatIntervalMs: number;
   /** Topic name → partition count, from the metadata service. */
   topics: () => Promise<Map<string, number>>;
+  /** Asks the partition's leader for an offset: the log start, the log end, or the first at a time. */
+  listOffset: (topic: string, partition: number, spec: 'earliest' | 'latest' | 'timestamp', timestampMs?: bigint) => Promise<bigint>;
   nowMs?: () => number;
 }
 
@@ -148,7 +150,26 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
       const { group } = await load(req.groupId);
       if (!group) throw new SkeinError('UNKNOWN_GROUP', `group ${req.groupId} does not exist`, { metadata: { group_id: req.groupId } });
       const { kvs } = await deps.store.range(offsetPrefix(req.groupId));
+      const committed = new Map(kvs.map((kv) => {
+        const [topic, partition] = kv.key.slice(offsetPrefix(req.groupId).length).split('/') as [string, string];
+        return [tp(topic, Number(partition)), BigInt((JSON.parse(kv.value.toString('utf8')) as { offset: string }).offset)];
+      }));
+      const counts = await deps.topics();
+      const topics = new Set([...Object.values(group.members).flatMap((m) => m.topics), ...[...committed.keys()].map(topicOf)]);
+      const lags = [];
+      for (const topic of [...topics].sort()) {
+        const n = counts.get(topic) ?? 0;
+        for (let partition = 0; partition < n; partition++) {
+          const c = committed.get(tp(topic, partition));
+          const [end, start] = await Promise.all([
+            deps.listOffset(topic, partition, 'latest').catch(() => -1n),
+            c === undefined ? deps.listOffset(topic, partition, 'earliest').catch(() => -1n) : Promise.resolve(c),
+          ]);
+          lags.push({ topic, partition, committedOffset: c ?? -1n, logEndOffset: end, lag: end < 0n || start < 0n ? -1n : end - start });
+        }
+      }
       return {
+        lags,
         groupId: group.groupId,
         groupEpoch: group.groupEpoch,
         assignor: group.assignor,
@@ -159,6 +180,45 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
           return { topic, partition: Number(partition), offset: BigInt(value.offset), metadata: value.metadata };
         }),
       };
+    }),
+
+    resetOffsets: unary(async (req) => {
+      checkGroupId(req.groupId);
+      const { group, modRevision } = await load(req.groupId);
+      if (group && Object.keys(group.members).length > 0) throw new SkeinError('GROUP_NOT_EMPTY', `group ${req.groupId} has members; offsets can be reset only while it is empty`, { metadata: { group_id: req.groupId } });
+      const n = (await deps.topics()).get(req.topic);
+      if (n === undefined) throw new SkeinError('UNKNOWN_TOPIC', `topic ${req.topic} does not exist`, { metadata: { topic: req.topic } });
+      const partitions = req.partitions.length > 0 ? req.partitions : Array.from({ length: n }, (_, i) => i);
+      const bad = partitions.find((p) => p < 0 || p >= n);
+      if (bad !== undefined) throw new SkeinError('UNKNOWN_PARTITION', `partition ${bad} of ${req.topic} does not exist`);
+      if (req.spec === ResetSpec.RESET_SPEC_UNSPECIFIED || !(req.spec in ResetSpec)) throw new SkeinError('INVALID_REQUEST', 'spec is required: earliest, latest, timestamp, to-offset or shift-by');
+      const offsets = [];
+      for (const partition of partitions) {
+        const [earliest, latest] = await Promise.all([deps.listOffset(req.topic, partition, 'earliest'), deps.listOffset(req.topic, partition, 'latest')]);
+        const clamp = (o: bigint) => (o < earliest ? earliest : o > latest ? latest : o);
+        let offset: bigint;
+        switch (req.spec) {
+          case ResetSpec.RESET_SPEC_EARLIEST: offset = earliest; break;
+          case ResetSpec.RESET_SPEC_LATEST: offset = latest; break;
+          case ResetSpec.RESET_SPEC_TIMESTAMP: offset = await deps.listOffset(req.topic, partition, 'timestamp', req.value).catch(() => latest); break;
+          case ResetSpec.RESET_SPEC_TO_OFFSET: offset = clamp(req.value); break;
+          default: {
+            const kv = await deps.store.get(`${offsetPrefix(req.groupId)}${req.topic}/${partition}`);
+            const current = kv ? BigInt((JSON.parse(kv.value.toString('utf8')) as { offset: string }).offset) : earliest;
+            offset = clamp(current + req.value);
+          }
+        }
+        offsets.push({ topic: req.topic, partition, offset: offset < 0n ? latest : offset, metadata: '' });
+      }
+      if (!req.dryRun) {
+        // Guarded by the group key: a member joining meanwhile makes the reset fail rather than race it.
+        const txn = await deps.store.txn({
+          compare: [{ key: groupKey(req.groupId), target: 'modRevision', op: '=', value: modRevision }],
+          success: offsets.map((o) => ({ type: 'put' as const, key: `${offsetPrefix(req.groupId)}${o.topic}/${o.partition}`, value: Buffer.from(JSON.stringify({ v: 1, offset: o.offset.toString(), metadata: '', committedAtMs: now() })) })),
+        });
+        if (!txn.succeeded) throw new SkeinError('CONCURRENT_MODIFICATION', `group ${req.groupId} changed during the reset; retry`);
+      }
+      return { offsets };
     }),
 
     deleteGroup: unary(async (req) => {

@@ -23,6 +23,93 @@ export const protobufPackage = "skein.group.v1";
 
 export const protobufFileName = "skein/group/v1/group.proto";
 
+export enum ResetSpec {
+  RESET_SPEC_UNSPECIFIED = 0,
+  RESET_SPEC_EARLIEST = 1,
+  RESET_SPEC_LATEST = 2,
+  /** RESET_SPEC_TIMESTAMP - value = timestamp in ms: the first offset at or after it. */
+  RESET_SPEC_TIMESTAMP = 3,
+  /** RESET_SPEC_TO_OFFSET - value = the offset. */
+  RESET_SPEC_TO_OFFSET = 4,
+  /** RESET_SPEC_SHIFT_BY - value = N (may be negative) added to the committed offset, clamped to the valid range. */
+  RESET_SPEC_SHIFT_BY = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function resetSpecFromJSON(object: any): ResetSpec {
+  switch (object) {
+    case 0:
+    case "RESET_SPEC_UNSPECIFIED":
+      return ResetSpec.RESET_SPEC_UNSPECIFIED;
+    case 1:
+    case "RESET_SPEC_EARLIEST":
+      return ResetSpec.RESET_SPEC_EARLIEST;
+    case 2:
+    case "RESET_SPEC_LATEST":
+      return ResetSpec.RESET_SPEC_LATEST;
+    case 3:
+    case "RESET_SPEC_TIMESTAMP":
+      return ResetSpec.RESET_SPEC_TIMESTAMP;
+    case 4:
+    case "RESET_SPEC_TO_OFFSET":
+      return ResetSpec.RESET_SPEC_TO_OFFSET;
+    case 5:
+    case "RESET_SPEC_SHIFT_BY":
+      return ResetSpec.RESET_SPEC_SHIFT_BY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ResetSpec.UNRECOGNIZED;
+  }
+}
+
+export function resetSpecToJSON(object: ResetSpec): string {
+  switch (object) {
+    case ResetSpec.RESET_SPEC_UNSPECIFIED:
+      return "RESET_SPEC_UNSPECIFIED";
+    case ResetSpec.RESET_SPEC_EARLIEST:
+      return "RESET_SPEC_EARLIEST";
+    case ResetSpec.RESET_SPEC_LATEST:
+      return "RESET_SPEC_LATEST";
+    case ResetSpec.RESET_SPEC_TIMESTAMP:
+      return "RESET_SPEC_TIMESTAMP";
+    case ResetSpec.RESET_SPEC_TO_OFFSET:
+      return "RESET_SPEC_TO_OFFSET";
+    case ResetSpec.RESET_SPEC_SHIFT_BY:
+      return "RESET_SPEC_SHIFT_BY";
+    case ResetSpec.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export interface ResetOffsetsRequest {
+  groupId: string;
+  topic: string;
+  /** Empty means every partition of the topic. */
+  partitions: number[];
+  spec: ResetSpec;
+  value: bigint;
+  dryRun: boolean;
+}
+
+export interface ResetOffsetsResponse {
+  /** The offsets set (or, with dry_run, that would be set). */
+  offsets: OffsetCommit[];
+}
+
+/** Consumer lag of one partition. */
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  /** -1 when nothing is committed. */
+  committedOffset: bigint;
+  /** -1 when the leader could not be asked. */
+  logEndOffset: bigint;
+  /** log_end_offset - committed_offset (or - log start when nothing is committed); -1 when unknown. */
+  lag: bigint;
+}
+
 export interface TopicPartitions {
   topic: string;
   partitions: number[];
@@ -114,6 +201,8 @@ export interface DescribeGroupResponse {
   assignor: string;
   members: GroupMember[];
   offsets: OffsetCommit[];
+  /** Committed offset, log end offset and lag for every partition of the subscribed topics. */
+  lags: PartitionLag[];
 }
 
 export interface DeleteGroupRequest {
@@ -122,6 +211,407 @@ export interface DeleteGroupRequest {
 
 export interface DeleteGroupResponse {
 }
+
+function createBaseResetOffsetsRequest(): ResetOffsetsRequest {
+  return { groupId: "", topic: "", partitions: [], spec: 0, value: 0n, dryRun: false };
+}
+
+export const ResetOffsetsRequest: MessageFns<ResetOffsetsRequest> = {
+  encode(message: ResetOffsetsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "") {
+      writer.uint32(10).string(message.groupId);
+    }
+    if (message.topic !== "") {
+      writer.uint32(18).string(message.topic);
+    }
+    if (message.partitions.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.partitions) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.spec !== 0) {
+      writer.uint32(32).int32(message.spec);
+    }
+    if (message.value !== 0n) {
+      if (BigInt.asIntN(64, message.value) !== message.value) {
+        throw new globalThis.Error("value provided for field message.value of type int64 too large");
+      }
+      writer.uint32(40).int64(message.value);
+    }
+    if (message.dryRun !== false) {
+      writer.uint32(48).bool(message.dryRun);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetOffsetsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetOffsetsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.partitions.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.partitions.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.spec = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.value = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.dryRun = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetOffsetsRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partitions: globalThis.Array.isArray(object?.partitions)
+        ? object.partitions.map((e: any) => globalThis.Number(e))
+        : [],
+      spec: isSet(object.spec) ? resetSpecFromJSON(object.spec) : 0,
+      value: isSet(object.value) ? BigInt(object.value) : 0n,
+      dryRun: isSet(object.dryRun)
+        ? globalThis.Boolean(object.dryRun)
+        : isSet(object.dry_run)
+        ? globalThis.Boolean(object.dry_run)
+        : false,
+    };
+  },
+
+  toJSON(message: ResetOffsetsRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
+    }
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partitions?.length) {
+      obj.partitions = message.partitions.map((e) => Math.round(e));
+    }
+    if (message.spec !== 0) {
+      obj.spec = resetSpecToJSON(message.spec);
+    }
+    if (message.value !== 0n) {
+      obj.value = message.value.toString();
+    }
+    if (message.dryRun !== false) {
+      obj.dryRun = message.dryRun;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetOffsetsRequest>, I>>(base?: I): ResetOffsetsRequest {
+    return ResetOffsetsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetOffsetsRequest>, I>>(object: I): ResetOffsetsRequest {
+    const message = createBaseResetOffsetsRequest();
+    message.groupId = object.groupId ?? "";
+    message.topic = object.topic ?? "";
+    message.partitions = object.partitions?.map((e) => e) || [];
+    message.spec = object.spec ?? 0;
+    message.value = (object.value !== undefined && object.value !== null) ? BigInt(object.value) : 0n;
+    message.dryRun = object.dryRun ?? false;
+    return message;
+  },
+};
+
+function createBaseResetOffsetsResponse(): ResetOffsetsResponse {
+  return { offsets: [] };
+}
+
+export const ResetOffsetsResponse: MessageFns<ResetOffsetsResponse> = {
+  encode(message: ResetOffsetsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.offsets) {
+      OffsetCommit.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetOffsetsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetOffsetsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.offsets.push(OffsetCommit.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetOffsetsResponse {
+    return {
+      offsets: globalThis.Array.isArray(object?.offsets)
+        ? object.offsets.map((e: any) => OffsetCommit.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ResetOffsetsResponse): unknown {
+    const obj: any = {};
+    if (message.offsets?.length) {
+      obj.offsets = message.offsets.map((e) => OffsetCommit.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetOffsetsResponse>, I>>(base?: I): ResetOffsetsResponse {
+    return ResetOffsetsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetOffsetsResponse>, I>>(object: I): ResetOffsetsResponse {
+    const message = createBaseResetOffsetsResponse();
+    message.offsets = object.offsets?.map((e) => OffsetCommit.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePartitionLag(): PartitionLag {
+  return { topic: "", partition: 0, committedOffset: 0n, logEndOffset: 0n, lag: 0n };
+}
+
+export const PartitionLag: MessageFns<PartitionLag> = {
+  encode(message: PartitionLag, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.partition !== 0) {
+      writer.uint32(16).int32(message.partition);
+    }
+    if (message.committedOffset !== 0n) {
+      if (BigInt.asIntN(64, message.committedOffset) !== message.committedOffset) {
+        throw new globalThis.Error("value provided for field message.committedOffset of type int64 too large");
+      }
+      writer.uint32(24).int64(message.committedOffset);
+    }
+    if (message.logEndOffset !== 0n) {
+      if (BigInt.asIntN(64, message.logEndOffset) !== message.logEndOffset) {
+        throw new globalThis.Error("value provided for field message.logEndOffset of type int64 too large");
+      }
+      writer.uint32(32).int64(message.logEndOffset);
+    }
+    if (message.lag !== 0n) {
+      if (BigInt.asIntN(64, message.lag) !== message.lag) {
+        throw new globalThis.Error("value provided for field message.lag of type int64 too large");
+      }
+      writer.uint32(40).int64(message.lag);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PartitionLag {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePartitionLag();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.partition = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.committedOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.logEndOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lag = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PartitionLag {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      committedOffset: isSet(object.committedOffset)
+        ? BigInt(object.committedOffset)
+        : isSet(object.committed_offset)
+        ? BigInt(object.committed_offset)
+        : 0n,
+      logEndOffset: isSet(object.logEndOffset)
+        ? BigInt(object.logEndOffset)
+        : isSet(object.log_end_offset)
+        ? BigInt(object.log_end_offset)
+        : 0n,
+      lag: isSet(object.lag) ? BigInt(object.lag) : 0n,
+    };
+  },
+
+  toJSON(message: PartitionLag): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    if (message.committedOffset !== 0n) {
+      obj.committedOffset = message.committedOffset.toString();
+    }
+    if (message.logEndOffset !== 0n) {
+      obj.logEndOffset = message.logEndOffset.toString();
+    }
+    if (message.lag !== 0n) {
+      obj.lag = message.lag.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PartitionLag>, I>>(base?: I): PartitionLag {
+    return PartitionLag.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PartitionLag>, I>>(object: I): PartitionLag {
+    const message = createBasePartitionLag();
+    message.topic = object.topic ?? "";
+    message.partition = object.partition ?? 0;
+    message.committedOffset = (object.committedOffset !== undefined && object.committedOffset !== null)
+      ? BigInt(object.committedOffset)
+      : 0n;
+    message.logEndOffset = (object.logEndOffset !== undefined && object.logEndOffset !== null)
+      ? BigInt(object.logEndOffset)
+      : 0n;
+    message.lag = (object.lag !== undefined && object.lag !== null) ? BigInt(object.lag) : 0n;
+    return message;
+  },
+};
 
 function createBaseTopicPartitions(): TopicPartitions {
   return { topic: "", partitions: [] };
@@ -1501,7 +1991,7 @@ export const GroupMember: MessageFns<GroupMember> = {
 };
 
 function createBaseDescribeGroupResponse(): DescribeGroupResponse {
-  return { groupId: "", groupEpoch: 0, assignor: "", members: [], offsets: [] };
+  return { groupId: "", groupEpoch: 0, assignor: "", members: [], offsets: [], lags: [] };
 }
 
 export const DescribeGroupResponse: MessageFns<DescribeGroupResponse> = {
@@ -1520,6 +2010,9 @@ export const DescribeGroupResponse: MessageFns<DescribeGroupResponse> = {
     }
     for (const v of message.offsets) {
       OffsetCommit.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.lags) {
+      PartitionLag.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1577,6 +2070,14 @@ export const DescribeGroupResponse: MessageFns<DescribeGroupResponse> = {
             message.offsets.push(OffsetCommit.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lags.push(PartitionLag.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1606,6 +2107,7 @@ export const DescribeGroupResponse: MessageFns<DescribeGroupResponse> = {
       offsets: globalThis.Array.isArray(object?.offsets)
         ? object.offsets.map((e: any) => OffsetCommit.fromJSON(e))
         : [],
+      lags: globalThis.Array.isArray(object?.lags) ? object.lags.map((e: any) => PartitionLag.fromJSON(e)) : [],
     };
   },
 
@@ -1626,6 +2128,9 @@ export const DescribeGroupResponse: MessageFns<DescribeGroupResponse> = {
     if (message.offsets?.length) {
       obj.offsets = message.offsets.map((e) => OffsetCommit.toJSON(e));
     }
+    if (message.lags?.length) {
+      obj.lags = message.lags.map((e) => PartitionLag.toJSON(e));
+    }
     return obj;
   },
 
@@ -1639,6 +2144,7 @@ export const DescribeGroupResponse: MessageFns<DescribeGroupResponse> = {
     message.assignor = object.assignor ?? "";
     message.members = object.members?.map((e) => GroupMember.fromPartial(e)) || [];
     message.offsets = object.offsets?.map((e) => OffsetCommit.fromPartial(e)) || [];
+    message.lags = object.lags?.map((e) => PartitionLag.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1845,6 +2351,20 @@ export const GroupCoordinatorServiceService = {
     responseSerialize: (value: DeleteGroupResponse): Buffer => Buffer.from(DeleteGroupResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteGroupResponse => DeleteGroupResponse.decode(value),
   },
+  /**
+   * Moves an empty group's committed offsets (earliest, latest, by timestamp, to an offset, or
+   * shifted by N), for every partition of a topic or the listed ones; dry_run only computes them.
+   */
+  resetOffsets: {
+    path: "/skein.group.v1.GroupCoordinatorService/ResetOffsets" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResetOffsetsRequest): Buffer => Buffer.from(ResetOffsetsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResetOffsetsRequest => ResetOffsetsRequest.decode(value),
+    responseSerialize: (value: ResetOffsetsResponse): Buffer =>
+      Buffer.from(ResetOffsetsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResetOffsetsResponse => ResetOffsetsResponse.decode(value),
+  },
 } as const;
 
 export interface GroupCoordinatorServiceServer extends UntypedServiceImplementation {
@@ -1867,6 +2387,11 @@ export interface GroupCoordinatorServiceServer extends UntypedServiceImplementat
   describeGroup: handleUnaryCall<DescribeGroupRequest, DescribeGroupResponse>;
   /** Deletes an empty group and its offsets. */
   deleteGroup: handleUnaryCall<DeleteGroupRequest, DeleteGroupResponse>;
+  /**
+   * Moves an empty group's committed offsets (earliest, latest, by timestamp, to an offset, or
+   * shifted by N), for every partition of a topic or the listed ones; dry_run only computes them.
+   */
+  resetOffsets: handleUnaryCall<ResetOffsetsRequest, ResetOffsetsResponse>;
 }
 
 export interface GroupCoordinatorServiceClient extends Client {
@@ -1972,6 +2497,25 @@ export interface GroupCoordinatorServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteGroupResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Moves an empty group's committed offsets (earliest, latest, by timestamp, to an offset, or
+   * shifted by N), for every partition of a topic or the listed ones; dry_run only computes them.
+   */
+  resetOffsets(
+    request: ResetOffsetsRequest,
+    callback: (error: ServiceError | null, response: ResetOffsetsResponse) => void,
+  ): ClientUnaryCall;
+  resetOffsets(
+    request: ResetOffsetsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResetOffsetsResponse) => void,
+  ): ClientUnaryCall;
+  resetOffsets(
+    request: ResetOffsetsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResetOffsetsResponse) => void,
   ): ClientUnaryCall;
 }
 
