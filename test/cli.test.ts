@@ -6,10 +6,11 @@ import { partitionForKey } from '@skein/client/murmur2.js';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { startService, stopAll, waitFor } from './harness/services.js';
 import { metadataClient } from './harness/clients.js';
-import { BROKER_ENTRY, CLI_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { BROKER_ENTRY, CLI_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
 let etcd: EtcdCluster;
 let metadataAddress = '';
+let coordinatorAddress = '';
 
 beforeAll(async () => {
   etcd = await startEtcd({ members: 1 });
@@ -19,6 +20,7 @@ beforeAll(async () => {
   const meta = metadataClient(metadata.address);
   await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 2, { timeoutMs: 15_000, message: 'brokers registered' });
   meta.close();
+  coordinatorAddress = (await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/cli-${process.pid}/`, '--metadata-addresses', metadata.address] })).address;
 }, 60_000);
 
 afterAll(async () => {
@@ -28,7 +30,7 @@ afterAll(async () => {
 
 function skein(args: string[], stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI_ENTRY, '--metadata', metadataAddress, ...args]);
+    const child = spawn(process.execPath, [CLI_ENTRY, '--metadata', metadataAddress, '--coordinator', coordinatorAddress, ...args]);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -67,6 +69,19 @@ describe('skein CLI', () => {
     expect(p.recordsPerSecond).toBeGreaterThan(0);
     const consumed = JSON.parse((await skein(['--output', 'json', 'perf', 'consume', 'cli-perf', '--num-records', '3000'])).stdout) as { records: number };
     expect(consumed.records).toBe(3000);
+  });
+
+  it('groups: describe shows lag per partition; reset-offsets is a dry run unless --execute', async () => {
+    expect((await skein(['topics', 'create', 'cli-lag', '-p', '1'])).code).toBe(0);
+    expect((await skein(['produce', 'cli-lag'], Array.from({ length: 20 }, (_, i) => `v${i}`).join('\n'))).code).toBe(0);
+    expect((await skein(['groups', 'reset-offsets', 'cli-group', 'cli-lag', '--to', 'offset', '--value', '5', '--execute'])).code).toBe(0);
+    const described = JSON.parse((await skein(['--output', 'json', 'groups', 'describe', 'cli-group'])).stdout) as { lags: Array<{ committedOffset: string; logEndOffset: string; lag: string }> };
+    expect(described.lags[0]).toMatchObject({ committedOffset: '5', logEndOffset: '20', lag: '15' });
+    const dry = await skein(['--output', 'json', 'groups', 'reset-offsets', 'cli-group', 'cli-lag', '--to', 'earliest']);
+    expect((JSON.parse(dry.stdout) as Array<{ offset: string }>)[0]!.offset).toBe('0');
+    const after = JSON.parse((await skein(['--output', 'json', 'groups', 'describe', 'cli-group'])).stdout) as { lags: Array<{ committedOffset: string }> };
+    expect(after.lags[0]!.committedOffset).toBe('5');
+    expect((await skein(['groups', 'describe', 'no-group'])).stderr).toContain('UNKNOWN_GROUP');
   });
 
   it('exits 1 with the reason when the cluster refuses, and 2 on usage errors', async () => {

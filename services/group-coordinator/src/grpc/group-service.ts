@@ -147,9 +147,11 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
 
     describeGroup: unary(async (req) => {
       checkGroupId(req.groupId);
-      const { group } = await load(req.groupId);
-      if (!group) throw new SkeinError('UNKNOWN_GROUP', `group ${req.groupId} does not exist`, { metadata: { group_id: req.groupId } });
+      const loaded = (await load(req.groupId)).group;
       const { kvs } = await deps.store.range(offsetPrefix(req.groupId));
+      // A group that only has committed offsets (no member ever joined, or all left) is an empty group.
+      if (!loaded && kvs.length === 0) throw new SkeinError('UNKNOWN_GROUP', `group ${req.groupId} does not exist`, { metadata: { group_id: req.groupId } });
+      const group = loaded ?? emptyGroup(req.groupId);
       const committed = new Map(kvs.map((kv) => {
         const [topic, partition] = kv.key.slice(offsetPrefix(req.groupId).length).split('/') as [string, string];
         return [tp(topic, Number(partition)), BigInt((JSON.parse(kv.value.toString('utf8')) as { offset: string }).offset)];
