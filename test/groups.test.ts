@@ -10,6 +10,7 @@ import { brokerClient, metadataClient, promisify, rejection } from './harness/cl
 import { Acks } from '@skein/proto/skein/broker/v1/broker.js';
 import { ResetSpec } from '@skein/proto/skein/group/v1/group.js';
 import { buildRecordBatch } from '@skein/common/records/record-batch.js';
+import { GroupConsumer, SkeinClient } from '@skein/client';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
@@ -17,6 +18,7 @@ let etcd: EtcdCluster;
 let meta: ReturnType<typeof metadataClient>;
 const coordinators: ServiceProcess[] = [];
 let brokerAddress = '';
+let metadataAddress = '';
 let clients: Array<ReturnType<typeof promisify<GroupCoordinatorServiceClient>>> = [];
 
 beforeAll(async () => {
@@ -24,6 +26,7 @@ beforeAll(async () => {
   const prefix = `/groups-${process.pid}/`;
   const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', prefix] });
   meta = metadataClient(metadata.address);
+  metadataAddress = metadata.address;
   brokerAddress = (await startService({ name: 'broker-1', entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', '1', '--metadata-addresses', metadata.address] })).address;
   await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
   await meta.createTopic({ name: 'orders', partitions: 6, replicationFactor: 1, configs: {}, validateOnly: false });
@@ -144,6 +147,37 @@ describe('consumer groups', () => {
     expect((await clients[0]!.fetchOffsets({ groupId: 'g5', partitions: [] })).offsets[0]!.offset).toBe(2n);
     await clients[0]!.resetOffsets({ ...reset, spec: ResetSpec.RESET_SPEC_TO_OFFSET, value: 999n, dryRun: false });
     expect((await clients[0]!.fetchOffsets({ groupId: 'g5', partitions: [] })).offsets[0]!.offset).toBe(10n); // clamped to the log end
+  });
+
+  it('fans out to two groups (each gets every record) and shares partitions within a group', async () => {
+    await meta.createTopic({ name: 'fanout', partitions: 4, replicationFactor: 1, configs: {}, validateOnly: false });
+    const client = new SkeinClient({ metadata: [metadataAddress] });
+    const producer = client.producer();
+    const values = Array.from({ length: 400 }, (_, i) => `rec-${i}`);
+    await waitFor(async () => { try { await producer.send('fanout', values.slice(0, 1).map((v) => ({ key: v, value: v, timestampMs: 1 }))); return true; } catch { return false; } }, { timeoutMs: 10_000, message: 'topic writable' });
+    for (let i = 1; i < values.length; i += 100) await producer.send('fanout', values.slice(i, i + 100).map((v) => ({ key: v, value: v, timestampMs: 1 })));
+    const coordinatorAddresses = coordinators.map((c) => c.address);
+    const seen = { a1: new Set<string>(), a2: new Set<string>(), b: new Set<string>() };
+    const consumers = [
+      new GroupConsumer(client, { groupId: 'fan-a', coordinator: coordinatorAddresses, topics: ['fanout'] }),
+      new GroupConsumer(client, { groupId: 'fan-a', coordinator: coordinatorAddresses, topics: ['fanout'] }),
+      new GroupConsumer(client, { groupId: 'fan-b', coordinator: coordinatorAddresses, topics: ['fanout'] }),
+    ];
+    await consumers[0]!.run((m) => { seen.a1.add(m.value!.toString()); });
+    await consumers[1]!.run((m) => { seen.a2.add(m.value!.toString()); });
+    await consumers[2]!.run((m) => { seen.b.add(m.value!.toString()); });
+    try {
+      await waitFor(() => new Set([...seen.a1, ...seen.a2]).size === values.length && seen.b.size === values.length && consumers[0]!.assignment.length === 2 && consumers[1]!.assignment.length === 2,
+        { timeoutMs: 30_000, message: 'both groups consumed every record; group a shares the partitions' });
+      expect(consumers[0]!.assignment.filter((p) => consumers[1]!.assignment.includes(p))).toEqual([]);
+      expect(consumers[2]!.assignment).toHaveLength(4);
+    } finally {
+      for (const c of consumers) await c.close();
+      client.close();
+    }
+    // Committed positions survived: the group resumes at the end, not from the beginning.
+    const committed = await clients[0]!.fetchOffsets({ groupId: 'fan-a', partitions: [] });
+    expect(committed.offsets.reduce((n, o) => n + Number(o.offset), 0)).toBe(values.length);
   });
 
   it('adds a new topic matching a regex subscription without a restart, and refuses bad input', async () => {

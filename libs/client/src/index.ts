@@ -1,2 +1,3 @@
 export * from './client.js';
+export * from './consumer.js';
 export * from './murmur2.js';
