@@ -1,9 +1,13 @@
 // Renders the kustomize overlays (kubectl kustomize, offline) and checks every object against the
 // Kubernetes schemas (kubernetes-models) and our own rules; cross-checks the flags and SKEIN_*
 // variables the manifests set against the config keys the services actually read.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
@@ -105,8 +109,37 @@ describe.each(['dev', 'prod', 'prod-tls'])('deploy/k8s overlay %s', (overlay) =>
     const account = objects.find((o) => o.kind === 'ServiceAccount') as any;
     expect(pod.serviceAccountName).toBe(account.metadata.name);
     expect(binding.subjects[0]).toMatchObject({ name: account.metadata.name, namespace: account.metadata.namespace });
-    expect(pod.initContainers[0].command.join(' ')).toContain('topology\\.kubernetes\\.io/zone');
     expect(pod.containers[0].command.join(' ')).toContain('--rack');
+    // The init step runs the script from the generated ConfigMap with the Skein image's own node.
+    const init = pod.initContainers[0];
+    expect(init.image).toBe(pod.containers[0].image);
+    const scriptMount = init.volumeMounts.find((m: any) => init.command.at(-1).startsWith(`${m.mountPath}/`));
+    const scriptVolume = pod.volumes.find((v: any) => v.name === scriptMount.name);
+    const scriptMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === scriptVolume.configMap.name)!;
+    expect(scriptMap.data!['rack-from-node.cjs']).toBe(readFileSync(join(root, 'deploy/k8s/base/files/rack-from-node.cjs'), 'utf8'));
+  });
+
+  it('mounts only volumes the pod declares, from ConfigMaps that exist', () => {
+    for (const w of workloads) {
+      const pod = w.spec.template.spec;
+      const declared = new Set([...(pod.volumes ?? []).map((v: any) => v.name), ...(w.spec.volumeClaimTemplates ?? []).map((t: any) => t.metadata.name)]);
+      for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+        for (const m of c.volumeMounts ?? []) expect(declared.has(m.name), `${w.metadata.name}/${c.name} mounts undeclared volume ${m.name}`).toBe(true);
+      }
+      for (const v of pod.volumes ?? []) {
+        if (v.configMap) expect(objects.some((o) => o.kind === 'ConfigMap' && o.metadata.name === v.configMap.name), `${w.metadata.name}: ConfigMap ${v.configMap.name}`).toBe(true);
+      }
+    }
+  });
+
+  it('runs only the Skein image and the pinned etcd image (no third-party helper images)', () => {
+    for (const w of workloads) {
+      const pod = w.spec.template.spec;
+      for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+        const expected = w.metadata.name === 'etcd' ? /^quay\.io\/coreos\/etcd:v\d+\.\d+\.\d+$/ : overlay === 'dev' ? /^skein:/ : /^registry\.example\.com\/skein:/;
+        expect(c.image, `${w.metadata.name}/${c.name}`).toMatch(expected);
+      }
+    }
   });
 
   it('mounts TLS material for every service when the TLS component is used', () => {
@@ -139,6 +172,67 @@ describe.each(['dev', 'prod', 'prod-tls'])('deploy/k8s overlay %s', (overlay) =>
     }
     const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
     for (const entry of Object.keys(schemas)) expect(dockerfile).toContain(entry.replace('/main.js', ''));
+  });
+});
+
+describe('deploy/k8s across overlays', () => {
+  it('names cluster-scoped objects per overlay, so dev and prod can share a cluster', () => {
+    const clusterScoped = (overlay: string) => render(overlay).filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding').map((o) => `${o.kind}/${o.metadata.name}`);
+    const dev = clusterScoped('dev');
+    const prod = clusterScoped('prod');
+    expect(dev.length).toBeGreaterThan(0);
+    for (const name of dev) expect(prod, name).not.toContain(name);
+  });
+});
+
+describe('the brokers’ rack init script (deploy/k8s/base/files/rack-from-node.cjs)', () => {
+  // Runs the script as the init container would, against a fake API server with a self-signed cert.
+  const script = join(root, 'deploy/k8s/base/files/rack-from-node.cjs');
+  async function runAgainst(respond: (path: string, auth: string | undefined) => [number, unknown]) {
+    const dir = mkdtempSync(join(tmpdir(), 'skein-rack-'));
+    try {
+      try {
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+          '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'ca.crt')], { stdio: 'pipe' });
+      } catch (err) {
+        throw new Error(`this test needs openssl to make a throwaway certificate: ${(err as Error).message}`);
+      }
+      writeFileSync(join(dir, 'token'), 'test-token\n');
+      const seen: string[] = [];
+      const server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'ca.crt')) }, (req, res) => {
+        seen.push(`${req.url} ${req.headers.authorization}`);
+        const [status, body] = respond(req.url!, req.headers.authorization);
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      try {
+        const env = { ...process.env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String((server.address() as AddressInfo).port), SA_DIR: dir, RACK_FILE: join(dir, 'zone'), NODE_NAME: 'node-a' };
+        await promisify(execFile)(process.execPath, [script], { env, timeout: 15_000 });
+        return { zone: readFileSync(join(dir, 'zone'), 'utf8'), seen };
+      } finally {
+        server.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('writes the node’s zone label, asking with the service account token', async () => {
+    const { zone, seen } = await runAgainst(() => [200, { metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': 'eu-west-1b' } } }]);
+    expect(zone).toBe('eu-west-1b');
+    expect(seen).toEqual(['/api/v1/nodes/node-a Bearer test-token']);
+  });
+
+  it('writes an empty rack, and still exits 0, when the node has no zone or access is denied', async () => {
+    expect((await runAgainst(() => [200, { metadata: { name: 'node-a', labels: {} } }])).zone).toBe('');
+    expect((await runAgainst(() => [403, { kind: 'Status', reason: 'Forbidden' }])).zone).toBe('');
+  });
+});
+
+describe('the image build', () => {
+  it('keeps nested build state out of the Docker context (stale tsbuildinfo without dist makes tsc -b skip projects)', () => {
+    const ignore = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    expect(ignore).toEqual(expect.arrayContaining(['**/node_modules', '**/dist', '**/*.tsbuildinfo']));
   });
 });
 
