@@ -11,7 +11,7 @@ import { PROTO_FILES } from '@skein/proto';
 import { MetadataServiceClient, type ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { BrokerServiceClient, OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { coordinatorConfigSchema } from './config.js';
-import { GROUP_SERVICE_NAME, GroupCoordinatorServiceService, groupServiceHandlers } from './grpc/group-service.js';
+import { GROUP_SERVICE_NAME, GroupCoordinatorServiceService, groupServiceHandlers, sweepGroups } from './grpc/group-service.js';
 
 if (process.argv.includes('--help')) {
   console.log(`skein-group-coordinator: consumer groups with server-side assignment\n\nOptions (flag, environment variable):\n${configHelp(coordinatorConfigSchema)}`);
@@ -60,12 +60,20 @@ try {
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
-    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, topics, listOffset }) }],
+    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, topics, listOffset }) }],
     protoFiles: [...PROTO_FILES.common, ...PROTO_FILES.group],
     logger,
   });
   logger.info({ port: server.port }, 'group coordinator listening');
+  let sweeping: Promise<unknown> = Promise.resolve();
+  // Jittered so that instances started together do not sweep in lockstep.
+  const sweepTimer = setInterval(() => {
+    sweeping = sweepGroups({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, offsetsRetentionMs: config.offsetsRetentionMs })
+      .catch((err: unknown) => logger.warn({ err }, 'group sweep failed; retrying next interval'));
+  }, Math.round(config.sweepIntervalMs * (0.8 + Math.random() * 0.4)));
   onShutdownSignal(logger, async () => {
+    clearInterval(sweepTimer);
+    await sweeping;
     await server.shutdown(config.shutdownGraceMs);
     for (const c of clients) c.close();
     for (const c of brokers.values()) c.close();

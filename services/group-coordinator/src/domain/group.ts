@@ -29,6 +29,8 @@ export interface GroupState {
   target: Record<string, TopicPartition[]>;
   /** Partition counts the target was computed from: a change bumps the group epoch. */
   partitionCounts: Record<string, number>;
+  /** When the group last became empty (no members); absent while it has members. Starts offsets retention. */
+  emptySinceMs?: number;
 }
 
 export interface HeartbeatRequest {
@@ -147,4 +149,31 @@ export function heartbeat(
   const updated: MemberState = { ...member, memberEpoch, owned: nextOwned };
   g = { ...g, members: { ...g.members, [member.memberId]: updated } };
   return { group: g, response: { memberId: member.memberId, memberEpoch, assignment } };
+}
+
+/** Records when a group became empty, so that its offsets' retention clock starts there (KIP-211). */
+export function trackEmptiness(group: GroupState, nowMs: number): GroupState {
+  const empty = Object.keys(group.members).length === 0;
+  if (empty && group.emptySinceMs === undefined) return { ...group, emptySinceMs: nowMs };
+  if (!empty && group.emptySinceMs !== undefined) {
+    const { emptySinceMs: _, ...rest } = group;
+    return rest;
+  }
+  return group;
+}
+
+/**
+ * Whether an empty group's offsets have outlived `offsets.retention`: counted from the later of
+ * when the group became empty and its last commit (an admin may commit to an empty group), as
+ * Kafka does since KIP-211. A group with members never expires.
+ */
+export function offsetsExpired(group: GroupState, lastCommitMs: number | undefined, nowMs: number, retentionMs: number): boolean {
+  if (Object.keys(group.members).length > 0 || group.emptySinceMs === undefined) return false;
+  return nowMs - Math.max(group.emptySinceMs, lastCommitMs ?? 0) > retentionMs;
+}
+
+/** The group without per-heartbeat liveness, to tell a real change of state from a heartbeat. */
+export function structuralView(group: GroupState): string {
+  const members = Object.fromEntries(Object.entries(group.members).sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, m]) => [id, { ...m, lastHeartbeatMs: 0 }]));
+  return JSON.stringify({ ...group, members });
 }

@@ -1,0 +1,135 @@
+/**
+ * Durable group state in the metadata store (etcd in production). Three kinds of keys:
+ *
+ *   <prefix>groups/<groupId>                      GroupState JSON: members, epochs, target, ownership
+ *   <prefix>group-liveness/<groupId>/<memberId>   the member's last heartbeat time (ms)
+ *   <prefix>offsets/<groupId>/<topic>/<partition> a committed offset
+ *
+ * Liveness is kept apart from the group key so that a heartbeat that changes nothing but the time
+ * does not rewrite the group key: every state change and every commit is a transaction guarded by
+ * the group key's revision, and if heartbeats bumped it, commits would keep losing that race to
+ * other members' heartbeats. A heartbeat-only write is still guarded by the group key's revision,
+ * so it is decided on current state; an expiry compares the liveness keys it read, so a member
+ * whose heartbeat landed meanwhile is not removed.
+ */
+import type { Compare, MetadataStore, TxnOp } from '@skein/common/store/types.js';
+import { structuralView, type GroupState } from '../domain/group.js';
+
+export interface CommittedOffset {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  metadata: string;
+  committedAtMs: number;
+}
+
+/**
+ * Where committed offsets live. A commit is conditional on the group's state being the one the
+ * caller validated it against (`groupRevision`, 0n for a group that does not exist yet), so a
+ * member fenced meanwhile cannot move the group's offsets. The first implementation is the
+ * metadata store (etcd); a compacted internal topic could implement it when commit rates outgrow
+ * etcd (see bench/groups.js).
+ */
+export interface OffsetStore {
+  fetchOffsets(groupId: string): Promise<CommittedOffset[]>;
+  commitOffsets(groupId: string, offsets: readonly CommittedOffset[], groupRevision: bigint, createGroup?: GroupState): Promise<boolean>;
+}
+
+export interface LoadedGroup {
+  group: GroupState | undefined;
+  /** modRevision of the group key; 0n when the group does not exist. */
+  revision: bigint;
+  /** modRevision of each member's liveness key as read (0n when it had none). */
+  livenessRevisions: Map<string, bigint>;
+}
+
+export class GroupStore implements OffsetStore {
+  constructor(private readonly store: MetadataStore, private readonly prefix: string) {}
+
+  private groupKey(id: string): string {
+    return `${this.prefix}groups/${id}`;
+  }
+  private livenessPrefix(id: string): string {
+    return `${this.prefix}group-liveness/${id}/`;
+  }
+  private offsetPrefix(id: string): string {
+    return `${this.prefix}offsets/${id}/`;
+  }
+
+  async load(groupId: string): Promise<LoadedGroup> {
+    const [kv, liveness] = await Promise.all([this.store.get(this.groupKey(groupId)), this.store.range(this.livenessPrefix(groupId))]);
+    const livenessRevisions = new Map<string, bigint>();
+    if (!kv) return { group: undefined, revision: 0n, livenessRevisions };
+    const group = JSON.parse(kv.value.toString('utf8')) as GroupState;
+    const members = { ...group.members };
+    for (const l of liveness.kvs) {
+      const memberId = l.key.slice(this.livenessPrefix(groupId).length);
+      const m = members[memberId];
+      if (!m) continue;
+      livenessRevisions.set(memberId, l.modRevision);
+      members[memberId] = { ...m, lastHeartbeatMs: Math.max(m.lastHeartbeatMs, Number(l.value.toString('utf8'))) };
+    }
+    return { group: { ...group, members }, revision: kv.modRevision, livenessRevisions };
+  }
+
+  /**
+   * Writes `next` if the group is still at `loaded.revision` (and no removed member heartbeated
+   * since it was read). Writes only liveness keys when nothing but heartbeat times changed.
+   */
+  async save(groupId: string, loaded: LoadedGroup, next: GroupState): Promise<boolean> {
+    const previous = loaded.group;
+    const compare: Compare[] = [{ key: this.groupKey(groupId), target: 'modRevision', op: '=', value: loaded.revision }];
+    const ops: TxnOp[] = [];
+    const removed = previous ? Object.keys(previous.members).filter((id) => !next.members[id]) : [];
+    for (const id of removed) {
+      compare.push({ key: `${this.livenessPrefix(groupId)}${id}`, target: 'modRevision', op: '=', value: loaded.livenessRevisions.get(id) ?? 0n });
+      ops.push({ type: 'delete', key: `${this.livenessPrefix(groupId)}${id}` });
+    }
+    if (previous && structuralView(previous) === structuralView(next)) {
+      for (const m of Object.values(next.members)) {
+        if (m.lastHeartbeatMs !== previous.members[m.memberId]?.lastHeartbeatMs) {
+          ops.push({ type: 'put', key: `${this.livenessPrefix(groupId)}${m.memberId}`, value: Buffer.from(String(m.lastHeartbeatMs)) });
+        }
+      }
+      if (ops.length === 0) return true;
+    } else {
+      ops.push({ type: 'put', key: this.groupKey(groupId), value: Buffer.from(JSON.stringify(next)) });
+    }
+    return (await this.store.txn({ compare, success: ops })).succeeded;
+  }
+
+  async listGroups(): Promise<GroupState[]> {
+    const { kvs } = await this.store.range(`${this.prefix}groups/`);
+    return kvs.map((kv) => JSON.parse(kv.value.toString('utf8')) as GroupState);
+  }
+
+  async fetchOffsets(groupId: string): Promise<CommittedOffset[]> {
+    const prefix = this.offsetPrefix(groupId);
+    const { kvs } = await this.store.range(prefix);
+    return kvs.map((kv) => {
+      const rest = kv.key.slice(prefix.length);
+      const slash = rest.lastIndexOf('/');
+      const value = JSON.parse(kv.value.toString('utf8')) as { offset: string; metadata: string; committedAtMs?: number };
+      return { topic: rest.slice(0, slash), partition: Number(rest.slice(slash + 1)), offset: BigInt(value.offset), metadata: value.metadata, committedAtMs: value.committedAtMs ?? 0 };
+    });
+  }
+
+  async commitOffsets(groupId: string, offsets: readonly CommittedOffset[], groupRevision: bigint, createGroup?: GroupState): Promise<boolean> {
+    const ops: TxnOp[] = offsets.map((o) => ({
+      type: 'put',
+      key: `${this.offsetPrefix(groupId)}${o.topic}/${o.partition}`,
+      value: Buffer.from(JSON.stringify({ v: 1, offset: o.offset.toString(), metadata: o.metadata, committedAtMs: o.committedAtMs })),
+    }));
+    // Offsets are never stored without a group key, so retention and listing find every group.
+    if (createGroup && groupRevision === 0n) ops.push({ type: 'put', key: this.groupKey(groupId), value: Buffer.from(JSON.stringify(createGroup)) });
+    return (await this.store.txn({ compare: [{ key: this.groupKey(groupId), target: 'modRevision', op: '=', value: groupRevision }], success: ops })).succeeded;
+  }
+
+  /** Deletes the group, its liveness keys and its offsets, if it is still at `revision`. */
+  async deleteGroup(groupId: string, revision: bigint): Promise<boolean> {
+    return (await this.store.txn({
+      compare: [{ key: this.groupKey(groupId), target: 'modRevision', op: '=', value: revision }],
+      success: [{ type: 'delete', key: this.groupKey(groupId) }, { type: 'deletePrefix', prefix: this.livenessPrefix(groupId) }, { type: 'deletePrefix', prefix: this.offsetPrefix(groupId) }],
+    })).succeeded;
+  }
+}
