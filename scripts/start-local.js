@@ -16,17 +16,20 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
   options: {
     'data-dir': { type: 'string', default: process.env.SKEIN_DATA_DIR ?? join(root, '.skein-data') },
-    'metadata-port': { type: 'string', default: '9090' },
+    'base-port': { type: 'string', default: process.env.SKEIN_BASE_PORT ?? '9090' },
     brokers: { type: 'string', default: '3' },
     help: { type: 'boolean', default: false },
   },
 });
 if (opts.help) {
-  console.log('Usage: npm start [-- --data-dir DIR --metadata-port PORT --brokers N]\nEnvironment: ETCD_ENDPOINTS=host:port[,host:port] to use a real etcd.');
+  console.log(`Usage: npm start [-- --data-dir DIR --base-port PORT --brokers N]
+Ports: metadata PORT, brokers PORT+2.., group coordinator PORT+5 (with 3 brokers; after the brokers with more).
+Environment: ETCD_ENDPOINTS=host:port[,host:port] to use a real etcd; SKEIN_DATA_DIR, SKEIN_BASE_PORT.`);
   process.exit(0);
 }
 const dataDir = resolve(opts['data-dir']);
-const metadataPort = Number(opts['metadata-port']);
+const basePort = Number(opts['base-port']);
+const metadataPort = basePort;
 const etcdEndpoints = process.env.ETCD_ENDPOINTS?.trim();
 const store = etcdEndpoints ? `etcd://${etcdEndpoints.replace(/https?:\/\//g, '')}` : `embedded:${join(dataDir, 'metadata', 'store.db')}`;
 mkdirSync(join(dataDir, 'metadata'), { recursive: true });
@@ -111,7 +114,7 @@ const metadataAddress = `127.0.0.1:${metadataPort}`;
 const brokerCount = Number(opts.brokers);
 const brokerAddresses = [];
 for (let id = 0; id < brokerCount; id++) {
-  const port = 9092 + id;
+  const port = basePort + 2 + id;
   mkdirSync(join(dataDir, `broker-${id}`), { recursive: true });
   brokerAddresses.push(`127.0.0.1:${port}`);
   start('broker', `broker-${id}`, 'services/broker/dist/main.js', [
@@ -120,9 +123,10 @@ for (let id = 0; id < brokerCount; id++) {
 }
 
 mkdirSync(join(dataDir, 'coordinator'), { recursive: true });
-const coordinatorAddress = '127.0.0.1:9095';
+const coordinatorPort = basePort + 2 + Math.max(3, brokerCount);
+const coordinatorAddress = `127.0.0.1:${coordinatorPort}`;
 start('coordinator', 'coordinator', 'services/group-coordinator/dist/main.js', [
-  '--port', '9095', '--metadata-addresses', metadataAddress,
+  '--port', String(coordinatorPort), '--metadata-addresses', metadataAddress,
   ...(etcdEndpoints ? ['--store', store] : ['--store', `embedded:${join(dataDir, 'coordinator', 'store.db')}`]),
 ]);
 
@@ -167,7 +171,14 @@ try {
   brokers            ${metadata.brokers.map((b) => `${b.brokerId}@${b.endpoint.host}:${b.endpoint.port}`).join('  ')}
   check              produced 3 records to ${shown.topic}-0 on broker ${shown.leaderId} and read back: ${shown.back.join(' ')}
 
-Try (grpcurl; reflection is on):
+Try the CLI (in another terminal${basePort === 9090 ? '' : `; first: export SKEIN_METADATA=${metadataAddress} SKEIN_COORDINATOR=${coordinatorAddress}`}):
+  npx skein cluster
+  npx skein topics create orders -p 6
+  seq 1 1000 | sed 's/^/user-/;s/$/|order/' | npx skein produce orders --key-separator '|'
+  npx skein consume orders --group billing --from-beginning --print partition,offset,key,value
+  npx skein groups describe billing
+
+Or grpcurl (reflection is on):
   grpcurl -plaintext ${metadataAddress} list
   grpcurl -plaintext -d '{"name":"orders","partitions":6}' ${metadataAddress} skein.metadata.v1.MetadataService/CreateTopic
   grpcurl -plaintext ${metadataAddress} skein.metadata.v1.MetadataService/GetClusterMetadata

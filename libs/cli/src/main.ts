@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import * as grpc from '@grpc/grpc-js';
-import { Acks, CompressionCodec, OffsetSpec, SkeinClient, type RecordInput } from '@skein/client';
+import { Acks, CompressionCodec, GroupConsumer, OffsetSpec, SkeinClient, type RecordInput } from '@skein/client';
 import { fromServiceError } from '@skein/common/errors.js';
 import { GroupCoordinatorServiceClient, ResetSpec } from '@skein/proto/skein/group/v1/group.js';
 
@@ -126,19 +126,52 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
     print({ topic, records: count }, () => console.error(`produced ${count} records to ${topic}`));
   }));
 
-program.command('consume <topic>').description('read records (standalone: by partition and offset)')
-  .option('-p, --partition <n>', 'only this partition (default: all)', collect)
-  .option('--from-beginning', 'start at the earliest offset (default: the end)')
-  .option('--offset <offset>', 'start at this offset')
-  .option('--timestamp <ms>', 'start at the first record at or after this time (ms since epoch)')
+type PrintableRecord = { partition: number; offset: bigint; timestampMs: bigint; key: Buffer; value: Buffer | null; headers: Array<{ key: string; value: Buffer }> };
+function printRecord(r: PrintableRecord, fields: string[]): void {
+  const row: Record<string, unknown> = { partition: r.partition, offset: r.offset.toString(), timestamp: r.timestampMs.toString(), key: r.key.toString(), value: r.value?.toString() ?? null, headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value.toString()])) };
+  if (json()) console.log(JSON.stringify(Object.fromEntries(fields.map((f) => [f, row[f]]))));
+  else console.log(fields.map((f) => (f === 'headers' ? JSON.stringify(row[f]) : String(row[f]))).join('\t'));
+}
+
+program.command('consume <topic>').description('read records: in a group (--group), or standalone by partition and offset')
+  .option('-g, --group <id>', 'consume as a member of this group: partitions shared with its other members, offsets committed')
+  .option('-p, --partition <n>', 'standalone: only this partition (default: all)', collect)
+  .option('--from-beginning', 'start at the earliest offset (default: the end); in a group, only where it has no committed offset')
+  .option('--offset <offset>', 'standalone: start at this offset')
+  .option('--timestamp <ms>', 'standalone: start at the first record at or after this time (ms since epoch)')
   .option('--follow', 'keep waiting for new records')
+  .option('--idle-ms <ms>', 'without --follow, stop after this long with no new record', '3000')
   .option('-n, --max-messages <n>', 'stop after this many records')
   .option('--print <fields>', 'fields to print: key,value,partition,offset,timestamp,headers', 'value')
-  .action((topic: string, o: { partition?: string[]; fromBeginning?: boolean; offset?: string; timestamp?: string; follow?: boolean; maxMessages?: string; print: string }) => run(async (c) => {
-    const t = await c.topic(topic, true);
-    const partitions = o.partition ? o.partition.map(Number) : t.partitions.map((p) => p.partition);
+  .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string }) => run(async (c) => {
     const fields = o.print.split(',');
     const max = o.maxMessages ? Number(o.maxMessages) : Infinity;
+    if (o.group !== undefined) {
+      if (o.partition || o.offset !== undefined || o.timestamp !== undefined) throw new CommanderError(2, 'skein.usage', '--partition, --offset and --timestamp are for standalone reads; a group gets its partitions from the coordinator (use groups reset-offsets to move it)');
+      await c.topic(topic, true);
+      const consumer = new GroupConsumer(c, { groupId: o.group, coordinator: (program.opts().coordinator as string).split(','), topics: [topic], fromBeginning: !!o.fromBeginning, clientId: 'skein-cli' });
+      let seen = 0;
+      let lastRecordAt = Date.now();
+      // Without --follow, stop once the group's partitions have been quiet for --idle-ms.
+      const idle = o.follow ? undefined : setInterval(() => { if (Date.now() - lastRecordAt > Number(o.idleMs)) void consumer.close(); }, 100);
+      const stop = () => void consumer.close();
+      process.once('SIGINT', stop);
+      try {
+        for await (const m of consumer) {
+          printRecord(m, fields);
+          lastRecordAt = Date.now();
+          if (++seen >= max) break;
+        }
+      } finally {
+        clearInterval(idle);
+        process.off('SIGINT', stop);
+        await consumer.close();
+      }
+      if (!json()) console.error(`consumed ${seen} records from ${topic} in group ${o.group}`);
+      return;
+    }
+    const t = await c.topic(topic, true);
+    const partitions = o.partition ? o.partition.map(Number) : t.partitions.map((p) => p.partition);
     const positions = new Map<number, bigint>();
     for (const p of partitions) {
       if (o.offset !== undefined) positions.set(p, BigInt(o.offset));
@@ -152,9 +185,7 @@ program.command('consume <topic>').description('read records (standalone: by par
         const { records } = await c.fetch(topic, p, positions.get(p)!, { maxWaitMs: o.follow ? 200 : 0 });
         for (const r of records) {
           if (seen >= max) return;
-          const row: Record<string, unknown> = { partition: p, offset: r.offset.toString(), timestamp: r.timestampMs.toString(), key: r.key.toString(), value: r.value?.toString() ?? null, headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value.toString()])) };
-          if (json()) console.log(JSON.stringify(Object.fromEntries(fields.map((f) => [f, row[f]]))));
-          else console.log(fields.map((f) => (f === 'headers' ? JSON.stringify(row[f]) : String(row[f]))).join('\t'));
+          printRecord({ ...r, partition: p }, fields);
           seen++;
           got++;
           positions.set(p, r.offset + 1n);

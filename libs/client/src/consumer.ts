@@ -1,12 +1,21 @@
 /**
- * A consumer in a group: heartbeats to the group coordinator (server-side assignment), releases
- * partitions it is told to give up (committing their positions first), starts reading newly
- * assigned ones from the group's committed offsets, and hands records to `eachMessage`. Offsets
- * are committed after the handler returns (at-least-once) on an interval and on revocation; pass
- * `autoCommit: false` and call `commit()` yourself for other guarantees.
+ * A consumer in a group: heartbeats to the group coordinator (server-side assignment, KIP-848
+ * style), releases partitions it is told to give up (committing their positions first), starts
+ * reading newly assigned ones from the group's committed offsets, and hands records to your code
+ * in one of three styles:
+ *
+ *   await consumer.run({ eachMessage: async (m) => ... })   // one record at a time
+ *   await consumer.run({ eachBatch: async (b) => ... })     // one fetched batch per partition at a time
+ *   for await (const m of consumer) { ... }                 // an async iterator
+ *
+ * Delivery guarantees. A record's position moves past it only after your handler returns (or, with
+ * the iterator, when you ask for the next record), and auto-commit (on by default, every
+ * `autoCommitIntervalMs`, and before any partition is given up) commits positions: at-least-once.
+ * For at-most-once, turn auto-commit off and `commit()` a record's offset before processing it;
+ * for your own scheme, turn auto-commit off and call `commit()` when you choose.
  */
 import * as grpc from '@grpc/grpc-js';
-import { fromServiceError } from '@skein/common/errors.js';
+import { fromServiceError, type SkeinError } from '@skein/common/errors.js';
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
 import { OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { GroupCoordinatorServiceClient, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
@@ -14,17 +23,29 @@ import type { SkeinClient } from './client.js';
 
 export interface ConsumerOptions {
   groupId: string;
+  /** Group coordinator addresses; any instance serves any group. */
   coordinator: string[];
   topics?: string[];
+  /** Subscribe to every topic whose whole name matches this regular expression (new topics too). */
   topicRegex?: string;
   assignor?: 'uniform' | 'range' | 'roundrobin';
-  /** Where to start when the group has no committed offset: 'earliest' (default) or 'latest'. */
+  /** Where to start when the group has no committed offset: from the beginning (default) or only new records. */
   fromBeginning?: boolean;
   autoCommit?: boolean;
   autoCommitIntervalMs?: number;
   clientId?: string;
-  onAssigned?: (partitions: string[]) => void;
-  onRevoked?: (partitions: string[]) => void;
+  /** Called after partitions are assigned, before any of their records are handed out. */
+  onAssigned?: (partitions: string[]) => void | Promise<void>;
+  /** Called when partitions are taken away (after their positions were committed, with auto-commit). */
+  onRevoked?: (partitions: string[]) => void | Promise<void>;
+  /** Largest fetch per partition. */
+  maxBytesPerPartition?: number;
+  /**
+   * Called when a handler throws. The record (or batch) is not counted as processed: it is handed
+   * out again after a short backoff, so a failing handler delays its partition but never skips a
+   * record and never stops the consumer.
+   */
+  onError?: (err: unknown, where: { topic: string; partition: number; offset: bigint }) => void;
 }
 
 export interface Message extends ConsumedRecord {
@@ -32,35 +53,73 @@ export interface Message extends ConsumedRecord {
   partition: number;
 }
 
+export interface Batch {
+  topic: string;
+  partition: number;
+  messages: Message[];
+  highWatermark: bigint;
+}
+
+export interface RunHandlers {
+  eachMessage?: (m: Message) => Promise<void> | void;
+  eachBatch?: (b: Batch) => Promise<void> | void;
+}
+
+/** Reasons that mean this member was fenced or forgotten by the group: rejoin from scratch. */
+const FENCED = new Set(['UNKNOWN_MEMBER', 'STALE_MEMBER_EPOCH']);
+
 const key = (topic: string, partition: number) => `${topic}:${partition}`;
 const split = (k: string): [string, number] => {
   const i = k.lastIndexOf(':');
   return [k.slice(0, i), Number(k.slice(i + 1))];
 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Returned by the iterator's internal handler for a record handed out but not confirmed processed. */
+const ABANDONED = Symbol('abandoned');
 
-export class GroupConsumer {
+export class GroupConsumer implements AsyncIterable<Message> {
   private readonly coordinators: GroupCoordinatorServiceClient[];
   private memberId = '';
   private memberEpoch = 0;
-  private owned = new Set<string>();
+  private readonly owned = new Set<string>();
   private readonly positions = new Map<string, bigint>();
   private readonly committed = new Map<string, bigint>();
+  private readonly paused = new Set<string>();
+  /** Bumped by seek(): a fetch made before a seek is not applied after it. */
+  private readonly seekGeneration = new Map<string, number>();
+  private readonly pendingSeeks = new Map<string, bigint>();
   private stopped = false;
+  private started = false;
   private next = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatIntervalMs = 1000;
   private commitTimer: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
+  /** Heartbeats and commits are serialized: a commit must use the epoch the coordinator last gave. */
+  private serial: Promise<unknown> = Promise.resolve();
+  /** Wakes an iterator waiting for a record when close() is called from elsewhere. */
+  private wakeIterator: (() => void) | undefined;
 
   constructor(private readonly client: SkeinClient, private readonly options: ConsumerOptions) {
+    if (!options.topics?.length && !options.topicRegex) throw new Error('subscribe to at least one topic or a topicRegex');
     this.coordinators = options.coordinator.map((a) => new GroupCoordinatorServiceClient(a, grpc.credentials.createInsecure()));
   }
 
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(fn, fn);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
   private call<Res>(method: string, req: object): Promise<Res> {
-    // Any coordinator instance serves any group; rotate on failure.
+    // Any coordinator instance serves any group; move to the next one on failure.
     const c = this.coordinators[this.next % this.coordinators.length]!;
     return new Promise<Res>((resolve, reject) => {
       (c as unknown as Record<string, Function>)[method]!.call(c, req, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e: grpc.ServiceError | null, r: Res) => {
-        if (e) { this.next++; reject(fromServiceError(e)); } else resolve(r);
+        if (e) {
+          if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) this.next++;
+          reject(fromServiceError(e));
+        } else resolve(r);
       });
     });
   }
@@ -74,100 +133,240 @@ export class GroupConsumer {
     return [...byTopic.entries()].map(([topic, partitions]) => ({ topic, partitions }));
   }
 
-  private async heartbeat(leave = false): Promise<number> {
-    const res = await this.call<{ memberId: string; memberEpoch: number; heartbeatIntervalMs: number; assignment: TopicPartitions[] }>('heartbeat', {
-      groupId: this.options.groupId, memberId: this.memberId, memberEpoch: leave ? -1 : this.memberEpoch, clientId: this.options.clientId ?? 'skein-client',
-      subscribedTopics: this.options.topics ?? [], subscribedTopicRegex: this.options.topicRegex ?? '', serverAssignor: this.options.assignor ?? 'uniform',
-      ownedPartitions: this.ownedPartitions(),
-    });
-    if (leave) return 0;
-    this.memberId = res.memberId;
-    const assignment = new Set(res.assignment.flatMap((t) => t.partitions.map((p) => key(t.topic, p))));
-    const revoked = [...this.owned].filter((k) => !assignment.has(k));
-    if (revoked.length > 0) {
-      // Commit what was processed before giving partitions up, so the next owner resumes there.
-      if (this.options.autoCommit ?? true) await this.commit().catch(() => {});
-      for (const k of revoked) { this.owned.delete(k); this.positions.delete(k); }
-      this.options.onRevoked?.(revoked);
+  private async release(partitions: string[]): Promise<void> {
+    for (const k of partitions) {
+      this.owned.delete(k);
+      this.positions.delete(k);
+      this.committed.delete(k);
     }
-    this.memberEpoch = res.memberEpoch;
-    const added = [...assignment].filter((k) => !this.owned.has(k));
-    if (added.length > 0) {
-      const committed = await this.call<{ offsets: Array<{ topic: string; partition: number; offset: bigint }> }>('fetchOffsets', { groupId: this.options.groupId, partitions: [] });
-      for (const k of added) {
-        const [t, p] = split(k);
-        const c = committed.offsets.find((o) => o.topic === t && o.partition === p);
-        const start = c ? c.offset : await this.client.listOffset(t, p, this.options.fromBeginning === false ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_EARLIEST);
-        this.positions.set(k, start);
-        this.committed.set(k, start);
-        this.owned.add(k);
-      }
-      this.options.onAssigned?.(added);
-    }
-    return res.heartbeatIntervalMs;
+    if (partitions.length > 0) await this.options.onRevoked?.(partitions);
   }
 
-  /** Commits the position of every owned partition that moved since the last commit. */
-  async commit(): Promise<void> {
-    const offsets = [...this.owned].filter((k) => this.positions.get(k) !== this.committed.get(k)).map((k) => {
+  private heartbeat(leave = false): Promise<void> {
+    return this.exclusive(async () => {
+      const res = await this.call<{ memberId: string; memberEpoch: number; heartbeatIntervalMs: number; assignment: TopicPartitions[] }>('heartbeat', {
+        groupId: this.options.groupId, memberId: this.memberId, memberEpoch: leave ? -1 : this.memberEpoch, clientId: this.options.clientId ?? 'skein-client',
+        subscribedTopics: this.options.topics ?? [], subscribedTopicRegex: this.options.topicRegex ?? '', serverAssignor: this.options.assignor ?? 'uniform',
+        ownedPartitions: this.ownedPartitions(),
+      });
+      if (leave) return;
+      this.memberId = res.memberId;
+      this.heartbeatIntervalMs = res.heartbeatIntervalMs;
+      const assignment = new Set(res.assignment.flatMap((t) => t.partitions.map((p) => key(t.topic, p))));
+      const revoked = [...this.owned].filter((k) => !assignment.has(k));
+      if (revoked.length > 0) {
+        // Commit what was processed before giving partitions up, so the next owner resumes there.
+        // Still at the old epoch: the coordinator keeps us owning them until we confirm the release.
+        if (this.options.autoCommit ?? true) await this.commitNow(revoked).catch(() => {});
+        await this.release(revoked);
+      }
+      this.memberEpoch = res.memberEpoch;
+      const added = [...assignment].filter((k) => !this.owned.has(k));
+      if (added.length > 0) {
+        const committed = await this.call<{ offsets: Array<{ topic: string; partition: number; offset: bigint }> }>('fetchOffsets', { groupId: this.options.groupId, partitions: [] });
+        for (const k of added) {
+          const [t, p] = split(k);
+          const c = committed.offsets.find((o) => o.topic === t && o.partition === p);
+          const start = this.pendingSeeks.get(k) ?? c?.offset ?? (await this.client.listOffset(t, p, this.options.fromBeginning === false ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_EARLIEST));
+          this.pendingSeeks.delete(k);
+          this.positions.set(k, start);
+          this.committed.set(k, c?.offset ?? -1n);
+          this.owned.add(k);
+        }
+        await this.options.onAssigned?.(added);
+      }
+    });
+  }
+
+  private async commitNow(only?: string[]): Promise<void> {
+    const offsets = (only ?? [...this.owned]).filter((k) => this.owned.has(k) && this.positions.get(k) !== this.committed.get(k)).map((k) => {
       const [topic, partition] = split(k);
       return { topic, partition, offset: this.positions.get(k)!, metadata: '' };
     });
     if (offsets.length === 0) return;
-    await this.call('commitOffsets', { groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, offsets });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.call('commitOffsets', { groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, offsets });
+        break;
+      } catch (err) {
+        const e = err as SkeinError;
+        if (!e.retriable || attempt >= 4) throw err;
+        await sleep(50 * 2 ** attempt);
+      }
+    }
     for (const o of offsets) this.committed.set(key(o.topic, o.partition), o.offset);
   }
 
-  /** Starts consuming; resolves once the first heartbeat is answered. */
-  async run(eachMessage: (m: Message) => Promise<void> | void): Promise<void> {
-    const interval = await this.heartbeat();
+  /**
+   * Commits the position of every owned partition that moved since the last commit, or the given
+   * offsets (the next record to read, as in Kafka) for owned partitions.
+   */
+  async commit(offsets?: Array<{ topic: string; partition: number; offset: bigint }>): Promise<void> {
+    return this.exclusive(async () => {
+      if (offsets) {
+        for (const o of offsets) {
+          const k = key(o.topic, o.partition);
+          if (!this.owned.has(k)) throw new Error(`cannot commit ${o.topic}-${o.partition}: not assigned to this consumer`);
+          this.positions.set(k, o.offset);
+        }
+        return this.commitNow(offsets.map((o) => key(o.topic, o.partition)));
+      }
+      return this.commitNow();
+    });
+  }
+
+  /** Starts consuming; resolves once the group has answered the first heartbeat. */
+  async run(handlers: RunHandlers | ((m: Message) => Promise<void> | void)): Promise<void> {
+    if (this.started) throw new Error('this consumer is already running');
+    this.started = true;
+    const h: RunHandlers = typeof handlers === 'function' ? { eachMessage: handlers } : handlers;
+    if (!h.eachMessage && !h.eachBatch) throw new Error('run() needs eachMessage or eachBatch');
+    await this.heartbeat();
     const beat = () => {
       this.heartbeatTimer = setTimeout(() => {
         if (this.stopped) return;
-        this.heartbeat().then((ms) => { if (!this.stopped) { clearTimeout(this.heartbeatTimer); this.heartbeatTimerMs = ms; beat(); } }, (err: { reason?: string }) => {
-          // Fenced or forgotten (e.g. after a long pause): rejoin from scratch, as KIP-848 members do.
-          if (err.reason === 'UNKNOWN_MEMBER' || err.reason === 'STALE_MEMBER_EPOCH') { this.memberEpoch = 0; this.owned.clear(); this.positions.clear(); }
+        this.heartbeat().then(beat, async (err: { reason?: string }) => {
+          if (FENCED.has(err.reason ?? '')) {
+            // Fenced or forgotten (e.g. after a long pause): its partitions may already be someone
+            // else's, so drop them without committing and rejoin, as KIP-848 members do.
+            await this.exclusive(async () => {
+              this.memberEpoch = 0;
+              await this.release([...this.owned]);
+            }).catch(() => {});
+          }
           beat();
         });
-      }, this.heartbeatTimerMs);
+      }, this.heartbeatIntervalMs);
     };
-    this.heartbeatTimerMs = interval;
     beat();
     if (this.options.autoCommit ?? true) this.commitTimer = setInterval(() => void this.commit().catch(() => {}), this.options.autoCommitIntervalMs ?? 1000);
-    this.loop = (async () => {
-      while (!this.stopped) {
-        let got = 0;
-        for (const k of [...this.owned]) {
-          const [topic, partition] = split(k);
-          const from = this.positions.get(k);
-          if (from === undefined) continue;
-          const { records } = await this.client.fetch(topic, partition, from, { maxWaitMs: 0 }).catch(() => ({ records: [] as ConsumedRecord[] }));
-          for (const r of records) {
-            if (!this.owned.has(k) || this.stopped) break;
-            await eachMessage({ ...r, topic, partition });
-            this.positions.set(k, r.offset + 1n);
-            got++;
-          }
-        }
-        if (got === 0) await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+    this.loop = this.fetchLoop(h);
   }
 
-  private heartbeatTimerMs = 1000;
+  private async fetchLoop(h: RunHandlers): Promise<void> {
+    while (!this.stopped) {
+      let got = 0;
+      for (const k of [...this.owned]) {
+        if (this.stopped) break;
+        if (this.paused.has(k)) continue;
+        const [topic, partition] = split(k);
+        const from = this.positions.get(k);
+        if (from === undefined) continue;
+        const generation = this.seekGeneration.get(k) ?? 0;
+        // Failures (a broker restarting, a leader moving) are retried by the client and then here, forever.
+        const { records, highWatermark } = await this.client.fetch(topic, partition, from, { maxWaitMs: 0, maxBytes: this.options.maxBytesPerPartition })
+          .catch(() => ({ records: [] as ConsumedRecord[], highWatermark: -1n }));
+        const stillValid = () => this.owned.has(k) && !this.stopped && (this.seekGeneration.get(k) ?? 0) === generation && !this.paused.has(k);
+        if (records.length === 0 || !stillValid()) continue;
+        try {
+          if (h.eachBatch) {
+            await h.eachBatch({ topic, partition, highWatermark, messages: records.map((r) => ({ ...r, topic, partition })) });
+            if (this.owned.has(k) && (this.seekGeneration.get(k) ?? 0) === generation) this.positions.set(k, records[records.length - 1]!.offset + 1n);
+            got += records.length;
+          } else {
+            for (const r of records) {
+              if (!stillValid()) break;
+              if ((await h.eachMessage!({ ...r, topic, partition })) === (ABANDONED as unknown)) break;
+              if (!this.owned.has(k) || (this.seekGeneration.get(k) ?? 0) !== generation) break;
+              this.positions.set(k, r.offset + 1n);
+              got++;
+            }
+          }
+        } catch (err) {
+          this.options.onError?.(err, { topic, partition, offset: this.positions.get(k) ?? from });
+          await sleep(200);
+        }
+      }
+      if (got === 0) await sleep(50);
+    }
+  }
 
+  /**
+   * Reads this consumer's records as an async iterator. A record counts as processed (and its
+   * offset becomes committable) when you ask for the next one or leave the loop; leaving the loop
+   * closes the consumer (committing, with auto-commit).
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    type Item = { message: Message; done: (result?: typeof ABANDONED) => void };
+    let waiting: ((item: Item) => void) | undefined;
+    const handed: Item[] = [];
+    let current: Item | undefined;
+    await this.run({
+      eachMessage: (message) => new Promise<void>((resolve) => {
+        const item: Item = { message, done: resolve as Item['done'] };
+        if (waiting) {
+          const w = waiting;
+          waiting = undefined;
+          w(item);
+        } else handed.push(item);
+      }),
+    });
+    try {
+      while (!this.stopped) {
+        current = handed.shift() ?? (await new Promise<Item | undefined>((resolve) => {
+          waiting = resolve;
+          this.wakeIterator = () => resolve(undefined);
+        }));
+        if (!current) break;
+        yield current.message;
+        current.done();
+        current = undefined;
+      }
+    } finally {
+      // Leaving the loop counts the record you were on as processed (as a poll-based consumer's
+      // position counts what poll returned); records fetched but never handed out are read again.
+      this.stopped = true;
+      current?.done();
+      for (const item of handed) item.done(ABANDONED);
+      await this.close();
+    }
+  }
+
+  /** Reads `partition` from `offset` next (now if assigned, else when it is assigned to this consumer). */
+  seek(topic: string, partition: number, offset: bigint): void {
+    const k = key(topic, partition);
+    this.seekGeneration.set(k, (this.seekGeneration.get(k) ?? 0) + 1);
+    if (this.owned.has(k)) this.positions.set(k, offset);
+    else this.pendingSeeks.set(k, offset);
+  }
+
+  /** Stops fetching these partitions (they stay assigned, and the group does not rebalance). */
+  pause(partitions: Array<{ topic: string; partition: number }>): void {
+    for (const p of partitions) this.paused.add(key(p.topic, p.partition));
+  }
+
+  resume(partitions: Array<{ topic: string; partition: number }>): void {
+    for (const p of partitions) this.paused.delete(key(p.topic, p.partition));
+  }
+
+  /** Partitions assigned to this consumer now, as "topic:partition". */
   get assignment(): string[] {
     return [...this.owned].sort();
   }
 
-  /** Commits, leaves the group (its partitions move at once), and stops. */
-  async close(): Promise<void> {
+  /** The next offset this consumer will read per assigned partition. */
+  position(topic: string, partition: number): bigint | undefined {
+    return this.positions.get(key(topic, partition));
+  }
+
+  /** Commits (with auto-commit), leaves the group (its partitions move at once), and stops. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private closing: Promise<void> | undefined;
+
+  private async shutdown(): Promise<void> {
     this.stopped = true;
+    this.wakeIterator?.();
     clearTimeout(this.heartbeatTimer);
     clearInterval(this.commitTimer);
     await this.loop;
-    if (this.options.autoCommit ?? true) await this.commit().catch(() => {});
-    await this.heartbeat(true).catch(() => {});
-    for (const c of this.coordinators) c.close();
+    if (this.started) {
+      if (this.options.autoCommit ?? true) await this.commit().catch(() => {});
+      await this.heartbeat(true).catch(() => {});
+    }
+    for (const c of this.coordinators.splice(0)) c.close();
   }
 }
