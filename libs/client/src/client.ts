@@ -86,7 +86,9 @@ export class SkeinClient {
   }
 
   private async leader(topic: string, partition: number, refresh: boolean): Promise<BrokerServiceClient> {
-    const t = await this.topic(topic, refresh);
+    let t = await this.topic(topic, refresh);
+    // Partitions added since metadata was cached: look again before calling the partition unknown.
+    if (!refresh && !t.partitions.some((x) => x.partition === partition)) t = await this.topic(topic, true);
     const p = t.partitions.find((x) => x.partition === partition);
     if (!p) throw new SkeinError('UNKNOWN_PARTITION', `partition ${partition} of ${topic} does not exist`);
     const broker = this.cluster!.brokers.find((b) => b.brokerId === p.leaderId);

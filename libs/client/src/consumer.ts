@@ -164,16 +164,21 @@ export class GroupConsumer implements AsyncIterable<Message> {
       const added = [...assignment].filter((k) => !this.owned.has(k));
       if (added.length > 0) {
         const committed = await this.call<{ offsets: Array<{ topic: string; partition: number; offset: bigint }> }>('fetchOffsets', { groupId: this.options.groupId, partitions: [] });
+        const applied: string[] = [];
         for (const k of added) {
           const [t, p] = split(k);
           const c = committed.offsets.find((o) => o.topic === t && o.partition === p);
-          const start = this.pendingSeeks.get(k) ?? c?.offset ?? (await this.client.listOffset(t, p, this.options.fromBeginning === false ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_EARLIEST));
+          // A partition whose start cannot be found now (its leader moving, say) is left out; the
+          // coordinator offers it again on the next heartbeat.
+          const start = this.pendingSeeks.get(k) ?? c?.offset ?? (await this.client.listOffset(t, p, this.options.fromBeginning === false ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_EARLIEST).catch(() => undefined));
+          if (start === undefined) continue;
           this.pendingSeeks.delete(k);
           this.positions.set(k, start);
           this.committed.set(k, c?.offset ?? -1n);
           this.owned.add(k);
+          applied.push(k);
         }
-        await this.options.onAssigned?.(added);
+        if (applied.length > 0) await this.options.onAssigned?.(applied);
       }
     });
   }
@@ -221,7 +226,17 @@ export class GroupConsumer implements AsyncIterable<Message> {
     this.started = true;
     const h: RunHandlers = typeof handlers === 'function' ? { eachMessage: handlers } : handlers;
     if (!h.eachMessage && !h.eachBatch) throw new Error('run() needs eachMessage or eachBatch');
-    await this.heartbeat();
+    // Joining retries while the coordinators are unreachable (one restarting, say); bad input
+    // (an invalid group id or subscription) fails at once.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.heartbeat();
+        break;
+      } catch (err) {
+        if (!(err as SkeinError).retriable || this.stopped) throw err;
+        await sleep(Math.min(1000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2));
+      }
+    }
     const beat = () => {
       this.heartbeatTimer = setTimeout(() => {
         if (this.stopped) return;
