@@ -72,7 +72,7 @@ function startMember(name: string): void {
 function ownership(): Map<string, Set<string>> {
   const owned = new Map<string, Set<string>>();
   for (const ev of events) {
-    if (ev.e === 'record' || killedAt.has(ev.member)) continue;
+    if (ev.e === 'record' || ev.e === 'start' || killedAt.has(ev.member)) continue;
     const set = owned.get(ev.member) ?? new Set<string>();
     owned.set(ev.member, set);
     for (const p of ev.partitions) (ev.e === 'assigned' ? set.add(p) : set.delete(p));
@@ -170,7 +170,7 @@ describe('consumer group members as processes', () => {
       const intervals: Array<{ member: string; partition: string; from: number; to: number }> = [];
       const open = new Map<string, number>();
       for (const e of events) {
-        if (e.e === 'record') continue;
+        if (e.e === 'record' || e.e === 'start') continue;
         for (const p of e.partitions) {
           const k = `${e.member}|${p}`;
           if (e.e === 'assigned') open.set(k, e.t);

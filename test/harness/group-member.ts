@@ -8,6 +8,7 @@
 import { GroupConsumer, SkeinClient } from '@skein/client';
 
 export type MemberEvent =
+  | { e: 'start'; member: string; t: number }
   | { e: 'assigned' | 'revoked'; member: string; partitions: string[]; t: number }
   | { e: 'record'; member: string; partition: string; offset: string; t: number };
 
@@ -21,6 +22,7 @@ const emit = (event: MemberEvent): void => {
   process.stdout.write(`${JSON.stringify(event)}\n`);
 };
 
+emit({ e: 'start', member, t: Date.now() });
 const client = new SkeinClient({ metadata: env('SKEIN_METADATA').split(',') });
 const consumer = new GroupConsumer(client, {
   groupId: env('GROUP'),

@@ -364,7 +364,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     return this.positions.get(key(topic, partition));
   }
 
-  /** Commits (with auto-commit), leaves the group (its partitions move at once), and stops. */
+  /** Commits (with auto-commit), releases its partitions (onRevoked), leaves the group (they move at once), and stops. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -380,6 +380,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
     await this.loop;
     if (this.started) {
       if (this.options.autoCommit ?? true) await this.commit().catch(() => {});
+      // Released before leaving, as on any revocation: the listener runs while we still own them.
+      await this.exclusive(() => this.release([...this.owned])).catch(() => {});
       await this.heartbeat(true).catch(() => {});
     }
     for (const c of this.coordinators.splice(0)) c.close();
