@@ -6,10 +6,7 @@
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import * as grpc from '@grpc/grpc-js';
-import { Acks, CompressionCodec, GroupConsumer, OffsetSpec, SkeinClient, type RecordInput } from '@skein/client';
-import { fromServiceError } from '@skein/common/errors.js';
-import { GroupCoordinatorServiceClient, ResetSpec } from '@skein/proto/skein/group/v1/group.js';
+import { Acks, CompressionCodec, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, type RecordInput, type ResetTo } from '@skein/client';
 
 const program = new Command('skein')
   .description('Skein command line: a Kafka-class log over gRPC')
@@ -195,45 +192,45 @@ program.command('consume <topic>').description('read records: in a group (--grou
     }
   }));
 
-async function groupCall<Res>(method: string, req: object): Promise<Res> {
-  const client = new GroupCoordinatorServiceClient(program.opts().coordinator as string, grpc.credentials.createInsecure());
+async function withGroups<T>(fn: (admin: GroupAdmin) => Promise<T>): Promise<T> {
+  const admin = new GroupAdmin((program.opts().coordinator as string).split(',').map((s) => s.trim()).filter(Boolean));
   try {
-    return await new Promise<Res>((resolve, reject) => {
-      (client as unknown as Record<string, Function>)[method]!.call(client, req, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (e: grpc.ServiceError | null, r: Res) => (e ? reject(fromServiceError(e)) : resolve(r)));
-    });
+    return await fn(admin);
   } finally {
-    client.close();
+    admin.close();
   }
 }
 const groups = program.command('groups').description('list, describe (with lag), reset offsets of, and delete consumer groups');
-groups.command('list').description('list groups').action(async () => {
-  const res = await groupCall<{ groups: Array<{ groupId: string; memberCount: number; groupEpoch: number }> }>('listGroups', {});
-  print(res.groups, () => console.table(res.groups.map((g) => ({ group: g.groupId, members: g.memberCount, epoch: g.groupEpoch }))));
-});
-groups.command('describe <group>').description('members, assignments, committed offsets and lag per partition').action(async (group: string) => {
-  const res = await groupCall<{ groupEpoch: number; assignor: string; members: Array<{ memberId: string; clientId: string; memberEpoch: number; assignment: Array<{ topic: string; partitions: number[] }> }>; lags: Array<{ topic: string; partition: number; committedOffset: bigint; logEndOffset: bigint; lag: bigint }> }>('describeGroup', { groupId: group });
+groups.command('list').description('list groups').action(() => withGroups(async (admin) => {
+  const list = await admin.listGroups();
+  print(list, () => console.table(list.map((g) => ({ group: g.groupId, members: g.memberCount, epoch: g.groupEpoch }))));
+}));
+groups.command('describe <group>').description('members, assignments, committed offsets and lag per partition').action((group: string) => withGroups(async (admin) => {
+  const res = await admin.describeGroup(group);
   print(res, () => {
-    console.log(`group ${group}: epoch ${res.groupEpoch}, assignor ${res.assignor}, ${res.members.length} member(s)`);
+    const total = res.lags.reduce((n, l) => n + (l.lag > 0n ? l.lag : 0n), 0n);
+    console.log(`group ${group}: epoch ${res.groupEpoch}, assignor ${res.assignor}, ${res.members.length} member(s), total lag ${total}`);
     if (res.members.length > 0) console.table(res.members.map((m) => ({ member: m.memberId, client: m.clientId, epoch: m.memberEpoch, partitions: m.assignment.map((a) => `${a.topic}:${a.partitions.join(',')}`).join(' ') })));
     console.table(res.lags.map((l) => ({ topic: l.topic, partition: l.partition, committed: l.committedOffset.toString(), logEnd: l.logEndOffset.toString(), lag: l.lag.toString() })));
   });
-});
+}));
 groups.command('reset-offsets <group> <topic>').description('move an empty group\'s offsets (dry run unless --execute)')
   .addOption(new Option('--to <spec>', 'where to').choices(['earliest', 'latest', 'timestamp', 'offset', 'shift-by']).makeOptionMandatory())
   .option('--value <n>', 'timestamp (ms), offset, or shift', '0').option('-p, --partition <n>', 'only this partition (repeatable)', collect)
   .option('--execute', 'apply (default: dry run)')
-  .action(async (group: string, topic: string, o: { to: string; value: string; partition?: string[]; execute?: boolean }) => {
-    const spec = { earliest: ResetSpec.RESET_SPEC_EARLIEST, latest: ResetSpec.RESET_SPEC_LATEST, timestamp: ResetSpec.RESET_SPEC_TIMESTAMP, offset: ResetSpec.RESET_SPEC_TO_OFFSET, 'shift-by': ResetSpec.RESET_SPEC_SHIFT_BY }[o.to as 'earliest'];
-    const res = await groupCall<{ offsets: Array<{ topic: string; partition: number; offset: bigint }> }>('resetOffsets', { groupId: group, topic, partitions: (o.partition ?? []).map(Number), spec, value: BigInt(o.value), dryRun: !o.execute });
-    print(res.offsets, () => {
-      console.table(res.offsets.map((x) => ({ topic: x.topic, partition: x.partition, newOffset: x.offset.toString() })));
+  .action((group: string, topic: string, o: { to: string; value: string; partition?: string[]; execute?: boolean }) => withGroups(async (admin) => {
+    const value = BigInt(o.value);
+    const target: ResetTo = o.to === 'timestamp' ? { to: 'timestamp', timestampMs: value } : o.to === 'offset' ? { to: 'offset', offset: value } : o.to === 'shift-by' ? { to: 'shift-by', shift: value } : { to: o.to as 'earliest' | 'latest' };
+    const offsets = await admin.resetOffsets(group, topic, target, { partitions: (o.partition ?? []).map(Number), dryRun: !o.execute });
+    print(offsets, () => {
+      console.table(offsets.map((x) => ({ topic: x.topic, partition: x.partition, newOffset: x.offset.toString() })));
       if (!o.execute) console.error('dry run: nothing changed (add --execute to apply)');
     });
-  });
-groups.command('delete <group>').description('delete an empty group and its offsets').action(async (group: string) => {
-  await groupCall('deleteGroup', { groupId: group });
+  }));
+groups.command('delete <group>').description('delete an empty group and its offsets').action((group: string) => withGroups(async (admin) => {
+  await admin.deleteGroup(group);
   print({ deleted: group }, () => console.log(`deleted group ${group}`));
-});
+}));
 
 const perf = program.command('perf').description('load generators, like Kafka’s perf-test tools');
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;

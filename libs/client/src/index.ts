@@ -1,3 +1,4 @@
 export * from './client.js';
 export * from './consumer.js';
 export * from './murmur2.js';
+export * from './group-admin.js';

@@ -117,7 +117,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
         if (o.offset < 0n) throw new SkeinError('OFFSET_OUT_OF_RANGE', `offset must not be negative, got ${o.offset}`, { metadata: { topic: o.topic, partition: String(o.partition) } });
       }
       for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-        const loaded = await groups.load(req.groupId);
+        const loaded = await groups.loadState(req.groupId);
         const members = loaded.group ? Object.values(loaded.group.members) : [];
         const member = loaded.group?.members[req.memberId];
         if (req.memberEpoch === -1) {

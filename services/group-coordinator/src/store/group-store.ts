@@ -56,6 +56,15 @@ export class GroupStore implements OffsetStore {
     return `${this.prefix}offsets/${id}/`;
   }
 
+  /**
+   * The group key alone, without liveness: enough to validate a commit (member epochs and
+   * ownership live there) at one read instead of two.
+   */
+  async loadState(groupId: string): Promise<{ group: GroupState | undefined; revision: bigint }> {
+    const kv = await this.store.get(this.groupKey(groupId));
+    return kv ? { group: JSON.parse(kv.value.toString('utf8')) as GroupState, revision: kv.modRevision } : { group: undefined, revision: 0n };
+  }
+
   async load(groupId: string): Promise<LoadedGroup> {
     const [kv, liveness] = await Promise.all([this.store.get(this.groupKey(groupId)), this.store.range(this.livenessPrefix(groupId))]);
     const livenessRevisions = new Map<string, bigint>();

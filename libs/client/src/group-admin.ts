@@ -1,0 +1,90 @@
+/**
+ * Consumer-group administration through the group coordinator (any instance): list, describe
+ * with lag, delete, read and move committed offsets. Offsets can be moved only while a group has
+ * no members (the coordinator refuses with GROUP_NOT_EMPTY otherwise), so a running group never
+ * has its positions changed under it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { fromServiceError } from '@skein/common/errors.js';
+import {
+  GroupCoordinatorServiceClient, ResetSpec,
+  type DescribeGroupResponse, type GroupSummary, type OffsetCommit,
+} from '@skein/proto/skein/group/v1/group.js';
+
+export { ResetSpec };
+export type { DescribeGroupResponse, GroupSummary, OffsetCommit };
+
+export type ResetTo =
+  | { to: 'earliest' | 'latest' }
+  | { to: 'timestamp'; timestampMs: bigint }
+  | { to: 'offset'; offset: bigint }
+  | { to: 'shift-by'; shift: bigint };
+
+export class GroupAdmin {
+  private readonly clients: GroupCoordinatorServiceClient[];
+  private next = 0;
+
+  constructor(addresses: string[], credentials = grpc.credentials.createInsecure(), private readonly timeoutMs = 10_000) {
+    if (addresses.length === 0) throw new Error('at least one group coordinator address is required');
+    this.clients = addresses.map((a) => new GroupCoordinatorServiceClient(a, credentials));
+  }
+
+  /** Calls any coordinator instance, moving on to the next one when one is unreachable. */
+  private async call<Res>(method: string, req: object): Promise<Res> {
+    let last: unknown;
+    for (let i = 0; i < this.clients.length; i++) {
+      const c = this.clients[this.next % this.clients.length]!;
+      try {
+        return await new Promise<Res>((resolve, reject) => {
+          (c as unknown as Record<string, Function>)[method]!.call(c, req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (e: grpc.ServiceError | null, r: Res) => (e ? reject(e) : resolve(r)));
+        });
+      } catch (err) {
+        last = fromServiceError(err as grpc.ServiceError);
+        if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE) throw last;
+        this.next++;
+      }
+    }
+    throw last;
+  }
+
+  async listGroups(): Promise<GroupSummary[]> {
+    return (await this.call<{ groups: GroupSummary[] }>('listGroups', {})).groups;
+  }
+
+  /** State, members with their assignments, committed offsets, and lag per partition. */
+  describeGroup(groupId: string): Promise<DescribeGroupResponse> {
+    return this.call('describeGroup', { groupId });
+  }
+
+  /** Deletes an empty group and its committed offsets. */
+  async deleteGroup(groupId: string): Promise<void> {
+    await this.call('deleteGroup', { groupId });
+  }
+
+  async fetchOffsets(groupId: string, partitions: Array<{ topic: string; partitions: number[] }> = []): Promise<OffsetCommit[]> {
+    return (await this.call<{ offsets: OffsetCommit[] }>('fetchOffsets', { groupId, partitions })).offsets;
+  }
+
+  /** Commits offsets for a group with no members (e.g. a standalone reader tracking its position in a group). */
+  async commitOffsets(groupId: string, offsets: Array<{ topic: string; partition: number; offset: bigint; metadata?: string }>): Promise<void> {
+    await this.call('commitOffsets', { groupId, memberId: '', memberEpoch: -1, offsets: offsets.map((o) => ({ ...o, metadata: o.metadata ?? '' })) });
+  }
+
+  /** Moves an empty group's offsets for a topic; `dryRun` (default true) only reports where they would go. */
+  async resetOffsets(groupId: string, topic: string, target: ResetTo, options: { partitions?: number[]; dryRun?: boolean } = {}): Promise<OffsetCommit[]> {
+    let spec: ResetSpec;
+    let value = 0n;
+    switch (target.to) {
+      case 'earliest': spec = ResetSpec.RESET_SPEC_EARLIEST; break;
+      case 'latest': spec = ResetSpec.RESET_SPEC_LATEST; break;
+      case 'timestamp': spec = ResetSpec.RESET_SPEC_TIMESTAMP; value = target.timestampMs; break;
+      case 'offset': spec = ResetSpec.RESET_SPEC_TO_OFFSET; value = target.offset; break;
+      case 'shift-by': spec = ResetSpec.RESET_SPEC_SHIFT_BY; value = target.shift; break;
+    }
+    return (await this.call<{ offsets: OffsetCommit[] }>('resetOffsets', { groupId, topic, partitions: options.partitions ?? [], spec, value, dryRun: options.dryRun ?? true })).offsets;
+  }
+
+  close(): void {
+    for (const c of this.clients) c.close();
+  }
+}
