@@ -92,22 +92,26 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
   .option('-H, --header <key=value>', 'header on every record (repeatable)', collect)
   .addOption(new Option('--acks <acks>', 'acknowledgement').choices(['0', '1', 'all']).default('all'))
   .addOption(new Option('--compression <codec>', 'batch compression').choices(['none', 'gzip', 'lz4']).default('none'))
-  .option('--batch-size <n>', 'records per send', '1000')
-  .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string }) => run(async (c) => {
+  .option('--batch-size <n>', 'lines handed to the producer at a time', '1000')
+  .option('--linger-ms <ms>', 'how long a partition\'s batch waits for more records', '5')
+  .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string; lingerMs: string }) => run(async (c) => {
     const headers = Object.entries(parseKv(o.header, '--header')).map(([key, value]) => ({ key, value: Buffer.from(value) }));
     const producer = c.producer({
       acks: o.acks === '0' ? Acks.ACKS_NONE : o.acks === '1' ? Acks.ACKS_LEADER : Acks.ACKS_ALL,
       compression: { none: CompressionCodec.COMPRESSION_CODEC_NONE, gzip: CompressionCodec.COMPRESSION_CODEC_GZIP, lz4: CompressionCodec.COMPRESSION_CODEC_LZ4 }[o.compression as 'none'],
+      lingerMs: Number(o.lingerMs),
     });
     const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
     let pending: RecordInput[] = [];
     let count = 0;
+    // Several sends outstanding keep every partition's batches flowing; the bound keeps memory flat on a large input.
+    const outstanding: Array<Promise<unknown>> = [];
     const flush = async () => {
       if (pending.length === 0) return;
       const batch = pending;
       pending = [];
-      await producer.send(topic, batch);
-      count += batch.length;
+      outstanding.push(producer.send(topic, batch).then(() => (count += batch.length)));
+      if (outstanding.length > 16) await outstanding.shift();
     };
     for await (const line of lines) {
       let key: string | undefined;
@@ -120,6 +124,8 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
       if (pending.length >= Number(o.batchSize)) await flush();
     }
     await flush();
+    await Promise.all(outstanding);
+    await producer.close();
     print({ topic, records: count }, () => console.error(`produced ${count} records to ${topic}`));
   }));
 

@@ -8,7 +8,7 @@ import { fromServiceError, SkeinError } from '@skein/common/errors.js';
 import { buildRecordBatch, decodeRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
 import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
 import { MetadataServiceClient, type ClusterMetadata, type Topic } from '@skein/proto/skein/metadata/v1/metadata.js';
-import { partitionForKey } from './murmur2.js';
+import { Producer, type ProducerOptions } from './producer.js';
 
 export { Acks, CompressionCodec, OffsetSpec };
 export type { ConsumedRecord, RecordInput };
@@ -47,6 +47,8 @@ export class SkeinClient {
   private cluster: ClusterMetadata | undefined;
   private next = 0;
   readonly timeoutMs: number;
+  /** Counters for monitoring: data-path calls retried after a retriable error. */
+  readonly stats = { retries: 0 };
 
   constructor(private readonly options: ClientOptions) {
     if (options.metadata.length === 0) throw new SkeinError('INVALID_REQUEST', 'at least one metadata address is required');
@@ -114,6 +116,7 @@ export class SkeinClient {
         const reason: string = e.reason;
         const retriable = e.retriable || ['NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION', 'UNKNOWN_TOPIC_OR_PARTITION', 'PARTITION_OFFLINE'].includes(reason);
         if (!retriable || attempt + 1 >= attempts) throw err;
+        this.stats.retries++;
         refresh = true;
         await sleep(backoff(attempt));
       }
@@ -133,9 +136,21 @@ export class SkeinClient {
     });
   }
 
-  /** A producer that partitions by key (Kafka-compatible) or round-robin, one batch per partition per send. */
-  producer(options: { acks?: Acks; compression?: CompressionCodec; idempotent?: boolean } = {}): Producer {
+  /** A batching producer (see producer.ts): Kafka-compatible key partitioning, idempotent by default. */
+  producer(options: ProducerOptions = {}): Producer {
     return new Producer(this, options);
+  }
+
+  /** The partition's leader per cached metadata, without a call (undefined when unknown). */
+  cachedLeaderId(topic: string, partition: number): number | undefined {
+    return this.cluster?.topics.find((t) => t.name === topic)?.partitions.find((p) => p.partition === partition)?.leaderId;
+  }
+
+  /** A producer id for idempotent produce, from the partition's leader (which asks the metadata service for a block). */
+  initProducerId(topic: string, partition: number): Promise<bigint> {
+    return this.withLeader(topic, partition, (b) => new Promise<bigint>((resolve, reject) => {
+      b.initProducerId({ clientId: 'skein-client' }, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res.producerId)));
+    }));
   }
 
   async listOffset(topic: string, partition: number, spec: OffsetSpec, timestampMs = 0n): Promise<bigint> {
@@ -165,49 +180,5 @@ export class SkeinClient {
     for (const c of this.metadataClients) c.close();
     for (const c of this.brokers.values()) c.close();
     this.brokers.clear();
-  }
-}
-
-export class Producer {
-  private roundRobin = 0;
-  private producerId: bigint | undefined;
-  private readonly sequences = new Map<string, number>();
-
-  constructor(private readonly client: SkeinClient, private readonly options: { acks?: Acks; compression?: CompressionCodec; idempotent?: boolean }) {}
-
-  /**
-   * Sends records: keyed records go to Kafka's murmur2 partition, keyless ones round-robin (one
-   * partition per call, so they form one batch). Idempotent by default: a retried batch keeps its
-   * sequence, so the broker acknowledges a duplicate instead of appending it twice.
-   */
-  async send(topic: string, records: RecordInput[]): Promise<Array<{ partition: number; baseOffset: bigint }>> {
-    const t = await this.client.topic(topic);
-    const n = t.partitions.length;
-    const keyless = this.roundRobin++ % n;
-    const byPartition = new Map<number, RecordInput[]>();
-    for (const r of records) {
-      const key = r.key === undefined || r.key === null ? undefined : typeof r.key === 'string' ? Buffer.from(r.key) : r.key;
-      const p = key ? partitionForKey(key, n) : keyless;
-      let list = byPartition.get(p);
-      if (!list) byPartition.set(p, (list = []));
-      list.push(r);
-    }
-    if ((this.options.idempotent ?? true) && this.producerId === undefined) {
-      this.producerId = await this.client.withLeader(topic, 0, (b) => new Promise<bigint>((resolve, reject) => {
-        b.initProducerId({ clientId: 'skein-client' }, new grpc.Metadata(), { deadline: Date.now() + this.client.timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res.producerId)));
-      }));
-    }
-    const results = await Promise.all([...byPartition.entries()].map(async ([partition, list]) => {
-      const key = `${topic}\u0000${partition}`;
-      const seq = this.sequences.get(key) ?? 0;
-      const idempotent = this.producerId !== undefined;
-      if (idempotent) this.sequences.set(key, (seq + list.length) % 2 ** 31);
-      const baseOffset = await this.client.produceBatch(topic, partition, list, {
-        acks: this.options.acks, compression: this.options.compression,
-        ...(idempotent ? { producerId: this.producerId, producerEpoch: 0, baseSequence: seq } : {}),
-      });
-      return { partition, baseOffset };
-    }));
-    return results;
   }
 }

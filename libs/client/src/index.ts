@@ -1,4 +1,5 @@
 export * from './client.js';
+export * from './producer.js';
 export * from './consumer.js';
 export * from './murmur2.js';
 export * from './group-admin.js';

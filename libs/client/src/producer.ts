@@ -1,0 +1,227 @@
+/**
+ * The producer: records accumulate per partition into batches that are sent when they reach
+ * `batchSize` bytes or have waited `lingerMs`, like Kafka's producer. Each record's promise
+ * resolves with its partition and offset once the batch is acknowledged.
+ *
+ * Ordering and idempotence: one batch per partition is in flight at a time, and with idempotence
+ * (on by default) each batch carries the producer id and its partition's next sequence number, so
+ * a batch retried after a lost answer is acknowledged as a duplicate by the broker instead of
+ * being appended twice. Different partitions go out concurrently, up to `maxInFlightPerBroker`
+ * requests per broker. Retries (inside SkeinClient.produceBatch) are for retriable errors only,
+ * with jittered backoff, re-routing on NOT_LEADER hints; a batch that still fails rejects its
+ * records' promises, and the producer takes a fresh producer id so that later batches of that
+ * partition are not refused as out of sequence.
+ *
+ * Partitioning: keyed records go where Kafka's default partitioner would put them (murmur2);
+ * keyless records stick to one partition until its batch is sent, then move on (KIP-480's sticky
+ * partitioner: full batches instead of one small batch per partition); or pass `partitioner`.
+ */
+import { SkeinError } from '@skein/common/errors.js';
+import type { RecordInput } from '@skein/common/records/record-batch.js';
+import { Acks, CompressionCodec } from '@skein/proto/skein/broker/v1/broker.js';
+import type { SkeinClient } from './client.js';
+import { partitionForKey } from './murmur2.js';
+
+export interface ProducerOptions {
+  /** Default ACKS_ALL: acknowledged by every in-sync replica. */
+  acks?: Acks;
+  compression?: CompressionCodec;
+  /** Default true: retries never duplicate records. */
+  idempotent?: boolean;
+  /** How long a batch waits for more records before it is sent (Kafka: linger.ms). Default 5. */
+  lingerMs?: number;
+  /**
+   * Bytes (approximate, uncompressed) at which a batch is sent at once (Kafka: batch.size).
+   * Default 256 KiB: each request costs more over gRPC than over Kafka's own protocol, so
+   * bigger batches than Kafka's 16 KiB pay off.
+   */
+  batchSize?: number;
+  /** Requests in flight per broker (Kafka: max.in.flight.requests.per.connection). Default 5. */
+  maxInFlightPerBroker?: number;
+  /** Chooses a record's partition; the default is Kafka's (murmur2 for keys, sticky without). */
+  partitioner?: (key: Buffer | undefined, partitionCount: number, topic: string) => number;
+}
+
+export interface RecordMetadata {
+  topic: string;
+  partition: number;
+  /** The record's offset; -1 with acks=0 (nobody answers). */
+  offset: bigint;
+}
+
+interface Pending {
+  resolve: (m: RecordMetadata) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Batch {
+  topic: string;
+  partition: number;
+  records: RecordInput[];
+  pending: Pending[];
+  bytes: number;
+  timer?: NodeJS.Timeout;
+}
+
+const size = (v: Uint8Array | string | null | undefined) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+const recordBytes = (r: RecordInput) => 16 + size(r.key) + size(r.value) + (r.headers ?? []).reduce((n, h) => n + 8 + h.key.length + size(h.value), 0);
+
+export class Producer {
+  private readonly lingerMs: number;
+  private readonly batchSize: number;
+  private readonly maxInFlight: number;
+  private readonly idempotent: boolean;
+  /** The batch still accepting records, per partition. */
+  private readonly open = new Map<string, Batch>();
+  /** Sealed batches waiting to be sent, in order, per partition. */
+  private readonly ready = new Map<string, Batch[]>();
+  private readonly busyPartitions = new Set<string>();
+  private readonly inFlightPerBroker = new Map<number, number>();
+  private readonly sticky = new Map<string, number>();
+  private readonly sequences = new Map<string, number>();
+  private producerId: bigint | undefined;
+  private producerIdRequest: Promise<bigint> | undefined;
+  private unsettled = 0;
+  private readonly appending = new Set<Promise<unknown>>();
+  private idleWaiters: Array<() => void> = [];
+  private closed = false;
+
+  constructor(private readonly client: SkeinClient, private readonly options: ProducerOptions = {}) {
+    this.lingerMs = options.lingerMs ?? 5;
+    this.batchSize = options.batchSize ?? 256 * 1024;
+    this.maxInFlight = Math.max(1, options.maxInFlightPerBroker ?? 5);
+    this.idempotent = options.idempotent ?? true;
+  }
+
+  /** Sends records; resolves with each record's partition and offset, in the order given. */
+  async send(topic: string, records: RecordInput[]): Promise<RecordMetadata[]> {
+    if (this.closed) throw new SkeinError('INVALID_REQUEST', 'the producer is closed');
+    // Tracked until its records are in batches, so that a flush() called meanwhile includes them.
+    const appending = this.client.topic(topic).then((t) => records.map((r) => this.append(topic, r, t.partitions.length)));
+    this.appending.add(appending);
+    try {
+      return await Promise.all(await appending);
+    } finally {
+      this.appending.delete(appending);
+    }
+  }
+
+  /** Sends one record; resolves once its batch is acknowledged. */
+  async sendRecord(topic: string, record: RecordInput): Promise<RecordMetadata> {
+    return (await this.send(topic, [record]))[0]!;
+  }
+
+  private choosePartition(topic: string, record: RecordInput, n: number): number {
+    const key = record.key === undefined || record.key === null ? undefined : typeof record.key === 'string' ? Buffer.from(record.key) : Buffer.from(record.key);
+    if (this.options.partitioner) {
+      const p = this.options.partitioner(key, n, topic);
+      if (!Number.isInteger(p) || p < 0 || p >= n) throw new SkeinError('INVALID_REQUEST', `partitioner returned ${p} for a topic with ${n} partitions`);
+      return p;
+    }
+    if (key) return partitionForKey(key, n);
+    let p = this.sticky.get(topic);
+    if (p === undefined || p >= n) this.sticky.set(topic, (p = Math.floor(Math.random() * n)));
+    return p;
+  }
+
+  private append(topic: string, record: RecordInput, n: number): Promise<RecordMetadata> {
+    const partition = this.choosePartition(topic, record, n);
+    const k = `${topic}\u0000${partition}`;
+    const bytes = recordBytes(record);
+    let batch = this.open.get(k);
+    if (batch && batch.bytes + bytes > this.batchSize) {
+      this.seal(k, batch);
+      batch = undefined;
+    }
+    if (!batch) {
+      batch = { topic, partition, records: [], pending: [], bytes: 0 };
+      this.open.set(k, batch);
+      const b = batch;
+      b.timer = setTimeout(() => this.seal(k, b), this.lingerMs);
+    }
+    batch.records.push(record);
+    batch.bytes += bytes;
+    this.unsettled++;
+    const promise = new Promise<RecordMetadata>((resolve, reject) => batch!.pending.push({ resolve, reject }));
+    if (batch.bytes >= this.batchSize) this.seal(k, batch);
+    return promise;
+  }
+
+  private seal(k: string, batch: Batch): void {
+    if (this.open.get(k) !== batch) return;
+    clearTimeout(batch.timer);
+    this.open.delete(k);
+    // Keyless records move to another partition once their batch is full or lingered out.
+    if (this.sticky.get(batch.topic) === batch.partition) this.sticky.delete(batch.topic);
+    const queue = this.ready.get(k) ?? [];
+    queue.push(batch);
+    this.ready.set(k, queue);
+    this.pump();
+  }
+
+  private leaderOf(topic: string, partition: number): number {
+    return this.client.cachedLeaderId(topic, partition) ?? -1;
+  }
+
+  private pump(): void {
+    for (const [k, queue] of this.ready) {
+      if (queue.length === 0 || this.busyPartitions.has(k)) continue;
+      const batch = queue[0]!;
+      const broker = this.leaderOf(batch.topic, batch.partition);
+      const inFlight = this.inFlightPerBroker.get(broker) ?? 0;
+      if (inFlight >= this.maxInFlight) continue;
+      queue.shift();
+      if (queue.length === 0) this.ready.delete(k);
+      this.busyPartitions.add(k);
+      this.inFlightPerBroker.set(broker, inFlight + 1);
+      void this.dispatch(k, batch).finally(() => {
+        this.busyPartitions.delete(k);
+        this.inFlightPerBroker.set(broker, (this.inFlightPerBroker.get(broker) ?? 1) - 1);
+        this.unsettled -= batch.records.length;
+        if (this.unsettled === 0) for (const w of this.idleWaiters.splice(0)) w();
+        this.pump();
+      });
+    }
+  }
+
+  private async ensureProducerId(topic: string, partition: number): Promise<bigint> {
+    if (this.producerId !== undefined) return this.producerId;
+    this.producerIdRequest ??= this.client.initProducerId(topic, partition).finally(() => (this.producerIdRequest = undefined));
+    this.producerId = await this.producerIdRequest;
+    return this.producerId;
+  }
+
+  private async dispatch(k: string, batch: Batch): Promise<void> {
+    try {
+      let idempotence = {};
+      if (this.idempotent) {
+        const producerId = await this.ensureProducerId(batch.topic, batch.partition);
+        const seqKey = `${producerId}\u0000${k}`;
+        const baseSequence = this.sequences.get(seqKey) ?? 0;
+        this.sequences.set(seqKey, (baseSequence + batch.records.length) % 2 ** 31);
+        idempotence = { producerId, producerEpoch: 0, baseSequence };
+      }
+      const baseOffset = await this.client.produceBatch(batch.topic, batch.partition, batch.records, { acks: this.options.acks, compression: this.options.compression, ...idempotence });
+      batch.pending.forEach((p, i) => p.resolve({ topic: batch.topic, partition: batch.partition, offset: baseOffset < 0n ? -1n : baseOffset + BigInt(i) }));
+    } catch (err) {
+      // The broker may or may not have this batch: later batches of the partition would be out of
+      // sequence under this producer id, so continue under a fresh one.
+      if (this.idempotent) this.producerId = undefined;
+      for (const p of batch.pending) p.reject(err);
+    }
+  }
+
+  /** Sends everything accumulated now and resolves when every record sent so far is settled. */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.appending]);
+    for (const [k, batch] of [...this.open]) this.seal(k, batch);
+    if (this.unsettled === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Flushes, then refuses further sends. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+  }
+}
