@@ -1,16 +1,18 @@
 // Any-language proof: the Python example (examples/python), which uses only grpcio, the protobuf
-// runtime and the contract built from proto/, creates a topic, produces, fetches and reads an error
-// reason against a real cluster. Needs Debian's python3-grpcio (.ci/run installs it).
+// runtime and the contract built from proto/, creates a topic, produces, consumes as a member of a
+// consumer group and commits, and reads an error reason against a real cluster; a second run
+// resumes after the first one's commit. Needs Debian's python3-grpcio (.ci/run installs it).
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { startService, stopAll, waitFor } from './harness/services.js';
 import { metadataClient } from './harness/clients.js';
-import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
 const root = new URL('..', import.meta.url).pathname;
 let etcd: EtcdCluster;
 let metadataAddress = '';
+let coordinatorAddress = '';
 
 beforeAll(async () => {
   try {
@@ -25,6 +27,7 @@ beforeAll(async () => {
   const meta = metadataClient(metadata.address);
   await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
   meta.close();
+  coordinatorAddress = (await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/py-${process.pid}/`, '--metadata-addresses', metadata.address] })).address;
 }, 60_000);
 
 afterAll(async () => {
@@ -33,12 +36,22 @@ afterAll(async () => {
 });
 
 describe('examples/python', () => {
-  it('creates a topic, produces and consumes with only grpcio and the contract', () => {
+  it('creates a topic, produces, consumes in a group and commits, with only grpcio and the contract', () => {
     execFileSync('sh', [`${root}examples/python/generate.sh`], { cwd: root, stdio: 'pipe' });
-    const out = execFileSync('/usr/bin/python3', [`${root}examples/python/skein_example.py`, metadataAddress, 'py-topic'], { encoding: 'utf8', timeout: 60_000 });
-    expect(out).toContain('created topic py-topic');
-    expect(out).toMatch(/consumed offset=9 key=key-9 value=hello from python 9/);
-    expect(out).toContain('describe of a missing topic: NOT_FOUND UNKNOWN_TOPIC');
-    expect(out).toContain('ok: 10 records round-tripped');
+    const run = () => execFileSync('/usr/bin/python3', [`${root}examples/python/skein_example.py`, metadataAddress, 'py-topic', coordinatorAddress, 'py-group'], { encoding: 'utf8', timeout: 60_000 });
+    const first = run();
+    expect(first).toContain('created topic py-topic');
+    expect(first).toMatch(/joined group py-group as \S+ \(epoch \d+\), assigned partitions \[0, 1, 2\]/);
+    expect(first).toMatch(/consumed offset=0 key=key-0 value=hello from python 0/);
+    expect(first).toMatch(/consumed offset=9 key=key-9 value=hello from python 9/);
+    expect(first).toContain('committed offset=10 partition=0 group=py-group');
+    expect(first).toContain('describe of a missing topic: NOT_FOUND UNKNOWN_TOPIC');
+    expect(first).toContain('ok: 10 records consumed in group py-group');
+    // The second run produces ten more and the group resumes after the first run's commit.
+    const second = run();
+    expect(second).toContain('topic py-topic exists');
+    expect(second).not.toMatch(/consumed offset=9 /);
+    expect(second).toMatch(/consumed offset=10 key=key-0/);
+    expect(second).toContain('committed offset=20 partition=0 group=py-group');
   });
 });

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Skein from Python with nothing but the contract in proto/ (see generate.sh) and grpcio.
 
-Creates a topic, produces a batch of records, reads them back, and shows a precise error.
-Usage: ./generate.sh && /usr/bin/python3 skein_example.py [metadata_host:port] [topic]
-Consumer groups are not built yet in Skein, so this reads the partition directly.
+Creates a topic, produces a batch of records, consumes them as a member of a consumer group
+(join by heartbeat, read from the group's committed offsets, commit, leave), and shows a precise
+error. Run it twice: the second run resumes after what the first committed.
+Usage: ./generate.sh && /usr/bin/python3 skein_example.py [metadata host:port] [topic] [coordinator host:port] [group]
 """
 import os
 import sys
@@ -54,6 +55,7 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen", "skein
         _pool.Add(file_proto)
 broker_pb2 = _Package(_pool, "skein.broker.v1")
 metadata_pb2 = _Package(_pool, "skein.metadata.v1")
+group_pb2 = _Package(_pool, "skein.group.v1")
 rpc = _Package(_pool, "google.rpc")
 
 
@@ -102,9 +104,54 @@ def reason_of(err: grpc.RpcError) -> str:
     return ""
 
 
+def read_partition(broker, topic, partition, offset):
+    """Records of one partition from offset on, as (offset, key, value), checksums verified."""
+    fetched = broker.Fetch(broker_pb2.FetchRequest(max_wait_ms=500, min_bytes=1, max_bytes=1 << 20, topics=[
+        broker_pb2.TopicFetchData(topic=topic, partitions=[
+            broker_pb2.PartitionFetchData(partition=partition, fetch_offset=offset, partition_max_bytes=1 << 20, current_leader_epoch=-1)])]), timeout=10)
+    out = []
+    for fb in fetched.topics[0].partitions[0].batches:
+        assert crc32c(fb.batch.records) == fb.batch.crc32c, "checksum mismatch"
+        for i, rec in enumerate(broker_pb2.Records.FromString(fb.batch.records).records):
+            if fb.base_offset + i >= offset:
+                out.append((fb.base_offset + i, rec.key.decode(), rec.value.decode()))
+    return out
+
+
+def consume_in_group(coordinator_address, broker, topic, group):
+    """Joins the group, reads partition 0 (where the records went) from the committed offset, commits, leaves."""
+    coordinator = _Stub(grpc.insecure_channel(coordinator_address), _pool, "skein.group.v1.GroupCoordinatorService")
+    member_id, epoch, owned = "", 0, []
+    for _ in range(100):
+        res = coordinator.Heartbeat(group_pb2.HeartbeatRequest(
+            group_id=group, member_id=member_id, member_epoch=epoch, client_id="python-example", subscribed_topics=[topic],
+            owned_partitions=[group_pb2.TopicPartitions(topic=topic, partitions=owned)] if owned else []), timeout=10)
+        member_id, epoch = res.member_id, res.member_epoch
+        owned = sorted(p for tp in res.assignment if tp.topic == topic for p in tp.partitions)
+        if 0 in owned:
+            break
+        time.sleep(0.2)
+    print(f"joined group {group} as {member_id} (epoch {epoch}), assigned partitions {owned}")
+    committed = {o.partition: o.offset for o in coordinator.FetchOffsets(group_pb2.FetchOffsetsRequest(group_id=group), timeout=10).offsets if o.topic == topic}
+    start = committed.get(0, 0)
+    records = read_partition(broker, topic, 0, start)
+    for offset, key, value in records:
+        print(f"consumed offset={offset} key={key} value={value}")
+    if records:
+        next_offset = records[-1][0] + 1
+        coordinator.CommitOffsets(group_pb2.CommitOffsetsRequest(group_id=group, member_id=member_id, member_epoch=epoch, offsets=[
+            group_pb2.OffsetCommit(topic=topic, partition=0, offset=next_offset, metadata="python-example")]), timeout=10)
+        print(f"committed offset={next_offset} partition=0 group={group}")
+    coordinator.Heartbeat(group_pb2.HeartbeatRequest(group_id=group, member_id=member_id, member_epoch=-1), timeout=10)
+    print(f"left group {group}")
+    return len(records)
+
+
 def main():
     address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:9090"
     topic = sys.argv[2] if len(sys.argv) > 2 else "python-example"
+    coordinator_address = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1:9095"
+    group = sys.argv[4] if len(sys.argv) > 4 else "python-example"
     metadata = _Stub(grpc.insecure_channel(address), _pool, "skein.metadata.v1.MetadataService")
     try:
         metadata.CreateTopic(metadata_pb2.CreateTopicRequest(name=topic, partitions=3), timeout=10)
@@ -135,22 +182,12 @@ def main():
     base = presult.base_offset
     print(f"produced {len(pairs)} records at offset {base}")
 
-    fetched = broker.Fetch(broker_pb2.FetchRequest(max_wait_ms=1000, min_bytes=1, max_bytes=1 << 20, topics=[
-        broker_pb2.TopicFetchData(topic=topic, partitions=[
-            broker_pb2.PartitionFetchData(partition=0, fetch_offset=base, partition_max_bytes=1 << 20, current_leader_epoch=-1)])]), timeout=10)
-    count = 0
-    for fb in fetched.topics[0].partitions[0].batches:
-        assert crc32c(fb.batch.records) == fb.batch.crc32c, "checksum mismatch"
-        for i, rec in enumerate(broker_pb2.Records.FromString(fb.batch.records).records):
-            offset = fb.base_offset + i
-            if offset >= base:
-                print(f"consumed offset={offset} key={rec.key.decode()} value={rec.value.decode()}")
-                count += 1
+    count = consume_in_group(coordinator_address, broker, topic, group)
     try:
         metadata.DescribeTopic(metadata_pb2.DescribeTopicRequest(name="no-such-topic"), timeout=10)
     except grpc.RpcError as err:
         print(f"describe of a missing topic: {err.code().name} {reason_of(err)}")
-    print(f"ok: {count} records round-tripped")
+    print(f"ok: {count} records consumed in group {group}")
 
 
 if __name__ == "__main__":
