@@ -48,7 +48,16 @@ export class FakeBroker {
     this.sessionId = res.sessionId;
     this.timer = setInterval(() => {
       this.client.brokerHeartbeat({ brokerId: this.brokerId, sessionId: this.sessionId }, { deadlineMs: res.heartbeatIntervalMs }).catch((err: { reason?: string }) => {
-        if (err.reason !== 'SESSION_EXPIRED') this.current++;
+        if (err.reason !== 'SESSION_EXPIRED') {
+          this.current++;
+          return;
+        }
+        // As a real broker does: a session lost while the metadata service was unreachable (an
+        // instance frozen, say) is replaced by a new registration, not given up.
+        if (this.timer === undefined) return;
+        clearInterval(this.timer);
+        this.timer = undefined;
+        this.register().catch(() => {});
       });
     }, res.heartbeatIntervalMs);
   }
