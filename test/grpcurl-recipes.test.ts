@@ -1,0 +1,350 @@
+// The grpcurl recipes in docs/operations.md, run as written against a real cluster (etcd, two
+// metadata instances like the Deployment, brokers 0-2 and later 3, one group coordinator). grpcurl
+// is not installed here, so test/harness/grpcurl.ts does what it does: reads the command line,
+// asks the server's reflection service for descriptors, encodes -d with the proto3 JSON mapping
+// (unknown fields refused) and prints proto3 JSON. The docs' host names map to the test's
+// processes: a Service with several backends (skein-metadata, skein-bootstrap) must work on each of
+// them, since the Service may pick any; skein-broker-N.skein-broker is broker N; $CONTROLLER is the
+// controller's address. The test supplies what recipes need (the topic they read, a consumer
+// group, a new broker to move a partition to, a broker restart) and checks real answers. Every
+// recipe in the file must be run by some step here: a new recipe without a check fails the test.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { GroupConsumer, SkeinClient } from '@skein/client';
+import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
+import { metadataClient } from './harness/clients.js';
+import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { extractGrpcurlRecipes, GrpcurlError, runGrpcurl, type GrpcurlRecipe, type Linking } from './harness/grpcurl.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const DOC = 'docs/operations.md';
+const BUF = join(ROOT, 'node_modules/.bin/buf');
+/** What the recipes read and the test therefore creates. */
+const TOPIC = 'orders';
+const GROUP = 'billing';
+
+/**
+ * Services whose reflection descriptors grpcurl refuses today, with the reason (server defect: the
+ * descriptors come from @grpc/proto-loader, whose files import nothing and whose map entries are
+ * misnamed; see the docs' "Known problem"). Recipes on these are linked leniently so that the
+ * recipes themselves are still checked; the last test asserts this list exactly, so it fails, and
+ * must be shrunk, once the servers are fixed.
+ */
+const REFUSED_BY_GRPCURL: Record<string, Record<string, string>> = {
+  metadata: {
+    'grpc.health.v1.Health': 'is an invalid map: incorrect implicit map entry name',
+    'skein.metadata.v1.MetadataService': 'included an unresolvable reference to "common.v1.Endpoint"',
+  },
+  broker: {
+    'grpc.health.v1.Health': 'is an invalid map: incorrect implicit map entry name',
+    'skein.broker.v1.BrokerService': 'included an unresolvable reference to "common.v1.LeaderHint"',
+    'skein.broker.v1.ReplicaService': 'included an unresolvable reference to "common.v1.LeaderHint"',
+    'skein.metadata.v1.MetadataService': 'included an unresolvable reference to "common.v1.Endpoint"',
+  },
+  coordinator: {
+    'grpc.health.v1.Health': 'is an invalid map: incorrect implicit map entry name',
+  },
+};
+const refused = new Set(Object.values(REFUSED_BY_GRPCURL).flatMap((m) => Object.keys(m)));
+const linking = (symbol: string): Linking => (refused.has(symbol) ? 'lenient' : 'grpcurl');
+
+let etcd: EtcdCluster;
+const metadata: ServiceProcess[] = [];
+const brokers = new Map<number, ServiceProcess>();
+let coordinator: ServiceProcess;
+let meta: ReturnType<typeof metadataClient>;
+let controllerAddress = '';
+let recipes: GrpcurlRecipe[] = [];
+const ran = new Set<GrpcurlRecipe>();
+/** Steps later ones build on; a step whose prerequisite failed fails at once instead of timing out. */
+const done = new Set<'topic'>();
+const needs = (step: 'topic') => expect(done.has(step), `this step needs "${step}", which an earlier step did not achieve`).toBe(true);
+
+beforeAll(async () => {
+  etcd = await startEtcd({ members: 1 });
+  const store = ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/grpcurl-${process.pid}/`];
+  for (const name of ['metadata-a', 'metadata-b']) {
+    metadata.push(await startService({ name, entry: METADATA_ENTRY, args: [...store, '--instance-id', name] }));
+  }
+  const metadataAddresses = metadata.map((m) => m.address).join(',');
+  for (const id of [0, 1, 2]) await startBroker(id, metadataAddresses);
+  meta = metadataClient(metadata[0]!.address);
+  await waitFor(async () => {
+    const m = (await meta.getClusterMetadata({ topics: [] })).metadata!;
+    return m.brokers.length === 3 && m.controller !== undefined;
+  }, { timeoutMs: 20_000, message: 'three brokers registered and a controller elected' });
+  coordinator = await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: [...store, '--metadata-addresses', metadataAddresses] });
+  const ep = (await meta.getClusterMetadata({ topics: [] })).metadata!.controller!.endpoint!;
+  controllerAddress = `${ep.host}:${ep.port}`;
+  recipes = extractGrpcurlRecipes(readFileSync(join(ROOT, DOC), 'utf8'), { CONTROLLER: controllerAddress });
+}, 120_000);
+
+afterAll(async () => {
+  meta?.close();
+  await stopAll();
+  await etcd?.stop();
+});
+
+async function startBroker(id: number, metadataAddresses: string): Promise<void> {
+  brokers.set(id, await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadataAddresses] }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running recipes
+// ---------------------------------------------------------------------------------------------
+
+/** What a recipe does: "list", "describe <symbol>" or "<service>/<method>"; "[proto]" when it uses -proto. */
+function targetOf(r: GrpcurlRecipe): string {
+  const v = r.command.verb;
+  const base = v.kind === 'invoke' ? `${v.service}/${v.method}` : v.symbol ? `${v.kind} ${v.symbol}` : v.kind;
+  return r.command.protoFiles.length ? `${base} [proto]` : base;
+}
+
+/** The one recipe for `target` (the test fails if the docs have none or several). */
+function recipe(target: string): GrpcurlRecipe {
+  const found = recipes.filter((r) => targetOf(r) === target);
+  expect(found.map((r) => `${DOC}:${r.line}`), `exactly one recipe in ${DOC} for ${target}`).toHaveLength(1);
+  return found[0]!;
+}
+
+const where = (r: GrpcurlRecipe, backend?: string) => `${DOC}:${r.line}: ${r.text}${backend ? ` (on ${backend})` : ''}`;
+
+/** The processes an address in the docs stands for. */
+function backends(address: string): ServiceProcess[] {
+  const [host, port] = address.split(':') as [string, string];
+  const started = [...metadata, ...brokers.values(), coordinator].filter((p) => p.address === address);
+  if (started.length) return started; // a variable ($CONTROLLER) expanded to a real address
+  if (host === 'skein-metadata' && port === '9090') return metadata;
+  if (host === 'skein-group-coordinator' && port === '9095') return [coordinator];
+  if (host === 'skein-bootstrap' && port === '9092') return [...brokers.values()];
+  const m = /^skein-broker-(\d+)\.skein-broker$/.exec(host);
+  if (m && port === '9092') {
+    const b = brokers.get(Number(m[1]));
+    if (!b) throw new Error(`${address}: the test runs no broker ${m[1]} at this point`);
+    return [b];
+  }
+  throw new Error(`the docs use ${address}, which this test does not map to a process`);
+}
+
+async function runOn(r: GrpcurlRecipe, backend: ServiceProcess) {
+  ran.add(r);
+  try {
+    return await runGrpcurl(r.argv, { resolveAddress: () => backend.address, linking, cwd: ROOT, bufBinary: BUF, deadlineMs: 15_000 });
+  } catch (err) {
+    throw new Error(`${where(r, backend.name)} failed:\n${(err as Error).message}`);
+  }
+}
+
+/** Runs a recipe on every backend of its address (a Service may route to any); returns each answer. */
+async function runEach(r: GrpcurlRecipe): Promise<Array<{ backend: ServiceProcess; stdout: string; json: any }>> {
+  const out = [];
+  for (const backend of backends(r.command.address)) {
+    const res = await runOn(r, backend);
+    out.push({ backend, stdout: res.stdout, json: res.json as any });
+  }
+  return out;
+}
+
+const nonControllerFirst = (list: ServiceProcess[]) => [...list].sort((a, b) => Number(a.address === controllerAddress) - Number(b.address === controllerAddress));
+const brokerIdOf = (b: { brokerId?: number }) => b.brokerId ?? 0; // proto3 JSON leaves out zeros
+const partitionOf = (p: { partition?: number }) => p.partition ?? 0;
+
+// ---------------------------------------------------------------------------------------------
+
+describe(`grpcurl recipes in ${DOC}`, () => {
+  it('finds them all in code blocks, each on a host:port that deploy/k8s/base defines', () => {
+    expect(recipes.length).toBeGreaterThanOrEqual(12);
+    // A grpcurl command outside a code block would not be run here.
+    const lines = readFileSync(join(ROOT, DOC), 'utf8').split('\n');
+    const mentions = lines.map((l, i) => ({ l, n: i + 1 })).filter(({ l }) => /\bgrpcurl\s+-/.test(l)).map(({ n }) => n);
+    expect(mentions).toEqual(recipes.map((r) => r.line));
+    for (const r of recipes) expect(r.command.plaintext, `${where(r)}: the servers speak plaintext; without -plaintext grpcurl tries TLS`).toBe(true);
+
+    const services = new Map<string, number[]>();
+    for (const file of ['metadata.yaml', 'broker.yaml', 'coordinator.yaml']) {
+      for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'deploy/k8s/base', file), 'utf8'))) {
+        const o = doc.toJS() as { kind?: string; metadata?: { name?: string }; spec?: { ports?: Array<{ port: number }> } };
+        if (o.kind === 'Service') services.set(o.metadata!.name!, (o.spec?.ports ?? []).map((p) => p.port));
+      }
+    }
+    for (const r of recipes) {
+      if (r.text.includes('$')) continue; // an address from a variable, explained in the text
+      const [host, port] = r.command.address.split(':') as [string, string];
+      const service = /^skein-broker-\d+\.skein-broker$/.test(host) ? 'skein-broker' : host;
+      expect(services.get(service), `${where(r)}: no Service ${service} in deploy/k8s/base`).toBeDefined();
+      expect(services.get(service), `${where(r)}: Service ${service} has no port ${port}`).toContain(Number(port));
+    }
+  });
+
+  it('list and describe: the metadata service shows its services, and the methods the recipes call', async () => {
+    for (const { backend, stdout } of await runEach(recipe('list'))) {
+      expect(stdout.trim().split('\n'), backend.name).toEqual(['grpc.health.v1.Health', 'skein.metadata.v1.MetadataService']);
+    }
+    const called = recipes.map((r) => r.command.verb).flatMap((v) => (v.kind === 'invoke' && v.service === 'skein.metadata.v1.MetadataService' ? [v.method] : []));
+    expect(called.length).toBeGreaterThan(0);
+    for (const { backend, stdout } of await runEach(recipe('describe skein.metadata.v1.MetadataService'))) {
+      expect(stdout, backend.name).toContain('skein.metadata.v1.MetadataService is a service:');
+      for (const m of called) expect(stdout, `${backend.name}: ${m}`).toMatch(new RegExp(`rpc ${m} \\( \\.skein\\.metadata\\.v1\\.${m}Request \\) returns \\( \\.skein\\.metadata\\.v1\\.${m}Response \\);`));
+    }
+  });
+
+  it('health check: SERVING', async () => {
+    for (const { backend, json } of await runEach(recipe('grpc.health.v1.Health/Check'))) expect(json, backend.name).toEqual({ status: 'SERVING' });
+  });
+
+  it('GetClusterMetadata lists the three brokers and names the controller', async () => {
+    for (const { backend, json } of await runEach(recipe('skein.metadata.v1.MetadataService/GetClusterMetadata'))) {
+      const m = json.metadata;
+      expect(m.brokers.map(brokerIdOf), backend.name).toEqual([0, 1, 2]);
+      for (const b of m.brokers) expect(`${b.endpoint.host}:${b.endpoint.port}`).toBe(brokers.get(brokerIdOf(b))!.address);
+      expect(`${m.controller.endpoint.host}:${m.controller.endpoint.port}`, backend.name).toBe(controllerAddress);
+      expect(metadata.map((p) => p.name)).toContain(m.controller.controllerId);
+    }
+  });
+
+  it('CreateTopic creates orders: 6 partitions, 3 replicas each, the retention override (through either metadata instance)', async () => {
+    const r = recipe('skein.metadata.v1.MetadataService/CreateTopic');
+    // Any instance creates topics; run it on the one that is not the controller, the case that would break.
+    const topic = ((await runOn(r, nonControllerFirst(backends(r.command.address))[0]!)).json as any).topic;
+    expect(topic.name).toBe(TOPIC);
+    expect(topic.replicationFactor).toBe(3);
+    expect(topic.configs).toEqual({ 'retention.ms': '86400000' });
+    expect(topic.partitions.map(partitionOf)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const p of topic.partitions) expect([...p.replicas].sort()).toEqual([0, 1, 2]);
+    done.add('topic');
+  });
+
+  it('DescribeTopic shows it, with the override among the effective configs', async () => {
+    needs('topic');
+    for (const { backend, json } of await runEach(recipe('skein.metadata.v1.MetadataService/DescribeTopic'))) {
+      expect(json.topic.name, backend.name).toBe(TOPIC);
+      expect(json.topic.partitions, backend.name).toHaveLength(6);
+      expect(json.topic.configs).toEqual({ 'retention.ms': '86400000' });
+      expect(json.configs).toContainEqual({ name: 'retention.ms', value: '86400000' }); // isDefault false: left out
+    }
+  });
+
+  it('ListOffsets on the partition leader gives the high watermark; the other brokers refuse', async () => {
+    needs('topic');
+    const r = recipe('skein.broker.v1.BrokerService/ListOffsets');
+    const client = new SkeinClient({ metadata: metadata.map((m) => m.address) });
+    try {
+      await waitFor(async () => {
+        await client.produceBatch(TOPIC, 0, Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: `v${i}`, timestampMs: 1000 + i })));
+        return true;
+      }, { timeoutMs: 20_000, message: 'partition 0 of orders takes records' });
+    } finally {
+      client.close();
+    }
+    for (const { backend, json } of await runEach(r)) {
+      const answer = json.topics[0].partitions[0];
+      expect(answer.error, `${where(r, backend.name)} answered an error`).toBeUndefined();
+      expect(answer.offset, backend.name).toBe('5');
+    }
+    // What the docs say: the broker named is the leader DescribeTopic shows; the others refuse.
+    const leader = (await meta.describeTopic({ name: TOPIC })).topic!.partitions[0]!.leaderId;
+    expect(backends(r.command.address).map((b) => b.name)).toEqual([`broker-${leader}`]);
+    for (const other of [...brokers.values()].filter((b) => b.name !== `broker-${leader}`)) {
+      const refusedBy = ((await runOn(r, other)).json as any).topics[0].partitions[0];
+      expect(refusedBy.error?.reason, other.name).toBe('NOT_LEADER_OR_FOLLOWER');
+    }
+  });
+
+  it(`ListGroups and DescribeGroup show a live consumer group (${GROUP}, made first with the TypeScript client)`, async () => {
+    needs('topic');
+    const client = new SkeinClient({ metadata: metadata.map((m) => m.address) });
+    const consumer = new GroupConsumer(client, { groupId: GROUP, coordinator: [coordinator.address], topics: [TOPIC], clientId: 'grpcurl-recipes' });
+    try {
+      await consumer.run(() => {});
+      await waitFor(() => consumer.assignment.length === 6, { timeoutMs: 20_000, message: 'the consumer owns all six partitions' });
+      for (const { backend, json } of await runEach(recipe('skein.group.v1.GroupCoordinatorService/ListGroups'))) {
+        expect(json.groups, backend.name).toContainEqual(expect.objectContaining({ groupId: GROUP, memberCount: 1 }));
+      }
+      for (const { backend, json } of await runEach(recipe('skein.group.v1.GroupCoordinatorService/DescribeGroup'))) {
+        expect(json.groupId, backend.name).toBe(GROUP);
+        expect(json.members).toHaveLength(1);
+        const member = json.members[0];
+        expect(member.clientId).toBe('grpcurl-recipes');
+        expect(member.subscribedTopics).toEqual([TOPIC]);
+        expect(member.assignment.flatMap((t: { topic: string; partitions: number[] }) => t.partitions.map((p) => `${t.topic}-${p}`)).sort()).toEqual([0, 1, 2, 3, 4, 5].map((p) => `${TOPIC}-${p}`));
+      }
+    } finally {
+      await consumer.close();
+      client.close();
+    }
+  });
+
+  it('scale out: ReassignPartitions on the controller moves orders-0 onto the new broker 3; DescribeTopic shows when it is done', async () => {
+    needs('topic');
+    await startBroker(3, metadata.map((m) => m.address).join(','));
+    await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 4, { timeoutMs: 20_000, message: 'broker 3 registered' });
+    const r = recipe('skein.metadata.v1.MetadataService/ReassignPartitions');
+    // A Service may route a call to any instance: try the one that is not the controller first.
+    const started = ((await runOn(r, nonControllerFirst(backends(r.command.address))[0]!)).json as any).started;
+    expect(started).toHaveLength(1);
+    expect(started[0].topic).toBe(TOPIC);
+    expect(started[0].state.targetReplicas).toEqual([3, 1, 2]);
+    // "wait until DescribeTopic shows no targetReplicas", with the DescribeTopic recipe.
+    const describeTopic = recipe('skein.metadata.v1.MetadataService/DescribeTopic');
+    // What the docs say about the other instance: it refuses and names the controller.
+    const other = metadata.find((m) => m.address !== controllerAddress)!;
+    const refusal = await runOn(r, other).then(() => 'accepted', (err: Error) => err.message);
+    expect(refusal, 'the instance that is not the controller refuses').toMatch(/FAILED_PRECONDITION[\s\S]*not the controller/);
+    await waitFor(async () => {
+      const p0 = ((await runOn(describeTopic, metadata[0]!)).json as any).topic.partitions.find((p: { partition?: number }) => partitionOf(p) === 0);
+      return p0.targetReplicas === undefined && JSON.stringify(p0.replicas) === '[3,1,2]';
+    }, { timeoutMs: 60_000, intervalMs: 250, message: 'the reassignment of orders-0 to [3,1,2] completes' });
+  }, 90_000);
+
+  it('rolling restart: after a broker restarts, ElectPreferredLeaders on the controller moves leadership back', async () => {
+    needs('topic');
+    await brokers.get(1)!.restart(); // SIGTERM: controlled shutdown moves its leadership away
+    const partitions = async () => (await meta.describeTopic({ name: TOPIC })).topic!.partitions;
+    await waitFor(async () => (await partitions()).every((p) => p.isr.length === p.replicas.length), { timeoutMs: 60_000, intervalMs: 250, message: 'broker 1 is back in every ISR' });
+    const notPreferred = (await partitions()).filter((p) => p.leaderId !== p.replicas[0]).map((p) => p.partition);
+    expect(notPreferred.length, 'after the restart some partitions are led by a replica that is not the preferred one').toBeGreaterThan(0);
+    const r = recipe('skein.metadata.v1.MetadataService/ElectPreferredLeaders');
+    const elected = ((await runOn(r, nonControllerFirst(backends(r.command.address))[0]!)).json as any).elected as Array<{ topic: string; state: { partition?: number } }>;
+    expect(elected.map((e) => `${e.topic}-${partitionOf(e.state)}`).sort()).toEqual(notPreferred.map((p) => `${TOPIC}-${p}`).sort());
+    await waitFor(async () => (await partitions()).every((p) => p.leaderId === p.replicas[0]), { timeoutMs: 10_000, message: 'every partition is led by its preferred replica' });
+  }, 120_000);
+
+  it('the workaround: the same call with -import-path/-proto (types from proto/, not from reflection)', async () => {
+    const workarounds = recipes.filter((r) => r.command.protoFiles.length > 0);
+    expect(workarounds.length).toBeGreaterThan(0);
+    const live = (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.map((b) => b.brokerId);
+    for (const r of workarounds) {
+      for (const backend of backends(r.command.address)) {
+        const json = (await runOn(r, backend)).json as any;
+        expect(json.metadata.brokers.map(brokerIdOf), where(r, backend.name)).toEqual(live);
+        expect(json.metadata.topics.map((t: { name: string }) => t.name), where(r, backend.name)).toContain(TOPIC);
+      }
+    }
+  });
+
+  it('grpcurl refuses exactly the known descriptors from reflection (server defect, see the docs)', async () => {
+    const servers = { metadata: metadata[0]!, broker: brokers.get(0)!, coordinator };
+    for (const [role, server] of Object.entries(servers)) {
+      const listed = (await runGrpcurl(['grpcurl', '-plaintext', server.address, 'list'], { resolveAddress: (a) => a })).stdout.trim().split('\n');
+      const refusedHere: Record<string, string> = {};
+      for (const symbol of listed) {
+        try {
+          await runGrpcurl(['grpcurl', '-plaintext', server.address, 'describe', symbol], { resolveAddress: (a) => a, linking: 'grpcurl' });
+        } catch (err) {
+          if (!(err instanceof GrpcurlError)) throw err;
+          refusedHere[symbol] = err.message;
+        }
+      }
+      const known = REFUSED_BY_GRPCURL[role]!;
+      expect(Object.keys(refusedHere).sort(), `${role}: services grpcurl cannot load (update REFUSED_BY_GRPCURL and the docs when this changes)`).toEqual(Object.keys(known).sort());
+      for (const [symbol, reason] of Object.entries(known)) expect(refusedHere[symbol], `${role} ${symbol}`).toContain(reason);
+    }
+  });
+
+  it(`every grpcurl recipe in ${DOC} was run`, () => {
+    expect(recipes.filter((r) => !ran.has(r)).map((r) => where(r))).toEqual([]);
+  });
+});
