@@ -34,7 +34,6 @@ COPY --from=build /app/services/broker/dist services/broker/dist
 COPY --from=build /app/services/group-coordinator/dist services/group-coordinator/dist
 COPY --from=build /app/libs/client/dist libs/client/dist
 COPY --from=build /app/libs/cli/dist libs/cli/dist
-COPY proto proto
 USER node
 EXPOSE 9090 9092 9095
 CMD ["node", "services/metadata/dist/main.js"]

@@ -35,7 +35,7 @@ function callEcho(client: grpc.Client, body: string): Promise<Buffer> {
 describe('startGrpcServer', () => {
   it('maps errors to statuses with details, hides unexpected internals, and counts RPCs in /metrics', async () => {
     const metrics = new MetricsRegistry();
-    const server = await startGrpcServer({ host: '127.0.0.1', port: 0, services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echoImplementation() }], protoFiles: [], logger, metrics });
+    const server = await startGrpcServer({ host: '127.0.0.1', port: 0, services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echoImplementation() }], logger, metrics });
     const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     expect((await callEcho(client, 'hi')).toString()).toBe('hi');
     const bad = fromServiceError(await callEcho(client, '').catch((e: grpc.ServiceError) => e) as grpc.ServiceError);
@@ -54,7 +54,7 @@ describe('startGrpcServer', () => {
   });
 
   it('lets an in-flight call finish during graceful shutdown', async () => {
-    const server = await startGrpcServer({ host: '127.0.0.1', port: 0, services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echoImplementation(300) }], protoFiles: [], logger });
+    const server = await startGrpcServer({ host: '127.0.0.1', port: 0, services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echoImplementation(300) }], logger });
     const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     const inFlight = callEcho(client, 'slow');
     await new Promise((r) => setTimeout(r, 50));
@@ -68,7 +68,7 @@ describe('startGrpcServer', () => {
     const cert = join(dir, 'cert.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
     const server = await startGrpcServer({
-      host: '127.0.0.1', port: 0, services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echoImplementation() }], protoFiles: [], logger,
+      host: '127.0.0.1', port: 0, services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echoImplementation() }], logger,
       tls: { certFile: cert, keyFile: key, caFile: cert, requireClientCert: true },
     });
     const ca = readFileSync(cert);

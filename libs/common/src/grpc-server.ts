@@ -8,10 +8,10 @@
 
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { PROTO_DIR } from '@skein/proto';
+import { HealthImplementation } from 'grpc-health-check';
+import { fileDescriptorProtos } from '@skein/proto';
 import type { Logger } from 'pino';
 import { toServiceError } from './errors.js';
 import type { MetricsRegistry } from './metrics.js';
@@ -34,8 +34,6 @@ export interface GrpcServerOptions {
   host: string;
   port: number;
   services: ServiceRegistration[];
-  /** Proto files (relative to PROTO_DIR) described by reflection. */
-  protoFiles: string[];
   tls?: TlsOptions;
   logger: Logger;
   metrics?: MetricsRegistry;
@@ -126,21 +124,18 @@ export function serverCredentials(tls?: TlsOptions): grpc.ServerCredentials {
 }
 
 /**
- * Adds grpc.health.v1 (with the given initial statuses) and server reflection over `protoFiles`
- * to a server; for services that build their own grpc.Server.
+ * Adds grpc.health.v1 (with the given initial statuses) and server reflection to a server (for
+ * services that build their own grpc.Server). Reflection lists the services in `statuses` plus
+ * Health, and describes them from the descriptors buf compiled (libs/proto), so grpcurl and other
+ * reflection clients resolve every import and map type.
  */
-export function addHealthAndReflection(server: grpc.Server, statuses: Record<string, 'SERVING' | 'NOT_SERVING'>, protoFiles: string[]): HealthImplementation {
+export function addHealthAndReflection(server: grpc.Server, statuses: Record<string, 'SERVING' | 'NOT_SERVING'>): HealthImplementation {
   const health = new HealthImplementation(statuses);
   health.addToServer(server);
-  const pkg = protoLoader.loadSync([...protoFiles, healthProtoPath], {
-    includeDirs: [PROTO_DIR],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  new ReflectionService(pkg).addToServer(server);
+  const listed = [...Object.keys(statuses).filter((name) => name !== ''), 'grpc.health.v1.Health'];
+  // ReflectionService reads only `fileDescriptorProtos` from a package definition's entries.
+  const descriptors = { 'skein.descriptors': { fileDescriptorProtos: fileDescriptorProtos() } } as unknown as protoLoader.PackageDefinition;
+  new ReflectionService(descriptors, { services: listed }).addToServer(server);
   return health;
 }
 
@@ -153,7 +148,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
 
   const statuses: Record<string, 'SERVING' | 'NOT_SERVING'> = { '': 'SERVING' };
   for (const reg of options.services) statuses[reg.name] = 'SERVING';
-  const health = addHealthAndReflection(server, statuses, options.protoFiles);
+  const health = addHealthAndReflection(server, statuses);
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.tls), (err, bound) => (err ? reject(err) : resolve(bound)));

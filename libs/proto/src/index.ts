@@ -1,15 +1,30 @@
-import { fileURLToPath } from 'node:url';
+import { FILE_DESCRIPTOR_SETS_BASE64 } from './gen/descriptor-sets.js';
 
 /**
- * Directory holding the .proto sources. Used to build the reflection service's descriptors, so
- * `grpcurl list/describe` work without the files on the caller's side.
+ * Every FileDescriptorProto (serialized) of the contract and of grpc.health.v1, as buf compiled
+ * them: what server reflection hands to grpcurl and other reflection clients. A FileDescriptorSet
+ * is `repeated FileDescriptorProto file = 1`, so the files are its length-delimited field-1 entries.
  */
-export const PROTO_DIR: string = fileURLToPath(new URL('../../../proto', import.meta.url));
-
-/** Proto files per role, relative to PROTO_DIR. */
-export const PROTO_FILES = {
-  common: ['skein/common/v1/common.proto', 'google/rpc/status.proto', 'google/rpc/error_details.proto'],
-  metadata: ['skein/metadata/v1/metadata.proto'],
-  broker: ['skein/broker/v1/broker.proto', 'skein/broker/v1/replica.proto'],
-  group: ['skein/group/v1/group.proto'],
-} as const;
+export function fileDescriptorProtos(): Buffer[] {
+  const files: Buffer[] = [];
+  for (const b64 of FILE_DESCRIPTOR_SETS_BASE64) {
+    const set = Buffer.from(b64, 'base64');
+    let pos = 0;
+    const varint = (): number => {
+      let result = 0;
+      for (let shift = 0; ; shift += 7) {
+        const byte = set[pos++]!;
+        result += (byte & 0x7f) * 2 ** shift;
+        if (byte < 0x80) return result;
+      }
+    };
+    while (pos < set.length) {
+      const tag = varint();
+      if (tag !== 0x0a) throw new Error(`unexpected field tag ${tag} in a FileDescriptorSet`);
+      const length = varint();
+      files.push(set.subarray(pos, pos + length));
+      pos += length;
+    }
+  }
+  return files;
+}

@@ -12,7 +12,6 @@ import { fromServiceError } from '@skein/common/errors.js';
 import { addHealthAndReflection } from '@skein/common/grpc-server.js';
 import { createLogger } from '@skein/common/logger.js';
 import { onShutdownSignal } from '@skein/common/shutdown.js';
-import { PROTO_FILES } from '@skein/proto';
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { type BrokerConfig, brokerConfigSchema, loadBrokerConfig } from './config.js';
 import { MetadataFollower } from './metadata/metadata-follower.js';
@@ -65,7 +64,7 @@ const server = new BrokerServer({
     }),
   },
   addServices: (grpcServer) => {
-    health = addHealthAndReflection(grpcServer, { '': 'NOT_SERVING', [BROKER_SERVICE]: 'NOT_SERVING' }, [...PROTO_FILES.common, ...PROTO_FILES.metadata, ...PROTO_FILES.broker]);
+    health = addHealthAndReflection(grpcServer, { '': 'NOT_SERVING', [BROKER_SERVICE]: 'NOT_SERVING' });
   },
 });
 

@@ -7,7 +7,6 @@ import { startGrpcServer } from '@skein/common/grpc-server.js';
 import { createLogger } from '@skein/common/logger.js';
 import { onShutdownSignal } from '@skein/common/shutdown.js';
 import { openMetadataStore } from '@skein/common/store/open-store.js';
-import { PROTO_FILES } from '@skein/proto';
 import { MetadataServiceClient, type ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { BrokerServiceClient, OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { coordinatorConfigSchema } from './config.js';
@@ -61,7 +60,6 @@ try {
     host: config.host,
     port: config.port,
     services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, topics, listOffset }) }],
-    protoFiles: [...PROTO_FILES.common, ...PROTO_FILES.group],
     logger,
   });
   logger.info({ port: server.port }, 'group coordinator listening');

@@ -10,7 +10,6 @@ import { startGrpcServer } from '@skein/common/grpc-server.js';
 import { openMetadataStore } from '@skein/common/store/open-store.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
 import type { MetricsRegistry } from '@skein/common/metrics.js';
-import { PROTO_FILES } from '@skein/proto';
 import { MetadataKeys } from './domain/records.js';
 import { METADATA_SERVICE_NAME, type MetadataServiceDeps, MetadataServiceService, metadataServiceHandlers } from './grpc/metadata-service.js';
 import { MetadataAdmin } from './runtime/admin.js';
@@ -47,7 +46,6 @@ export async function startMetadataServer(config: MetadataConfig, logger: Logger
     host: config.host,
     port: config.port,
     services: [{ name: METADATA_SERVICE_NAME, definition: MetadataServiceService, implementation: metadataServiceHandlers(deps) }],
-    protoFiles: [...PROTO_FILES.common, ...PROTO_FILES.metadata],
     tls: config.tlsCertFile
       ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.tlsCaFile, requireClientCert: config.tlsRequireClientCert }
       : undefined,
