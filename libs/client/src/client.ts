@@ -10,7 +10,7 @@ import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type Partition
 import { MetadataServiceClient, type ClusterMetadata, type Topic } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { Producer, type ProducerOptions } from './producer.js';
 
-export { Acks, CompressionCodec, OffsetSpec };
+export { Acks, CompressionCodec, OffsetSpec, SkeinError };
 export type { ConsumedRecord, RecordInput };
 
 export interface ClientOptions {
