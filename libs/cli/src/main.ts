@@ -44,7 +44,7 @@ async function run<T>(fn: (c: SkeinClient) => Promise<T>): Promise<T> {
 }
 
 program.command('cluster').description('brokers, controller and cluster id').action(() => run(async (c) => {
-  const m = await c.refreshMetadata();
+  const m = await c.describeCluster();
   print(m, () => {
     console.log(`cluster ${m.clusterId}   controller ${m.controller?.controllerId ?? '(none)'} (epoch ${m.controller?.controllerEpoch ?? '-'})`);
     console.table(m.brokers.map((b) => ({ broker: b.brokerId, host: b.endpoint?.host, port: b.endpoint?.port, rack: b.rack })));
@@ -56,34 +56,34 @@ topics.command('create <name>').description('create a topic')
   .option('-p, --partitions <n>', 'partition count', '1').option('-r, --replication-factor <n>', 'replicas per partition', '0')
   .option('-c, --config <key=value>', 'topic config (repeatable)', collect)
   .action((name: string, o: { partitions: string; replicationFactor: string; config?: string[] }) => run(async (c) => {
-    const res = await c.meta<object, { topic: unknown }>('createTopic', { name, partitions: Number(o.partitions), replicationFactor: Number(o.replicationFactor), configs: parseKv(o.config, '--config'), validateOnly: false });
-    print(res.topic, () => console.log(`created topic ${name}`));
+    const topic = await c.createTopic(name, { partitions: Number(o.partitions), replicationFactor: Number(o.replicationFactor), configs: parseKv(o.config, '--config') });
+    print(topic, () => console.log(`created topic ${name}`));
   }));
 topics.command('list').description('list topics').action(() => run(async (c) => {
-  const res = await c.meta<object, { topics: Array<{ name: string; partitionCount: number; replicationFactor: number; topicId: string }> }>('listTopics', {});
-  print(res.topics, () => console.table(res.topics.map((t) => ({ topic: t.name, partitions: t.partitionCount, replicationFactor: t.replicationFactor, id: t.topicId }))));
+  const list = await c.listTopics();
+  print(list, () => console.table(list.map((t) => ({ topic: t.name, partitions: t.partitionCount, replicationFactor: t.replicationFactor, id: t.topicId }))));
 }));
 topics.command('describe <name>').description('partitions, leaders, ISR and configs').action((name: string) => run(async (c) => {
-  const res = await c.meta<object, { topic: { topicId: string; partitions: Array<{ partition: number; leaderId: number; leaderEpoch: number; replicas: number[]; isr: number[] }> }; configs: Array<{ name: string; value: string; isDefault: boolean }> }>('describeTopic', { name });
+  const res = await c.describeTopic(name);
   print(res, () => {
-    console.log(`topic ${name} (${res.topic.topicId})`);
-    console.table(res.topic.partitions.map((p) => ({ partition: p.partition, leader: p.leaderId, epoch: p.leaderEpoch, replicas: p.replicas.join(','), isr: p.isr.join(',') })));
+    console.log(`topic ${name} (${res.topic!.topicId})`);
+    console.table(res.topic!.partitions.map((p) => ({ partition: p.partition, leader: p.leaderId, epoch: p.leaderEpoch, replicas: p.replicas.join(','), isr: p.isr.join(',') })));
     console.table(res.configs.filter((x) => !x.isDefault).map((x) => ({ config: x.name, value: x.value })));
   });
 }));
 topics.command('alter <name>').description('set or remove config overrides')
   .option('-c, --config <key=value>', 'config to set (repeatable)', collect).option('--delete-config <key>', 'override to remove (repeatable)', collect)
   .action((name: string, o: { config?: string[]; deleteConfig?: string[] }) => run(async (c) => {
-    const res = await c.meta<object, { topic: unknown }>('alterTopicConfigs', { name, set: parseKv(o.config, '--config'), remove: o.deleteConfig ?? [], validateOnly: false });
-    print(res.topic, () => console.log(`altered topic ${name}`));
+    const topic = await c.alterTopicConfigs(name, { set: parseKv(o.config, '--config'), remove: o.deleteConfig ?? [] });
+    print(topic, () => console.log(`altered topic ${name}`));
   }));
 topics.command('add-partitions <name> <total>').description('grow a topic to <total> partitions').action((name: string, total: string) => run(async (c) => {
-  const res = await c.meta<object, { topic: unknown }>('createPartitions', { name, totalCount: Number(total), validateOnly: false });
-  print(res.topic, () => console.log(`topic ${name} now has ${total} partitions`));
+  const topic = await c.createPartitions(name, Number(total));
+  print(topic, () => console.log(`topic ${name} now has ${total} partitions`));
 }));
 topics.command('delete <name>').description('delete a topic and its data').action((name: string) => run(async (c) => {
-  const res = await c.meta<object, { topicId: string }>('deleteTopic', { name });
-  print(res, () => console.log(`deleted topic ${name}`));
+  const topicId = await c.deleteTopic(name);
+  print({ topicId }, () => console.log(`deleted topic ${name}`));
 }));
 
 program.command('produce <topic>').description('produce lines from stdin (or --file) as records')

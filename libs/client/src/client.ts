@@ -7,7 +7,9 @@ import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, SkeinError } from '@skein/common/errors.js';
 import { buildRecordBatch, decodeRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
 import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
-import { MetadataServiceClient, type ClusterMetadata, type Topic } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { MetadataServiceClient, type ClusterMetadata, type DescribeTopicResponse, type ListTopicsResponse, type ListTopicsResponse_TopicSummary, type Topic } from '@skein/proto/skein/metadata/v1/metadata.js';
+
+export type { ClusterMetadata, DescribeTopicResponse, ListTopicsResponse_TopicSummary as TopicSummary, Topic };
 import { Producer, type ProducerOptions } from './producer.js';
 
 export { Acks, CompressionCodec, OffsetSpec, SkeinError };
@@ -71,6 +73,41 @@ export class SkeinClient {
       }
     }
     throw last;
+  }
+
+  /** Creates a topic; 0 partitions or replication factor take the cluster defaults. */
+  async createTopic(name: string, options: { partitions?: number; replicationFactor?: number; configs?: Record<string, string>; validateOnly?: boolean } = {}): Promise<Topic> {
+    const res = await this.meta<object, { topic: Topic }>('createTopic', { name, partitions: options.partitions ?? 0, replicationFactor: options.replicationFactor ?? 0, configs: options.configs ?? {}, validateOnly: options.validateOnly ?? false });
+    return res.topic;
+  }
+
+  async listTopics(): Promise<ListTopicsResponse_TopicSummary[]> {
+    return (await this.meta<object, ListTopicsResponse>('listTopics', {})).topics;
+  }
+
+  /** Partitions (leader, epoch, replicas, ISR) and every effective config, overrides and defaults. */
+  async describeTopic(name: string): Promise<DescribeTopicResponse> {
+    return this.meta<object, DescribeTopicResponse>('describeTopic', { name });
+  }
+
+  /** Sets and removes config overrides of a topic. */
+  async alterTopicConfigs(name: string, changes: { set?: Record<string, string>; remove?: string[]; validateOnly?: boolean }): Promise<Topic> {
+    return (await this.meta<object, { topic: Topic }>('alterTopicConfigs', { name, set: changes.set ?? {}, remove: changes.remove ?? [], validateOnly: changes.validateOnly ?? false })).topic;
+  }
+
+  /** Grows a topic to `totalCount` partitions (keyed records then map differently, as in Kafka). */
+  async createPartitions(name: string, totalCount: number, validateOnly = false): Promise<Topic> {
+    return (await this.meta<object, { topic: Topic }>('createPartitions', { name, totalCount, validateOnly })).topic;
+  }
+
+  /** Deletes a topic and its data; resolves with the deleted topic's id. */
+  async deleteTopic(name: string): Promise<string> {
+    return (await this.meta<object, { topicId: string }>('deleteTopic', { name })).topicId;
+  }
+
+  /** Brokers, controller, cluster id and every topic's partitions (also refreshes the routing cache). */
+  describeCluster(): Promise<ClusterMetadata> {
+    return this.refreshMetadata();
   }
 
   async refreshMetadata(): Promise<ClusterMetadata> {
