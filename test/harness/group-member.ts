@@ -3,7 +3,7 @@
  * that reports, one JSON line per event on stdout, when it applied an assignment, when it released
  * partitions, and every record it processed. The test reconstructs ownership intervals and
  * delivery from these lines. Configured by environment: SKEIN_METADATA, SKEIN_COORDINATORS
- * (comma-separated), GROUP, TOPICS (comma-separated), MEMBER.
+ * (comma-separated), GROUP, TOPICS (comma-separated), MEMBER, and SESSION=unary for unary heartbeats.
  */
 import { GroupConsumer, SkeinClient } from '@skein/client';
 
@@ -30,6 +30,7 @@ const consumer = new GroupConsumer(client, {
   topics: env('TOPICS').split(','),
   clientId: member,
   autoCommitIntervalMs: 200,
+  session: process.env.SESSION === 'unary' ? 'unary' : 'stream',
   onAssigned: (partitions) => emit({ e: 'assigned', member, partitions, t: Date.now() }),
   onRevoked: (partitions) => emit({ e: 'revoked', member, partitions, t: Date.now() }),
 });

@@ -15,10 +15,10 @@
  * for your own scheme, turn auto-commit off and call `commit()` when you choose.
  */
 import * as grpc from '@grpc/grpc-js';
-import { fromServiceError, type SkeinError } from '@skein/common/errors.js';
+import { fromServiceError, SkeinError } from '@skein/common/errors.js';
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
 import { OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
-import { GroupCoordinatorServiceClient, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
+import { GroupCoordinatorServiceClient, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type SessionResponse, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import type { SkeinClient } from './client.js';
 
 export interface ConsumerOptions {
@@ -40,6 +40,12 @@ export interface ConsumerOptions {
   onRevoked?: (partitions: string[]) => void | Promise<void>;
   /** Largest fetch per partition. */
   maxBytesPerPartition?: number;
+  /**
+   * 'stream' (default): heartbeats travel over one Session stream, so that when this process dies
+   * its connection breaks and the coordinator moves its partitions after a short grace instead of
+   * the whole session timeout. 'unary': one call per heartbeat.
+   */
+  session?: 'stream' | 'unary';
   /**
    * Called when a handler throws. The record (or batch) is not counted as processed: it is handed
    * out again after a short backoff, so a failing handler delays its partition but never skips a
@@ -124,6 +130,38 @@ export class GroupConsumer implements AsyncIterable<Message> {
     });
   }
 
+  private stream: { call: grpc.ClientDuplexStream<SessionRequest, SessionResponse>; waiting: Array<{ resolve: (r: HeartbeatResponse) => void; reject: (e: unknown) => void }> } | undefined;
+
+  /** One heartbeat: over the session stream (opened on demand, on the next instance after a failure) or unary. */
+  private sendHeartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
+    if ((this.options.session ?? 'stream') === 'unary') return this.call<HeartbeatResponse>('heartbeat', req);
+    if (!this.stream) {
+      const call = this.coordinators[this.next % this.coordinators.length]!.session();
+      const opened: NonNullable<GroupConsumer['stream']> = { call, waiting: [] };
+      const fail = (err: unknown) => {
+        if (this.stream === opened) this.stream = undefined;
+        for (const w of opened.waiting.splice(0)) w.reject(err);
+      };
+      call.on('data', (r: SessionResponse) => opened.waiting.shift()?.resolve(r.heartbeat!));
+      call.on('error', (e: grpc.ServiceError) => {
+        if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) this.next++;
+        fail(fromServiceError(e));
+      });
+      call.on('end', () => fail(new SkeinError('COORDINATOR_NOT_AVAILABLE', 'the group coordinator ended the session')));
+      this.stream = opened;
+    }
+    const session = this.stream;
+    return new Promise<HeartbeatResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // An answer this late means the instance is in trouble: drop the stream and try another.
+        this.next++;
+        session.call.cancel();
+      }, 5000);
+      session.waiting.push({ resolve: (r) => { clearTimeout(timer); resolve(r); }, reject: (e) => { clearTimeout(timer); reject(e); } });
+      session.call.write({ heartbeat: req });
+    });
+  }
+
   private ownedPartitions(): TopicPartitions[] {
     const byTopic = new Map<string, number[]>();
     for (const k of this.owned) {
@@ -144,7 +182,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
 
   private heartbeat(leave = false): Promise<void> {
     return this.exclusive(async () => {
-      const res = await this.call<{ memberId: string; memberEpoch: number; heartbeatIntervalMs: number; assignment: TopicPartitions[] }>('heartbeat', {
+      const res = await this.sendHeartbeat({
         groupId: this.options.groupId, memberId: this.memberId, memberEpoch: leave ? -1 : this.memberEpoch, clientId: this.options.clientId ?? 'skein-client',
         subscribedTopics: this.options.topics ?? [], subscribedTopicRegex: this.options.topicRegex ?? '', serverAssignor: this.options.assignor ?? 'uniform',
         ownedPartitions: this.ownedPartitions(),
@@ -384,6 +422,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
       await this.exclusive(() => this.release([...this.owned])).catch(() => {});
       await this.heartbeat(true).catch(() => {});
     }
+    this.stream?.call.end();
+    this.stream = undefined;
     for (const c of this.coordinators.splice(0)) c.close();
   }
 }

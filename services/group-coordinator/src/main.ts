@@ -10,7 +10,7 @@ import { openMetadataStore } from '@skein/common/store/open-store.js';
 import { MetadataServiceClient, type ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { BrokerServiceClient, OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { coordinatorConfigSchema } from './config.js';
-import { GROUP_SERVICE_NAME, GroupCoordinatorServiceService, groupServiceHandlers, sweepGroups } from './grpc/group-service.js';
+import { GROUP_SERVICE_NAME, GroupCoordinatorServiceService, groupServiceHandlers, SessionRegistry, sweepGroups } from './grpc/group-service.js';
 
 if (process.argv.includes('--help')) {
   console.log(`skein-group-coordinator: consumer groups with server-side assignment\n\nOptions (flag, environment variable):\n${configHelp(coordinatorConfigSchema)}`);
@@ -56,10 +56,11 @@ try {
     if (r.error) throw new Error(r.error.reason);
     return r.offset;
   };
+  const sessions = new SessionRegistry();
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
-    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, topics, listOffset }) }],
+    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, sessions, topics, listOffset }) }],
     logger,
   });
   logger.info({ port: server.port }, 'group coordinator listening');
@@ -71,6 +72,8 @@ try {
   }, Math.round(config.sweepIntervalMs * (0.8 + Math.random() * 0.4)));
   onShutdownSignal(logger, async () => {
     clearInterval(sweepTimer);
+    // Long-lived session streams would hold a graceful shutdown up: end them so members move on now.
+    sessions.closeAll();
     await sweeping;
     await server.shutdown(config.shutdownGraceMs);
     for (const c of clients) c.close();

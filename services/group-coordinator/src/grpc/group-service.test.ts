@@ -8,6 +8,7 @@ import { EmbeddedStore } from '@skein/common/store/embedded-store.js';
 import type { SkeinError } from '@skein/common/errors.js';
 import type { GroupCoordinatorServiceServer } from '@skein/proto/skein/group/v1/group.js';
 import { groupServiceHandlers, sweepGroups } from './group-service.js';
+import { GroupStore } from '../store/group-store.js';
 
 const SESSION_MS = 10_000;
 const RETENTION_MS = 60_000;
@@ -28,7 +29,7 @@ describe('group service on a store', () => {
   let store: EmbeddedStore;
   let clock = 1_000_000;
   let svc: GroupCoordinatorServiceServer;
-  const deps = () => ({ store, prefix: '/t/', logger: createLogger({ service: 'test', level: 'silent' }), sessionTimeoutMs: SESSION_MS, heartbeatIntervalMs: 1000, offsetsRetentionMs: RETENTION_MS, nowMs: () => clock });
+  const deps = () => ({ store, prefix: '/t/', logger: createLogger({ service: 'test', level: 'silent' }), sessionTimeoutMs: SESSION_MS, heartbeatIntervalMs: 1000, offsetsRetentionMs: RETENTION_MS, sessionBreakGraceMs: 1000, nowMs: () => clock });
 
   beforeEach(async () => {
     store = await EmbeddedStore.open();
@@ -102,5 +103,32 @@ describe('group service on a store', () => {
     expect((await invoke<{ groups: Array<{ groupId: string }> }>(svc.listGroups, {})).groups.map((g) => g.groupId)).toEqual(['g']);
     clock += RETENTION_MS / 2;
     expect((await sweepGroups(deps())).deletedGroups).toBe(1);
+  });
+
+  it('a broken session ends after the grace unless the member heartbeats again, which clears the mark', async () => {
+    const groups = new GroupStore(store, '/t/');
+    // Members that keep what they are told, like real ones.
+    const member = () => {
+      const m = { id: '', epoch: 0, owned: [] as number[] };
+      return { m, beat: async () => { const r = await beat(m.id, m.epoch, m.owned); m.id = r.memberId; m.epoch = r.memberEpoch; m.owned = r.assignment.flatMap((t) => t.partitions); } };
+    };
+    const a = member();
+    const b = member();
+    for (let i = 0; i < 3; i++) { await a.beat(); await b.beat(); }
+    // b's stream broke: its session now ends 1 s from now instead of SESSION_MS.
+    expect(await groups.markSessionBroken('g', b.m.id, clock - SESSION_MS + 1000, await groups.load('g'))).toBe(true);
+    clock += 500;
+    await b.beat(); // came back within the grace: the mark is gone
+    clock += 2000;
+    expect((await sweepGroups(deps())).expiredMembers).toBe(0);
+    expect(await groups.markSessionBroken('g', b.m.id, clock - SESSION_MS + 1000, await groups.load('g'))).toBe(true);
+    clock += 1500;
+    await a.beat(); // the live member's heartbeat removes b, past its shortened session
+    expect(Object.keys((await groups.load('g')).group!.members)).toEqual([a.m.id]);
+    // A mark decided on a stale read loses to a heartbeat that landed in between.
+    const stale = await groups.load('g');
+    clock += 100;
+    await a.beat();
+    expect(await groups.markSessionBroken('g', a.m.id, clock - SESSION_MS, stale)).toBe(false);
   });
 });

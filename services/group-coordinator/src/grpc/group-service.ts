@@ -7,10 +7,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SkeinError } from '@skein/common/errors.js';
-import { unary } from '@skein/common/grpc-server.js';
+import { bidiStreaming, unary } from '@skein/common/grpc-server.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
 import { GroupStore, type CommittedOffset } from '../store/group-store.js';
-import { GroupCoordinatorServiceService, ResetSpec, type GroupCoordinatorServiceServer, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
+import { GroupCoordinatorServiceService, ResetSpec, type GroupCoordinatorServiceServer, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import type { Logger } from 'pino';
 import { emptyGroup, expireMembers, heartbeat, offsetsExpired, trackEmptiness, type GroupState } from '../domain/group.js';
 import { ASSIGNORS, topicOf, tp, type TopicPartition } from '../domain/assignors.js';
@@ -26,11 +26,27 @@ export interface GroupServiceDeps {
   heartbeatIntervalMs: number;
   /** How long an empty group's committed offsets are kept (Kafka: offsets.retention.minutes). */
   offsetsRetentionMs: number;
+  /** How long a member whose session stream broke keeps its partitions, waiting for it to come back. */
+  sessionBreakGraceMs: number;
+  /** Open session streams; `closing` is set on shutdown so that closing them marks no member. */
+  sessions?: SessionRegistry;
   /** Topic name → partition count, from the metadata service. */
   topics: () => Promise<Map<string, number>>;
   /** Asks the partition's leader for an offset: the log start, the log end, or the first at a time. */
   listOffset: (topic: string, partition: number, spec: 'earliest' | 'latest' | 'timestamp', timestampMs?: bigint) => Promise<bigint>;
   nowMs?: () => number;
+}
+
+/** Open session streams of this instance, so that shutdown can end them (members move at once). */
+export class SessionRegistry extends Set<{ emit(event: string, ...args: unknown[]): boolean }> {
+  closing = false;
+
+  /** Ends every open session with UNAVAILABLE: members reconnect to another instance. */
+  closeAll(): void {
+    this.closing = true;
+    for (const call of this) call.emit('error', Object.assign(new Error('group coordinator shutting down'), { code: 14, details: 'group coordinator shutting down' }));
+    this.clear();
+  }
 }
 
 const GROUP_ID = /^[a-zA-Z0-9._-]{1,255}$/;
@@ -77,34 +93,74 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
     throw new SkeinError('CONCURRENT_MODIFICATION', `group ${groupId} kept changing; retry`);
   }
 
+  async function handleHeartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
+    checkGroupId(req.groupId);
+    let regex: RegExp | undefined;
+    if (req.subscribedTopicRegex !== '') {
+      try {
+        regex = new RegExp(`^(?:${req.subscribedTopicRegex})$`);
+      } catch (err) {
+        throw new SkeinError('INVALID_SUBSCRIPTION', `subscribed_topic_regex is not a valid regular expression: ${(err as Error).message}`);
+      }
+    }
+    if (req.memberEpoch !== -1 && !regex && req.subscribedTopics.length === 0) throw new SkeinError('INVALID_SUBSCRIPTION', 'subscribe to at least one topic or a regex');
+    if (req.serverAssignor !== '' && !ASSIGNORS[req.serverAssignor]) throw new SkeinError('UNKNOWN_ASSIGNOR', `unknown assignor ${req.serverAssignor}; use range, roundrobin or uniform`);
+    const counts = await deps.topics();
+    const topics = regex ? [...counts.keys()].filter((t) => regex!.test(t)) : req.subscribedTopics;
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const loaded = await groups.load(req.groupId);
+      const current = loaded.group ?? emptyGroup(req.groupId, req.serverAssignor || 'uniform');
+      const result = heartbeat(current, { memberId: req.memberId, memberEpoch: req.memberEpoch, clientId: req.clientId, topics, ownedPartitions: toTps(req.ownedPartitions) }, {
+        nowMs: now(), sessionTimeoutMs: deps.sessionTimeoutMs, partitionCounts: counts, newMemberId: () => randomUUID(),
+      });
+      if ('problem' in result) throw new SkeinError(result.problem.reason, result.problem.message, { metadata: { group_id: req.groupId } });
+      const next = trackEmptiness(result.group, now());
+      if (!(await groups.save(req.groupId, loaded, next))) continue; // another instance changed the group: decide again on its state
+      if (next.groupEpoch !== current.groupEpoch) deps.logger.info({ group: req.groupId, groupEpoch: next.groupEpoch, members: Object.keys(next.members).length }, 'group epoch changed');
+      return { memberId: result.response.memberId, memberEpoch: result.response.memberEpoch, heartbeatIntervalMs: deps.heartbeatIntervalMs, assignment: fromTps(result.response.assignment) };
+    }
+    throw new SkeinError('CONCURRENT_MODIFICATION', `group ${req.groupId} kept changing; retry`);
+  }
+
+  /**
+   * A session stream broke without a leave: unless the member has been heard from since (over
+   * another stream or unary), its session now ends after the grace instead of the full timeout.
+   * Compare-and-set on the group and liveness keys, so a heartbeat landing meanwhile wins.
+   */
+  async function shortenSession(groupId: string, memberId: string, lastSeenMs: number): Promise<void> {
+    const loaded = await groups.load(groupId);
+    const member = loaded.group?.members[memberId];
+    if (!member || member.lastHeartbeatMs > lastSeenMs) return;
+    const endsAtMs = now() - deps.sessionTimeoutMs + deps.sessionBreakGraceMs;
+    if (endsAtMs >= member.lastHeartbeatMs) return; // the session ends sooner anyway
+    if (await groups.markSessionBroken(groupId, memberId, endsAtMs, loaded)) {
+      deps.logger.info({ group: groupId, member: memberId, graceMs: deps.sessionBreakGraceMs }, 'session stream broke; member expires after the grace unless it comes back');
+    }
+  }
+
   return {
-    heartbeat: unary(async (req) => {
-      checkGroupId(req.groupId);
-      let regex: RegExp | undefined;
-      if (req.subscribedTopicRegex !== '') {
-        try {
-          regex = new RegExp(`^(?:${req.subscribedTopicRegex})$`);
-        } catch (err) {
-          throw new SkeinError('INVALID_SUBSCRIPTION', `subscribed_topic_regex is not a valid regular expression: ${(err as Error).message}`);
+    heartbeat: unary((req) => handleHeartbeat(req)),
+
+    session: bidiStreaming(async (call) => {
+      let member: { groupId: string; memberId: string; lastSeenMs: number } | undefined;
+      let ended = false;
+      deps.sessions?.add(call);
+      call.on('cancelled', () => {
+        // The member's connection broke (a clean leave or a server-side error ends the stream first).
+        if (!ended && member && !deps.sessions?.closing) void shortenSession(member.groupId, member.memberId, member.lastSeenMs).catch((err: unknown) => deps.logger.warn({ err }, 'could not shorten a broken session'));
+      });
+      try {
+        for await (const message of call as AsyncIterable<SessionRequest>) {
+          const req = message.heartbeat;
+          if (!req) throw new SkeinError('INVALID_REQUEST', 'a session message carries a heartbeat');
+          const res = await handleHeartbeat(req);
+          member = req.memberEpoch === -1 ? undefined : { groupId: req.groupId, memberId: res.memberId, lastSeenMs: now() };
+          call.write({ heartbeat: res });
         }
+      } finally {
+        ended = !call.cancelled;
+        deps.sessions?.delete(call);
       }
-      if (req.memberEpoch !== -1 && !regex && req.subscribedTopics.length === 0) throw new SkeinError('INVALID_SUBSCRIPTION', 'subscribe to at least one topic or a regex');
-      if (req.serverAssignor !== '' && !ASSIGNORS[req.serverAssignor]) throw new SkeinError('UNKNOWN_ASSIGNOR', `unknown assignor ${req.serverAssignor}; use range, roundrobin or uniform`);
-      const counts = await deps.topics();
-      const topics = regex ? [...counts.keys()].filter((t) => regex!.test(t)) : req.subscribedTopics;
-      for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-        const loaded = await groups.load(req.groupId);
-        const current = loaded.group ?? emptyGroup(req.groupId, req.serverAssignor || 'uniform');
-        const result = heartbeat(current, { memberId: req.memberId, memberEpoch: req.memberEpoch, clientId: req.clientId, topics, ownedPartitions: toTps(req.ownedPartitions) }, {
-          nowMs: now(), sessionTimeoutMs: deps.sessionTimeoutMs, partitionCounts: counts, newMemberId: () => randomUUID(),
-        });
-        if ('problem' in result) throw new SkeinError(result.problem.reason, result.problem.message, { metadata: { group_id: req.groupId } });
-        const next = trackEmptiness(result.group, now());
-        if (!(await groups.save(req.groupId, loaded, next))) continue; // another instance changed the group: decide again on its state
-        if (next.groupEpoch !== current.groupEpoch) deps.logger.info({ group: req.groupId, groupEpoch: next.groupEpoch, members: Object.keys(next.members).length }, 'group epoch changed');
-        return { memberId: result.response.memberId, memberEpoch: result.response.memberEpoch, heartbeatIntervalMs: deps.heartbeatIntervalMs, assignment: fromTps(result.response.assignment) };
-      }
-      throw new SkeinError('CONCURRENT_MODIFICATION', `group ${req.groupId} kept changing; retry`);
     }),
 
     commitOffsets: unary(async (req) => {

@@ -76,7 +76,10 @@ export class GroupStore implements OffsetStore {
       const m = members[memberId];
       if (!m) continue;
       livenessRevisions.set(memberId, l.modRevision);
-      members[memberId] = { ...m, lastHeartbeatMs: Math.max(m.lastHeartbeatMs, Number(l.value.toString('utf8'))) };
+      const value = l.value.toString('utf8');
+      // "!<ms>" is a shortened session (its stream broke): it overrides the time in the group key.
+      const lastHeartbeatMs = value.startsWith('!') ? Number(value.slice(1)) : Math.max(m.lastHeartbeatMs, Number(value));
+      members[memberId] = { ...m, lastHeartbeatMs };
     }
     return { group: { ...group, members }, revision: kv.modRevision, livenessRevisions };
   }
@@ -94,17 +97,33 @@ export class GroupStore implements OffsetStore {
       compare.push({ key: `${this.livenessPrefix(groupId)}${id}`, target: 'modRevision', op: '=', value: loaded.livenessRevisions.get(id) ?? 0n });
       ops.push({ type: 'delete', key: `${this.livenessPrefix(groupId)}${id}` });
     }
-    if (previous && structuralView(previous) === structuralView(next)) {
-      for (const m of Object.values(next.members)) {
-        if (m.lastHeartbeatMs !== previous.members[m.memberId]?.lastHeartbeatMs) {
-          ops.push({ type: 'put', key: `${this.livenessPrefix(groupId)}${m.memberId}`, value: Buffer.from(String(m.lastHeartbeatMs)) });
-        }
+    // A heartbeat also replaces a shortened-session mark, so a member that came back keeps its session.
+    for (const m of Object.values(next.members)) {
+      if (m.lastHeartbeatMs !== previous?.members[m.memberId]?.lastHeartbeatMs) {
+        ops.push({ type: 'put', key: `${this.livenessPrefix(groupId)}${m.memberId}`, value: Buffer.from(String(m.lastHeartbeatMs)) });
       }
+    }
+    if (previous && structuralView(previous) === structuralView(next)) {
       if (ops.length === 0) return true;
     } else {
       ops.push({ type: 'put', key: this.groupKey(groupId), value: Buffer.from(JSON.stringify(next)) });
     }
     return (await this.store.txn({ compare, success: ops })).succeeded;
+  }
+
+  /**
+   * Ends a member's session at `endsAtMs` (as if its last heartbeat were then), if neither the group
+   * nor the member's liveness changed since `loaded` was read.
+   */
+  async markSessionBroken(groupId: string, memberId: string, lastHeartbeatMs: number, loaded: LoadedGroup): Promise<boolean> {
+    const key = `${this.livenessPrefix(groupId)}${memberId}`;
+    return (await this.store.txn({
+      compare: [
+        { key: this.groupKey(groupId), target: 'modRevision', op: '=', value: loaded.revision },
+        { key, target: 'modRevision', op: '=', value: loaded.livenessRevisions.get(memberId) ?? 0n },
+      ],
+      success: [{ type: 'put', key, value: Buffer.from(`!${lastHeartbeatMs}`) }],
+    })).succeeded;
   }
 
   async listGroups(): Promise<GroupState[]> {

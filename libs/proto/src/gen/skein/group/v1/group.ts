@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -139,6 +141,14 @@ export interface HeartbeatResponse {
   heartbeatIntervalMs: number;
   /** What the member may own now. */
   assignment: TopicPartitions[];
+}
+
+export interface SessionRequest {
+  heartbeat?: HeartbeatRequest | undefined;
+}
+
+export interface SessionResponse {
+  heartbeat?: HeartbeatResponse | undefined;
 }
 
 export interface OffsetCommit {
@@ -1063,6 +1073,144 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     message.memberEpoch = object.memberEpoch ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.assignment = object.assignment?.map((e) => TopicPartitions.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSessionRequest(): SessionRequest {
+  return { heartbeat: undefined };
+}
+
+export const SessionRequest: MessageFns<SessionRequest> = {
+  encode(message: SessionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.heartbeat !== undefined) {
+      HeartbeatRequest.encode(message.heartbeat, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.heartbeat = HeartbeatRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionRequest {
+    return { heartbeat: isSet(object.heartbeat) ? HeartbeatRequest.fromJSON(object.heartbeat) : undefined };
+  },
+
+  toJSON(message: SessionRequest): unknown {
+    const obj: any = {};
+    if (message.heartbeat !== undefined) {
+      obj.heartbeat = HeartbeatRequest.toJSON(message.heartbeat);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionRequest>, I>>(base?: I): SessionRequest {
+    return SessionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionRequest>, I>>(object: I): SessionRequest {
+    const message = createBaseSessionRequest();
+    message.heartbeat = (object.heartbeat !== undefined && object.heartbeat !== null)
+      ? HeartbeatRequest.fromPartial(object.heartbeat)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSessionResponse(): SessionResponse {
+  return { heartbeat: undefined };
+}
+
+export const SessionResponse: MessageFns<SessionResponse> = {
+  encode(message: SessionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.heartbeat !== undefined) {
+      HeartbeatResponse.encode(message.heartbeat, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.heartbeat = HeartbeatResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionResponse {
+    return { heartbeat: isSet(object.heartbeat) ? HeartbeatResponse.fromJSON(object.heartbeat) : undefined };
+  },
+
+  toJSON(message: SessionResponse): unknown {
+    const obj: any = {};
+    if (message.heartbeat !== undefined) {
+      obj.heartbeat = HeartbeatResponse.toJSON(message.heartbeat);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionResponse>, I>>(base?: I): SessionResponse {
+    return SessionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionResponse>, I>>(object: I): SessionResponse {
+    const message = createBaseSessionResponse();
+    message.heartbeat = (object.heartbeat !== undefined && object.heartbeat !== null)
+      ? HeartbeatResponse.fromPartial(object.heartbeat)
+      : undefined;
     return message;
   },
 };
@@ -2296,6 +2444,22 @@ export const GroupCoordinatorServiceService = {
     responseDeserialize: (value: Buffer): HeartbeatResponse => HeartbeatResponse.decode(value),
   },
   /**
+   * The same heartbeats over one long-lived stream, one response per request in order; an error
+   * ends the stream with its status. When the stream breaks without a leave (the member's process
+   * died, its connection dropped), the coordinator shortens the member's session to a short grace,
+   * so its partitions move in about that long rather than after the whole session timeout; a
+   * member that heartbeats again within the grace (over a new stream or unary) keeps everything.
+   */
+  session: {
+    path: "/skein.group.v1.GroupCoordinatorService/Session" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: SessionRequest): Buffer => Buffer.from(SessionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SessionRequest => SessionRequest.decode(value),
+    responseSerialize: (value: SessionResponse): Buffer => Buffer.from(SessionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SessionResponse => SessionResponse.decode(value),
+  },
+  /**
    * Commits offsets. A member may commit only partitions it owns, at its current member epoch; a
    * group with no members accepts commits with member_epoch -1.
    */
@@ -2375,6 +2539,14 @@ export interface GroupCoordinatorServiceServer extends UntypedServiceImplementat
    */
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
   /**
+   * The same heartbeats over one long-lived stream, one response per request in order; an error
+   * ends the stream with its status. When the stream breaks without a leave (the member's process
+   * died, its connection dropped), the coordinator shortens the member's session to a short grace,
+   * so its partitions move in about that long rather than after the whole session timeout; a
+   * member that heartbeats again within the grace (over a new stream or unary) keeps everything.
+   */
+  session: handleBidiStreamingCall<SessionRequest, SessionResponse>;
+  /**
    * Commits offsets. A member may commit only partitions it owns, at its current member epoch; a
    * group with no members accepts commits with member_epoch -1.
    */
@@ -2415,6 +2587,16 @@ export interface GroupCoordinatorServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HeartbeatResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * The same heartbeats over one long-lived stream, one response per request in order; an error
+   * ends the stream with its status. When the stream breaks without a leave (the member's process
+   * died, its connection dropped), the coordinator shortens the member's session to a short grace,
+   * so its partitions move in about that long rather than after the whole session timeout; a
+   * member that heartbeats again within the grace (over a new stream or unary) keeps everything.
+   */
+  session(): ClientDuplexStream<SessionRequest, SessionResponse>;
+  session(options: Partial<CallOptions>): ClientDuplexStream<SessionRequest, SessionResponse>;
+  session(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<SessionRequest, SessionResponse>;
   /**
    * Commits offsets. A member may commit only partitions it owns, at its current member epoch; a
    * group with no members accepts commits with member_epoch -1.
