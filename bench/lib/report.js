@@ -1,0 +1,179 @@
+// Turns a run's measurements into the target verdicts, the markdown report and the latency chart.
+// Pure functions of the report object that bench/run.js also writes as JSON.
+
+const MIB = 2 ** 20;
+const fmtInt = (n) => (n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US'));
+const fmt = (n, d = 1) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
+const ms = (n) => (n === undefined ? '–' : n < 10 ? n.toFixed(2) : n.toFixed(1));
+
+const find = (rows, system, pred) => rows.find((r) => r.system === system && pred(r));
+const peerSystem = (system) => ({ 'Skein RF1': 'NATS R1', 'Skein RF3': 'NATS R3' })[system];
+
+/** The throughput a row is bounded by on this machine: disk and gRPC for writes, gRPC for reads. */
+function limitFor(row, raw) {
+  if (!raw.grpc) return undefined;
+  if (row.kind === 'produce' || row.kind === 'produce-official') return Math.min(raw.grpc.MBps, raw.disk?.MBps ?? Infinity);
+  if (row.kind === 'consume') return raw.grpc.MBps;
+  return undefined;
+}
+
+function peerOf(row, rows) {
+  const peer = peerSystem(row.system);
+  if (!peer) return undefined;
+  if (row.kind === 'latency') return find(rows, peer, (r) => r.kind === 'latency' && r.targetMBps === row.targetMBps);
+  return find(rows, peer, (r) => r.kind === row.kind && r.size === row.size && r.producers === row.producers);
+}
+
+/** Skein ÷ peer: MB/s for throughput rows, p99 for latency rows (where below 1 is better). */
+function peerRatio(row, rows) {
+  const p = peerOf(row, rows);
+  if (!p) return undefined;
+  return row.kind === 'latency' ? row.p99Ms / p.p99Ms : row.MBps / p.MBps;
+}
+
+export function evaluateTargets(report) {
+  const { rows, raw } = report;
+  const rf1 = find(rows, 'Skein RF1', (r) => r.kind === 'produce' && r.size === 'kib' && r.producers === 1 && r.acks === '1');
+  const rf1_100 = find(rows, 'Skein RF1', (r) => r.kind === 'produce' && r.size === 'b100' && r.producers === 1);
+  const rf3all = find(rows, 'Skein RF3', (r) => r.kind === 'produce' && r.size === 'kib' && r.producers === 1 && r.acks === 'all');
+  const rf1consume = find(rows, 'Skein RF1', (r) => r.kind === 'consume' && r.size === 'kib');
+  const natsProduce = find(rows, 'NATS R1', (r) => r.kind === 'produce' && r.size === 'kib' && r.producers === 1);
+  const natsConsume = find(rows, 'NATS R1', (r) => r.kind === 'consume' && r.size === 'kib');
+  const lat = find(rows, 'Skein RF3', (r) => r.kind === 'latency' && r.targetMBps === 5);
+  const limit = raw.grpc && raw.disk ? Math.min(raw.grpc.MBps, raw.disk.MBps) : undefined;
+  const t = (id, target, measured, pass) => ({ id, target, measured, pass: pass === undefined ? 'not measured' : pass ? 'PASS' : 'FAIL' });
+  const have = (...xs) => xs.every((x) => x !== undefined);
+  return [
+    t('T1a', '1 KiB produce, RF1 acks=1 ≥ 0.5 × min(gRPC stream, disk)',
+      have(rf1, limit) ? `${fmt(rf1.MBps)} MB/s vs 0.5 × ${fmt(limit)} = ${fmt(limit / 2)} MB/s (${fmt(rf1.MBps / limit, 2)} × limit)` : '–',
+      have(rf1, limit) ? rf1.MBps >= 0.5 * limit : undefined),
+    t('T1b', '1 KiB produce, RF1 acks=1 ≥ 5 × NATS R1 acked publish',
+      have(rf1, natsProduce) ? `${fmt(rf1.MBps)} vs 5 × ${fmt(natsProduce.MBps)} = ${fmt(5 * natsProduce.MBps)} MB/s (${fmt(rf1.MBps / natsProduce.MBps, 2)} ×)` : '–',
+      have(rf1, natsProduce) ? rf1.MBps >= 5 * natsProduce.MBps : undefined),
+    t('T2', '100 B produce, one producer ≥ 500,000 records/s',
+      rf1_100 ? `${fmtInt(rf1_100.recordsPerS)} records/s` : '–', rf1_100 ? rf1_100.recordsPerS >= 500_000 : undefined),
+    t('T3', '1 KiB produce, RF3 acks=all ≥ 0.40 × RF1 acks=1',
+      have(rf1, rf3all) ? `${fmt(rf3all.MBps)} vs 0.40 × ${fmt(rf1.MBps)} = ${fmt(0.4 * rf1.MBps)} MB/s (${fmt(rf3all.MBps / rf1.MBps, 2)} ×)` : '–',
+      have(rf1, rf3all) ? rf3all.MBps >= 0.4 * rf1.MBps : undefined),
+    t('T4a', 'catch-up read (1 KiB, RF1) ≥ RF1 produce',
+      have(rf1, rf1consume) ? `${fmt(rf1consume.MBps)} vs ${fmt(rf1.MBps)} MB/s` : '–', have(rf1, rf1consume) ? rf1consume.MBps >= rf1.MBps : undefined),
+    t('T4b', 'catch-up read (1 KiB, RF1) > NATS R1 consume',
+      have(natsConsume, rf1consume) ? `${fmt(rf1consume.MBps)} vs ${fmt(natsConsume.MBps)} MB/s` : '–', have(natsConsume, rf1consume) ? rf1consume.MBps > natsConsume.MBps : undefined),
+    t('T5', 'e2e latency at 5 MB/s (1 KiB, RF3 acks=all) p99 < 10 ms',
+      lat ? `p99 ${ms(lat.p99Ms)} ms (p50 ${ms(lat.p50Ms)}, p99.9 ${ms(lat.p999Ms)})` : '–', lat ? lat.p99Ms < 10 : undefined),
+    t('T6', 'broker RSS with 1,000 partitions < 300 MB',
+      report.partitions ? `${fmt(report.partitions.rssBytes / 1e6, 0)} MB (peak ${fmt(report.partitions.hwmBytes / 1e6, 0)} MB)` : '–',
+      report.partitions ? report.partitions.rssBytes < 300e6 : undefined),
+  ];
+}
+
+function notes(report) {
+  const s = report.settings;
+  return [
+    `- **What is measured.** Skein loads speak the broker's gRPC API directly (ProduceStream, Subscribe) with record batches built before the clock starts, as bench/broker.js does: the point is the broker. Skein's client library (encoding, partitioning, retries) is not in these figures. NATS loads use its official Node client, \`nats\` ${report.machine.natsClient}.`,
+    `- **Clients** run in separate worker processes (${s.severalProducers} for "${s.severalProducers} producers"), on the same 2 cores as the servers: client CPU competes with server CPU, for both systems alike.`,
+    `- **Skein produce**: ProduceStream, batches of ${s.kib.recordsPerBatch} × 1 KiB or ${s.b100.recordsPerBatch.toLocaleString('en-US')} × 100 B records (about 1 MB, uncompressed, no keys), at most ${s.skeinInflight} requests unanswered. acks=1: leader appended; acks=all: every ISR member has it (RF3 topics have min.insync.replicas=2; the leader waits for all 3). No fsync per write (Kafka's default: durability by replication and the page cache).`,
+    `- **NATS produce**: JetStream file storage, one stream per producer, one message per record (JetStream 2.9 has no batch publish). Asynchronous publish: a core publish with a reply inbox, PubAck checked for every message, at most ${s.natsInflight.toLocaleString('en-US')} unacknowledged (the best of 1k/8k/32k tried on this machine). This is what the Go client's PublishAsync does; nats.js's own js.publish() (a promise and timer per message) is reported on its own row. R1 PubAck: stored on the one server; R3: stored on a quorum (2 of 3). NATS syncs to disk every 2 min by default, so it also acks from the page cache.`,
+    `- **Several producers**: ${s.severalProducers} producer processes; Skein: one topic with ${s.severalProducers} partitions, one per producer; NATS: ${s.severalProducers} streams, one per producer (a stream is JetStream's unit of order and storage, like a partition).`,
+    `- **Catch-up read**: one consumer reads the backlog from the start (Skein: Subscribe, 4 MiB per message, records counted from batch headers without decoding them; NATS: ordered consumer, ${s.natsConsumeMaxMessages} messages per pull), stopping after ${s.consumeMaxMs / 1000} s if not done.`,
+    `- **End-to-end latency**: one producer at a fixed rate (${s.latencyMs / 1000} s measured after ${s.warmupMs / 1000} s warm-up), one consumer reading as it is written. Every record carries its *intended* send time from the fixed schedule (CLOCK_MONOTONIC, shared by all processes), and latency is consumer receipt minus intended time, so a producer held back by a slow server is charged for it (coordinated-omission correction). Skein's producer sends what is due as one batch at most every ${s.skeinLingerMs} ms (linger.ms, the Skein client's default; at most ${s.skeinLatencyInflight} requests unanswered, acks=all); NATS's publishes each message as it falls due (timer resolution ~1 ms; at most ${s.natsInflight.toLocaleString('en-US')} unacknowledged), since JetStream has no batch to wait for. Percentiles from hdr-histogram-js (3 significant digits).`,
+    `- **Server cost**: peak RSS is the largest VmRSS of any one server process (Skein brokers; nats-servers), sampled every 100 ms; CPU s/GB is utime+stime of all server processes over the workload, per GB moved (10^9 bytes of record payload). Skein's metadata service and etcd are off the data path and not counted.`,
+    `- **vs peer**: Skein ÷ NATS at the same replication (RF1 ↔ R1, RF3 ↔ R3): MB/s for throughput rows (higher is better), p99 for latency rows (lower is better). **vs limit**: MB/s ÷ min(gRPC stream, disk) for produce, ÷ gRPC stream for reads.`,
+    `- MB = 10^6 bytes; MiB = 2^20 bytes. Figures on a 2-core VM vary by ±20 % between runs.`,
+  ].join('\n');
+}
+
+export function renderMarkdown(report) {
+  const { rows, raw } = report;
+  const out = [];
+  out.push(`# Skein benchmark: side by side with NATS JetStream and the machine's limits`, '');
+  out.push(`Generated ${report.generatedAt} by \`npm run bench${report.mode === 'quick' ? ' -- --quick' : ''}\` in ${fmt(report.durationSeconds, 0)} s. Machine: ${report.machine.cpus}, ${report.machine.memoryGiB} GiB, Node ${report.machine.node}, ${report.machine.natsServer}, nats.js ${report.machine.natsClient}, ${report.machine.etcd}.`, '');
+  if (raw.tcp || raw.grpc || raw.disk) {
+    out.push('## Raw limits (same run)', '', '| what | MB/s |', '|---|---:|');
+    if (raw.tcp) out.push(`| loopback TCP, Node → Node process, 1 MiB writes | ${fmt(raw.tcp.MBps, 0)} |`);
+    if (raw.grpc) out.push(`| grpc-js bidi stream, 1 MiB messages, Node → Node process | ${fmt(raw.grpc.MBps, 0)} |`);
+    if (raw.disk) out.push(`| sequential 1 MiB writes + fdatasync | ${fmt(raw.disk.MBps, 0)} |`);
+    out.push('');
+  }
+  out.push('## Results', '');
+  out.push('| system | workload | records/s | MB/s | e2e p50 / p99 / p99.9 ms | peak RSS MiB | server CPU s/GB | vs peer | vs limit |');
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    const lim = limitFor(r, raw);
+    const pr = r.system.startsWith('Skein') ? peerRatio(r, rows) : undefined;
+    const lat = r.kind === 'latency' ? `${ms(r.p50Ms)} / ${ms(r.p99Ms)} / ${ms(r.p999Ms)}` : '–';
+    out.push(`| ${r.system} | ${r.label}${r.timedOut ? ' (stopped at the time cap)' : ''} | ${fmtInt(r.recordsPerS)} | ${fmt(r.MBps)} | ${lat} | ${fmt(r.peakRssBytes / MIB, 0)} | ${fmt(r.cpuSecondsPerGB)} | ${pr === undefined ? '–' : `${fmt(pr, 2)} ×`} | ${lim ? fmt(r.MBps / lim, 2) : '–'} |`);
+  }
+  out.push('');
+  if (report.partitions) {
+    const p = report.partitions;
+    out.push(`**1,000 partitions** (Skein, 1 broker, ${p.topics} topics × ${p.partitions / p.topics} partitions, 10 × 100 B records written to each): broker RSS ${fmt(p.rssBytes / 1e6, 0)} MB (${fmt(p.rssBytes / MIB, 0)} MiB; ${fmt(p.idleRssBytes / 1e6, 0)} MB before the topics existed; peak ${fmt(p.hwmBytes / 1e6, 0)} MB). Topics created in ${fmt(p.createSeconds)} s.`, '');
+  }
+  out.push('## Targets', '', '| | target | measured | result |', '|---|---|---|---|');
+  for (const t of report.targets) out.push(`| ${t.id} | ${t.target} | ${t.measured} | ${t.pass} |`);
+  out.push('', 'Targets are goals for this benchmark, not test assertions. Why the failing ones fail, and what would lift them: bench/PROFILE.md.', '');
+  if (report.errors.length > 0) {
+    out.push('## Errors', '');
+    for (const e of report.errors) out.push(`- ${e.what}: ${e.error.split('\n')[0]}`);
+    out.push('');
+  }
+  out.push('## How it was measured', '', notes(report), '');
+  out.push('Latency percentiles against throughput: [latency.svg](latency.svg).', '');
+  return out.join('\n');
+}
+
+/** Latency percentiles (log scale) against the fixed rate, one colour per system. */
+export function renderSvg(report) {
+  const series = new Map();
+  for (const r of report.rows.filter((x) => x.kind === 'latency')) {
+    if (!series.has(r.system)) series.set(r.system, []);
+    series.get(r.system).push(r);
+  }
+  const W = 820;
+  const H = 480;
+  const m = { l: 70, r: 220, t: 50, b: 60 };
+  const pts = [...series.values()].flat();
+  const maxX = Math.max(10, ...pts.map((p) => p.MBps)) * 1.1;
+  const ys = pts.flatMap((p) => [p.p50Ms, p.p99Ms, p.p999Ms]).filter((v) => v > 0);
+  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(0.5, ...ys))));
+  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(20, ...ys))));
+  const x = (v) => m.l + (v / maxX) * (W - m.l - m.r);
+  const y = (v) => H - m.b - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (H - m.t - m.b);
+  const colours = { 'Skein RF3': '#1f5fbf', 'Skein RF1': '#7fa8e8', 'NATS R3': '#d9711c', 'NATS R1': '#f2b27a' };
+  const dashes = { p50Ms: '2,3', p99Ms: '', p999Ms: '7,4' };
+  const names = { p50Ms: 'p50', p99Ms: 'p99', p999Ms: 'p99.9' };
+  const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const o = [];
+  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  o.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  o.push(`<text x="${m.l}" y="24" font-size="15" font-weight="bold">End-to-end latency vs fixed throughput (1 KiB records, coordinated-omission corrected)</text>`);
+  o.push(`<text x="${m.l}" y="40" fill="#555">${esc(report.generatedAt)}, ${esc(report.mode)} run; log scale; p50 dotted, p99 solid, p99.9 dashed</text>`);
+  for (let d = lo; d <= hi; d *= 10) {
+    o.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${y(d)}" y2="${y(d)}" stroke="#ddd"/><text x="${m.l - 8}" y="${y(d) + 4}" text-anchor="end">${d >= 1 ? d : d.toPrecision(1)} ms</text>`);
+  }
+  const step = maxX > 60 ? 20 : 10;
+  for (let v = 0; v <= maxX; v += step) {
+    o.push(`<line x1="${x(v)}" x2="${x(v)}" y1="${m.t}" y2="${H - m.b}" stroke="#eee"/><text x="${x(v)}" y="${H - m.b + 18}" text-anchor="middle">${v}</text>`);
+  }
+  o.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 18}" text-anchor="middle">throughput, MB/s (fixed rate)</text>`);
+  o.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#888"/>`);
+  let ly = m.t + 10;
+  for (const [system, rs] of series) {
+    const c = colours[system] ?? '#444';
+    rs.sort((a, b) => a.MBps - b.MBps);
+    for (const k of ['p50Ms', 'p99Ms', 'p999Ms']) {
+      const path = rs.map((r, i) => `${i ? 'L' : 'M'}${x(r.MBps).toFixed(1)},${y(r[k]).toFixed(1)}`).join(' ');
+      if (rs.length > 1) o.push(`<path d="${path}" fill="none" stroke="${c}" stroke-width="2" stroke-dasharray="${dashes[k]}"/>`);
+      for (const r of rs) o.push(`<circle cx="${x(r.MBps).toFixed(1)}" cy="${y(r[k]).toFixed(1)}" r="3.5" fill="${c}"><title>${esc(system)} ${names[k]} at ${r.MBps} MB/s: ${ms(r[k])} ms</title></circle>`);
+    }
+    o.push(`<line x1="${W - m.r + 15}" x2="${W - m.r + 45}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="3"/><text x="${W - m.r + 52}" y="${ly + 4}">${esc(system)}</text>`);
+    ly += 20;
+  }
+  ly += 10;
+  for (const k of ['p50Ms', 'p99Ms', 'p999Ms']) {
+    o.push(`<line x1="${W - m.r + 15}" x2="${W - m.r + 45}" y1="${ly}" y2="${ly}" stroke="#444" stroke-width="2" stroke-dasharray="${dashes[k]}"/><text x="${W - m.r + 52}" y="${ly + 4}">${names[k]}</text>`);
+    ly += 20;
+  }
+  o.push('</svg>');
+  return o.join('\n') + '\n';
+}
