@@ -5,11 +5,12 @@
 // BENCH_INFLIGHT batches in flight (default 16), BENCH_PROF=DIR writes a CPU profile of the broker.
 // Starts a broker in a child process (temp dir, 127.0.0.1, port 0), produces with ProduceStream
 // (acks=1, many batches in flight) and consumes with Subscribe, for 1 KiB and 100 B records, and in
-// the same run measures the raw limits: a grpc-js bidi stream of 1 MiB messages on loopback, and
-// sequential 1 MiB writes + fdatasync. Batches are built once up front (producer-side encoding is
-// the client's cost, not the broker's).
+// the same run measures the raw limits (bench/lib/raw.js): a grpc-js bidi stream of 1 MiB messages
+// to another process on loopback, and sequential 1 MiB writes + fdatasync. bench/run.js runs the
+// side-by-side comparison (with NATS JetStream and replicated clusters); this script stays for a
+// quick look at one broker without a metadata service. Batches are built once up front
+// (producer-side encoding is the client's cost, not the broker's).
 import { fork } from 'node:child_process';
-import * as fs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +43,7 @@ if (process.env.BENCH_ROLE === 'broker') {
 } else {
   const { BrokerServiceClient, ProduceStreamRequest, ProduceStreamResponse } = await import('@skein/proto/skein/broker/v1/broker.js');
   const { buildRecordBatch } = await import('@skein/common/records/record-batch.js');
+  const { rawDisk, rawGrpc } = await import('./lib/raw.js');
   const dir = mkdtempSync(join(tmpdir(), 'skein-bench-'));
   const child = fork(new URL(import.meta.url).pathname, [], { env: { ...process.env, BENCH_ROLE: 'broker', BENCH_DIR: dir }, execArgv: process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : [] });
   const { port } = await new Promise((resolve) => child.once('message', resolve));
@@ -107,49 +109,12 @@ if (process.env.BENCH_ROLE === 'broker') {
     results.push({ what: `consume ${recordBytes} B records (Subscribe)`, recordsPerS: Math.round(got / s), MBps: +((got * recordBytes) / s / 1e6).toFixed(1) });
   }
 
-  async function rawGrpc() {
-    const def = { echo: { path: '/bench.Raw/Stream', requestStream: true, responseStream: true, requestSerialize: (b) => b, requestDeserialize: (b) => b, responseSerialize: (b) => b, responseDeserialize: (b) => b } };
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 << 20 });
-    server.addService(def, { echo: (call) => { let n = 0; call.on('data', () => { n++; if (n % 16 === 0) call.write(Buffer.from([1])); }); call.on('end', () => call.end()); } });
-    const p = await new Promise((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => (e ? rej(e) : res(port))));
-    const Client = grpc.makeGenericClientConstructor(def, 'Raw');
-    const c = new Client(`127.0.0.1:${p}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 8 << 20 });
-    const msg = Buffer.alloc(1 << 20, 7);
-    const n = Math.max(64, Math.ceil(MB / 1.048576 / 16) * 16);
-    const t0 = process.hrtime.bigint();
-    await new Promise((resolve) => {
-      const s = c.echo();
-      s.on('error', () => undefined);
-      let acks = 0;
-      let sent = 0;
-      const pump = () => { while (sent < n && sent - acks * 16 < 64) { s.write(msg); sent++; } };
-      s.on('data', () => { acks++; if (acks * 16 >= n) resolve(); else pump(); });
-      pump();
-    });
-    const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    await new Promise((r) => setTimeout(r, 50));
-    results.push({ what: 'raw: grpc-js bidi stream, 1 MiB messages, loopback', recordsPerS: '-', MBps: +((n * msg.length) / s / 1e6).toFixed(1) });
-    c.close();
-    server.forceShutdown();
-  }
-
-  function rawDisk() {
-    const f = join(dir, 'raw-disk');
-    const fd = fs.openSync(f, 'w');
-    const buf = Buffer.alloc(1 << 20, 3);
-    const n = Math.max(64, Math.ceil(MB / 1.048576));
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) fs.writeSync(fd, buf);
-    fs.fdatasyncSync(fd);
-    const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    fs.closeSync(fd);
-    fs.rmSync(f);
-    results.push({ what: 'raw: sequential 1 MiB writes + fdatasync', recordsPerS: '-', MBps: +((n * buf.length) / s / 1e6).toFixed(1) });
-  }
-
   try {
-    await rawGrpc();
-    rawDisk();
+    // The raw limits live in bench/lib/raw.js, shared with bench/run.js.
+    const grpcLimit = await rawGrpc(MB);
+    results.push({ what: 'raw: grpc-js bidi stream, 1 MiB messages, Node → Node process', recordsPerS: '-', MBps: +grpcLimit.MBps.toFixed(1) });
+    const diskLimit = rawDisk(dir, MB);
+    results.push({ what: 'raw: sequential 1 MiB writes + fdatasync', recordsPerS: '-', MBps: +diskLimit.MBps.toFixed(1) });
     const n1k = await produce("t1k", 1024, Number(process.env.BENCH_BATCH_1K ?? 960));
     await consume('t1k', 1024, n1k);
     const n100 = await produce('t100', 100, 500);

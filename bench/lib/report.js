@@ -102,7 +102,8 @@ export function renderMarkdown(report) {
     const lim = limitFor(r, raw);
     const pr = r.system.startsWith('Skein') ? peerRatio(r, rows) : undefined;
     const lat = r.kind === 'latency' ? `${ms(r.p50Ms)} / ${ms(r.p99Ms)} / ${ms(r.p999Ms)}` : '–';
-    out.push(`| ${r.system} | ${r.label}${r.timedOut ? ' (stopped at the time cap)' : ''} | ${fmtInt(r.recordsPerS)} | ${fmt(r.MBps)} | ${lat} | ${fmt(r.peakRssBytes / MIB, 0)} | ${fmt(r.cpuSecondsPerGB)} | ${pr === undefined ? '–' : `${fmt(pr, 2)} ×`} | ${lim ? fmt(r.MBps / lim, 2) : '–'} |`);
+    const prText = pr === undefined ? '–' : r.kind === 'latency' ? `p99 ${fmt(pr, 2)} ×` : `${fmt(pr, 2)} ×`;
+    out.push(`| ${r.system} | ${r.label}${r.timedOut ? ' (stopped at the time cap)' : ''} | ${fmtInt(r.recordsPerS)} | ${fmt(r.MBps)} | ${lat} | ${fmt(r.peakRssBytes / MIB, 0)} | ${fmt(r.cpuSecondsPerGB)} | ${prText} | ${lim ? fmt(r.MBps / lim, 2) : '–'} |`);
   }
   out.push('');
   if (report.partitions) {
@@ -135,7 +136,7 @@ export function renderSvg(report) {
   const pts = [...series.values()].flat();
   const maxX = Math.max(10, ...pts.map((p) => p.MBps)) * 1.1;
   const ys = pts.flatMap((p) => [p.p50Ms, p.p99Ms, p.p999Ms]).filter((v) => v > 0);
-  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(0.5, ...ys))));
+  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...ys, 10))));
   const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(20, ...ys))));
   const x = (v) => m.l + (v / maxX) * (W - m.l - m.r);
   const y = (v) => H - m.b - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (H - m.t - m.b);
@@ -146,17 +147,19 @@ export function renderSvg(report) {
   const o = [];
   o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   o.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  o.push(`<text x="${m.l}" y="24" font-size="15" font-weight="bold">End-to-end latency vs fixed throughput (1 KiB records, coordinated-omission corrected)</text>`);
-  o.push(`<text x="${m.l}" y="40" fill="#555">${esc(report.generatedAt)}, ${esc(report.mode)} run; log scale; p50 dotted, p99 solid, p99.9 dashed</text>`);
+  o.push(`<text x="${m.l}" y="24" font-size="15" font-weight="bold">End-to-end latency at fixed rates, 1 KiB records</text>`);
+  o.push(`<text x="${m.l}" y="40" fill="#555">from each record's intended send time (coordinated omission corrected); ${esc(report.mode)} run ${esc(report.generatedAt.slice(0, 16))}Z</text>`);
   for (let d = lo; d <= hi; d *= 10) {
     o.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${y(d)}" y2="${y(d)}" stroke="#ddd"/><text x="${m.l - 8}" y="${y(d) + 4}" text-anchor="end">${d >= 1 ? d : d.toPrecision(1)} ms</text>`);
   }
-  const step = maxX > 60 ? 20 : 10;
+  const step = [1, 2, 5, 10, 20, 50, 100].find((st) => maxX / st <= 8) ?? 200;
   for (let v = 0; v <= maxX; v += step) {
     o.push(`<line x1="${x(v)}" x2="${x(v)}" y1="${m.t}" y2="${H - m.b}" stroke="#eee"/><text x="${x(v)}" y="${H - m.b + 18}" text-anchor="middle">${v}</text>`);
   }
-  o.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 18}" text-anchor="middle">throughput, MB/s (fixed rate)</text>`);
+  o.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 18}" text-anchor="middle">throughput, MB/s (fixed rate); p50 dotted, p99 solid, p99.9 dashed; log scale</text>`);
   o.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#888"/>`);
+  // The p99 target (< 10 ms at 5 MB/s), so a glance tells pass from fail.
+  o.push(`<line x1="${x(4)}" x2="${x(6)}" y1="${y(10)}" y2="${y(10)}" stroke="#c00" stroke-width="2"/><text x="${x(6) + 4}" y="${y(10) + 4}" fill="#c00">target p99 &lt; 10 ms at 5 MB/s</text>`);
   let ly = m.t + 10;
   for (const [system, rs] of series) {
     const c = colours[system] ?? '#444';
