@@ -10,7 +10,6 @@
 //    member dying (SIGKILL) until all its partitions are processed elsewhere. Coordinator
 //    settings: heartbeat interval 500 ms, session timeout 6 s (Kafka's defaults are 5 s and 45 s;
 //    both are flags). Each figure is the median of --rounds rounds.
-import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { SkeinClient } from '@skein/client';
@@ -18,11 +17,11 @@ import { GroupCoordinatorServiceClient } from '@skein/proto/skein/group/v1/group
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { startEtcd } from '../test/dist/etcd.js';
 import { startService, stopAll, waitFor } from '../test/dist/services.js';
-import { stopChild, track } from '../test/dist/processes.js';
+import { stopChild } from '../test/dist/processes.js';
+import { spawnMember } from '../test/dist/member-process.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, concurrency: { type: 'string', default: '8' }, members: { type: 'string', default: '10' }, rounds: { type: 'string', default: '3' } } });
 const root = new URL('..', import.meta.url).pathname;
-const MEMBER_ENTRY = `${root}test/dist/group-member.js`;
 const HEARTBEAT_MS = 500;
 const SESSION_MS = 6000;
 const PARTITIONS = 20;
@@ -76,19 +75,7 @@ try {
   let seq = 0;
   const startMember = () => {
     const name = `m${seq++}`;
-    const child = spawn(process.execPath, [MEMBER_ENTRY], {
-      env: { ...process.env, MEMBER: name, GROUP: 'rebalance', TOPICS: 'rebalance', SKEIN_METADATA: metadata.address, SKEIN_COORDINATORS: coord.address },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    track(child);
-    members.set(name, child);
-    let buf = '';
-    child.stdout.on('data', (d) => {
-      buf += d.toString();
-      const lines = buf.split('\n');
-      buf = lines.pop();
-      for (const line of lines) if (line.trim()) events.push(JSON.parse(line));
-    });
+    members.set(name, spawnMember({ name, group: 'rebalance', topics: ['rebalance'], metadata: metadata.address, coordinators: [coord.address] }, events));
     return name;
   };
   const ownership = () => {

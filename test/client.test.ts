@@ -3,18 +3,17 @@
 // sticky and custom partitioners; a group consumer that keeps going through a broker restart and
 // a coordinator restart; at-least-once across a consumer crash (committed offsets never ahead of
 // processing); and idempotent retries that leave no duplicates.
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupAdmin, GroupConsumer, SkeinClient, type RecordMetadata } from '@skein/client';
 import { KAFKA_MURMUR2_VECTORS } from '@skein/client/murmur2-vectors.js';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
-import { stopChild, track } from './harness/processes.js';
+import { stopChild } from './harness/processes.js';
+import { spawnMember } from './harness/member-process.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import type { MemberEvent } from './harness/group-member.js';
 
-const MEMBER_ENTRY = new URL('./dist/group-member.js', import.meta.url).pathname;
 
 let etcd: EtcdCluster;
 let metadataAddress = '';
@@ -163,18 +162,7 @@ describe('client', () => {
     const admin = new GroupAdmin([coordinator.address]);
     const producer = client.producer({ lingerMs: 2 });
     const events: MemberEvent[] = [];
-    const startMember = (name: string) => {
-      const child = spawn(process.execPath, [MEMBER_ENTRY], { env: { ...process.env, MEMBER: name, GROUP: 'alo-group', TOPICS: 'alo', SKEIN_METADATA: metadataAddress, SKEIN_COORDINATORS: coordinator.address }, stdio: ['ignore', 'pipe', 'inherit'] });
-      track(child);
-      let buf = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const lines = buf.split('\n');
-        buf = lines.pop()!;
-        for (const line of lines) if (line.trim()) events.push(JSON.parse(line) as MemberEvent);
-      });
-      return child;
-    };
+    const startMember = (name: string) => spawnMember({ name, group: 'alo-group', topics: ['alo'], metadata: metadataAddress, coordinators: [coordinator.address] }, events);
     let producing = true;
     const producerLoop = (async () => {
       for (let i = 0; producing; i++) {

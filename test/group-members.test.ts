@@ -7,7 +7,7 @@
 //   - partitions added to the subscribed topic reach the members without a restart;
 //   - from every member's own record of what it applied, no partition was ever owned by two
 //     members at once, and every produced record was processed at least once.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SkeinClient } from '@skein/client';
@@ -15,11 +15,11 @@ import { GroupCoordinatorServiceClient } from '@skein/proto/skein/group/v1/group
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { metadataClient, promisify } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
-import { stopChild, track } from './harness/processes.js';
+import { stopChild } from './harness/processes.js';
+import { spawnMember } from './harness/member-process.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import type { MemberEvent } from './harness/group-member.js';
 
-const MEMBER_ENTRY = new URL('./dist/group-member.js', import.meta.url).pathname;
 const GROUP = 'workers';
 const TOPIC = 'events';
 
@@ -53,19 +53,7 @@ afterAll(async () => {
 });
 
 function startMember(name: string): void {
-  const child = spawn(process.execPath, [MEMBER_ENTRY], {
-    env: { ...process.env, MEMBER: name, GROUP, TOPICS: TOPIC, SKEIN_METADATA: metadataAddress, SKEIN_COORDINATORS: coordinators.map((c) => c.address).join(',') },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  track(child);
-  members.set(name, child);
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    for (const line of lines) if (line.trim()) events.push(JSON.parse(line) as MemberEvent);
-  });
+  members.set(name, spawnMember({ name, group: GROUP, topics: [TOPIC], metadata: metadataAddress, coordinators: coordinators.map((c) => c.address) }, events));
 }
 
 /** What each member owns now, from the assignments it reported applying and releasing. */

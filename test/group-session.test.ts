@@ -3,16 +3,16 @@
 // (the only way it can happen within this test's bounds); and a coordinator instance stopped
 // gracefully ends its streams without marking anyone, so members move to the other instance and
 // keep every partition.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
-import { stopChild, track } from './harness/processes.js';
+import { stopChild } from './harness/processes.js';
+import { spawnMember } from './harness/member-process.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import type { MemberEvent } from './harness/group-member.js';
 
-const MEMBER_ENTRY = new URL('./dist/group-member.js', import.meta.url).pathname;
 const TOPIC = 'sessions';
 
 let etcd: EtcdCluster;
@@ -43,19 +43,7 @@ afterAll(async () => {
 });
 
 function startMember(name: string): void {
-  const child = spawn(process.execPath, [MEMBER_ENTRY], {
-    env: { ...process.env, MEMBER: name, GROUP: 'sessions-group', TOPICS: TOPIC, SKEIN_METADATA: metadataAddress, SKEIN_COORDINATORS: coordinators.map((c) => c.address).join(',') },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  track(child);
-  members.set(name, child);
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    for (const line of lines) if (line.trim()) events.push(JSON.parse(line) as MemberEvent);
-  });
+  members.set(name, spawnMember({ name, group: 'sessions-group', topics: [TOPIC], metadata: metadataAddress, coordinators: coordinators.map((c) => c.address) }, events));
 }
 
 function owned(member: string): Set<string> {

@@ -422,7 +422,9 @@ export class GroupConsumer implements AsyncIterable<Message> {
       await this.exclusive(() => this.release([...this.owned])).catch(() => {});
       await this.heartbeat(true).catch(() => {});
     }
-    this.stream?.call.end();
+    // Cancelled rather than half-closed: the leave above was the last word, and a half-closed call
+    // keeps its connection (and this process) alive until the server gets round to ending it.
+    this.stream?.call.cancel();
     this.stream = undefined;
     for (const c of this.coordinators.splice(0)) c.close();
   }

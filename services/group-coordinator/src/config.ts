@@ -9,7 +9,7 @@ export const coordinatorConfigSchema = {
   metadataAddresses: { type: 'list', default: ['127.0.0.1:9090'], doc: 'Metadata service addresses, for topic partition counts' },
   sessionTimeoutMs: { type: 'int', default: 45_000, min: 1000, max: 600_000, doc: 'A member silent this long is removed (Kafka: group.consumer.session.timeout.ms)' },
   heartbeatIntervalMs: { type: 'int', default: 5000, min: 100, max: 60_000, doc: 'Heartbeat interval told to members' },
-  sessionBreakGraceMs: { type: 'int', default: 3000, min: 0, max: 600_000, doc: 'A member whose session stream broke without leaving keeps its partitions this long (instead of the whole session timeout), waiting for it to come back' },
+  sessionBreakGraceMs: { type: 'int', default: 3000, min: 0, max: 600_000, doc: 'A member whose session stream broke without leaving keeps its partitions this long (at least two heartbeat intervals; instead of the whole session timeout), waiting for it to come back' },
   offsetsRetentionMs: { type: 'int', default: 7 * 24 * 3600_000, min: 1000, max: 365 * 24 * 3600_000, doc: 'Committed offsets of a group with no members are deleted this long after it became empty or last committed (Kafka: offsets.retention.minutes, 7 days)' },
   sweepIntervalMs: { type: 'int', default: 5000, min: 100, max: 600_000, doc: 'How often this instance removes expired members and expired empty groups (every instance sweeps; the writes are compare-and-set)' },
 } as const;

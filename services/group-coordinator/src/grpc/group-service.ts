@@ -131,10 +131,12 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
     const loaded = await groups.load(groupId);
     const member = loaded.group?.members[memberId];
     if (!member || member.lastHeartbeatMs > lastSeenMs) return;
-    const endsAtMs = now() - deps.sessionTimeoutMs + deps.sessionBreakGraceMs;
+    // A member that is alive reconnects at its next heartbeat: the grace covers at least two intervals.
+    const graceMs = Math.max(deps.sessionBreakGraceMs, 2 * deps.heartbeatIntervalMs);
+    const endsAtMs = now() - deps.sessionTimeoutMs + graceMs;
     if (endsAtMs >= member.lastHeartbeatMs) return; // the session ends sooner anyway
     if (await groups.markSessionBroken(groupId, memberId, endsAtMs, loaded)) {
-      deps.logger.info({ group: groupId, member: memberId, graceMs: deps.sessionBreakGraceMs }, 'session stream broke; member expires after the grace unless it comes back');
+      deps.logger.info({ group: groupId, member: memberId, graceMs }, 'session stream broke; member expires after the grace unless it comes back');
     }
   }
 
@@ -150,13 +152,27 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
         if (!ended && member && !deps.sessions?.closing) void shortenSession(member.groupId, member.memberId, member.lastSeenMs).catch((err: unknown) => deps.logger.warn({ err }, 'could not shorten a broken session'));
       });
       try {
-        for await (const message of call as AsyncIterable<SessionRequest>) {
-          const req = message.heartbeat;
-          if (!req) throw new SkeinError('INVALID_REQUEST', 'a session message carries a heartbeat');
-          const res = await handleHeartbeat(req);
-          member = req.memberEpoch === -1 ? undefined : { groupId: req.groupId, memberId: res.memberId, lastSeenMs: now() };
-          call.write({ heartbeat: res });
-        }
+        // Messages are handled one at a time, in order; the stream ends when the member half-closes.
+        await new Promise<void>((resolve, reject) => {
+          let chain = Promise.resolve();
+          let failed = false;
+          call.on('data', (message: SessionRequest) => {
+            chain = chain.then(async () => {
+              if (failed) return; // the stream is ending with the first error; later messages are moot
+              const req = message.heartbeat;
+              if (!req) throw new SkeinError('INVALID_REQUEST', 'a session message carries a heartbeat');
+              const res = await handleHeartbeat(req);
+              member = req.memberEpoch === -1 ? undefined : { groupId: req.groupId, memberId: res.memberId, lastSeenMs: now() };
+              call.write({ heartbeat: res });
+            }).catch((err: unknown) => {
+              failed = true;
+              reject(err);
+            });
+          });
+          call.on('end', () => void chain.then(() => resolve()));
+          call.on('cancelled', () => resolve());
+          call.on('error', () => resolve());
+        });
       } finally {
         ended = !call.cancelled;
         deps.sessions?.delete(call);
