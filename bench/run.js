@@ -27,7 +27,7 @@ import { Acks } from '@skein/proto/skein/broker/v1/broker.js';
 import { startNats, startSkein } from './lib/clusters.js';
 import { startPool } from './lib/pool.js';
 import { memory, startServerSampler } from './lib/procstat.js';
-import { cleanupAll, installSignalHandlers, tempDir } from './lib/processes.js';
+import { cleanupAll, installSignalHandlers, isInterrupted, tempDir } from './lib/processes.js';
 import { rawDisk, rawGrpc, rawTcp } from './lib/raw.js';
 import { evaluateTargets, renderMarkdown, renderSvg } from './lib/report.js';
 import { summarizeProfiles } from './lib/cpuprofile.js';
@@ -102,9 +102,11 @@ async function measured(cluster, fn) {
 }
 
 async function attempt(what, fn) {
+  if (isInterrupted()) return undefined;
   try {
     return await fn();
   } catch (e) {
+    if (isInterrupted()) return undefined;
     errors.push({ what, error: e.message });
     log(`FAILED ${what}: ${e.message.split('\n').slice(0, 6).join('\n')}`);
     return undefined;
@@ -137,6 +139,8 @@ async function phaseRaw() {
   log(`raw: loopback TCP, Node → Node, 1 MiB writes: ${raw.tcp.MBps.toFixed(0)} MB/s`);
   raw.grpc = await rawGrpc(S.rawMb);
   log(`raw: grpc-js bidi stream, 1 MiB messages, Node → Node: ${raw.grpc.MBps.toFixed(0)} MB/s`);
+  raw.grpcWindow = await rawGrpc(S.rawMb, { window: true });
+  log(`raw: the same with 8 MiB HTTP/2 receive windows (Node's default: 64 KiB): ${raw.grpcWindow.MBps.toFixed(0)} MB/s`);
   raw.disk = rawDisk(dir, S.rawMb);
   log(`raw: sequential 1 MiB writes + fdatasync: ${raw.disk.MBps.toFixed(0)} MB/s`);
 }

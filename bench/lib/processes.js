@@ -11,6 +11,12 @@ const live = new Map(); // pid -> { child, name }
 const dirs = new Set();
 const cleanups = []; // async functions for things started elsewhere (etcd from the test harness)
 let cleaning;
+let interrupted = false;
+
+/** True once Ctrl-C or SIGTERM arrived: callers stop starting new work. */
+export function isInterrupted() {
+  return interrupted;
+}
 
 export function tempDir(prefix) {
   const d = mkdtempSync(join(tmpdir(), `skein-bench-${prefix}-`));
@@ -102,6 +108,7 @@ process.once('exit', () => {
 export function installSignalHandlers() {
   for (const signal of ['SIGINT', 'SIGTERM']) {
     process.once(signal, () => {
+      interrupted = true;
       console.error(`\n[bench] ${signal}: stopping ${live.size} process(es) and removing temp dirs`);
       void cleanupAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });

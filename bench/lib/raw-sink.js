@@ -1,6 +1,8 @@
 // The receiving side of the raw-limit measurements (bench/lib/raw.js), in its own process so that
 // sender and receiver each get a core, as a client and a broker do. Role from argv[2]: `tcp` counts
-// bytes until the sender ends; `grpc` serves a bidi stream that answers one byte per 16 messages.
+// bytes until the sender ends; `grpc` serves a bidi stream that answers one byte per 16 messages;
+// `grpc-window` does the same with 8 MiB HTTP/2 receive windows instead of Node's 64 KiB default
+// (grpc-js servers have no option for it, so http2.createServer is wrapped before grpc-js uses it).
 import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { rawStreamDefinition } from './raw.js';
@@ -16,7 +18,16 @@ if (role === 'tcp') {
     });
   });
   server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
-} else if (role === 'grpc') {
+} else if (role === 'grpc' || role === 'grpc-window') {
+  if (role === 'grpc-window') {
+    const http2 = (await import('node:http2')).default;
+    const createServer = http2.createServer;
+    http2.createServer = (options = {}, ...rest) => {
+      const server = createServer({ ...options, settings: { ...options.settings, initialWindowSize: 8 << 20 } }, ...rest);
+      server.on('session', (session) => session.setLocalWindowSize(32 << 20));
+      return server;
+    };
+  }
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 << 20 });
   server.addService(rawStreamDefinition(), {
     stream: (call) => {

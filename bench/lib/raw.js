@@ -51,9 +51,11 @@ export async function rawTcp(mb) {
 /**
  * A grpc-js bidi stream of 1 MiB messages to another process: the ceiling for any broker that
  * speaks grpc-js (the receiver answers one byte per 16 messages; up to 64 messages unanswered).
+ * With Node's default 64 KiB HTTP/2 receive window the stream is bound by flow control, not CPU;
+ * `window: true` measures the same with 8 MiB windows on the receiver.
  */
-export async function rawGrpc(mb) {
-  const { child, port } = await startSink('grpc');
+export async function rawGrpc(mb, { window = false } = {}) {
+  const { child, port } = await startSink(window ? 'grpc-window' : 'grpc');
   const Client = grpc.makeGenericClientConstructor(rawStreamDefinition(), 'Raw');
   const c = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 8 << 20 });
   try {

@@ -91,7 +91,8 @@ export function renderMarkdown(report) {
   if (raw.tcp || raw.grpc || raw.disk) {
     out.push('## Raw limits (same run)', '', '| what | MB/s |', '|---|---:|');
     if (raw.tcp) out.push(`| loopback TCP, Node → Node process, 1 MiB writes | ${fmt(raw.tcp.MBps, 0)} |`);
-    if (raw.grpc) out.push(`| grpc-js bidi stream, 1 MiB messages, Node → Node process | ${fmt(raw.grpc.MBps, 0)} |`);
+    if (raw.grpc) out.push(`| grpc-js bidi stream, 1 MiB messages, Node → Node process (the limit used below) | ${fmt(raw.grpc.MBps, 0)} |`);
+    if (raw.grpcWindow) out.push(`| the same with 8 MiB HTTP/2 receive windows instead of Node's 64 KiB default | ${fmt(raw.grpcWindow.MBps, 0)} |`);
     if (raw.disk) out.push(`| sequential 1 MiB writes + fdatasync | ${fmt(raw.disk.MBps, 0)} |`);
     out.push('');
   }
