@@ -26,8 +26,8 @@ import { buildRecordBatch } from '@skein/common/records/record-batch.js';
 import { Acks } from '@skein/proto/skein/broker/v1/broker.js';
 import { startNats, startSkein } from './lib/clusters.js';
 import { startPool } from './lib/pool.js';
-import { memory, startServerSampler } from './lib/procstat.js';
-import { cleanupAll, installSignalHandlers, isInterrupted, tempDir } from './lib/processes.js';
+import { cpuSeconds, machineBusySeconds, memory, selfAndReapedChildrenSeconds, startServerSampler, waitUntilIdle } from './lib/procstat.js';
+import { cleanupAll, installSignalHandlers, isInterrupted, livePids, tempDir } from './lib/processes.js';
 import { rawDisk, rawGrpc, rawTcp } from './lib/raw.js';
 import { evaluateTargets, renderMarkdown, renderSvg } from './lib/report.js';
 import { summarizeProfiles } from './lib/cpuprofile.js';
@@ -81,6 +81,9 @@ const SETTINGS = {
 };
 
 const started = performance.now();
+// Other people's processes on this shared machine skew every figure: measure how much CPU they took.
+const machineBusyAtStart = machineBusySeconds();
+const ownCpuAtStart = selfAndReapedChildrenSeconds();
 const rows = [];
 const raw = {};
 const errors = [];
@@ -93,12 +96,21 @@ function row(r) {
   log(`${r.system.padEnd(10)} ${r.label.padEnd(44)} ${Math.round(r.recordsPerS).toLocaleString('en-US').padStart(10)} rec/s ${r.MBps.toFixed(1).padStart(7)} MB/s${lat}  RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB  ${r.cpuSecondsPerGB.toFixed(1)} CPU s/GB`);
 }
 
-/** Runs a load with the server processes sampled; `fn` answers { records, bytes, seconds, ... }. */
+/**
+ * Runs a load with the server processes sampled. Before it: the servers are idle and the page
+ * cache is flushed (`sync`), so a workload does not pay for the previous one's replication or
+ * writeback. After it: CPU is counted until the servers are idle again, so work a workload leaves
+ * behind (followers catching up after acks=1) is charged to it. `fn` answers { records, bytes, seconds, ... }.
+ */
 async function measured(cluster, fn) {
-  const sampler = startServerSampler(cluster.serverPids());
+  const pids = cluster.serverPids();
+  await waitUntilIdle(pids);
+  execFileSync('sync');
+  const sampler = startServerSampler(pids);
   const r = await fn();
+  const settleMs = await waitUntilIdle(pids);
   const s = sampler.stop();
-  return { ...r, ...s, cpuSecondsPerGB: r.bytes > 0 ? s.cpuSeconds / (r.bytes / 1e9) : 0 };
+  return { ...r, ...s, settleMs, cpuSecondsPerGB: r.bytes > 0 ? s.cpuSeconds / (r.bytes / 1e9) : 0 };
 }
 
 async function attempt(what, fn) {
@@ -351,8 +363,11 @@ try {
     if (phase === 'profile') await attempt('profile', phaseProfile);
   }
   const durationSeconds = (performance.now() - started) / 1000;
+  const ownCpu = selfAndReapedChildrenSeconds() - ownCpuAtStart + livePids().reduce((a, p) => a + cpuSeconds(p), 0);
+  const otherCpuCores = Math.max(0, machineBusySeconds() - machineBusyAtStart - ownCpu) / durationSeconds;
+  log(`other processes on this machine used ${otherCpuCores.toFixed(2)} cores on average during the run`);
   const report = {
-    generatedAt: new Date().toISOString(), mode: QUICK ? 'quick' : 'full', phases, durationSeconds, machine: versions(),
+    generatedAt: new Date().toISOString(), mode: QUICK ? 'quick' : 'full', phases, durationSeconds, machine: { ...versions(), otherCpuCores },
     settings: { ...S, ...SETTINGS }, raw, rows: rows.map(({ histogram, ...r }) => r), partitions: partitionsResult, errors,
   };
   report.targets = evaluateTargets(report);

@@ -29,6 +29,10 @@ export function removeDir(d) {
   dirs.delete(d);
 }
 
+export function livePids() {
+  return [...live.keys()];
+}
+
 export function onCleanup(fn) {
   cleanups.push(fn);
 }

@@ -46,3 +46,35 @@ export function startServerSampler(pids, intervalMs = 100) {
     },
   };
 }
+
+/**
+ * Resolves once `pids` together use less than `busyShare` of one core over two consecutive
+ * `stepMs` windows (replication or log flushing caused by the last workload has finished), or
+ * after `timeoutMs`. Answers how long it waited.
+ */
+export async function waitUntilIdle(pids, { stepMs = 200, busyShare = 0.1, timeoutMs = 30_000 } = {}) {
+  const t0 = performance.now();
+  let quiet = 0;
+  let last = pids.reduce((a, p) => a + cpuSeconds(p), 0);
+  while (quiet < 2 && performance.now() - t0 < timeoutMs) {
+    await new Promise((r) => setTimeout(r, stepMs));
+    const now = pids.reduce((a, p) => a + cpuSeconds(p), 0);
+    quiet = now - last < (busyShare * stepMs) / 1000 ? quiet + 1 : 0;
+    last = now;
+  }
+  return performance.now() - t0;
+}
+
+/** Busy CPU seconds of the whole machine (all cores) since boot, from /proc/stat. */
+export function machineBusySeconds() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  return (user + nice + system + irq + softirq + (steal ?? 0)) / CLK_TCK;
+}
+
+/** CPU seconds of this process plus its exited, reaped children (utime+stime+cutime+cstime). */
+export function selfAndReapedChildrenSeconds() {
+  const s = readFileSync('/proc/self/stat', 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+}
