@@ -7,6 +7,7 @@
 //                                 without --only, profiles the highest-load workloads on one broker
 //                                 and writes DIR/summary.md (self time per workload window)
 //   --linger-ms N                 Skein latency producer's linger (default 5, the client's default)
+//   BENCH_CLIENT_WINDOW=BYTES     Skein load clients' HTTP/2 receive window (grpc-js default 64 KiB)
 //   node bench/profile-summary.js FILE.cpuprofile...  self time per function
 //   --broker-entry PATH           run another broker build (e.g. a patched copy of services/broker/dist)
 // Writes bench/results/latest.md, latest.json and latency.svg. Every cluster runs on 127.0.0.1 in

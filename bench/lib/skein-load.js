@@ -11,8 +11,12 @@ import { HEADER_BYTES, newHistogram, recordReceipt, schedule, stampValue, summar
 const CHANNEL_OPTIONS = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
 const id = (b) => b;
 
+// BENCH_CLIENT_WINDOW: the client's HTTP/2 receive window in bytes (grpc-js default 64 KiB), to
+// see how much of a read is bound by flow control rather than by the broker.
+const clientWindow = Number(process.env.BENCH_CLIENT_WINDOW ?? 0);
+
 function client(address) {
-  return new BrokerServiceClient(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  return new BrokerServiceClient(address, grpc.credentials.createInsecure(), clientWindow > 0 ? { ...CHANNEL_OPTIONS, 'grpc-node.flow_control_window': clientWindow } : CHANNEL_OPTIONS);
 }
 
 function encodeRequest(topic, partition, acks, batch) {
