@@ -103,9 +103,11 @@ export function renderMarkdown(report) {
   for (const r of rows) {
     const lim = limitFor(r, raw);
     const pr = r.system.startsWith('Skein') ? peerRatio(r, rows) : undefined;
-    const lat = r.kind === 'latency' ? `${ms(r.p50Ms)} / ${ms(r.p99Ms)} / ${ms(r.p999Ms)}` : '–';
+    const ge = r.fellBehind ? '≥ ' : '';
+    const lat = r.kind === 'latency' ? `${ge}${ms(r.p50Ms)} / ${ge}${ms(r.p99Ms)} / ${ge}${ms(r.p999Ms)}` : '–';
+    const behind = r.fellBehind ? ` (fell behind: ${fmt((100 * r.fellBehind.received) / r.fellBehind.expected, 0)} % of the records arrived within ${fmt(r.fellBehind.capMs / 1000, 0)} s)` : '';
     const prText = pr === undefined ? '–' : r.kind === 'latency' ? `p99 ${fmt(pr, 2)} ×` : `${fmt(pr, 2)} ×`;
-    out.push(`| ${r.system} | ${r.label}${r.timedOut ? ' (stopped at the time cap)' : ''} | ${fmtInt(r.recordsPerS)} | ${fmt(r.MBps)} | ${lat} | ${fmt(r.peakRssBytes / MIB, 0)} | ${fmt(r.cpuSecondsPerGB)} | ${prText} | ${lim ? fmt(r.MBps / lim, 2) : '–'} |`);
+    out.push(`| ${r.system} | ${r.label}${r.timedOut ? ' (stopped at the time cap)' : ''}${behind} | ${fmtInt(r.recordsPerS)} | ${fmt(r.MBps)} | ${lat} | ${fmt(r.peakRssBytes / MIB, 0)} | ${fmt(r.cpuSecondsPerGB)} | ${prText} | ${lim ? fmt(r.MBps / lim, 2) : '–'} |`);
   }
   out.push('');
   if (report.partitions) {
@@ -169,7 +171,8 @@ export function renderSvg(report) {
     for (const k of ['p50Ms', 'p99Ms', 'p999Ms']) {
       const path = rs.map((r, i) => `${i ? 'L' : 'M'}${x(r.MBps).toFixed(1)},${y(r[k]).toFixed(1)}`).join(' ');
       if (rs.length > 1) o.push(`<path d="${path}" fill="none" stroke="${c}" stroke-width="2" stroke-dasharray="${dashes[k]}"/>`);
-      for (const r of rs) o.push(`<circle cx="${x(r.MBps).toFixed(1)}" cy="${y(r[k]).toFixed(1)}" r="3.5" fill="${c}"><title>${esc(system)} ${names[k]} at ${r.MBps} MB/s: ${ms(r[k])} ms</title></circle>`);
+      // Hollow points: the system fell behind the rate, so the value is a lower bound.
+      for (const r of rs) o.push(`<circle cx="${x(r.MBps).toFixed(1)}" cy="${y(r[k]).toFixed(1)}" r="3.5" fill="${r.fellBehind ? 'white' : c}" stroke="${c}" stroke-width="1.5"><title>${esc(system)} ${names[k]} at ${r.MBps} MB/s: ${r.fellBehind ? '≥ ' : ''}${ms(r[k])} ms</title></circle>`);
     }
     o.push(`<line x1="${W - m.r + 15}" x2="${W - m.r + 45}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="3"/><text x="${W - m.r + 52}" y="${ly + 4}">${esc(system)}</text>`);
     ly += 20;
@@ -179,6 +182,7 @@ export function renderSvg(report) {
     o.push(`<line x1="${W - m.r + 15}" x2="${W - m.r + 45}" y1="${ly}" y2="${ly}" stroke="#444" stroke-width="2" stroke-dasharray="${dashes[k]}"/><text x="${W - m.r + 52}" y="${ly + 4}">${names[k]}</text>`);
     ly += 20;
   }
+  if (pts.some((p) => p.fellBehind)) o.push(`<circle cx="${W - m.r + 30}" cy="${ly}" r="3.5" fill="white" stroke="#444" stroke-width="1.5"/><text x="${W - m.r + 52}" y="${ly + 4}">fell behind (lower bound)</text>`);
   o.push('</svg>');
   return o.join('\n') + '\n';
 }
