@@ -3,11 +3,12 @@
  * `batchSize` bytes or have waited `lingerMs`, like Kafka's producer. Each record's promise
  * resolves with its partition and offset once the batch is acknowledged.
  *
- * Ordering and idempotence: one batch per partition is in flight at a time, and with idempotence
- * (on by default) each batch carries the producer id and its partition's next sequence number, so
- * a batch retried after a lost answer is acknowledged as a duplicate by the broker instead of
- * being appended twice. Different partitions go out concurrently, up to `maxInFlightPerBroker`
- * requests per broker. Retries (inside SkeinClient.produceBatch) are for retriable errors only,
+ * Ordering and idempotence: with idempotence (on by default) one batch per partition is in flight
+ * at a time and each carries the producer id and its partition's next sequence number, so a batch
+ * retried after a lost answer is acknowledged as a duplicate by the broker instead of being
+ * appended twice, and order is kept. Without idempotence up to `maxInFlightPerBroker` batches of a
+ * partition may be in flight (faster; as in Kafka, a retry can then reorder or duplicate).
+ * Different partitions go out concurrently, up to `maxInFlightPerBroker` requests per broker. Retries (inside SkeinClient.produceBatch) are for retriable errors only,
  * with jittered backoff, re-routing on NOT_LEADER hints; a batch that still fails rejects its
  * records' promises, and the producer takes a fresh producer id so that later batches of that
  * partition are not refused as out of sequence.
@@ -32,8 +33,9 @@ export interface ProducerOptions {
   lingerMs?: number;
   /**
    * Bytes (approximate, uncompressed) at which a batch is sent at once (Kafka: batch.size).
-   * Default 256 KiB: each request costs more over gRPC than over Kafka's own protocol, so
-   * bigger batches than Kafka's 16 KiB pay off.
+   * Default 1 MiB: each request costs more over gRPC than over Kafka's own protocol, and with one
+   * batch per partition in flight, bigger batches carry more per round trip (1 KiB records, 3
+   * partitions, one client: 35 MB/s at 256 KiB, 55 MB/s at 1 MiB). linger.ms still bounds the wait.
    */
   batchSize?: number;
   /** Requests in flight per broker (Kafka: max.in.flight.requests.per.connection). Default 5. */
@@ -49,8 +51,11 @@ export interface RecordMetadata {
   offset: bigint;
 }
 
+/** The records one send() put into one batch: contiguous from `first`, settled together. */
 interface Pending {
-  resolve: (m: RecordMetadata) => void;
+  first: number;
+  count: number;
+  resolve: (baseOffset: bigint) => void;
   reject: (err: unknown) => void;
 }
 
@@ -75,7 +80,8 @@ export class Producer {
   private readonly open = new Map<string, Batch>();
   /** Sealed batches waiting to be sent, in order, per partition. */
   private readonly ready = new Map<string, Batch[]>();
-  private readonly busyPartitions = new Set<string>();
+  /** Requests in flight per partition: at most one with idempotence (order and sequences), else up to maxInFlightPerBroker. */
+  private readonly inFlightPerPartition = new Map<string, number>();
   private readonly inFlightPerBroker = new Map<number, number>();
   private readonly sticky = new Map<string, number>();
   private readonly sequences = new Map<string, number>();
@@ -88,7 +94,7 @@ export class Producer {
 
   constructor(private readonly client: SkeinClient, private readonly options: ProducerOptions = {}) {
     this.lingerMs = options.lingerMs ?? 5;
-    this.batchSize = options.batchSize ?? 256 * 1024;
+    this.batchSize = options.batchSize ?? 1024 * 1024;
     this.maxInFlight = Math.max(1, options.maxInFlightPerBroker ?? 5);
     this.idempotent = options.idempotent ?? true;
   }
@@ -97,10 +103,10 @@ export class Producer {
   async send(topic: string, records: RecordInput[]): Promise<RecordMetadata[]> {
     if (this.closed) throw new SkeinError('INVALID_REQUEST', 'the producer is closed');
     // Tracked until its records are in batches, so that a flush() called meanwhile includes them.
-    const appending = this.client.topic(topic).then((t) => records.map((r) => this.append(topic, r, t.partitions.length)));
+    const appending = this.client.topic(topic).then((t) => this.appendAll(topic, records, t.partitions.length));
     this.appending.add(appending);
     try {
-      return await Promise.all(await appending);
+      return await (await appending)();
     } finally {
       this.appending.delete(appending);
     }
@@ -124,27 +130,57 @@ export class Producer {
     return p;
   }
 
-  private append(topic: string, record: RecordInput, n: number): Promise<RecordMetadata> {
-    const partition = this.choosePartition(topic, record, n);
-    const k = `${topic}\u0000${partition}`;
-    const bytes = recordBytes(record);
-    let batch = this.open.get(k);
-    if (batch && batch.bytes + bytes > this.batchSize) {
-      this.seal(k, batch);
-      batch = undefined;
-    }
-    if (!batch) {
-      batch = { topic, partition, records: [], pending: [], bytes: 0 };
-      this.open.set(k, batch);
-      const b = batch;
-      b.timer = setTimeout(() => this.seal(k, b), this.lingerMs);
-    }
-    batch.records.push(record);
-    batch.bytes += bytes;
-    this.unsettled++;
-    const promise = new Promise<RecordMetadata>((resolve, reject) => batch!.pending.push({ resolve, reject }));
-    if (batch.bytes >= this.batchSize) this.seal(k, batch);
-    return promise;
+  /**
+   * Puts records into their partitions' open batches, synchronously (so one send's records are
+   * contiguous in each batch), with one settlement per batch rather than a promise per record.
+   * Returns a function that waits for every record's metadata, in input order.
+   */
+  private appendAll(topic: string, records: RecordInput[], n: number): () => Promise<RecordMetadata[]> {
+    const out = new Array<RecordMetadata>(records.length);
+    const waits: Array<Promise<void>> = [];
+    const mine = new Map<Batch, { pending: Pending; indices: number[] }>();
+    // A user's partitioner may refuse: ask it about every record before any is appended.
+    const chosen = this.options.partitioner ? records.map((r) => this.choosePartition(topic, r, n)) : undefined;
+    records.forEach((record, i) => {
+      const partition = chosen ? chosen[i]! : this.choosePartition(topic, record, n);
+      const k = `${topic}\u0000${partition}`;
+      const bytes = recordBytes(record);
+      let batch = this.open.get(k);
+      if (batch && batch.records.length > 0 && batch.bytes + bytes > this.batchSize) {
+        this.seal(k, batch);
+        batch = this.open.get(k); // sealing may have moved a sticky partition, not this key's batch
+      }
+      if (!batch) {
+        const b: Batch = { topic, partition, records: [], pending: [], bytes: 0 };
+        b.timer = setTimeout(() => this.seal(k, b), this.lingerMs);
+        this.open.set(k, b);
+        batch = b;
+      }
+      let seg = mine.get(batch);
+      if (!seg) {
+        const indices: number[] = [];
+        const pending: Pending = { first: batch.records.length, count: 0, resolve: () => {}, reject: () => {} };
+        waits.push(new Promise<void>((resolve, reject) => {
+          pending.resolve = (base) => {
+            indices.forEach((index, j) => (out[index] = { topic, partition, offset: base < 0n ? -1n : base + BigInt(pending.first + j) }));
+            resolve();
+          };
+          pending.reject = reject;
+        }));
+        batch.pending.push(pending);
+        mine.set(batch, (seg = { pending, indices }));
+      }
+      batch.records.push(record);
+      batch.bytes += bytes;
+      seg.pending.count++;
+      seg.indices.push(i);
+      this.unsettled++;
+      if (batch.bytes >= this.batchSize) this.seal(k, batch);
+    });
+    return async () => {
+      await Promise.all(waits);
+      return out;
+    };
   }
 
   private seal(k: string, batch: Batch): void {
@@ -165,17 +201,18 @@ export class Producer {
 
   private pump(): void {
     for (const [k, queue] of this.ready) {
-      if (queue.length === 0 || this.busyPartitions.has(k)) continue;
+      const partitionInFlight = this.inFlightPerPartition.get(k) ?? 0;
+      if (queue.length === 0 || partitionInFlight >= (this.idempotent ? 1 : this.maxInFlight)) continue;
       const batch = queue[0]!;
       const broker = this.leaderOf(batch.topic, batch.partition);
       const inFlight = this.inFlightPerBroker.get(broker) ?? 0;
       if (inFlight >= this.maxInFlight) continue;
       queue.shift();
       if (queue.length === 0) this.ready.delete(k);
-      this.busyPartitions.add(k);
+      this.inFlightPerPartition.set(k, partitionInFlight + 1);
       this.inFlightPerBroker.set(broker, inFlight + 1);
       void this.dispatch(k, batch).finally(() => {
-        this.busyPartitions.delete(k);
+        this.inFlightPerPartition.set(k, (this.inFlightPerPartition.get(k) ?? 1) - 1);
         this.inFlightPerBroker.set(broker, (this.inFlightPerBroker.get(broker) ?? 1) - 1);
         this.unsettled -= batch.records.length;
         if (this.unsettled === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -202,7 +239,7 @@ export class Producer {
         idempotence = { producerId, producerEpoch: 0, baseSequence };
       }
       const baseOffset = await this.client.produceBatch(batch.topic, batch.partition, batch.records, { acks: this.options.acks, compression: this.options.compression, ...idempotence });
-      batch.pending.forEach((p, i) => p.resolve({ topic: batch.topic, partition: batch.partition, offset: baseOffset < 0n ? -1n : baseOffset + BigInt(i) }));
+      for (const p of batch.pending) p.resolve(baseOffset);
     } catch (err) {
       // The broker may or may not have this batch: later batches of the partition would be out of
       // sequence under this producer id, so continue under a fresh one.
