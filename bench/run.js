@@ -1,20 +1,22 @@
 #!/usr/bin/env node
 // Skein side by side with the machine's raw limits and NATS JetStream, in one run (issue 8):
-//   npm run bench                 full run (about 10 minutes on 2 cores)
+//   npm run bench                 full run (10-15 minutes on 2 cores)
 //   npm run bench -- --quick      shorter runs, fewer latency points (under 5 minutes)
-//   node bench/run.js --only raw,skein1,skein3,nats1,nats3,partitions   a subset (writes partial.*)
-//   node bench/run.js --profile DIR [--only skein3]   brokers and load workers under node --cpu-prof;
-//                                 without --only, profiles the highest-load workloads on one broker
-//                                 and writes DIR/summary.md (self time per workload window)
+// Options (node bench/run.js ...):
+//   --only raw,skein1,skein3,nats1,nats3,partitions   a subset of the phases (writes partial.*)
+//   --profile DIR                 brokers and load workers under node --cpu-prof; without --only,
+//                                 the highest-load workloads on one broker, and DIR/summary.md with
+//                                 self time per workload window (node bench/profile-summary.js DIR)
+//   --broker-entry PATH           another broker build (e.g. a patched copy of services/broker/dist)
 //   --linger-ms N                 Skein latency producer's linger (default 5, the client's default)
+//   --out DIR                     where the report goes (default bench/results)
 //   BENCH_CLIENT_WINDOW=BYTES     Skein load clients' HTTP/2 receive window (grpc-js default 64 KiB)
-//   node bench/profile-summary.js FILE.cpuprofile...  self time per function
-//   --broker-entry PATH           run another broker build (e.g. a patched copy of services/broker/dist)
-// Writes bench/results/latest.md, latest.json and latency.svg. Every cluster runs on 127.0.0.1 in
-// temp dirs and is stopped by pid at the end, on error and on Ctrl-C.
+// Writes latest.md, latest.json and latency.svg. Every cluster runs on 127.0.0.1 in temp dirs and
+// is stopped by pid at the end, on error and on Ctrl-C. Why the figures are what they are, and
+// what would lift them: bench/PROFILE.md.
 //
 // The older per-area benchmarks still run on their own (after `npm run build`):
-//   node bench/broker.js       one broker in-process-started, no metadata service
+//   node bench/broker.js       one broker (child process, no metadata service), produce/consume
 //   node bench/replicated.js   RF 1/3 produce and leader failover time
 //   node bench/metadata.js     topic creation rate, watch propagation, controller failover
 //   node bench/groups.js       offset commits and join-to-assignment time
