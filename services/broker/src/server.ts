@@ -11,6 +11,7 @@ import { brokerServiceDefinition, type BrokerMetadataView, createBrokerServiceHa
 import type { LogConfig } from './log/log-config.js';
 import { ProducerIdManager, type ProducerIdSource } from './producer-id-manager.js';
 import { ReplicaManager } from './replica-manager.js';
+import { encodeReplicaFetchResponse } from './grpc/wire-codec.js';
 import { createReplicaServiceHandlers, ReplicaServiceService } from './replication/replica-service.js';
 import { type Clock, systemClock, systemTimers, type Timers } from './runtime/timers.js';
 
@@ -58,7 +59,11 @@ export class BrokerServer {
         fetchMaxBytes: opts.config.fetchMaxBytes,
       }),
     );
-    this.server.addService(ReplicaServiceService, createReplicaServiceHandlers({ replicas: this.replicas, clock, timers, logger: opts.logger.child({ component: 'replica-service' }) }));
+    // Replica fetch answers carry stored batches: encoded with one copy per batch (wire-codec.ts).
+    this.server.addService(
+      { ...ReplicaServiceService, replicaFetch: { ...ReplicaServiceService.replicaFetch, responseSerialize: encodeReplicaFetchResponse } },
+      createReplicaServiceHandlers({ replicas: this.replicas, clock, timers, logger: opts.logger.child({ component: 'replica-service' }) }),
+    );
     opts.addServices?.(this.server);
   }
 

@@ -4,8 +4,9 @@
  * the request (no copy, no record decode) and fetched batches are written as the stored bytes.
  * Everything else uses the generated public codecs.
  */
-import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
+import { ReplicaFetchResponse } from '@skein/proto/skein/broker/v1/replica.js';
 
 export interface ProduceRequestWire {
   correlationId: bigint;
@@ -79,50 +80,127 @@ export interface PartitionFetchResponseWire {
   batches: FetchedBatchWire[];
 }
 
-function writeBatches(w: BinaryWriter, field: number, batches: readonly FetchedBatchWire[]): void {
-  for (const b of batches) {
-    w.uint32((field << 3) | WireType.LengthDelimited).fork();
-    w.uint32(8).int64(b.baseOffset);
-    if (b.leaderEpoch !== 0) w.uint32(16).int32(b.leaderEpoch);
-    // The stored RecordBatch bytes, appended as a chunk: copied once, into the final buffer.
-    w.uint32(26).bytes(b.batch);
-    w.join();
+// Responses that carry batches are built as a list of buffers (small headers, and the stored batch
+// bytes as they are) whose sizes are known before anything is written, then joined by one
+// Buffer.concat: each batch byte is copied once. (@bufbuild/protobuf's BinaryWriter copies it into a
+// growing, zero-filled buffer, again on each doubling, shifts it on every join() whose length
+// prefix outgrows the byte fork() reserved, and once more in finish().)
+
+/** Size of a varint; int32/int64 values go as 64-bit two's complement, as protobuf encodes them. */
+function varintSize(v: bigint | number): number {
+  let x = BigInt.asUintN(64, BigInt(v));
+  let n = 1;
+  while (x >= 0x80n) {
+    x >>= 7n;
+    n++;
   }
+  return n;
 }
 
-function finish(w: BinaryWriter): Buffer {
-  return view(w.finish());
+function putVarint(buf: Buffer, pos: number, v: bigint | number): number {
+  let x = BigInt.asUintN(64, BigInt(v));
+  while (x >= 0x80n) {
+    buf[pos++] = Number(x & 0x7fn) | 0x80;
+    x >>= 7n;
+  }
+  buf[pos++] = Number(x);
+  return pos;
+}
+
+/**
+ * Appends one FetchedBatch / ReplicaBatch (same layout) as field `field`; returns its size.
+ * `skipDefaults` leaves out a zero base offset and empty batch bytes, as the generated encoder
+ * does (the hand-written Fetch/Subscribe encoders always wrote the base offset).
+ */
+function pushBatch(out: Buffer[], field: number, b: FetchedBatchWire, skipDefaults = false): number {
+  const withOffset = !skipDefaults || b.baseOffset !== 0n;
+  const withBatch = !skipDefaults || b.batch.length > 0;
+  const fixed = (withOffset ? 1 + varintSize(b.baseOffset) : 0) + (b.leaderEpoch !== 0 ? 1 + varintSize(b.leaderEpoch) : 0) + (withBatch ? 1 + varintSize(b.batch.length) : 0);
+  const inner = fixed + b.batch.length;
+  const head = Buffer.allocUnsafe(1 + varintSize(inner) + fixed);
+  let p = 0;
+  head[p++] = (field << 3) | WireType.LengthDelimited;
+  p = putVarint(head, p, inner);
+  if (withOffset) {
+    head[p++] = 8;
+    p = putVarint(head, p, b.baseOffset);
+  }
+  if (b.leaderEpoch !== 0) {
+    head[p++] = 16;
+    p = putVarint(head, p, b.leaderEpoch);
+  }
+  if (withBatch) {
+    head[p++] = 26;
+    putVarint(head, p, b.batch.length);
+  }
+  out.push(head, b.batch);
+  return head.length + b.batch.length;
+}
+
+/** A header of varint fields; `undefined` values are left out (proto3 defaults). */
+function varintFields(fields: ReadonlyArray<readonly [number, bigint | number | undefined]>): Buffer {
+  const buf = Buffer.allocUnsafe(fields.length * 11);
+  let p = 0;
+  for (const [field, v] of fields) {
+    if (v === undefined) continue;
+    buf[p++] = field << 3;
+    p = putVarint(buf, p, v);
+  }
+  return buf.subarray(0, p);
+}
+
+function lengthPrefix(field: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(1 + varintSize(size));
+  buf[0] = (field << 3) | WireType.LengthDelimited;
+  putVarint(buf, 1, size);
+  return buf;
 }
 
 /** Encodes skein.broker.v1.FetchResponse. */
 export function encodeFetchResponse(topics: ReadonlyArray<{ topic: string; partitions: readonly PartitionFetchResponseWire[] }>): Buffer {
-  const w = new BinaryWriter();
+  const out: Buffer[] = [];
+  let total = 0;
   for (const t of topics) {
-    w.uint32(10).fork();
-    w.uint32(10).string(t.topic);
+    const name = Buffer.from(t.topic, 'utf8');
+    const body: Buffer[] = [lengthPrefix(1, name.length), name];
+    let topicSize = body[0]!.length + name.length;
     for (const p of t.partitions) {
-      w.uint32(18).fork();
-      w.uint32(8).int32(p.partition);
+      const part: Buffer[] = [varintFields([[1, p.partition]])];
       if (p.error) {
-        w.uint32(18).fork();
-        PartitionError.encode(p.error, w);
-        w.join();
+        const e = view(PartitionError.encode(p.error).finish());
+        part.push(lengthPrefix(2, e.length), e);
       }
-      w.uint32(24).int64(p.highWatermark);
-      w.uint32(32).int64(p.logStartOffset);
-      writeBatches(w, 5, p.batches);
-      w.join();
+      part.push(varintFields([[3, p.highWatermark], [4, p.logStartOffset]]));
+      let partSize = part.reduce((a, b) => a + b.length, 0);
+      for (const b of p.batches) partSize += pushBatch(part, 5, b);
+      const prefix = lengthPrefix(2, partSize);
+      body.push(prefix, ...part);
+      topicSize += prefix.length + partSize;
     }
-    w.join();
+    const prefix = lengthPrefix(1, topicSize);
+    out.push(prefix, ...body);
+    total += prefix.length + topicSize;
   }
-  return finish(w);
+  return Buffer.concat(out, total);
 }
 
 /** Encodes skein.broker.v1.SubscribeResponse. */
 export function encodeSubscribeResponse(highWatermark: bigint, logStartOffset: bigint, batches: readonly FetchedBatchWire[]): Buffer {
-  const w = new BinaryWriter();
-  w.uint32(8).int64(highWatermark);
-  w.uint32(16).int64(logStartOffset);
-  writeBatches(w, 3, batches);
-  return finish(w);
+  const out: Buffer[] = [varintFields([[1, highWatermark], [2, logStartOffset]])];
+  let total = out[0]!.length;
+  for (const b of batches) total += pushBatch(out, 3, b);
+  return Buffer.concat(out, total);
+}
+
+/**
+ * Encodes skein.broker.v1.ReplicaFetchResponse the same way (register it as the ReplicaFetch
+ * responseSerialize); a response with an error or a diverging epoch carries no batches and goes
+ * through the generated encoder.
+ */
+export function encodeReplicaFetchResponse(res: ReplicaFetchResponse): Buffer {
+  if (res.error || res.divergingEpoch) return view(ReplicaFetchResponse.encode(res).finish());
+  const out: Buffer[] = [varintFields([[2, res.highWatermark !== 0n ? res.highWatermark : undefined], [3, res.logStartOffset !== 0n ? res.logStartOffset : undefined]])];
+  let total = out[0]!.length;
+  for (const b of res.batches) total += pushBatch(out, 5, { baseOffset: b.baseOffset, leaderEpoch: b.leaderEpoch, batch: view(b.batch) }, true);
+  return Buffer.concat(out, total);
 }
