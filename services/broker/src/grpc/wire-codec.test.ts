@@ -37,4 +37,23 @@ describe('wire codec', () => {
     expect(sub.highWatermark).toBe(9n);
     expect(sub.batches[0]!.batch!.recordCount).toBe(1);
   });
+
+  // 200,000 batches: the old encoder spread each partition's buffer list into push(), which throws
+  // RangeError (call stack) beyond ~55,000 batches, so such a fetch answered INTERNAL.
+  it('writes a fetch response of 200,000 tiny batches that the generated decoder reads back', () => {
+    const n = 200_000;
+    const batches = Array.from({ length: n }, (_, i) => ({ baseOffset: BigInt(i), leaderEpoch: i % 3, batch: batchBytes }));
+    const buf = encodeFetchResponse([{ topic: 'many', partitions: [{ partition: 0, highWatermark: BigInt(n), logStartOffset: 0n, batches }] }]);
+    const typed = FetchResponse.decode(buf);
+    const got = typed.topics[0]!.partitions[0]!.batches;
+    expect(got).toHaveLength(n);
+    for (let i = 0; i < n; i += 9_973) {
+      expect(got[i]).toMatchObject({ baseOffset: BigInt(i), leaderEpoch: i % 3 });
+      expect(got[i]!.batch!.crc32c).toBe(batch.crc32c);
+    }
+    expect(got[n - 1]!.baseOffset).toBe(BigInt(n - 1));
+    const sub = SubscribeResponse.decode(encodeSubscribeResponse(BigInt(n), 0n, batches));
+    expect(sub.batches).toHaveLength(n);
+    expect(sub.batches[n - 1]!.baseOffset).toBe(BigInt(n - 1));
+  });
 });

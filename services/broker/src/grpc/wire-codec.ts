@@ -156,30 +156,45 @@ function lengthPrefix(field: number, size: number): Buffer {
   return buf;
 }
 
-/** Encodes skein.broker.v1.FetchResponse. */
+/**
+ * Encodes skein.broker.v1.FetchResponse. Length prefixes are only known after their contents, so
+ * each takes a placeholder slot in the one buffer list and is filled in afterwards: the list is
+ * never spread into push() (a partition of more than ~55,000 batches overflowed the call stack).
+ */
 export function encodeFetchResponse(topics: ReadonlyArray<{ topic: string; partitions: readonly PartitionFetchResponseWire[] }>): Buffer {
   const out: Buffer[] = [];
+  const empty = Buffer.alloc(0);
   let total = 0;
   for (const t of topics) {
+    const topicSlot = out.length;
+    out.push(empty);
     const name = Buffer.from(t.topic, 'utf8');
-    const body: Buffer[] = [lengthPrefix(1, name.length), name];
-    let topicSize = body[0]!.length + name.length;
+    const namePrefix = lengthPrefix(1, name.length);
+    out.push(namePrefix, name);
+    let topicSize = namePrefix.length + name.length;
     for (const p of t.partitions) {
-      const part: Buffer[] = [varintFields([[1, p.partition]])];
+      const partSlot = out.length;
+      out.push(empty);
+      const head = varintFields([[1, p.partition]]);
+      out.push(head);
+      let partSize = head.length;
       if (p.error) {
         const e = view(PartitionError.encode(p.error).finish());
-        part.push(lengthPrefix(2, e.length), e);
+        const ePrefix = lengthPrefix(2, e.length);
+        out.push(ePrefix, e);
+        partSize += ePrefix.length + e.length;
       }
-      part.push(varintFields([[3, p.highWatermark], [4, p.logStartOffset]]));
-      let partSize = part.reduce((a, b) => a + b.length, 0);
-      for (const b of p.batches) partSize += pushBatch(part, 5, b);
-      const prefix = lengthPrefix(2, partSize);
-      body.push(prefix, ...part);
-      topicSize += prefix.length + partSize;
+      const offsets = varintFields([[3, p.highWatermark], [4, p.logStartOffset]]);
+      out.push(offsets);
+      partSize += offsets.length;
+      for (const b of p.batches) partSize += pushBatch(out, 5, b);
+      const partPrefix = lengthPrefix(2, partSize);
+      out[partSlot] = partPrefix;
+      topicSize += partPrefix.length + partSize;
     }
-    const prefix = lengthPrefix(1, topicSize);
-    out.push(prefix, ...body);
-    total += prefix.length + topicSize;
+    const topicPrefix = lengthPrefix(1, topicSize);
+    out[topicSlot] = topicPrefix;
+    total += topicPrefix.length + topicSize;
   }
   return Buffer.concat(out, total);
 }

@@ -67,8 +67,9 @@ export class ClusterCache {
   }
 
   private merge(into: AssignmentDelta, from: AssignmentDelta): void {
-    into.upserts.push(...from.upserts);
-    into.deletes.push(...from.deletes);
+    // Loops, not push(...array): a change can carry more replicas than the call stack holds arguments.
+    for (const u of from.upserts) into.upserts.push(u);
+    for (const d of from.deletes) into.deletes.push(d);
   }
 
   private load(snapshot: ClusterMetadata): void {
