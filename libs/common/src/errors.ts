@@ -55,6 +55,8 @@ export const REASONS = {
   UNKNOWN_ASSIGNOR: [S.INVALID_ARGUMENT, false],
   INVALID_SUBSCRIPTION: [S.INVALID_ARGUMENT, false],
   SHUTTING_DOWN: [S.UNAVAILABLE, true],
+  // ReadReplicaLog on a broker started without --replica-log-read-enabled (off until authorization exists).
+  REPLICA_LOG_READ_DISABLED: [S.FAILED_PRECONDITION, false],
   // The broker data path uses Kafka's own names for these, so Kafka users recognise them.
   NOT_LEADER_OR_FOLLOWER: [S.FAILED_PRECONDITION, true],
   UNKNOWN_TOPIC_OR_PARTITION: [S.NOT_FOUND, false],

@@ -16,6 +16,9 @@ export const brokerConfigSchema = {
   producerIdBlockSize: { type: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'Producer ids fetched per AllocateProducerIds call' },
   replicaLagTimeMaxMs: { type: 'int', default: 10_000, min: 100, max: 600_000, doc: 'A follower not caught up for this long leaves the ISR (Kafka: replica.lag.time.max.ms)' },
   fetchMaxBytes: { type: 'int', default: 50 * 1024 * 1024, min: 1024, max: 0x7fffffff, doc: 'Cap on FetchRequest.max_bytes' },
+  // Off by default: ReadReplicaLog reads any replica (followers too, above the high watermark) and
+  // there is no authorization yet, so only operators and tests that ask for it get it.
+  replicaLogReadEnabled: { type: 'bool', default: false, doc: 'Serve ReadReplicaLog (operator read of this broker\'s replicas, byte for byte); off until authorization exists' },
 } as const;
 
 export type BrokerConfig = ConfigOf<typeof brokerConfigSchema>;

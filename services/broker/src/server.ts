@@ -16,7 +16,7 @@ import { createReplicaServiceHandlers, ReplicaServiceService } from './replicati
 import { type Clock, systemClock, systemTimers, type Timers } from './runtime/timers.js';
 
 export interface BrokerServerOptions {
-  config: Pick<BrokerConfig, 'brokerId' | 'dataDir' | 'host' | 'port' | 'backgroundIntervalMs' | 'producerIdBlockSize' | 'fetchMaxBytes'>;
+  config: Pick<BrokerConfig, 'brokerId' | 'dataDir' | 'host' | 'port' | 'backgroundIntervalMs' | 'producerIdBlockSize' | 'fetchMaxBytes'> & Partial<Pick<BrokerConfig, 'replicaLogReadEnabled'>>;
   logger: Logger;
   metadata: BrokerMetadataView;
   producerIdSource: ProducerIdSource;
@@ -57,6 +57,7 @@ export class BrokerServer {
         timers,
         logger: opts.logger.child({ component: 'broker-service' }),
         fetchMaxBytes: opts.config.fetchMaxBytes,
+        replicaLogReadEnabled: opts.config.replicaLogReadEnabled,
       }),
     );
     // Replica fetch answers carry stored batches: encoded with one copy per batch (wire-codec.ts).

@@ -21,6 +21,8 @@ import {
   type PartitionProduceResponse,
   type ProduceResponse,
   ProduceStreamResponse,
+  ReadReplicaLogRequest,
+  type ReadReplicaLogResponse,
   SubscribeRequest,
 } from '@skein/proto/skein/broker/v1/broker.js';
 import type { ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
@@ -55,6 +57,8 @@ export interface BrokerServiceDeps {
   fetchMaxBytes?: number;
   /** Default Subscribe max_bytes per message. */
   subscribeMaxBytes?: number;
+  /** Serve ReadReplicaLog (config replicaLogReadEnabled); refused when not true. */
+  replicaLogReadEnabled?: boolean;
 }
 
 interface Malformed {
@@ -87,6 +91,7 @@ export const brokerServiceDefinition = {
   listOffsets: { ...BrokerServiceService.listOffsets, requestDeserialize: safe(ListOffsetsRequest.decode) },
   initProducerId: { ...BrokerServiceService.initProducerId, requestDeserialize: safe(InitProducerIdRequest.decode) },
   getMetadata: { ...BrokerServiceService.getMetadata, requestDeserialize: safe(GetMetadataRequest.decode) },
+  readReplicaLog: { ...BrokerServiceService.readReplicaLog, requestDeserialize: safe(ReadReplicaLogRequest.decode) },
 } as unknown as grpc.ServiceDefinition;
 
 function invalid(message: string): LogError {
@@ -96,6 +101,59 @@ function invalid(message: string): LogError {
 const DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024;
 const DEFAULT_SUBSCRIBE_MAX_BYTES = 1024 * 1024;
 const MAX_WAIT_CAP_MS = 60_000;
+
+/**
+ * ReadReplicaLog: this broker's own replica of a partition (leader or follower), batches as stored up
+ * to its log end offset, with its offsets. An operator and test tool for comparing replicas byte for
+ * byte; refused unless the broker was started with it enabled, since nothing authorizes it yet.
+ * Bounded like Fetch: max_bytes is capped to the fetch cap. One synchronous read, so the offsets and
+ * batches describe the replica at one instant.
+ */
+export function readReplicaLog(
+  deps: Pick<BrokerServiceDeps, 'replicas' | 'fetchMaxBytes' | 'replicaLogReadEnabled' | 'logger'>,
+  call: grpc.ServerUnaryCall<ReadReplicaLogRequest | Malformed, ReadReplicaLogResponse>,
+  callback: grpc.sendUnaryData<ReadReplicaLogResponse>,
+): void {
+  const req = call.request;
+  if (deps.replicaLogReadEnabled !== true) {
+    return callback(toServiceError(new LogError('REPLICA_LOG_READ_DISABLED', 'ReadReplicaLog is disabled on this broker: it reads any replica without authorization; start the broker with --replica-log-read-enabled (SKEIN_REPLICA_LOG_READ_ENABLED=true) to allow it')));
+  }
+  if (isMalformed(req)) return callback(toServiceError(invalid(`malformed ReadReplicaLogRequest: ${req.malformed}`)));
+  const bad =
+    req.topic === '' ? 'topic must not be empty'
+    : req.partition < 0 ? `partition must not be negative, got ${req.partition}`
+    : req.startOffset < 0n ? `start_offset must not be negative, got ${req.startOffset}`
+    : req.maxBytes < 0 ? `max_bytes must not be negative, got ${req.maxBytes}`
+    : undefined;
+  if (bad) return callback(toServiceError(invalid(bad)));
+  const cap = deps.fetchMaxBytes ?? DEFAULT_FETCH_MAX_BYTES;
+  const maxBytes = req.maxBytes === 0 ? cap : Math.min(req.maxBytes, cap);
+  try {
+    const p = deps.replicas.getPartition(req.topic, req.partition);
+    if (!p || p.topic !== req.topic || p.partition !== req.partition) {
+      throw new LogError('UNKNOWN_TOPIC_OR_PARTITION', `this broker hosts no replica of partition ${req.partition} of topic ${JSON.stringify(req.topic.slice(0, 256))}`, { retriable: false });
+    }
+    const log = p.log;
+    const logStartOffset = log.logStartOffset;
+    const logEndOffset = log.logEndOffset;
+    if (req.startOffset < logStartOffset || req.startOffset > logEndOffset) {
+      throw new LogError('OFFSET_OUT_OF_RANGE', `start_offset ${req.startOffset} is outside this replica's log [${logStartOffset}, ${logEndOffset}]`, { offsetRange: { logStartOffset, logEndOffset } });
+    }
+    // Read up to the log end, not the high watermark: the point is to see what this replica holds.
+    const entries = log.read(req.startOffset, maxBytes, logEndOffset);
+    callback(null, {
+      brokerId: deps.replicas.brokerId,
+      isLeader: p.isLeader,
+      leaderEpoch: p.leaderEpoch,
+      logStartOffset,
+      logEndOffset,
+      highWatermark: log.highWatermark,
+      batches: entries.map((e) => ({ baseOffset: e.baseOffset, lastOffset: e.lastOffset, leaderEpoch: e.leaderEpoch, batch: e.batch })),
+    });
+  } catch (e) {
+    callback(toServiceError(toLogError(e, (err) => deps.logger.error({ err, rpc: 'ReadReplicaLog', topic: req.topic.slice(0, 256), partition: req.partition }, 'unexpected error'))));
+  }
+}
 
 export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.UntypedServiceImplementation {
   const { replicas, metadata, logger } = deps;
@@ -381,5 +439,8 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
         callback(toServiceError(toLogError(e, unexpected('GetMetadata'))));
       }
     },
+
+    readReplicaLog: (call: grpc.ServerUnaryCall<ReadReplicaLogRequest | Malformed, ReadReplicaLogResponse>, callback: grpc.sendUnaryData<ReadReplicaLogResponse>) =>
+      readReplicaLog(deps, call, callback),
   };
 }

@@ -20,6 +20,7 @@ export type LogErrorReason =
   | 'INVALID_REQUEST'
   | 'REQUEST_TIMED_OUT'
   | 'NOT_ENOUGH_REPLICAS'
+  | 'REPLICA_LOG_READ_DISABLED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 

@@ -530,6 +530,57 @@ export interface GetMetadataResponse {
   metadata?: ClusterMetadata | undefined;
 }
 
+export interface ReadReplicaLogRequest {
+  /** Topic name. */
+  topic: string;
+  /** Partition number, 0 or more. */
+  partition: number;
+  /**
+   * First offset wanted, within [log_start_offset, log_end_offset] of this replica. The first
+   * batch returned may start before it (a batch is never split). Equal to log_end_offset answers
+   * no batches, only the offsets.
+   */
+  startOffset: bigint;
+  /**
+   * Most bytes of batches to return; 0 takes the broker's fetch max bytes (--fetch-max-bytes,
+   * default 50 MiB), larger values are capped to it. At least one batch is returned when one is
+   * available, even if larger.
+   */
+  maxBytes: number;
+}
+
+/** One batch as a replica stored it. */
+export interface StoredBatch {
+  /** Offset of the batch's first record. */
+  baseOffset: bigint;
+  /** Offset of the batch's last record. */
+  lastOffset: bigint;
+  /** Leader epoch of the leader that appended the batch. */
+  leaderEpoch: number;
+  /**
+   * The RecordBatch message bytes exactly as stored (what the producer sent), so replicas can be
+   * compared byte for byte.
+   */
+  batch: Buffer;
+}
+
+export interface ReadReplicaLogResponse {
+  /** The broker that answered: the replica these batches and offsets belong to. */
+  brokerId: number;
+  /** Whether this replica is the partition's leader, as this broker sees it. */
+  isLeader: boolean;
+  /** The partition's leader epoch, as this broker sees it. */
+  leaderEpoch: number;
+  /** This replica's first stored offset. */
+  logStartOffset: bigint;
+  /** This replica's log end offset: the offset its next batch will get. */
+  logEndOffset: bigint;
+  /** This replica's high watermark (a follower learns it from the leader, so it may lag behind). */
+  highWatermark: bigint;
+  /** Stored batches from start_offset, in offset order, up to log_end_offset. */
+  batches: StoredBatch[];
+}
+
 function createBaseRecordBatch(): RecordBatch {
   return {
     formatVersion: 0,
@@ -3990,6 +4041,489 @@ export const GetMetadataResponse: MessageFns<GetMetadataResponse> = {
   },
 };
 
+function createBaseReadReplicaLogRequest(): ReadReplicaLogRequest {
+  return { topic: "", partition: 0, startOffset: 0n, maxBytes: 0 };
+}
+
+export const ReadReplicaLogRequest: MessageFns<ReadReplicaLogRequest> = {
+  encode(message: ReadReplicaLogRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.partition !== 0) {
+      writer.uint32(16).int32(message.partition);
+    }
+    if (message.startOffset !== 0n) {
+      if (BigInt.asIntN(64, message.startOffset) !== message.startOffset) {
+        throw new globalThis.Error("value provided for field message.startOffset of type int64 too large");
+      }
+      writer.uint32(24).int64(message.startOffset);
+    }
+    if (message.maxBytes !== 0) {
+      writer.uint32(32).int32(message.maxBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadReplicaLogRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadReplicaLogRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.partition = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.startOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxBytes = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadReplicaLogRequest {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      startOffset: isSet(object.startOffset)
+        ? BigInt(object.startOffset)
+        : isSet(object.start_offset)
+        ? BigInt(object.start_offset)
+        : 0n,
+      maxBytes: isSet(object.maxBytes)
+        ? globalThis.Number(object.maxBytes)
+        : isSet(object.max_bytes)
+        ? globalThis.Number(object.max_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReadReplicaLogRequest): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    if (message.startOffset !== 0n) {
+      obj.startOffset = message.startOffset.toString();
+    }
+    if (message.maxBytes !== 0) {
+      obj.maxBytes = Math.round(message.maxBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadReplicaLogRequest>, I>>(base?: I): ReadReplicaLogRequest {
+    return ReadReplicaLogRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadReplicaLogRequest>, I>>(object: I): ReadReplicaLogRequest {
+    const message = createBaseReadReplicaLogRequest();
+    message.topic = object.topic ?? "";
+    message.partition = object.partition ?? 0;
+    message.startOffset = (object.startOffset !== undefined && object.startOffset !== null)
+      ? BigInt(object.startOffset)
+      : 0n;
+    message.maxBytes = object.maxBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseStoredBatch(): StoredBatch {
+  return { baseOffset: 0n, lastOffset: 0n, leaderEpoch: 0, batch: Buffer.alloc(0) };
+}
+
+export const StoredBatch: MessageFns<StoredBatch> = {
+  encode(message: StoredBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.baseOffset !== 0n) {
+      if (BigInt.asIntN(64, message.baseOffset) !== message.baseOffset) {
+        throw new globalThis.Error("value provided for field message.baseOffset of type int64 too large");
+      }
+      writer.uint32(8).int64(message.baseOffset);
+    }
+    if (message.lastOffset !== 0n) {
+      if (BigInt.asIntN(64, message.lastOffset) !== message.lastOffset) {
+        throw new globalThis.Error("value provided for field message.lastOffset of type int64 too large");
+      }
+      writer.uint32(16).int64(message.lastOffset);
+    }
+    if (message.leaderEpoch !== 0) {
+      writer.uint32(24).int32(message.leaderEpoch);
+    }
+    if (message.batch.length !== 0) {
+      writer.uint32(34).bytes(message.batch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StoredBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStoredBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.baseOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.lastOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.leaderEpoch = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.batch = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StoredBatch {
+    return {
+      baseOffset: isSet(object.baseOffset)
+        ? BigInt(object.baseOffset)
+        : isSet(object.base_offset)
+        ? BigInt(object.base_offset)
+        : 0n,
+      lastOffset: isSet(object.lastOffset)
+        ? BigInt(object.lastOffset)
+        : isSet(object.last_offset)
+        ? BigInt(object.last_offset)
+        : 0n,
+      leaderEpoch: isSet(object.leaderEpoch)
+        ? globalThis.Number(object.leaderEpoch)
+        : isSet(object.leader_epoch)
+        ? globalThis.Number(object.leader_epoch)
+        : 0,
+      batch: isSet(object.batch) ? Buffer.from(bytesFromBase64(object.batch)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: StoredBatch): unknown {
+    const obj: any = {};
+    if (message.baseOffset !== 0n) {
+      obj.baseOffset = message.baseOffset.toString();
+    }
+    if (message.lastOffset !== 0n) {
+      obj.lastOffset = message.lastOffset.toString();
+    }
+    if (message.leaderEpoch !== 0) {
+      obj.leaderEpoch = Math.round(message.leaderEpoch);
+    }
+    if (message.batch.length !== 0) {
+      obj.batch = base64FromBytes(message.batch);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StoredBatch>, I>>(base?: I): StoredBatch {
+    return StoredBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StoredBatch>, I>>(object: I): StoredBatch {
+    const message = createBaseStoredBatch();
+    message.baseOffset = (object.baseOffset !== undefined && object.baseOffset !== null)
+      ? BigInt(object.baseOffset)
+      : 0n;
+    message.lastOffset = (object.lastOffset !== undefined && object.lastOffset !== null)
+      ? BigInt(object.lastOffset)
+      : 0n;
+    message.leaderEpoch = object.leaderEpoch ?? 0;
+    message.batch = object.batch ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseReadReplicaLogResponse(): ReadReplicaLogResponse {
+  return {
+    brokerId: 0,
+    isLeader: false,
+    leaderEpoch: 0,
+    logStartOffset: 0n,
+    logEndOffset: 0n,
+    highWatermark: 0n,
+    batches: [],
+  };
+}
+
+export const ReadReplicaLogResponse: MessageFns<ReadReplicaLogResponse> = {
+  encode(message: ReadReplicaLogResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.brokerId !== 0) {
+      writer.uint32(8).int32(message.brokerId);
+    }
+    if (message.isLeader !== false) {
+      writer.uint32(16).bool(message.isLeader);
+    }
+    if (message.leaderEpoch !== 0) {
+      writer.uint32(24).int32(message.leaderEpoch);
+    }
+    if (message.logStartOffset !== 0n) {
+      if (BigInt.asIntN(64, message.logStartOffset) !== message.logStartOffset) {
+        throw new globalThis.Error("value provided for field message.logStartOffset of type int64 too large");
+      }
+      writer.uint32(32).int64(message.logStartOffset);
+    }
+    if (message.logEndOffset !== 0n) {
+      if (BigInt.asIntN(64, message.logEndOffset) !== message.logEndOffset) {
+        throw new globalThis.Error("value provided for field message.logEndOffset of type int64 too large");
+      }
+      writer.uint32(40).int64(message.logEndOffset);
+    }
+    if (message.highWatermark !== 0n) {
+      if (BigInt.asIntN(64, message.highWatermark) !== message.highWatermark) {
+        throw new globalThis.Error("value provided for field message.highWatermark of type int64 too large");
+      }
+      writer.uint32(48).int64(message.highWatermark);
+    }
+    for (const v of message.batches) {
+      StoredBatch.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadReplicaLogResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadReplicaLogResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.brokerId = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.isLeader = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.leaderEpoch = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.logStartOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.logEndOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.highWatermark = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.batches.push(StoredBatch.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadReplicaLogResponse {
+    return {
+      brokerId: isSet(object.brokerId)
+        ? globalThis.Number(object.brokerId)
+        : isSet(object.broker_id)
+        ? globalThis.Number(object.broker_id)
+        : 0,
+      isLeader: isSet(object.isLeader)
+        ? globalThis.Boolean(object.isLeader)
+        : isSet(object.is_leader)
+        ? globalThis.Boolean(object.is_leader)
+        : false,
+      leaderEpoch: isSet(object.leaderEpoch)
+        ? globalThis.Number(object.leaderEpoch)
+        : isSet(object.leader_epoch)
+        ? globalThis.Number(object.leader_epoch)
+        : 0,
+      logStartOffset: isSet(object.logStartOffset)
+        ? BigInt(object.logStartOffset)
+        : isSet(object.log_start_offset)
+        ? BigInt(object.log_start_offset)
+        : 0n,
+      logEndOffset: isSet(object.logEndOffset)
+        ? BigInt(object.logEndOffset)
+        : isSet(object.log_end_offset)
+        ? BigInt(object.log_end_offset)
+        : 0n,
+      highWatermark: isSet(object.highWatermark)
+        ? BigInt(object.highWatermark)
+        : isSet(object.high_watermark)
+        ? BigInt(object.high_watermark)
+        : 0n,
+      batches: globalThis.Array.isArray(object?.batches)
+        ? object.batches.map((e: any) => StoredBatch.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReadReplicaLogResponse): unknown {
+    const obj: any = {};
+    if (message.brokerId !== 0) {
+      obj.brokerId = Math.round(message.brokerId);
+    }
+    if (message.isLeader !== false) {
+      obj.isLeader = message.isLeader;
+    }
+    if (message.leaderEpoch !== 0) {
+      obj.leaderEpoch = Math.round(message.leaderEpoch);
+    }
+    if (message.logStartOffset !== 0n) {
+      obj.logStartOffset = message.logStartOffset.toString();
+    }
+    if (message.logEndOffset !== 0n) {
+      obj.logEndOffset = message.logEndOffset.toString();
+    }
+    if (message.highWatermark !== 0n) {
+      obj.highWatermark = message.highWatermark.toString();
+    }
+    if (message.batches?.length) {
+      obj.batches = message.batches.map((e) => StoredBatch.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadReplicaLogResponse>, I>>(base?: I): ReadReplicaLogResponse {
+    return ReadReplicaLogResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadReplicaLogResponse>, I>>(object: I): ReadReplicaLogResponse {
+    const message = createBaseReadReplicaLogResponse();
+    message.brokerId = object.brokerId ?? 0;
+    message.isLeader = object.isLeader ?? false;
+    message.leaderEpoch = object.leaderEpoch ?? 0;
+    message.logStartOffset = (object.logStartOffset !== undefined && object.logStartOffset !== null)
+      ? BigInt(object.logStartOffset)
+      : 0n;
+    message.logEndOffset = (object.logEndOffset !== undefined && object.logEndOffset !== null)
+      ? BigInt(object.logEndOffset)
+      : 0n;
+    message.highWatermark = (object.highWatermark !== undefined && object.highWatermark !== null)
+      ? BigInt(object.highWatermark)
+      : 0n;
+    message.batches = object.batches?.map((e) => StoredBatch.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * BrokerService is the data plane of Skein: producers append record batches to partitions this
  * broker leads, consumers fetch them back by offset. Batches are opaque to the broker: it checks a
@@ -4095,6 +4629,32 @@ export const BrokerServiceService = {
     responseSerialize: (value: GetMetadataResponse): Buffer => Buffer.from(GetMetadataResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetMetadataResponse => GetMetadataResponse.decode(value),
   },
+  /**
+   * Operator read of this broker's own replica of a partition, leader or follower: the batches
+   * exactly as this replica stored them (up to its log end offset, above the high watermark too)
+   * and this replica's log start offset, log end offset and high watermark. It exists so operators
+   * and tests can compare replicas byte for byte from outside; clients read with Fetch.
+   *
+   * Off by default: it bypasses the leader and the high watermark, and there is no authorization
+   * yet, so a broker serves it only with `--replica-log-read-enabled`
+   * (SKEIN_REPLICA_LOG_READ_ENABLED=true). Without it the call fails with FAILED_PRECONDITION,
+   * reason REPLICA_LOG_READ_DISABLED. Errors: INVALID_ARGUMENT for a malformed request, NOT_FOUND
+   * (UNKNOWN_TOPIC_OR_PARTITION) when this broker hosts no replica of the partition, OUT_OF_RANGE
+   * (OFFSET_OUT_OF_RANGE, with the replica's offset range) for an offset outside
+   * [log_start_offset, log_end_offset], UNAVAILABLE (PARTITION_OFFLINE) when the replica's log is
+   * offline. Bounded like Fetch: at most the broker's fetch max bytes per answer.
+   */
+  readReplicaLog: {
+    path: "/skein.broker.v1.BrokerService/ReadReplicaLog" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReadReplicaLogRequest): Buffer =>
+      Buffer.from(ReadReplicaLogRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReadReplicaLogRequest => ReadReplicaLogRequest.decode(value),
+    responseSerialize: (value: ReadReplicaLogResponse): Buffer =>
+      Buffer.from(ReadReplicaLogResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReadReplicaLogResponse => ReadReplicaLogResponse.decode(value),
+  },
 } as const;
 
 export interface BrokerServiceServer extends UntypedServiceImplementation {
@@ -4131,6 +4691,22 @@ export interface BrokerServiceServer extends UntypedServiceImplementation {
    * broker is a bootstrap address.
    */
   getMetadata: handleUnaryCall<GetMetadataRequest, GetMetadataResponse>;
+  /**
+   * Operator read of this broker's own replica of a partition, leader or follower: the batches
+   * exactly as this replica stored them (up to its log end offset, above the high watermark too)
+   * and this replica's log start offset, log end offset and high watermark. It exists so operators
+   * and tests can compare replicas byte for byte from outside; clients read with Fetch.
+   *
+   * Off by default: it bypasses the leader and the high watermark, and there is no authorization
+   * yet, so a broker serves it only with `--replica-log-read-enabled`
+   * (SKEIN_REPLICA_LOG_READ_ENABLED=true). Without it the call fails with FAILED_PRECONDITION,
+   * reason REPLICA_LOG_READ_DISABLED. Errors: INVALID_ARGUMENT for a malformed request, NOT_FOUND
+   * (UNKNOWN_TOPIC_OR_PARTITION) when this broker hosts no replica of the partition, OUT_OF_RANGE
+   * (OFFSET_OUT_OF_RANGE, with the replica's offset range) for an offset outside
+   * [log_start_offset, log_end_offset], UNAVAILABLE (PARTITION_OFFLINE) when the replica's log is
+   * offline. Bounded like Fetch: at most the broker's fetch max bytes per answer.
+   */
+  readReplicaLog: handleUnaryCall<ReadReplicaLogRequest, ReadReplicaLogResponse>;
 }
 
 export interface BrokerServiceClient extends Client {
@@ -4246,6 +4822,36 @@ export interface BrokerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetMetadataResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Operator read of this broker's own replica of a partition, leader or follower: the batches
+   * exactly as this replica stored them (up to its log end offset, above the high watermark too)
+   * and this replica's log start offset, log end offset and high watermark. It exists so operators
+   * and tests can compare replicas byte for byte from outside; clients read with Fetch.
+   *
+   * Off by default: it bypasses the leader and the high watermark, and there is no authorization
+   * yet, so a broker serves it only with `--replica-log-read-enabled`
+   * (SKEIN_REPLICA_LOG_READ_ENABLED=true). Without it the call fails with FAILED_PRECONDITION,
+   * reason REPLICA_LOG_READ_DISABLED. Errors: INVALID_ARGUMENT for a malformed request, NOT_FOUND
+   * (UNKNOWN_TOPIC_OR_PARTITION) when this broker hosts no replica of the partition, OUT_OF_RANGE
+   * (OFFSET_OUT_OF_RANGE, with the replica's offset range) for an offset outside
+   * [log_start_offset, log_end_offset], UNAVAILABLE (PARTITION_OFFLINE) when the replica's log is
+   * offline. Bounded like Fetch: at most the broker's fetch max bytes per answer.
+   */
+  readReplicaLog(
+    request: ReadReplicaLogRequest,
+    callback: (error: ServiceError | null, response: ReadReplicaLogResponse) => void,
+  ): ClientUnaryCall;
+  readReplicaLog(
+    request: ReadReplicaLogRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReadReplicaLogResponse) => void,
+  ): ClientUnaryCall;
+  readReplicaLog(
+    request: ReadReplicaLogRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReadReplicaLogResponse) => void,
   ): ClientUnaryCall;
 }
 
