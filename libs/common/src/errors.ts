@@ -44,7 +44,11 @@ export const REASONS = {
   INVALID_PRODUCER_EPOCH: [S.FAILED_PRECONDITION, false],
   UNKNOWN_PRODUCER_ID: [S.FAILED_PRECONDITION, false],
   NOT_ENOUGH_REPLICAS: [S.UNAVAILABLE, true],
+  // Appended by the leader, then the ISR fell below min.insync.replicas before enough replicas had
+  // it: the outcome is unknown (it may still become visible). Retry with idempotence.
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: [S.UNAVAILABLE, true],
+  // Appended by the leader, then leadership moved before the write was replicated: outcome unknown.
+  NOT_LEADER_AFTER_APPEND: [S.UNAVAILABLE, true],
   REQUEST_TIMED_OUT: [S.DEADLINE_EXCEEDED, true],
   PARTITION_OFFLINE: [S.UNAVAILABLE, true],
   UNKNOWN_GROUP: [S.NOT_FOUND, false],
@@ -59,7 +63,9 @@ export const REASONS = {
   REPLICA_LOG_READ_DISABLED: [S.FAILED_PRECONDITION, false],
   // The broker data path uses Kafka's own names for these, so Kafka users recognise them.
   NOT_LEADER_OR_FOLLOWER: [S.FAILED_PRECONDITION, true],
-  UNKNOWN_TOPIC_OR_PARTITION: [S.NOT_FOUND, false],
+  // Retriable as in Kafka (an InvalidMetadataException): a broker may not have applied a new topic
+  // yet. Clients retry it a bounded number of times while refreshing metadata.
+  UNKNOWN_TOPIC_OR_PARTITION: [S.NOT_FOUND, true],
   UNKNOWN_LEADER_EPOCH: [S.UNAVAILABLE, true],
   INVALID_RECORD: [S.INVALID_ARGUMENT, false],
   UNSUPPORTED_COMPRESSION_TYPE: [S.INVALID_ARGUMENT, false],

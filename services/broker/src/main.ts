@@ -17,6 +17,8 @@ import { type BrokerConfig, brokerConfigSchema, loadBrokerConfig } from './confi
 import { MetadataFollower } from './metadata/metadata-follower.js';
 import { BrokerServer } from './server.js';
 import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
+import { IsrManager } from './replication/isr-manager.js';
+import { systemClock, systemTimers } from './runtime/timers.js';
 import { PartitionState } from '@skein/proto/skein/metadata/v1/metadata.js';
 
 const BROKER_SERVICE = 'skein.broker.v1.BrokerService';
@@ -47,6 +49,7 @@ let nextClient = 0;
 const server = new BrokerServer({
   config,
   logger,
+  awaitMetadata: true,
   metadata: {
     getMetadata: (topics) => follower!.cache.clusterView(topics),
     leaderOf: (topic, partition) => {
@@ -102,29 +105,15 @@ try {
     logger: logger.child({ component: 'replica-fetcher' }),
   });
   // Leaders shrink and expand their ISR through the controller; nothing changes on their word alone.
-  const isrTimer = setInterval(() => {
-    const now = Date.now();
-    for (const p of server.replicas.listPartitions()) {
-      if (!p.isLeader || p.isrProposalInFlight || p.log.isOffline) continue;
-      const desired = p.desiredIsr(now, config.replicaLagTimeMaxMs);
-      if (!desired) continue;
-      p.isrProposalInFlight = true;
-      const proposedEpoch = p.leaderEpoch;
-      alterPartition({ topic: p.topic, topicId: p.topicId, partition: p.partition, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: desired })
-        .then((state) => {
-          if (p.leaderEpoch === proposedEpoch && state.partitionEpoch > p.partitionEpoch) {
-            p.isr = state.isr;
-            p.partitionEpoch = state.partitionEpoch;
-            logger.info({ topic: p.topic, partition: p.partition, isr: state.isr, partitionEpoch: state.partitionEpoch }, 'ISR changed');
-            p.maybeAdvanceHighWatermark();
-            p.notify();
-          }
-        })
-        .catch((err: unknown) => logger.warn({ err, topic: p.topic, partition: p.partition, desired }, 'ISR change refused; will retry with fresh metadata'))
-        .finally(() => { p.isrProposalInFlight = false; });
-    }
-  }, Math.max(100, Math.floor(config.replicaLagTimeMaxMs / 4)));
-  isrTimer.unref();
+  const isr = new IsrManager({
+    replicas: server.replicas,
+    clock: systemClock,
+    timers: systemTimers,
+    logger: logger.child({ component: 'isr' }),
+    lagMs: config.replicaLagTimeMaxMs,
+    alterPartition,
+  });
+  isr.start();
   follower = new MetadataFollower({
     metadataAddresses: config.metadataAddresses,
     brokerId: config.brokerId,
@@ -151,6 +140,7 @@ try {
   });
   follower.start();
   void follower.ready.then(() => {
+    server.replicas.markReady();
     health?.setStatus('', 'SERVING');
     health?.setStatus(BROKER_SERVICE, 'SERVING');
     logger.info({ port }, 'broker ready');
@@ -158,7 +148,7 @@ try {
   onShutdownSignal(logger, async () => {
     health?.setStatus('', 'NOT_SERVING');
     health?.setStatus(BROKER_SERVICE, 'NOT_SERVING');
-    clearInterval(isrTimer);
+    isr.stop();
     await follower?.unregisterAndDrain(Math.min(10_000, config.shutdownGraceMs));
     await follower?.stop();
     fetchers.close();

@@ -15,6 +15,21 @@ import { LogError } from './log/log-error.js';
 import { type AppendResult, type LogEvent, PartitionLog } from './log/partition-log.js';
 import { compactLog } from './log/log-cleaner.js';
 import type { Clock, Timers } from './runtime/timers.js';
+import {
+  acksAllDecision,
+  desiredIsr,
+  type FollowerProgress,
+  followerFetched,
+  isStalePartitionState,
+  type LeaderView,
+  mayAppendAcksAll,
+  nextHighWatermark,
+} from './replication/replication-core.js';
+
+function minInsync(configs: Readonly<Record<string, string>>): number {
+  const n = Number(configs['min.insync.replicas'] ?? '1');
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
 
 /** What the metadata follower passes for each replica this broker hosts. */
 export interface PartitionAssignment {
@@ -31,13 +46,6 @@ export interface PartitionAssignment {
   partitionEpoch?: number;
 }
 
-/** What a leader knows of one follower, from its fetches. */
-interface FollowerState {
-  logEndOffset: bigint;
-  /** Last time the follower had fetched up to the leader's log end. */
-  lastCaughtUpMs: number;
-}
-
 export interface LeaderInfo {
   leaderId: number;
   leaderEpoch: number;
@@ -51,9 +59,11 @@ export class Partition {
   minInsyncReplicas: number;
   partitionEpoch: number;
   /** Followers' progress, known only while this broker leads (reset on leadership change). */
-  readonly followers = new Map<number, FollowerState>();
-  /** An ISR change proposed to the controller and not yet answered. */
-  isrProposalInFlight = false;
+  readonly followers = new Map<number, FollowerProgress>();
+  /** An ISR change proposed to the controller and not yet answered (counts for the watermark). */
+  pendingIsr: readonly number[] | undefined;
+  /** When this broker started leading at the current epoch. */
+  leaderSinceMs: number;
   private readonly listeners = new Set<() => void>();
 
   constructor(
@@ -62,13 +72,15 @@ export class Partition {
     readonly log: PartitionLog,
     a: PartitionAssignment,
     private readonly brokerId: number,
+    nowMs: number,
   ) {
     this.leaderId = a.leaderId;
     this.leaderEpoch = a.leaderEpoch;
     this.replicas = a.replicas;
     this.isr = a.isr;
-    this.minInsyncReplicas = Number(a.configs['min.insync.replicas'] ?? '1');
+    this.minInsyncReplicas = minInsync(a.configs);
     this.partitionEpoch = a.partitionEpoch ?? 0;
+    this.leaderSinceMs = nowMs;
   }
 
   get topicId(): string {
@@ -77,6 +89,10 @@ export class Partition {
 
   get isLeader(): boolean {
     return this.leaderId === this.brokerId;
+  }
+
+  get isrProposalInFlight(): boolean {
+    return this.pendingIsr !== undefined;
   }
 
   /** Calls `fn` when new data becomes readable (or the partition changes state). */
@@ -89,62 +105,78 @@ export class Partition {
     for (const fn of [...this.listeners]) fn();
   }
 
-  /**
-   * The leader's high watermark is the smallest log end offset in the ISR (its own included). A
-   * follower whose progress is not known yet (just after a leadership change) holds it back.
-   */
+  /** The leader's view for the pure replication rules (replication-core.ts). */
+  leaderView(): LeaderView {
+    return {
+      leaderId: this.leaderId,
+      replicas: this.replicas,
+      isr: this.isr,
+      pendingIsr: this.pendingIsr,
+      minInsyncReplicas: this.minInsyncReplicas,
+      logEndOffset: this.log.logEndOffset,
+      highWatermark: this.log.highWatermark,
+      followers: this.followers,
+      leaderSinceMs: this.leaderSinceMs,
+    };
+  }
+
+  /** Moves the leader's high watermark by the strict min-ISR rule (nextHighWatermark). */
   maybeAdvanceHighWatermark(): void {
     if (!this.isLeader) return;
-    let hw = this.log.logEndOffset;
-    for (const id of this.isr) {
-      if (id === this.leaderId) continue;
-      const f = this.followers.get(id);
-      if (!f) return;
-      if (f.logEndOffset < hw) hw = f.logEndOffset;
-    }
-    if (this.log.updateHighWatermark(hw)) this.notify();
+    if (this.log.updateHighWatermark(nextHighWatermark(this.leaderView()))) this.notify();
   }
 
   /** Records a follower's fetch position (its log end offset) at `nowMs`. */
   recordFollowerFetch(replicaId: number, fetchOffset: bigint, nowMs: number): void {
-    const prev = this.followers.get(replicaId);
-    const caughtUp = fetchOffset >= this.log.logEndOffset;
-    this.followers.set(replicaId, { logEndOffset: fetchOffset, lastCaughtUpMs: caughtUp ? nowMs : prev?.lastCaughtUpMs ?? nowMs });
+    this.followers.set(replicaId, followerFetched(this.followers.get(replicaId), fetchOffset, this.log.logEndOffset, nowMs, this.leaderSinceMs));
     this.maybeAdvanceHighWatermark();
   }
 
-  /**
-   * The ISR this leader should propose, if any change is due: followers that have not caught up
-   * for `lagMs` leave; replicas that reached the high watermark join (Kafka's rules).
-   */
+  /** The ISR this leader should propose, if any change is due (replication-core.ts). */
   desiredIsr(nowMs: number, lagMs: number): number[] | undefined {
     if (!this.isLeader) return undefined;
-    const hw = this.log.highWatermark;
-    const next = this.replicas.filter((id) => {
-      if (id === this.leaderId) return true;
-      const f = this.followers.get(id);
-      if (this.isr.includes(id)) return !f || nowMs - f.lastCaughtUpMs <= lagMs || f.logEndOffset >= this.log.logEndOffset;
-      return f !== undefined && f.logEndOffset >= hw && nowMs - f.lastCaughtUpMs <= lagMs;
-    });
-    const same = next.length === this.isr.length && next.every((id) => this.isr.includes(id));
-    return same ? undefined : next;
+    return desiredIsr(this.leaderView(), nowMs, lagMs);
   }
 
-  /** Resolves once the high watermark reaches `offset`; rejects on timeout or loss of leadership. */
-  waitForHighWatermark(offset: bigint, timeoutMs: number, timers: Timers): Promise<void> {
-    if (this.log.highWatermark >= offset) return Promise.resolve();
+  /**
+   * Resolves once an acks=all write ending at `endOffset` (exclusive), appended at `appendEpoch`,
+   * may be acknowledged (acksAllDecision). Rejects with a reason that says the write is in the log
+   * but its outcome is unknown: NOT_ENOUGH_REPLICAS_AFTER_APPEND (ISR below min.insync.replicas),
+   * NOT_LEADER_AFTER_APPEND (leadership or epoch moved: the batch may be truncated away), or
+   * REQUEST_TIMED_OUT.
+   */
+  waitForAcksAll(endOffset: bigint, appendEpoch: number, timeoutMs: number, timers: Timers): Promise<void> {
     return new Promise((resolve, reject) => {
       let cancel = () => {};
-      const off = this.onChange(() => {
-        if (this.log.highWatermark >= offset) { off(); cancel(); resolve(); }
-        else if (!this.isLeader) {
-          off(); cancel();
-          reject(new LogError('NOT_LEADER_OR_FOLLOWER', `leadership of ${this.topic}-${this.partition} moved before the write was replicated`, { retriable: true, leaderHint: { leaderId: this.leaderId, leaderEpoch: this.leaderEpoch } }));
-        }
-      });
-      cancel = timers.setTimeout(() => {
+      let off: () => void = () => {};
+      const settle = (err?: LogError) => {
         off();
-        reject(new LogError('REQUEST_TIMED_OUT', `the write was appended but not replicated to the ISR ${JSON.stringify(this.isr)} within ${timeoutMs} ms`, { retriable: true }));
+        cancel();
+        if (err) reject(err);
+        else resolve();
+      };
+      const check = (): boolean => {
+        if (!this.isLeader || this.leaderEpoch !== appendEpoch || this.log.isOffline) {
+          settle(new LogError('NOT_LEADER_AFTER_APPEND', `leadership of ${this.topic}-${this.partition} moved (epoch ${appendEpoch} → ${this.leaderEpoch}) before the write was replicated; it may or may not be kept`, {
+            leaderHint: this.leaderId >= 0 ? { leaderId: this.leaderId, leaderEpoch: this.leaderEpoch } : undefined,
+            metadata: { topic: this.topic, partition: String(this.partition) },
+          }));
+          return true;
+        }
+        const d = acksAllDecision(this.leaderView(), endOffset);
+        if (d.kind === 'wait') return false;
+        if (d.kind === 'ack') settle();
+        else {
+          settle(new LogError(d.reason, `the ISR ${JSON.stringify(this.isr)} fell below min.insync.replicas ${this.minInsyncReplicas} after the write was appended; it may or may not become visible`, {
+            metadata: { topic: this.topic, partition: String(this.partition) },
+          }));
+        }
+        return true;
+      };
+      if (check()) return;
+      off = this.onChange(() => void check());
+      cancel = timers.setTimeout(() => {
+        settle(new LogError('REQUEST_TIMED_OUT', `the write was appended but not replicated to the ISR ${JSON.stringify(this.isr)} within ${timeoutMs} ms; it may or may not become visible`));
       }, timeoutMs);
     });
   }
@@ -162,9 +194,25 @@ export interface ReplicaManagerOptions {
   backgroundIntervalMs?: number;
   /** Idempotent producers idle longer than this are forgotten (default one day, as in Kafka). */
   producerIdExpirationMs?: number;
+  /**
+   * Refuse the data path (BROKER_NOT_AVAILABLE, retriable) until `markReady()`: the broker process
+   * calls it once it has applied its first metadata snapshot, so nothing is answered from a
+   * half-known partition set. In-process tests that drive assignments themselves leave it off.
+   */
+  awaitMetadata?: boolean;
 }
 
+/**
+ * The in-memory key of a partition: unambiguous for any topic string (the partition number has no
+ * ':'), unlike `${topic}-${partition}`, which made (X, -1) and (X-, 1) the same partition.
+ */
 function key(topic: string, partition: number): string {
+  return `${partition}:${topic}`;
+}
+
+/** The partition's directory name, Kafka's `<topic>-<partition>`: unambiguous for partitions >= 0. */
+function dirName(topic: string, partition: number): string {
+  if (!Number.isSafeInteger(partition) || partition < 0) throw new LogError('INVALID_REQUEST', `partition must be a non-negative integer, got ${partition}`);
   return `${topic}-${partition}`;
 }
 
@@ -176,9 +224,16 @@ export class ReplicaManager {
   /** Serialises commands per partition so open/delete never interleave. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private closed = false;
+  private ready: boolean;
 
   constructor(private readonly opts: ReplicaManagerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true });
+    this.ready = !opts.awaitMetadata;
+  }
+
+  /** The first metadata snapshot is applied: the data path may answer. */
+  markReady(): void {
+    this.ready = true;
   }
 
   get brokerId(): number {
@@ -211,7 +266,7 @@ export class ReplicaManager {
         p = undefined;
       }
       if (!p) {
-        const dir = join(this.opts.dataDir, k);
+        const dir = join(this.opts.dataDir, dirName(a.topic, a.partition));
         const stored = PartitionLog.storedTopicId(dir);
         if (stored !== undefined && stored !== a.topicId) {
           this.opts.logger.info({ topic: a.topic, partition: a.partition, stored, topicId: a.topicId }, 'removing data of a deleted topic with the same name');
@@ -219,21 +274,32 @@ export class ReplicaManager {
         }
         const logger = this.opts.logger.child({ component: 'log', topic: a.topic, partition: a.partition });
         const log = PartitionLog.open({ dir, topicId: a.topicId, config, clock: this.opts.clock, onEvent: (e) => this.logEvent(logger, e, a.topic, a.partition) });
-        p = new Partition(a.topic, a.partition, log, a, this.opts.brokerId);
+        p = new Partition(a.topic, a.partition, log, a, this.opts.brokerId, this.opts.clock.nowMs());
         this.partitions.set(k, p);
         logger.info({ logStartOffset: log.logStartOffset.toString(), logEndOffset: log.logEndOffset.toString(), leaderId: a.leaderId, leaderEpoch: a.leaderEpoch }, 'partition opened');
+      } else if (a.partitionEpoch !== undefined && isStalePartitionState(p, { leaderEpoch: a.leaderEpoch, partitionEpoch: a.partitionEpoch })) {
+        // The watch delivered a state older than one this broker already applied (its own
+        // AlterPartition answer arrives first): applying it would bring back an old ISR.
+        this.opts.logger.debug({ topic: a.topic, partition: a.partition, leaderEpoch: a.leaderEpoch, partitionEpoch: a.partitionEpoch, current: p.partitionEpoch }, 'stale partition state ignored');
+        p.log.config = config;
+        p.minInsyncReplicas = minInsync(a.configs);
       } else {
         const becameLeader = !p.isLeader && a.leaderId === this.opts.brokerId;
-        if (p.leaderEpoch !== a.leaderEpoch || becameLeader) {
+        const epochChanged = p.leaderEpoch !== a.leaderEpoch;
+        if (epochChanged || becameLeader) {
           this.opts.logger.info({ topic: a.topic, partition: a.partition, leaderId: a.leaderId, leaderEpoch: a.leaderEpoch }, 'leader changed');
         }
-        if (p.leaderEpoch !== a.leaderEpoch) p.followers.clear();
+        if (epochChanged || becameLeader) {
+          p.followers.clear();
+          p.pendingIsr = undefined;
+          p.leaderSinceMs = this.opts.clock.nowMs();
+        }
         p.leaderId = a.leaderId;
         p.leaderEpoch = a.leaderEpoch;
         p.partitionEpoch = a.partitionEpoch ?? p.partitionEpoch;
         p.replicas = a.replicas;
         p.isr = a.isr;
-        p.minInsyncReplicas = Number(a.configs['min.insync.replicas'] ?? '1');
+        p.minInsyncReplicas = minInsync(a.configs);
         p.log.config = config;
       }
       p.maybeAdvanceHighWatermark();
@@ -247,7 +313,7 @@ export class ReplicaManager {
       const p = this.partitions.get(key(d.topic, d.partition));
       if (p && (d.topicId === undefined || d.topicId === p.topicId)) await this.removePartition(p, 'deleted');
       else if (!p) {
-        const dir = join(this.opts.dataDir, key(d.topic, d.partition));
+        const dir = join(this.opts.dataDir, dirName(d.topic, d.partition));
         const stored = PartitionLog.storedTopicId(dir);
         if (stored !== undefined && (d.topicId === undefined || stored === d.topicId)) fs.rmSync(dir, { recursive: true, force: true });
       }
@@ -274,6 +340,12 @@ export class ReplicaManager {
    * Throws UNKNOWN_TOPIC_OR_PARTITION / NOT_LEADER_OR_FOLLOWER (with a hint) / epoch errors.
    */
   leaderPartition(topic: string, partition: number, currentLeaderEpoch = -1, hint?: (topic: string, partition: number) => LeaderInfo | undefined): Partition {
+    if (!Number.isSafeInteger(partition) || partition < 0) {
+      throw new LogError('INVALID_REQUEST', `partition must be a non-negative integer, got ${partition}`, { metadata: { partition: String(partition) } });
+    }
+    if (!this.ready) {
+      throw new LogError('BROKER_NOT_AVAILABLE', `broker ${this.opts.brokerId} has not applied its metadata yet`, { metadata: { topic, partition: String(partition) } });
+    }
     const p = this.partitions.get(key(topic, partition));
     if (!p) {
       const h = hint?.(topic, partition);
@@ -309,18 +381,20 @@ export class ReplicaManager {
    * is below min.insync.replicas. Resolves once the batch is as durable as the flush policy asks.
    */
   async appendToLeader(p: Partition, batch: Buffer, acksAll: boolean, timeoutMs = 30_000): Promise<AppendResult> {
-    if (acksAll && p.isr.length < p.minInsyncReplicas) {
-      throw new LogError('NOT_ENOUGH_REPLICAS', `ISR size ${p.isr.length} is below min.insync.replicas ${p.minInsyncReplicas}`, { retriable: true });
+    if (acksAll && !mayAppendAcksAll(p)) {
+      throw new LogError('NOT_ENOUGH_REPLICAS', `ISR size ${p.isr.length} is below min.insync.replicas ${p.minInsyncReplicas}; nothing was written`);
     }
-    const result = p.log.appendAsLeader(batch, p.leaderEpoch);
+    const appendEpoch = p.leaderEpoch;
+    const result = p.log.appendAsLeader(batch, appendEpoch);
     if (!result.duplicate) {
       p.maybeAdvanceHighWatermark();
       // Followers long-polling for data are woken by the append.
       p.notify();
     }
     if (result.flushed) await result.flushed;
-    // acks=all: acknowledged only once every ISR member has the batch (the high watermark passed it).
-    if (acksAll) await p.waitForHighWatermark(result.baseOffset + BigInt(result.recordCount), timeoutMs > 0 ? timeoutMs : 30_000, this.opts.timers);
+    // acks=all: acknowledged once the watermark passed the batch, i.e. at least min.insync.replicas
+    // replicas hold it (replication-core.ts). A duplicate waits too: its first copy may not be.
+    if (acksAll) await p.waitForAcksAll(result.baseOffset + BigInt(result.recordCount), appendEpoch, timeoutMs > 0 ? timeoutMs : 30_000, this.opts.timers);
     return result;
   }
 

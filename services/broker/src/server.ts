@@ -23,6 +23,8 @@ export interface BrokerServerOptions {
   clock?: Clock;
   timers?: Timers;
   defaultLogConfig?: LogConfig;
+  /** Refuse the data path until `replicas.markReady()` (the broker process; see ReplicaManager). */
+  awaitMetadata?: boolean;
   /** Extra services to serve on the same port (health, reflection, ...). */
   addServices?: (server: grpc.Server) => void;
 }
@@ -43,6 +45,7 @@ export class BrokerServer {
       logger: opts.logger.child({ component: 'replica-manager' }),
       defaultLogConfig: opts.defaultLogConfig,
       backgroundIntervalMs: opts.config.backgroundIntervalMs,
+      awaitMetadata: opts.awaitMetadata,
     });
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': 64 * 1024 * 1024,

@@ -1,8 +1,11 @@
 /**
  * Errors raised by the storage layer and the data path. `reason` is the stable machine-readable
  * code clients switch on; the gRPC layer maps it to a status code in one table
- * (grpc/error-mapping.ts). Nothing is retriable unless it says so.
+ * (grpc/error-mapping.ts). Whether a client may retry comes from the same table unless the thrower
+ * says otherwise.
  */
+import { REASONS } from '@skein/common/errors.js';
+
 export type LogErrorReason =
   | 'CORRUPT_MESSAGE'
   | 'INVALID_RECORD'
@@ -20,6 +23,9 @@ export type LogErrorReason =
   | 'INVALID_REQUEST'
   | 'REQUEST_TIMED_OUT'
   | 'NOT_ENOUGH_REPLICAS'
+  | 'NOT_ENOUGH_REPLICAS_AFTER_APPEND'
+  | 'NOT_LEADER_AFTER_APPEND'
+  | 'BROKER_NOT_AVAILABLE'
   | 'REPLICA_LOG_READ_DISABLED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
@@ -42,7 +48,7 @@ export class LogError extends Error {
   constructor(readonly reason: LogErrorReason, message: string, options: LogErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'LogError';
-    this.retriable = options.retriable ?? false;
+    this.retriable = options.retriable ?? REASONS[reason][1];
     this.metadata = options.metadata ?? {};
     this.leaderHint = options.leaderHint;
     this.offsetRange = options.offsetRange;

@@ -523,6 +523,32 @@ export class PartitionLog {
     }
   }
 
+  /**
+   * Deletes every segment and starts the log empty at `offset` (Kafka's truncateFullyAndStartAt): a
+   * follower whose whole log lies below the leader's log start (an empty replacement disk, or a
+   * replica that was away while retention deleted what it would need) cannot append after its
+   * own end, and nothing it holds is above the leader's start, so nothing it holds is needed.
+   */
+  async truncateFullyAndStartAt(offset: bigint): Promise<void> {
+    this.ensureOnline();
+    try {
+      const old = this.segments.splice(0);
+      for (const s of old) await s.delete();
+      this.segments.push(LogSegment.create(this.opts.dir, offset, { indexIntervalBytes: this.config.indexIntervalBytes }, this.opts.clock.nowMs()));
+      this.logStartOffset = offset;
+      this.highWatermark = offset;
+      this.recoveryPoint = offset;
+      this.epochs.truncateFromEnd(0n);
+      this.producers = new ProducerStateManager();
+      this.unflushedMessages = 0;
+      this.firstUnflushedAtMs = undefined;
+      this.writeCheckpoints();
+      this.emit({ type: 'truncated', offset });
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
   /** Applies retention.ms / retention.bytes: deletes whole old segments, advances log start. */
   async applyRetention(nowMs: number): Promise<number> {
     if (this.isOffline || !this.config.cleanupDelete) return 0;

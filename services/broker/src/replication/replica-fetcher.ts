@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReplicaServiceClient, type ReplicaFetchResponse } from '@skein/proto/skein/broker/v1/replica.js';
 import type { Logger } from 'pino';
 import type { Partition, ReplicaManager } from '../replica-manager.js';
+import { followerAction, followerHighWatermark } from './replication-core.js';
 
 export interface ReplicaFetcherOptions {
   brokerId: number;
@@ -30,7 +31,7 @@ export class ReplicaFetcherManager {
 
   /** Starts, keeps or stops the fetch loop of a partition after its state changed. */
   reconcile(p: Partition): void {
-    const key = `${p.topic}-${p.partition}`;
+    const key = `${p.partition}:${p.topic}`;
     const current = this.loops.get(key);
     const shouldFollow = !this.closed && !p.isLeader && p.leaderId >= 0 && p.replicas.includes(this.opts.brokerId);
     if (current && (!shouldFollow || current.leaderId !== p.leaderId || current.leaderEpoch !== p.leaderEpoch)) {
@@ -41,14 +42,16 @@ export class ReplicaFetcherManager {
       let stopped = false;
       const entry = { leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, stop: () => { stopped = true; } };
       this.loops.set(key, entry);
-      void this.run(p, entry.leaderId, entry.leaderEpoch, () => stopped || this.closed || this.opts.replicas.getPartition(p.topic, p.partition) !== p).finally(() => {
+      void this.run(p, entry.leaderId, entry.leaderEpoch, () => stopped || this.closed || this.opts.replicas.getPartition(p.topic, p.partition) !== p)
+        .catch((err: unknown) => this.opts.logger.error({ err, topic: p.topic, partition: p.partition }, 'replica fetch loop failed'))
+        .finally(() => {
         if (this.loops.get(key) === entry) this.loops.delete(key);
       });
     }
   }
 
   stopPartition(topic: string, partition: number): void {
-    const key = `${topic}-${partition}`;
+    const key = `${partition}:${topic}`;
     this.loops.get(key)?.stop();
     this.loops.delete(key);
   }
@@ -96,20 +99,42 @@ export class ReplicaFetcherManager {
         continue;
       }
       backoffMs = 50;
-      if (res.divergingEpoch) {
-        const target = res.divergingEpoch.endOffset < p.log.logEndOffset ? res.divergingEpoch.endOffset : p.log.logEndOffset;
-        log.warn({ truncateTo: target.toString(), logEndOffset: p.log.logEndOffset.toString(), epoch: res.divergingEpoch.epoch }, 'log diverged from the leader; truncating');
-        await p.log.truncateTo(target);
-        continue;
+      try {
+        await this.apply(p, res, log);
+      } catch (err) {
+        // A storage error takes the log offline (the log reports it); anything else is retried.
+        if (stopped()) return;
+        log.warn({ err }, 'applying the leader\'s answer failed; retrying');
+        await sleep(backoffMs);
+        backoffMs = Math.min(2000, backoffMs * 2);
       }
-      for (const b of res.batches) {
-        if (b.baseOffset < p.log.logEndOffset) continue; // already have it (first batch may start earlier)
-        const bytes = b.batch;
-        const appended = p.log.appendAsFollower(bytes, b.baseOffset, b.leaderEpoch);
-        if (appended.flushed) await appended.flushed;
-      }
-      const hw = res.highWatermark < p.log.logEndOffset ? res.highWatermark : p.log.logEndOffset;
-      if (p.log.updateHighWatermark(hw)) p.notify();
+    }
+  }
+
+  /** Carries out followerAction (replication-core.ts) for one answer of the leader. */
+  private async apply(p: Partition, res: ReplicaFetchResponse, log: Logger): Promise<void> {
+    const action = followerAction(p.log, {
+      logStartOffset: res.logStartOffset,
+      highWatermark: res.highWatermark,
+      divergingEpoch: res.divergingEpoch,
+      firstBaseOffset: res.batches[0]?.baseOffset,
+    });
+    switch (action.kind) {
+      case 'truncate':
+        log.warn({ truncateTo: action.to.toString(), logEndOffset: p.log.logEndOffset.toString(), epoch: res.divergingEpoch?.epoch }, 'log diverged from the leader; truncating');
+        await p.log.truncateTo(action.to);
+        return;
+      case 'truncate-fully-and-start-at':
+        log.warn({ startAt: action.offset.toString(), logStartOffset: p.log.logStartOffset.toString(), logEndOffset: p.log.logEndOffset.toString() }, 'log ends below the leader\'s log start; truncating fully');
+        await p.log.truncateFullyAndStartAt(action.offset);
+        return;
+      case 'append':
+        for (const b of res.batches) {
+          if (b.baseOffset < p.log.logEndOffset) continue; // already have it (first batch may start earlier)
+          const appended = p.log.appendAsFollower(b.batch, b.baseOffset, b.leaderEpoch);
+          if (appended.flushed) await appended.flushed;
+        }
+        if (p.log.updateHighWatermark(followerHighWatermark(p.log.logEndOffset, res.highWatermark))) p.notify();
     }
   }
 

@@ -9,11 +9,14 @@ import { ReplicaServiceService, type ReplicaFetchRequest, type ReplicaFetchRespo
 import type { Logger } from 'pino';
 import { toLogError, toPartitionError } from '../grpc/error-mapping.js';
 import { LogError } from '../log/log-error.js';
+import { leaderFetchDecision } from './replication-core.js';
 import type { ReplicaManager } from '../replica-manager.js';
 import type { Clock, Timers } from '../runtime/timers.js';
 
 export { ReplicaServiceService };
 export const REPLICA_SERVICE_NAME = 'skein.broker.v1.ReplicaService';
+/** Cap on ReplicaFetchRequest.max_bytes (docs/limits.md). */
+export const REPLICA_FETCH_MAX_BYTES = 16 * 1024 * 1024;
 
 export function createReplicaServiceHandlers(deps: { replicas: ReplicaManager; clock: Clock; timers: Timers; logger: Logger }): grpc.UntypedServiceImplementation {
   const { replicas, clock, timers, logger } = deps;
@@ -25,19 +28,18 @@ export function createReplicaServiceHandlers(deps: { replicas: ReplicaManager; c
     }
     if (req.fetchOffset < 0n) throw new LogError('INVALID_REQUEST', `fetch_offset must not be negative, got ${req.fetchOffset}`);
     const log = p.log;
-    // Divergence: the follower's last epoch ends earlier on the leader (or the leader never had it).
-    if (req.lastFetchedEpoch >= 0 && req.fetchOffset > 0n) {
-      const end = log.endOffsetForEpoch(req.lastFetchedEpoch);
-      if (end.epoch !== req.lastFetchedEpoch || end.endOffset < req.fetchOffset) {
-        return { error: undefined, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset, divergingEpoch: { epoch: end.epoch, endOffset: end.endOffset }, batches: [] };
-      }
+    const decision = leaderFetchDecision(log, req.fetchOffset, req.lastFetchedEpoch);
+    if (decision.kind === 'below-log-start') {
+      // No batches: the follower truncates fully and starts at log_start_offset (followerAction).
+      return { error: undefined, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset, divergingEpoch: undefined, batches: [] };
     }
-    if (req.fetchOffset > log.logEndOffset) {
-      return { error: undefined, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset, divergingEpoch: { epoch: log.latestEpoch(), endOffset: log.logEndOffset }, batches: [] };
+    if (decision.kind === 'diverging') {
+      return { error: undefined, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset, divergingEpoch: { epoch: decision.epoch, endOffset: decision.endOffset }, batches: [] };
     }
     p.recordFollowerFetch(req.replicaId, req.fetchOffset, clock.nowMs());
-    const maxBytes = req.maxBytes > 0 ? req.maxBytes : 1024 * 1024;
-    const read = () => log.read(req.fetchOffset < log.logStartOffset ? log.logStartOffset : req.fetchOffset, maxBytes, log.logEndOffset);
+    // Bounded whatever the follower asks: one answer holds at most this much (plus one batch).
+    const maxBytes = req.maxBytes > 0 ? Math.min(req.maxBytes, REPLICA_FETCH_MAX_BYTES) : 1024 * 1024;
+    const read = () => log.read(req.fetchOffset, maxBytes, log.logEndOffset);
     let entries = read();
     if (entries.length === 0 && req.maxWaitMs > 0) {
       await new Promise<void>((resolve) => {

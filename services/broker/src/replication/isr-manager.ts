@@ -1,0 +1,82 @@
+/**
+ * The leader side of ISR changes: on a timer, each partition this broker leads compares its ISR
+ * with `desiredIsr` (replication-core.ts) and proposes the change to the controller. Nothing
+ * changes on the leader's word alone: while the proposal is in flight its members count for the
+ * high watermark (maximal ISR, KIP-497), and the new ISR applies only once the controller's
+ * compare-and-set succeeded and answered, at the leader epoch it was proposed in.
+ */
+import type { Logger } from 'pino';
+import type { Partition, ReplicaManager } from '../replica-manager.js';
+import type { Clock, Timers } from '../runtime/timers.js';
+
+/** The controller's answer to an accepted proposal. */
+export interface AcceptedPartitionState {
+  isr: number[];
+  leaderEpoch: number;
+  partitionEpoch: number;
+}
+
+export interface AlterPartitionRequest {
+  topic: string;
+  topicId: string;
+  partition: number;
+  leaderEpoch: number;
+  partitionEpoch: number;
+  newIsr: number[];
+}
+
+export interface IsrManagerOptions {
+  replicas: ReplicaManager;
+  clock: Clock;
+  timers: Timers;
+  logger: Logger;
+  /** replica.lag.time.max.ms */
+  lagMs: number;
+  /** Sends the proposal to the controller; resolves with the state it accepted. */
+  alterPartition(req: AlterPartitionRequest): Promise<AcceptedPartitionState>;
+}
+
+export class IsrManager {
+  private cancel: (() => void) | undefined;
+
+  constructor(private readonly opts: IsrManagerOptions) {}
+
+  start(): void {
+    this.cancel ??= this.opts.timers.setInterval(() => this.tick(), Math.max(100, Math.floor(this.opts.lagMs / 4)));
+  }
+
+  stop(): void {
+    this.cancel?.();
+    this.cancel = undefined;
+  }
+
+  /** One pass over the partitions this broker leads (tests call it directly). */
+  tick(): void {
+    const now = this.opts.clock.nowMs();
+    for (const p of this.opts.replicas.listPartitions()) {
+      if (!p.isLeader || p.isrProposalInFlight || p.log.isOffline) continue;
+      const desired = p.desiredIsr(now, this.opts.lagMs);
+      if (desired) this.propose(p, desired);
+    }
+  }
+
+  private propose(p: Partition, desired: number[]): void {
+    const proposedEpoch = p.leaderEpoch;
+    p.pendingIsr = desired;
+    this.opts
+      .alterPartition({ topic: p.topic, topicId: p.topicId, partition: p.partition, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: desired })
+      .then((state) => {
+        if (p.leaderEpoch === proposedEpoch && state.leaderEpoch === proposedEpoch && state.partitionEpoch > p.partitionEpoch) {
+          p.isr = state.isr;
+          p.partitionEpoch = state.partitionEpoch;
+          this.opts.logger.info({ topic: p.topic, partition: p.partition, isr: state.isr, partitionEpoch: state.partitionEpoch }, 'ISR changed');
+        }
+      })
+      .catch((err: unknown) => this.opts.logger.warn({ err, topic: p.topic, partition: p.partition, desired }, 'ISR change refused; will retry with fresh metadata'))
+      .finally(() => {
+        if (p.leaderEpoch === proposedEpoch) p.pendingIsr = undefined;
+        p.maybeAdvanceHighWatermark();
+        p.notify();
+      });
+  }
+}
