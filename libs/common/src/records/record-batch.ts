@@ -95,12 +95,13 @@ export class CorruptBatchError extends Error {
 
 /**
  * Decodes a batch's records, checking its CRC-32C and record count. `baseOffset` is where the
- * broker stored it; record i gets offset baseOffset + i.
+ * broker stored it; record i gets offset baseOffset + i. `maxUncompressedBytes` bounds what a
+ * compressed payload may expand to (DecompressionLimitError beyond it).
  */
-export function decodeRecordBatch(batch: RecordBatch, baseOffset: bigint): ConsumedRecord[] {
+export function decodeRecordBatch(batch: RecordBatch, baseOffset: bigint, options: { maxUncompressedBytes?: number } = {}): ConsumedRecord[] {
   const payload = Buffer.from(batch.records.buffer, batch.records.byteOffset, batch.records.byteLength);
   if (crc32c(payload) >>> 0 !== batch.crc32c >>> 0) throw new CorruptBatchError('record batch CRC-32C mismatch');
-  const records = Records.decode(decompress(batch.compression, payload)).records;
+  const records = Records.decode(decompress(batch.compression, payload, options.maxUncompressedBytes)).records;
   if (records.length !== batch.recordCount) {
     throw new CorruptBatchError(`record batch says ${batch.recordCount} records but holds ${records.length}`);
   }
