@@ -66,7 +66,7 @@ describe('broker membership', () => {
   });
 
   it('refuses a second registration of a live broker id', async () => {
-    const err = await rejection(client.registerBroker({ brokerId: 1, endpoint: { host: '127.0.0.1', port: 1 }, rack: '', sessionTtlMs: 2000 }));
+    const err = await rejection(client.registerBroker({ brokerId: 1, endpoint: { host: '127.0.0.1', port: 1 }, rack: '', sessionTtlMs: 2000, directoryId: '' }));
     expect(err.reason).toBe('BROKER_ID_IN_USE');
     expect(err.code).toBe(grpc.status.ALREADY_EXISTS);
   });

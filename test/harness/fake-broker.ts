@@ -44,6 +44,7 @@ export class FakeBroker {
       endpoint: { host: '127.0.0.1', port: this.options.port ?? 20000 + this.brokerId },
       rack: this.options.rack ?? '',
       sessionTtlMs: this.options.sessionTtlMs ?? 2000,
+      directoryId: '', // fake brokers hold no data: nothing to fence
     }, { deadlineMs: 2000 });
     this.sessionId = res.sessionId;
     this.timer = setInterval(() => {

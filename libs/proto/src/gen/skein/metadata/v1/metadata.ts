@@ -130,6 +130,14 @@ export interface RegisterBrokerRequest {
   rack: string;
   /** Requested session TTL; 0 takes the server default. Rounded up to whole seconds. */
   sessionTtlMs: number;
+  /**
+   * Random id of the broker's data directory, created when the directory is first used and kept in
+   * it (cf. Kafka KIP-858). A different id than last time means the disk is empty or replaced: the
+   * controller first removes the broker from every ISR (so it can never be elected with nothing),
+   * then the registration completes and the broker rejoins ISRs only by catching up. Empty: not
+   * checked (brokers older than this field). At most 64 characters.
+   */
+  directoryId: string;
 }
 
 export interface RegisterBrokerResponse {
@@ -1477,7 +1485,7 @@ export const ClusterMetadata: MessageFns<ClusterMetadata> = {
 };
 
 function createBaseRegisterBrokerRequest(): RegisterBrokerRequest {
-  return { brokerId: 0, endpoint: undefined, rack: "", sessionTtlMs: 0 };
+  return { brokerId: 0, endpoint: undefined, rack: "", sessionTtlMs: 0, directoryId: "" };
 }
 
 export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
@@ -1493,6 +1501,9 @@ export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
     }
     if (message.sessionTtlMs !== 0) {
       writer.uint32(32).int32(message.sessionTtlMs);
+    }
+    if (message.directoryId !== "") {
+      writer.uint32(42).string(message.directoryId);
     }
     return writer;
   },
@@ -1542,6 +1553,14 @@ export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
             message.sessionTtlMs = reader.int32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.directoryId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1568,6 +1587,11 @@ export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
         : isSet(object.session_ttl_ms)
         ? globalThis.Number(object.session_ttl_ms)
         : 0,
+      directoryId: isSet(object.directoryId)
+        ? globalThis.String(object.directoryId)
+        : isSet(object.directory_id)
+        ? globalThis.String(object.directory_id)
+        : "",
     };
   },
 
@@ -1585,6 +1609,9 @@ export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
     if (message.sessionTtlMs !== 0) {
       obj.sessionTtlMs = Math.round(message.sessionTtlMs);
     }
+    if (message.directoryId !== "") {
+      obj.directoryId = message.directoryId;
+    }
     return obj;
   },
 
@@ -1599,6 +1626,7 @@ export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
       : undefined;
     message.rack = object.rack ?? "";
     message.sessionTtlMs = object.sessionTtlMs ?? 0;
+    message.directoryId = object.directoryId ?? "";
     return message;
   },
 };
