@@ -15,7 +15,11 @@ export const brokerConfigSchema = {
   backgroundIntervalMs: { type: 'int', default: 5000, min: 10, max: 3_600_000, doc: 'Retention, flush.ms and checkpoint pass interval' },
   producerIdBlockSize: { type: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'Producer ids fetched per AllocateProducerIds call' },
   replicaLagTimeMaxMs: { type: 'int', default: 10_000, min: 100, max: 600_000, doc: 'A follower not caught up for this long leaves the ISR (Kafka: replica.lag.time.max.ms)' },
-  fetchMaxBytes: { type: 'int', default: 50 * 1024 * 1024, min: 1024, max: 0x7fffffff, doc: 'Cap on FetchRequest.max_bytes' },
+  // Responses must stay below the gRPC send limit (64 MiB, server.ts), hence the 60 MiB maximum.
+  fetchMaxBytes: { type: 'int', default: 50 * 1024 * 1024, min: 1024, max: 60 * 1024 * 1024, doc: 'Cap on FetchRequest.max_bytes (and ReadReplicaLogRequest.max_bytes)' },
+  // A stream whose reader stalls holds about one message, so this also bounds a stalled stream's memory.
+  subscribeMaxBytes: { type: 'int', default: 8 * 1024 * 1024, min: 1024, max: 60 * 1024 * 1024, doc: 'Cap on SubscribeRequest.max_bytes (bytes of batches per stream message)' },
+  maxPartitionsPerRequest: { type: 'int', default: 10_000, min: 1, max: 1_000_000, doc: 'Most partition entries one Produce, ProduceStream, Fetch or ListOffsets request may list' },
   // Off by default: ReadReplicaLog reads any replica (followers too, above the high watermark) and
   // there is no authorization yet, so only operators and tests that ask for it get it.
   replicaLogReadEnabled: { type: 'bool', default: false, doc: 'Serve ReadReplicaLog (operator read of this broker\'s replicas, byte for byte); off until authorization exists' },

@@ -56,6 +56,8 @@ const server = new BrokerServer({
       const found = follower?.cache.partition(topic, partition);
       return found ? { leaderId: found.state.leaderId, leaderEpoch: found.state.leaderEpoch } : undefined;
     },
+    // No partition states yet (a topic just created) counts as unknown, not as zero partitions.
+    partitionCount: (topic) => follower?.cache.topics.get(topic)?.partitions.size || undefined,
   },
   producerIdSource: {
     allocateProducerIds: (count) => new Promise((resolve, reject) => {

@@ -16,7 +16,7 @@ import { createReplicaServiceHandlers, ReplicaServiceService } from './replicati
 import { type Clock, systemClock, systemTimers, type Timers } from './runtime/timers.js';
 
 export interface BrokerServerOptions {
-  config: Pick<BrokerConfig, 'brokerId' | 'dataDir' | 'host' | 'port' | 'backgroundIntervalMs' | 'producerIdBlockSize' | 'fetchMaxBytes'> & Partial<Pick<BrokerConfig, 'replicaLogReadEnabled'>>;
+  config: Pick<BrokerConfig, 'brokerId' | 'dataDir' | 'host' | 'port' | 'backgroundIntervalMs' | 'producerIdBlockSize' | 'fetchMaxBytes'> & Partial<Pick<BrokerConfig, 'replicaLogReadEnabled' | 'subscribeMaxBytes' | 'maxPartitionsPerRequest'>>;
   logger: Logger;
   metadata: BrokerMetadataView;
   producerIdSource: ProducerIdSource;
@@ -60,6 +60,8 @@ export class BrokerServer {
         timers,
         logger: opts.logger.child({ component: 'broker-service' }),
         fetchMaxBytes: opts.config.fetchMaxBytes,
+        subscribeMaxBytes: opts.config.subscribeMaxBytes,
+        maxPartitionsPerRequest: opts.config.maxPartitionsPerRequest,
         replicaLogReadEnabled: opts.config.replicaLogReadEnabled,
       }),
     );

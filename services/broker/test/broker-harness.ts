@@ -3,7 +3,7 @@ import pino from 'pino';
 import { BrokerServiceClient, type ProduceResponse, ProduceResponse as ProduceResponseCodec, type RecordBatch } from '@skein/proto/skein/broker/v1/broker.js';
 import { ProduceRequestWire } from '@skein/proto/skein/broker/internal/v1/wire.js';
 import type { ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
-import { BrokerServer } from '../src/server.js';
+import { BrokerServer, type BrokerServerOptions } from '../src/server.js';
 import type { PartitionAssignment } from '../src/replica-manager.js';
 import type { LeaderInfo } from '../src/replica-manager.js';
 import { systemTimers } from '../src/runtime/timers.js';
@@ -16,6 +16,11 @@ export class FakeMetadata {
   }
   leaderOf(topic: string, partition: number): LeaderInfo | undefined {
     return this.leaders.get(`${topic}-${partition}`);
+  }
+  /** Partition counts by topic; a topic not listed is unknown. */
+  readonly partitionCounts = new Map<string, number>();
+  partitionCount(topic: string): number | undefined {
+    return this.partitionCounts.get(topic);
   }
 }
 
@@ -41,12 +46,12 @@ export interface Harness {
 
 export async function startBroker(
   dataDir: string,
-  opts: { brokerId?: number; producerIds?: FakeProducerIds; clock?: { nowMs(): number } } = {},
+  opts: { brokerId?: number; producerIds?: FakeProducerIds; clock?: { nowMs(): number }; config?: Partial<BrokerServerOptions['config']> } = {},
 ): Promise<Harness> {
   const metadata = new FakeMetadata();
   const producerIds = opts.producerIds ?? new FakeProducerIds();
   const server = new BrokerServer({
-    config: { brokerId: opts.brokerId ?? 1, dataDir, host: '127.0.0.1', port: 0, backgroundIntervalMs: 3_600_000, producerIdBlockSize: 10, fetchMaxBytes: 50 << 20 },
+    config: { brokerId: opts.brokerId ?? 1, dataDir, host: '127.0.0.1', port: 0, backgroundIntervalMs: 3_600_000, producerIdBlockSize: 10, fetchMaxBytes: 50 << 20, ...opts.config },
     logger: pino({ level: process.env['SKEIN_TEST_LOG'] ?? 'silent' }),
     metadata,
     producerIdSource: producerIds,

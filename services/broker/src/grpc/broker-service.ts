@@ -38,6 +38,7 @@ import {
   type PartitionFetchResponseWire,
   type ProduceRequestWire,
 } from './wire-codec.js';
+import { checkPartition, checkPartitionEntries, checkTopicName, DEFAULT_MAX_PARTITIONS_PER_REQUEST, quoteName } from './request-limits.js';
 
 /** What the broker's metadata cache answers (wired to the ClusterCache by the metadata follower). */
 export interface BrokerMetadataView {
@@ -45,6 +46,8 @@ export interface BrokerMetadataView {
   getMetadata(topics: readonly string[]): ClusterMetadata;
   /** Who leads a partition this broker does not host, for NOT_LEADER hints; undefined if unknown. */
   leaderOf(topic: string, partition: number): LeaderInfo | undefined;
+  /** How many partitions a topic has, or undefined when the topic is unknown to the cache. */
+  partitionCount?(topic: string): number | undefined;
 }
 
 export interface BrokerServiceDeps {
@@ -55,8 +58,10 @@ export interface BrokerServiceDeps {
   logger: Logger;
   /** Default and cap for FetchRequest.max_bytes. */
   fetchMaxBytes?: number;
-  /** Default Subscribe max_bytes per message. */
+  /** Cap on SubscribeRequest.max_bytes (bytes of batches per stream message). */
   subscribeMaxBytes?: number;
+  /** Most partition entries one Produce, ProduceStream, Fetch or ListOffsets request may list. */
+  maxPartitionsPerRequest?: number;
   /** Serve ReadReplicaLog (config replicaLogReadEnabled); refused when not true. */
   replicaLogReadEnabled?: boolean;
 }
@@ -99,7 +104,10 @@ function invalid(message: string): LogError {
 }
 
 const DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024;
+/** Subscribe max_bytes when the request leaves it 0. */
 const DEFAULT_SUBSCRIBE_MAX_BYTES = 1024 * 1024;
+/** Default cap on Subscribe max_bytes: what one stream whose reader stalls holds, about (see subscribe). */
+const DEFAULT_SUBSCRIBE_MAX_BYTES_CAP = 8 * 1024 * 1024;
 const MAX_WAIT_CAP_MS = 60_000;
 
 /**
@@ -158,11 +166,23 @@ export function readReplicaLog(
 export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.UntypedServiceImplementation {
   const { replicas, metadata, logger } = deps;
   const unexpected = (what: string, input?: unknown) => (e: unknown) => logger.error({ err: e, rpc: what, input }, 'unexpected error');
-  const hint = (t: string, p: number) => metadata.leaderOf(t, p);
+  const maxPartitionsPerRequest = deps.maxPartitionsPerRequest ?? DEFAULT_MAX_PARTITIONS_PER_REQUEST;
+  // Called by leaderPartition for a partition this broker does not host, so every lookup of the data
+  // path passes here: a partition at or above the topic's partition count is refused outright
+  // (UNKNOWN_TOPIC_OR_PARTITION, whatever the leader hint would say); otherwise, the leader hint.
+  const hint = (t: string, p: number): LeaderInfo | undefined => {
+    const count = metadata.partitionCount?.(t);
+    if (count !== undefined && p >= count) {
+      throw new LogError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${quoteName(t)} has ${count} partitions; partition ${p} does not exist`, { metadata: { partition: String(p), partitionCount: String(count) } });
+    }
+    return metadata.leaderOf(t, p);
+  };
 
   function checkProduce(req: ProduceRequestWire): void {
     if (req.timeoutMs < 0) throw invalid(`timeout_ms must not be negative, got ${req.timeoutMs}`);
     if (!(req.acks in Acks) || req.acks < 0) throw invalid(`unknown acks value ${req.acks}`);
+    const bad = checkPartitionEntries(req.topics, maxPartitionsPerRequest);
+    if (bad) throw invalid(bad);
   }
 
   /** Appends every batch of a request (synchronously, in order) and resolves with the response. */
@@ -279,6 +299,8 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
     fetch(call: grpc.ServerUnaryCall<FetchRequest | Malformed, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       const req = call.request;
       if (isMalformed(req)) return callback(toServiceError(invalid(`malformed FetchRequest: ${req.malformed}`)));
+      const badEntries = checkPartitionEntries(req.topics, maxPartitionsPerRequest);
+      if (badEntries) return callback(toServiceError(invalid(badEntries)));
       const bad =
         req.maxWaitMs < 0 ? `max_wait_ms must not be negative, got ${req.maxWaitMs}`
         : req.minBytes < 0 ? `min_bytes must not be negative, got ${req.minBytes}`
@@ -332,7 +354,12 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       if (isMalformed(req)) return fail(invalid(`malformed SubscribeRequest: ${req.malformed}`));
       if (req.maxBytes < 0) return fail(invalid(`max_bytes must not be negative, got ${req.maxBytes}`));
       if (req.offset < 0n) return fail(new LogError('OFFSET_OUT_OF_RANGE', `offset must not be negative, got ${req.offset}`));
-      const maxBytes = req.maxBytes === 0 ? deps.subscribeMaxBytes ?? DEFAULT_SUBSCRIBE_MAX_BYTES : req.maxBytes;
+      const badName = checkTopicName(req.topic) ?? checkPartition(req.topic, req.partition);
+      if (badName) return fail(invalid(badName));
+      // Clamped like Fetch: above the cap a message could outgrow the gRPC send limit and the stream
+      // would never progress; the cap is also about what a stalled stream holds (see below).
+      const cap = deps.subscribeMaxBytes ?? DEFAULT_SUBSCRIBE_MAX_BYTES_CAP;
+      const maxBytes = Math.min(req.maxBytes === 0 ? DEFAULT_SUBSCRIBE_MAX_BYTES : req.maxBytes, cap);
       let offset = req.offset;
       let cancelled = false;
       let wake: (() => void) | undefined;
@@ -360,13 +387,15 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
               entries.map((e) => ({ baseOffset: e.baseOffset, leaderEpoch: e.leaderEpoch, batch: e.batch })),
             );
             offset = entries[entries.length - 1]!.lastOffset + 1n;
-            // Flow control: stop reading while the client (HTTP/2 window) is behind.
-            if (!call.write(msg)) {
-              await new Promise<void>((resolve) => {
-                wake = resolve;
-                call.once('drain', resolve);
-              });
-            }
+            // Flow control, one message at a time: the write callback fires once HTTP/2 has sent the
+            // message, which waits for the client's flow-control window, so a reader that stops reading
+            // stops the pump with this one message held. (Waiting for 'drain' only after write()
+            // returned false let grpc-js's object-mode buffer take 16 messages first: 16 x max_bytes
+            // per stalled stream.) A cancelled call never calls back; `wake` ends the wait then.
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+              call.write(msg, () => resolve());
+            });
             continue;
           }
           await new Promise<void>((resolve) => {
@@ -387,6 +416,8 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
     listOffsets(call: grpc.ServerUnaryCall<ListOffsetsRequest | Malformed, ListOffsetsResponse>, callback: grpc.sendUnaryData<ListOffsetsResponse>) {
       const req = call.request;
       if (isMalformed(req)) return callback(toServiceError(invalid(`malformed ListOffsetsRequest: ${req.malformed}`)));
+      const badEntries = checkPartitionEntries(req.topics, maxPartitionsPerRequest);
+      if (badEntries) return callback(toServiceError(invalid(badEntries)));
       const topics = req.topics.map((t) => ({
         topic: t.topic,
         partitions: t.partitions.map((lp): ListOffsetsPartitionResponse => {

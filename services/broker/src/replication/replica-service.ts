@@ -8,6 +8,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { ReplicaServiceService, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@skein/proto/skein/broker/v1/replica.js';
 import type { Logger } from 'pino';
 import { toLogError, toPartitionError } from '../grpc/error-mapping.js';
+import { checkPartition, checkTopicName } from '../grpc/request-limits.js';
 import { LogError } from '../log/log-error.js';
 import { leaderFetchDecision } from './replication-core.js';
 import type { ReplicaManager } from '../replica-manager.js';
@@ -22,6 +23,9 @@ export function createReplicaServiceHandlers(deps: { replicas: ReplicaManager; c
   const { replicas, clock, timers, logger } = deps;
 
   async function replicaFetch(req: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
+    // Refused before any lookup, like the client data path (grpc/request-limits.ts).
+    const bad = checkTopicName(req.topic) ?? checkPartition(req.topic, req.partition);
+    if (bad) throw new LogError('INVALID_REQUEST', bad);
     const p = replicas.leaderPartition(req.topic, req.partition, req.leaderEpoch);
     if (!p.replicas.includes(req.replicaId) || req.replicaId === p.leaderId) {
       throw new LogError('INVALID_REQUEST', `broker ${req.replicaId} is not a follower of ${req.topic}-${req.partition}`);
