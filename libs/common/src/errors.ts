@@ -118,15 +118,47 @@ export function isRetriable(err: unknown): boolean {
 
 const typeUrl = (name: string) => `type.googleapis.com/${name}`;
 
+/**
+ * Bounds on what an error carries back to a client. Messages and metadata echo client input (a
+ * 100 KB topic name, 10,000 bad config keys); HTTP/2 caps a header block at 64 KiB by default, and
+ * past it grpc-js sends no status at all, so the caller hangs until its deadline. Every encoder
+ * (this one and the broker's) applies these, keeping the trailers of any error under ~12 KiB.
+ */
+export const MAX_ERROR_MESSAGE_BYTES = 1024;
+export const MAX_ERROR_METADATA_ENTRIES = 8;
+export const MAX_ERROR_METADATA_KEY_BYTES = 64;
+export const MAX_ERROR_METADATA_VALUE_BYTES = 256;
+
+/** `text` cut to at most `maxBytes` of UTF-8 (at a character boundary), saying how much was cut. */
+export function truncateUtf8(text: string, maxBytes: number = MAX_ERROR_MESSAGE_BYTES): string {
+  const total = Buffer.byteLength(text, 'utf8');
+  if (total <= maxBytes) return text;
+  // Slicing characters first keeps this cheap on huge inputs: maxBytes bytes never need more characters.
+  let head = Buffer.from(text.slice(0, maxBytes), 'utf8').subarray(0, maxBytes).toString('utf8');
+  if (head.endsWith('\uFFFD')) head = head.slice(0, -1); // a character cut in half
+  return `${head}… (${total - Buffer.byteLength(head, 'utf8')} more bytes)`;
+}
+
+/** Error metadata bounded in entries, key length and value length (see MAX_ERROR_METADATA_*). */
+export function boundErrorMetadata(metadata: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  let n = 0;
+  for (const [key, value] of Object.entries(metadata)) {
+    if (n++ >= MAX_ERROR_METADATA_ENTRIES) break;
+    out[truncateUtf8(key, MAX_ERROR_METADATA_KEY_BYTES)] = truncateUtf8(String(value), MAX_ERROR_METADATA_VALUE_BYTES);
+  }
+  return out;
+}
+
 /** Builds the status object grpc-js sends, with details in `grpc-status-details-bin`. */
 export function toServiceError(err: unknown, onUnexpected?: (err: unknown) => void): Partial<grpc.StatusObject> & { code: grpc.status; details: string; metadata: grpc.Metadata } {
   const e = isSkeinError(err) ? err : undefined;
   if (!e) onUnexpected?.(err);
   const reason: Reason = e?.reason ?? 'INTERNAL';
   const code = e?.code ?? grpc.status.INTERNAL;
-  const message = e?.message ?? 'internal error';
+  const message = truncateUtf8(e?.message ?? 'internal error');
   const details: Any[] = [
-    { typeUrl: typeUrl('google.rpc.ErrorInfo'), value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: e?.metadata ?? {} }).finish()) },
+    { typeUrl: typeUrl('google.rpc.ErrorInfo'), value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: boundErrorMetadata(e?.metadata ?? {}) }).finish()) },
   ];
   if (e?.leaderHint) details.push({ typeUrl: typeUrl('skein.common.v1.LeaderHint'), value: Buffer.from(LeaderHint.encode(e.leaderHint).finish()) });
   if (e?.controllerHint) details.push({ typeUrl: typeUrl('skein.common.v1.ControllerHint'), value: Buffer.from(ControllerHint.encode(e.controllerHint).finish()) });

@@ -4,16 +4,27 @@
  * from PEM files, per-RPC Prometheus metrics, error mapping through errors.ts, and a graceful
  * shutdown that reports NOT_SERVING, drains in-flight calls for a grace period, then forces.
  * Handlers are written as async functions through `unary`/`serverStreaming`/`bidiStreaming`.
+ *
+ * Hostile input is handled here, once, for every service (docs/limits.md lists each bound):
+ * - a request that does not decode answers INVALID_ARGUMENT / INVALID_REQUEST (grpc-js itself
+ *   answers INTERNAL when a deserializer throws): every registered service's deserializers are
+ *   wrapped, and an interceptor turns the marker they return into the status before any handler;
+ * - HTTP/2 and gRPC limits: receive message size, concurrent streams per connection, idle
+ *   connections closed, keepalive pings that find dead peers, optional maximum connection age;
+ * - connections per client address and in total, counted on our own listening socket, which hands
+ *   accepted connections to grpc-js through its connection injector (grpc-js has no such limit).
  */
 
 import { readFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { fileDescriptorProtos } from '@skein/proto';
 import type { Logger } from 'pino';
-import { toServiceError } from './errors.js';
+import type { ConfigOf, ConfigSchema } from './config.js';
+import { SkeinError, toServiceError, truncateUtf8 } from './errors.js';
 import type { MetricsRegistry } from './metrics.js';
 
 export interface ServiceRegistration {
@@ -37,7 +48,60 @@ export interface GrpcServerOptions {
   tls?: TlsOptions;
   logger: Logger;
   metrics?: MetricsRegistry;
+  /** Connection, stream and message limits; anything not given takes DEFAULT_GRPC_SERVER_LIMITS. */
+  limits?: Partial<GrpcServerLimits>;
+  /** @deprecated use limits.maxReceiveMessageBytes */
   maxReceiveMessageBytes?: number;
+}
+
+/** What one server lets a client hold. Each has a config key (grpcServerLimitsConfigSchema). */
+export interface GrpcServerLimits {
+  /** Largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED from grpc-js). */
+  maxReceiveMessageBytes: number;
+  /** Concurrent calls on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client. */
+  maxConcurrentStreams: number;
+  /** Open connections from one remote address; 0 = unlimited. Over it, a new connection is closed at once. */
+  maxConnectionsPerClient: number;
+  /** Open connections in total; 0 = unlimited. */
+  maxConnections: number;
+  /** A connection with no call in flight for this long is closed (GOAWAY); clients reconnect on demand. 0 = never. */
+  maxConnectionIdleMs: number;
+  /** The server pings a connection silent this long... */
+  keepaliveTimeMs: number;
+  /** ...and closes it when the ping is not answered within this (a dead peer frees its streams). */
+  keepaliveTimeoutMs: number;
+  /** Connections are closed gracefully after this age (spreads clients over new instances); 0 = never. */
+  maxConnectionAgeMs: number;
+}
+
+export const DEFAULT_GRPC_SERVER_LIMITS: Readonly<GrpcServerLimits> = Object.freeze({
+  maxReceiveMessageBytes: 4 * 1024 * 1024,
+  maxConcurrentStreams: 1000,
+  maxConnectionsPerClient: 256,
+  maxConnections: 10_000,
+  maxConnectionIdleMs: 600_000,
+  keepaliveTimeMs: 60_000,
+  keepaliveTimeoutMs: 20_000,
+  maxConnectionAgeMs: 0,
+});
+
+const D = DEFAULT_GRPC_SERVER_LIMITS;
+/** Config keys for the limits; services spread this into their schema and pass limitsFromConfig(config). */
+export const grpcServerLimitsConfigSchema = {
+  maxReceiveMessageBytes: { type: 'int', default: D.maxReceiveMessageBytes, min: 1024, max: 1024 * 1024 * 1024, doc: 'Largest gRPC request message accepted, in bytes' },
+  maxConcurrentStreams: { type: 'int', default: D.maxConcurrentStreams, min: 1, max: 1_000_000, doc: 'Concurrent calls per client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)' },
+  maxConnectionsPerClient: { type: 'int', default: D.maxConnectionsPerClient, min: 0, max: 1_000_000, doc: 'Open connections per client address; 0 = unlimited (Kafka: max.connections.per.ip)' },
+  maxConnections: { type: 'int', default: D.maxConnections, min: 0, max: 1_000_000, doc: 'Open connections in total; 0 = unlimited (Kafka: max.connections)' },
+  maxConnectionIdleMs: { type: 'int', default: D.maxConnectionIdleMs, min: 0, max: 86_400_000, doc: 'Close a connection with no call in flight after this long; 0 = never (Kafka: connections.max.idle.ms)' },
+  keepaliveTimeMs: { type: 'int', default: D.keepaliveTimeMs, min: 1000, max: 86_400_000, doc: 'Ping a silent connection after this long' },
+  keepaliveTimeoutMs: { type: 'int', default: D.keepaliveTimeoutMs, min: 1000, max: 600_000, doc: 'Close a connection whose ping is not answered within this' },
+  maxConnectionAgeMs: { type: 'int', default: D.maxConnectionAgeMs, min: 0, max: 86_400_000 * 30, doc: 'Close connections gracefully after this age; 0 = never' },
+} as const satisfies ConfigSchema;
+
+export function limitsFromConfig(config: ConfigOf<typeof grpcServerLimitsConfigSchema>): GrpcServerLimits {
+  const out = {} as GrpcServerLimits;
+  for (const key of Object.keys(grpcServerLimitsConfigSchema) as Array<keyof GrpcServerLimits>) out[key] = config[key];
+  return out;
 }
 
 export interface GrpcServerHandle {
@@ -139,20 +203,141 @@ export function addHealthAndReflection(server: grpc.Server, statuses: Record<str
   return health;
 }
 
-export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 64 * 1024 * 1024,
-    'grpc.keepalive_permit_without_calls': 1,
+/** What a wrapped deserializer returns for bytes that do not decode (grpc-js would answer INTERNAL). */
+class MalformedRequest {
+  constructor(readonly problem: string) {}
+}
+
+/** The definition with every request deserializer made total: a decode failure becomes a MalformedRequest. */
+function guardDeserializers(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const decode = method.requestDeserialize;
+    out[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return new MalformedRequest(err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+  }
+  return out;
+}
+
+/**
+ * A grpc.Server whose every service (ours, health, reflection) decodes through guardDeserializers,
+ * so no registration can forget it.
+ */
+class ShellServer extends grpc.Server {
+  override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    super.addService(guardDeserializers(service), implementation);
+  }
+}
+
+/**
+ * Answers a MalformedRequest with INVALID_ARGUMENT / INVALID_REQUEST before any handler sees it
+ * (for every call shape: a unary handler is never invoked; a streaming handler's call is cancelled
+ * when the status is sent). Later messages and the half-close of that call are dropped.
+ */
+function rejectMalformed(metrics?: MetricsRegistry): grpc.ServerInterceptor {
+  return (method, call) => {
+    let rejected = false;
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) => next({
+        onReceiveMessage: (message: unknown, forward: (m: unknown) => void) => {
+          if (rejected) return;
+          if (!(message instanceof MalformedRequest)) {
+            forward(message);
+            return;
+          }
+          rejected = true;
+          const [, service = '', rpc = method.path] = method.path.split('/');
+          metrics?.rpcHandled.inc({ service, method: rpc, code: 'INVALID_ARGUMENT' });
+          call.sendStatus(toServiceError(new SkeinError('INVALID_REQUEST', `malformed ${rpc} request: ${truncateUtf8(message.problem, 256)}`)));
+        },
+        onReceiveHalfClose: (forward: () => void) => {
+          if (!rejected) forward();
+        },
+      }),
+    });
+  };
+}
+
+/** grpc-js channel options for the limits (only options grpc-js 1.x servers read; see docs/limits.md). */
+function serverChannelOptions(limits: GrpcServerLimits, metrics?: MetricsRegistry): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
+    // grpc-js treats a value at or above ~24.8 days as "never".
+    'grpc.max_connection_idle_ms': limits.maxConnectionIdleMs > 0 ? limits.maxConnectionIdleMs : 2 ** 31 - 1,
+    'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
+    ...(limits.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': limits.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': limits.keepaliveTimeoutMs } : {}),
+    interceptors: [rejectMalformed(metrics)],
+  };
+}
+
+/**
+ * The listening socket. It counts open connections per remote address and in total, closes a
+ * connection over either limit before a byte of HTTP/2 is read, and hands the others to grpc-js
+ * (which applies TLS, HTTP/2 settings, keepalive and idle timeouts to them as to its own).
+ */
+async function listen(server: grpc.Server, host: string, port: number, credentials: grpc.ServerCredentials, limits: GrpcServerLimits, logger: Logger): Promise<net.Server> {
+  const injector = server.createConnectionInjector(credentials);
+  const perClient = new Map<string, number>();
+  let refusedLogged = 0;
+  const listener = net.createServer({ noDelay: true }, (socket) => {
+    const address = socket.remoteAddress ?? '';
+    const open = perClient.get(address) ?? 0;
+    if (limits.maxConnectionsPerClient > 0 && open >= limits.maxConnectionsPerClient) {
+      // Logged at most once a second-ish: a client hammering the limit must not flood the log.
+      if (Date.now() - refusedLogged > 1000) {
+        refusedLogged = Date.now();
+        logger.warn({ client: address, open, limit: limits.maxConnectionsPerClient }, 'connection refused: too many connections from this client');
+      }
+      socket.destroy();
+      return;
+    }
+    perClient.set(address, open + 1);
+    socket.once('close', () => {
+      const n = (perClient.get(address) ?? 1) - 1;
+      if (n <= 0) perClient.delete(address);
+      else perClient.set(address, n);
+    });
+    injector.injectConnection(socket);
   });
+  // Node closes connections over the total at accept.
+  if (limits.maxConnections > 0) listener.maxConnections = limits.maxConnections;
+  listener.once('close', () => injector.destroy());
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    // grpc-js style "[::1]" hosts are plain addresses to net.
+    listener.listen(port, host.replace(/^\[(.*)\]$/, '$1'), () => {
+      listener.off('error', reject);
+      resolve();
+    });
+  });
+  return listener;
+}
+
+export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
+  const limits: GrpcServerLimits = {
+    ...DEFAULT_GRPC_SERVER_LIMITS,
+    ...(options.maxReceiveMessageBytes !== undefined ? { maxReceiveMessageBytes: options.maxReceiveMessageBytes } : {}),
+    ...options.limits,
+  };
+  const server = new ShellServer(serverChannelOptions(limits, options.metrics));
   for (const reg of options.services) server.addService(reg.definition, instrument(reg, options.logger, options.metrics));
 
   const statuses: Record<string, 'SERVING' | 'NOT_SERVING'> = { '': 'SERVING' };
   for (const reg of options.services) statuses[reg.name] = 'SERVING';
   const health = addHealthAndReflection(server, statuses);
 
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host}:${options.port}`, serverCredentials(options.tls), (err, bound) => (err ? reject(err) : resolve(bound)));
-  });
+  const listener = await listen(server, options.host, options.port, serverCredentials(options.tls), limits, options.logger);
+  const port = (listener.address() as net.AddressInfo).port;
 
   return {
     port,
@@ -164,6 +349,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     },
     async shutdown(graceMs) {
       for (const name of Object.keys(statuses)) health.setStatus(name, 'NOT_SERVING');
+      listener.close(); // no new connections; the open ones end with the sessions below
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           options.logger.warn({ graceMs }, 'in-flight calls did not finish in time; forcing shutdown');

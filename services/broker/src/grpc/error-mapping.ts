@@ -5,7 +5,7 @@
  * `grpc-status-details-bin`. Unexpected errors become INTERNAL without internals in the message.
  */
 import * as grpc from '@grpc/grpc-js';
-import { ERROR_DOMAIN, REASONS } from '@skein/common/errors.js';
+import { boundErrorMetadata, ERROR_DOMAIN, REASONS, truncateUtf8 } from '@skein/common/errors.js';
 import { Any } from '@skein/proto/google/protobuf/any.js';
 import { ErrorInfo } from '@skein/proto/google/rpc/error_details.js';
 import { Status } from '@skein/proto/google/rpc/status.js';
@@ -42,7 +42,8 @@ export function toPartitionError(e: LogError): PartitionError {
   return {
     code: codeOf(e),
     reason: e.reason,
-    message: e.message,
+    // Bounded like every error message (libs/common/src/errors.ts): messages echo client input.
+    message: truncateUtf8(e.message),
     retriable: e.retriable,
     leaderHint: e.leaderHint ? { leaderId: e.leaderHint.leaderId, leaderEpoch: e.leaderHint.leaderEpoch, leaderEndpoint: undefined } : undefined,
     offsetRange: e.offsetRange ? { logStartOffset: e.offsetRange.logStartOffset, logEndOffset: e.offsetRange.logEndOffset } : undefined,
@@ -56,14 +57,16 @@ function pack(typeName: string, value: Uint8Array): Any {
 /** A gRPC error with google.rpc.Status details, for request-level failures. */
 export function toServiceError(e: LogError): grpc.ServiceError {
   const code = codeOf(e);
+  // Bounded like every error (libs/common/src/errors.ts): unbounded trailers past 64 KiB never arrive.
+  const message = truncateUtf8(e.message);
   const details: Any[] = [
-    pack('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: e.reason, domain: ERROR_DOMAIN, metadata: { ...e.metadata, retriable: String(e.retriable) } }).finish()),
+    pack('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: e.reason, domain: ERROR_DOMAIN, metadata: { ...boundErrorMetadata(e.metadata), retriable: String(e.retriable) } }).finish()),
   ];
   if (e.leaderHint) details.push(pack('skein.common.v1.LeaderHint', LeaderHint.encode({ ...e.leaderHint, leaderEndpoint: undefined }).finish()));
   if (e.offsetRange) details.push(pack('skein.common.v1.OffsetRangeHint', OffsetRangeHint.encode(e.offsetRange).finish()));
   const metadata = new grpc.Metadata();
-  metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message: e.message, details }).finish()));
-  const err = Object.assign(new Error(e.message), { code, details: e.message, metadata }) as grpc.ServiceError;
+  metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message, details }).finish()));
+  const err = Object.assign(new Error(message), { code, details: message, metadata }) as grpc.ServiceError;
   return err;
 }
 
