@@ -18,6 +18,11 @@ export interface MetadataFollowerOptions {
   advertisedPort: number;
   rack: string;
   sessionTtlMs: number;
+  /**
+   * The data directory's id (log/data-dir.ts), sent at registration so the controller can tell an
+   * empty or replaced disk from a restart. Omitted: not checked.
+   */
+  directoryId?: string;
   credentials?: grpc.ChannelCredentials;
   onDelta: (delta: AssignmentDelta, cache: ClusterCache) => Promise<void>;
   logger: Logger;
@@ -85,6 +90,7 @@ export class MetadataFollower {
           endpoint: { host: this.options.advertisedHost, port: this.options.advertisedPort },
           rack: this.options.rack,
           sessionTtlMs: this.options.sessionTtlMs,
+          directoryId: this.options.directoryId ?? '',
         });
         this.sessionId = res.sessionId;
         this.registered = true;

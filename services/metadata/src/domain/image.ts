@@ -8,11 +8,13 @@
 import type { Broker, ClusterMetadata, ControllerInfo, MetadataChange, PartitionState, Topic } from '@skein/proto/skein/metadata/v1/metadata.js';
 import type { PartitionRecord } from './partition-state.js';
 import {
+  type BrokerDirectoryRecord,
   type BrokerRecord,
   type ControllerRecord,
   type MetadataKeys,
   type TopicRecord,
   decodeBroker,
+  decodeBrokerDirectory,
   decodeController,
   decodePartition,
   decodeTopic,
@@ -41,6 +43,8 @@ export class MetadataImage {
   clusterId = '';
   revision = 0n;
   readonly brokers = new Map<number, Versioned<BrokerRecord>>();
+  /** Durable per-broker data directory records (not leased: they outlive sessions). */
+  readonly directories = new Map<number, Versioned<BrokerDirectoryRecord>>();
   readonly topics = new Map<string, Versioned<TopicRecord>>();
   readonly partitions = new Map<string, Map<number, Versioned<PartitionRecord>>>();
   private readonly candidates = new Map<string, { record: ControllerRecord; createRevision: bigint }>();
@@ -95,6 +99,10 @@ export class MetadataImage {
         this.brokers.set(parsed.brokerId, { record, modRevision: kv.modRevision });
         return [{ change: { $case: 'brokerRegistered', value: brokerView(record) } }];
       }
+      case 'directory':
+        // Internal to the controller: no client-visible change.
+        this.directories.set(parsed.brokerId, { record: decodeBrokerDirectory(kv.value), modRevision: kv.modRevision });
+        return [];
       case 'topic': {
         const record = decodeTopic(kv.value);
         this.topics.set(parsed.name, { record, modRevision: kv.modRevision });
@@ -132,6 +140,9 @@ export class MetadataImage {
       case 'broker':
         if (!this.brokers.delete(parsed.brokerId)) return [];
         return [{ change: { $case: 'brokerUnregistered', value: parsed.brokerId } }];
+      case 'directory':
+        this.directories.delete(parsed.brokerId);
+        return [];
       case 'topic': {
         const topic = this.topics.get(parsed.name);
         if (!topic) return [];

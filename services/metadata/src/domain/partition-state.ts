@@ -34,32 +34,41 @@ export function initialPartitionRecord(topicId: string, replicas: number[]): Par
  * - with no live ISR member the partition goes offline (leader -1) but keeps its last ISR, so the
  *   first of those brokers to come back leads again without losing acknowledged data;
  * - only when the topic enables unclean election may a live non-ISR replica lead (ISR = itself).
+ *
+ * `fenced` lists brokers whose data directory was replaced (an empty or new disk, see
+ * broker-directories.ts). They count as not live for every choice above, and unlike a dead broker
+ * they also leave the ISR of an offline partition: a dead ISR member still holds what the ISR
+ * promised, a fenced one holds nothing, and electing it would make the others truncate to nothing.
+ * If a fenced broker was the only ISR member the ISR becomes empty and the partition stays offline
+ * (only unclean election can bring it back): its acknowledged records are gone with that disk.
  */
 export function reconcilePartition(
   current: PartitionRecord,
   live: ReadonlySet<number>,
-  options: { uncleanLeaderElection: boolean },
+  options: { uncleanLeaderElection: boolean; fenced?: ReadonlySet<number> },
 ): PartitionRecord | undefined {
-  const leaderAlive = current.leaderId !== NO_LEADER && live.has(current.leaderId);
+  const fenced = options.fenced;
+  const eligible = fenced && fenced.size > 0 ? new Set([...live].filter((id) => !fenced.has(id))) : live;
+  const leaderAlive = current.leaderId !== NO_LEADER && eligible.has(current.leaderId);
   if (leaderAlive) {
-    const isr = current.isr.filter((id) => live.has(id));
+    const isr = current.isr.filter((id) => eligible.has(id));
     if (sameMembers(isr, current.isr)) return undefined;
     return { ...current, isr, partitionEpoch: current.partitionEpoch + 1 };
   }
 
-  const candidates = current.replicas.filter((id) => current.isr.includes(id) && live.has(id));
+  const candidates = current.replicas.filter((id) => current.isr.includes(id) && eligible.has(id));
   const newLeader = candidates[0];
   if (newLeader !== undefined) {
     return {
       ...current,
       leaderId: newLeader,
       leaderEpoch: current.leaderEpoch + 1,
-      isr: current.isr.filter((id) => live.has(id)),
+      isr: current.isr.filter((id) => eligible.has(id)),
       partitionEpoch: current.partitionEpoch + 1,
     };
   }
   if (options.uncleanLeaderElection) {
-    const unclean = current.replicas.find((id) => live.has(id));
+    const unclean = current.replicas.find((id) => eligible.has(id));
     if (unclean !== undefined) {
       return {
         ...current,
@@ -70,9 +79,14 @@ export function reconcilePartition(
       };
     }
   }
-  if (current.leaderId === NO_LEADER) return undefined;
-  // Keep the ISR as it was: its members hold every acknowledged record, so one of them must lead next.
-  return { ...current, leaderId: NO_LEADER, leaderEpoch: current.leaderEpoch + 1, partitionEpoch: current.partitionEpoch + 1 };
+  // Keep the ISR as it was, less fenced brokers: its members hold every acknowledged record, so one
+  // of them must lead next.
+  const isr = fenced ? current.isr.filter((id) => !fenced.has(id)) : current.isr;
+  if (current.leaderId === NO_LEADER) {
+    if (sameMembers(isr, current.isr)) return undefined;
+    return { ...current, isr, partitionEpoch: current.partitionEpoch + 1 };
+  }
+  return { ...current, leaderId: NO_LEADER, leaderEpoch: current.leaderEpoch + 1, isr, partitionEpoch: current.partitionEpoch + 1 };
 }
 
 /** Moves leadership to the preferred (first) replica if it is live, in the ISR, and not leading. */

@@ -4,6 +4,9 @@
  *
  *   <prefix>cluster/id                          cluster id (plain text), written once
  *   <prefix>brokers/<brokerId>                  BrokerRecord, attached to the broker's session lease
+ *   <prefix>broker-directories/<brokerId>       BrokerDirectoryRecord: the data directory id last
+ *                                               accepted for the broker; durable (no lease), so it
+ *                                               outlives sessions (see broker-directories.ts)
  *   <prefix>topics/<name>                       TopicRecord
  *   <prefix>partitions/<name>/<partition>       PartitionRecord (leader, epochs, ISR)
  *   <prefix>controller/election/<leaseIdHex>    controller candidates; lowest create revision leads
@@ -22,6 +25,21 @@ export interface BrokerRecord {
   port: number;
   rack: string;
   registeredAtMs: number;
+  /** The data directory id the broker registered with ('' from brokers that send none). */
+  directoryId?: string;
+}
+
+/**
+ * The data directory last accepted for a broker. A registration with another id sets
+ * `pendingDirectoryId`; the controller removes the broker from every ISR and only then makes it
+ * `directoryId` (see broker-directories.ts).
+ */
+export interface BrokerDirectoryRecord {
+  v: 1;
+  brokerId: number;
+  directoryId: string;
+  pendingDirectoryId?: string;
+  updatedAtMs: number;
 }
 
 export interface TopicRecord {
@@ -54,6 +72,7 @@ export class MetadataKeys {
   clusterId(): string { return `${this.prefix}cluster/id`; }
   brokersPrefix(): string { return `${this.prefix}brokers/`; }
   broker(id: number): string { return `${this.prefix}brokers/${id}`; }
+  brokerDirectory(id: number): string { return `${this.prefix}broker-directories/${id}`; }
   topicsPrefix(): string { return `${this.prefix}topics/`; }
   topic(name: string): string { return `${this.prefix}topics/${name}`; }
   partitionsPrefix(): string { return `${this.prefix}partitions/`; }
@@ -65,6 +84,7 @@ export class MetadataKeys {
   /** Classifies a key of this layout; undefined for keys it does not own. */
   parse(key: string):
     | { kind: 'broker'; brokerId: number }
+    | { kind: 'directory'; brokerId: number }
     | { kind: 'topic'; name: string }
     | { kind: 'partition'; topic: string; partition: number }
     | { kind: 'election'; candidate: string }
@@ -74,6 +94,7 @@ export class MetadataKeys {
     const rest = key.slice(this.prefix.length);
     const [head, ...tail] = rest.split('/');
     if (head === 'brokers' && tail.length === 1 && /^\d+$/.test(tail[0]!)) return { kind: 'broker', brokerId: Number(tail[0]) };
+    if (head === 'broker-directories' && tail.length === 1 && /^\d+$/.test(tail[0]!)) return { kind: 'directory', brokerId: Number(tail[0]) };
     if (head === 'topics' && tail.length === 1) return { kind: 'topic', name: tail[0]! };
     if (head === 'partitions' && tail.length === 2 && /^\d+$/.test(tail[1]!)) {
       return { kind: 'partition', topic: tail[0]!, partition: Number(tail[1]) };
@@ -83,7 +104,7 @@ export class MetadataKeys {
   }
 }
 
-export function encodeRecord(value: BrokerRecord | TopicRecord | ControllerRecord | (PartitionRecord & { v: 1 })): Buffer {
+export function encodeRecord(value: BrokerRecord | BrokerDirectoryRecord | TopicRecord | ControllerRecord | (PartitionRecord & { v: 1 })): Buffer {
   return Buffer.from(JSON.stringify(value));
 }
 
@@ -94,6 +115,7 @@ function decodeVersioned<T extends { v: number }>(bytes: Buffer, what: string): 
 }
 
 export const decodeBroker = (b: Buffer): BrokerRecord => decodeVersioned<BrokerRecord>(b, 'broker');
+export const decodeBrokerDirectory = (b: Buffer): BrokerDirectoryRecord => decodeVersioned<BrokerDirectoryRecord>(b, 'broker directory');
 export const decodeTopic = (b: Buffer): TopicRecord => decodeVersioned<TopicRecord>(b, 'topic');
 export const decodeController = (b: Buffer): ControllerRecord => decodeVersioned<ControllerRecord>(b, 'controller');
 export function decodePartition(b: Buffer): PartitionRecord {

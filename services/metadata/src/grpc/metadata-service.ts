@@ -56,7 +56,7 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
     registerBroker: unary(async (req) => {
       if (!req.endpoint) throw new SkeinError('INVALID_REQUEST', 'endpoint is required');
       const { sessionId, sessionTtlMs } = await admin.registerBroker({
-        brokerId: req.brokerId, host: req.endpoint.host, port: req.endpoint.port, rack: req.rack, sessionTtlMs: req.sessionTtlMs,
+        brokerId: req.brokerId, host: req.endpoint.host, port: req.endpoint.port, rack: req.rack, sessionTtlMs: req.sessionTtlMs, directoryId: req.directoryId,
       });
       return { sessionId, sessionTtlMs, heartbeatIntervalMs: Math.max(100, Math.floor(sessionTtlMs / 3)), clusterId: view.current.clusterId };
     }),

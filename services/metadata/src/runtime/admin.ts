@@ -10,12 +10,18 @@ import { SkeinError } from '@skein/common/errors.js';
 import type { MetadataStore, TxnOp } from '@skein/common/store/types.js';
 import type { Logger } from 'pino';
 import { initialPartitionRecord } from '../domain/partition-state.js';
+import { decideRegistrationDirectory, directoryIdProblem } from '../domain/broker-directories.js';
 import { loadOf, placeReplicas, PlacementError } from '../domain/placement.js';
-import { type BrokerRecord, type MetadataKeys, type TopicRecord, decodeBroker, encodePartition, encodeRecord } from '../domain/records.js';
+import { type BrokerRecord, type MetadataKeys, type TopicRecord, decodeBroker, decodeBrokerDirectory, encodePartition, encodeRecord } from '../domain/records.js';
 import { topicNameProblem, validateTopicConfigs } from '../domain/topic-config.js';
 import type { MetadataView } from './metadata-view.js';
 
 const MAX_OPS_PER_TXN = 100;
+/**
+ * How long a registration with a replaced data directory waits for the controller to fence the
+ * broker's replicas, below the broker's 5 s registration deadline; after it the broker retries.
+ */
+const DIRECTORY_FENCE_WAIT_MS = 3000;
 export const MAX_PARTITIONS_PER_TOPIC = 10_000;
 export const MAX_REPLICATION_FACTOR = 32;
 
@@ -47,29 +53,89 @@ export class MetadataAdmin {
     return kv!.value.toString('utf8');
   }
 
-  async registerBroker(req: { brokerId: number; host: string; port: number; rack: string; sessionTtlMs: number }) {
+  async registerBroker(req: { brokerId: number; host: string; port: number; rack: string; sessionTtlMs: number; directoryId: string }) {
     if (!Number.isInteger(req.brokerId) || req.brokerId < 0) throw invalid('broker_id must be 0 or greater', { broker_id: String(req.brokerId) });
     if (req.host.trim() === '') throw invalid('endpoint.host is required');
     if (!Number.isInteger(req.port) || req.port < 1 || req.port > 65535) throw invalid(`endpoint.port must be 1-65535, got ${req.port}`);
     if (req.rack.length > 255) throw invalid('rack is longer than 255 characters');
+    const dirProblem = directoryIdProblem(req.directoryId);
+    if (dirProblem) throw invalid(dirProblem, { broker_id: String(req.brokerId) });
     const ttlMs = req.sessionTtlMs === 0 ? this.options.brokerSessionTtlMs : req.sessionTtlMs;
     if (ttlMs < this.options.minBrokerSessionTtlMs || ttlMs > this.options.maxBrokerSessionTtlMs) {
       throw invalid(`session_ttl_ms must be between ${this.options.minBrokerSessionTtlMs} and ${this.options.maxBrokerSessionTtlMs}, got ${ttlMs}`);
     }
-    const lease = await this.store.grantLease(ttlMs);
-    const record: BrokerRecord = { v: 1, brokerId: req.brokerId, host: req.host, port: req.port, rack: req.rack, registeredAtMs: this.nowMs() };
     const key = this.keys.broker(req.brokerId);
+    // A live session must be refused before the directory is looked at: a restarted broker's old
+    // session still holds the id, and its new directory is settled once that session is gone.
+    if (await this.store.get(key)) throw brokerIdInUse(req.brokerId);
+    await this.settleDirectory(req.brokerId, req.directoryId);
+    const lease = await this.store.grantLease(ttlMs);
+    const record: BrokerRecord = { v: 1, brokerId: req.brokerId, host: req.host, port: req.port, rack: req.rack, registeredAtMs: this.nowMs(), directoryId: req.directoryId };
     const txn = await this.store.txn({
       compare: [{ key, target: 'createRevision', op: '=', value: 0n }],
       success: [{ type: 'put', key, value: encodeRecord(record), lease: lease.leaseId }],
     });
     if (!txn.succeeded) {
       await this.store.revokeLease(lease.leaseId).catch(() => {});
-      throw new SkeinError('BROKER_ID_IN_USE', `broker id ${req.brokerId} is held by a live session; it frees when that session ends`, { metadata: { broker_id: String(req.brokerId) } });
+      throw brokerIdInUse(req.brokerId);
     }
     await this.view.waitForRevision(txn.revision);
-    this.logger.info({ brokerId: req.brokerId, host: req.host, port: req.port, rack: req.rack }, 'broker registered');
+    this.logger.info({ brokerId: req.brokerId, host: req.host, port: req.port, rack: req.rack, directoryId: req.directoryId }, 'broker registered');
     return { sessionId: lease.leaseId, sessionTtlMs: lease.ttlMs };
+  }
+
+  /**
+   * Makes `directoryId` the broker's accepted data directory before the broker becomes live (see
+   * domain/broker-directories.ts): at once for a first or unchanged directory; for a replaced one,
+   * marks it pending and waits (bounded) until the controller has taken the broker out of every ISR
+   * and accepted it. Throws a retriable REQUEST_TIMED_OUT when the controller has not done so in
+   * time (e.g. no controller is elected): the broker retries, and stays unelectable meanwhile.
+   */
+  private async settleDirectory(brokerId: number, directoryId: string): Promise<void> {
+    const key = this.keys.brokerDirectory(brokerId);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const kv = await this.store.get(key);
+      const recorded = kv ? decodeBrokerDirectory(kv.value) : undefined;
+      const decision = decideRegistrationDirectory(recorded, { brokerId, directoryId }, this.nowMs());
+      if (decision.kind === 'unchecked' || decision.kind === 'recognized') return;
+      if (decision.kind === 'first' || decision.kind === 'replaced') {
+        const txn = await this.store.txn({
+          compare: [{ key, target: 'modRevision', op: '=', value: kv?.modRevision ?? 0n }],
+          success: [{ type: 'put', key, value: encodeRecord(decision.record) }],
+        });
+        if (!txn.succeeded) continue; // changed under us (the controller accepted a change): decide again
+        await this.view.waitForRevision(txn.revision);
+        if (decision.kind === 'first') {
+          this.logger.info({ brokerId, directoryId }, 'broker data directory recorded');
+          return;
+        }
+        this.logger.warn({ brokerId, directoryId, previousDirectoryId: decision.previousDirectoryId },
+          'broker registered with a new data directory (empty or replaced disk): fencing its replicas before it may register');
+      }
+      if (await this.waitForDirectory(brokerId, directoryId, DIRECTORY_FENCE_WAIT_MS)) return;
+      throw new SkeinError('REQUEST_TIMED_OUT', `the controller has not yet removed broker ${brokerId} (new data directory) from its partitions' ISRs; retry`, {
+        metadata: { broker_id: String(brokerId) },
+      });
+    }
+    throw new SkeinError('CONCURRENT_MODIFICATION', `the data directory record of broker ${brokerId} kept changing; retry`, { metadata: { broker_id: String(brokerId) } });
+  }
+
+  /** Resolves true once the view shows `directoryId` accepted for the broker, false after timeoutMs. */
+  private waitForDirectory(brokerId: number, directoryId: string, timeoutMs: number): Promise<boolean> {
+    const accepted = () => {
+      const d = this.view.current.directories.get(brokerId)?.record;
+      return d !== undefined && d.directoryId === directoryId && d.pendingDirectoryId === undefined;
+    };
+    if (accepted()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        sub.unsubscribe();
+        resolve(ok);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      const sub = this.view.subscribe(() => { if (accepted()) finish(true); });
+    });
   }
 
   private async requireSession(brokerId: number, sessionId: bigint): Promise<void> {
@@ -290,6 +356,10 @@ export class MetadataAdmin {
 
 function invalid(message: string, metadata: Record<string, string> = {}): SkeinError {
   return new SkeinError('INVALID_REQUEST', message, { metadata });
+}
+
+function brokerIdInUse(brokerId: number): SkeinError {
+  return new SkeinError('BROKER_ID_IN_USE', `broker id ${brokerId} is held by a live session; it frees when that session ends`, { metadata: { broker_id: String(brokerId) } });
 }
 
 function alreadyExists(name: string): SkeinError {

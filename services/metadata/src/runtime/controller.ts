@@ -24,6 +24,7 @@ import {
   reconcilePartition,
 } from '../domain/partition-state.js';
 import { type ControllerRecord, type MetadataKeys, encodePartition, encodeRecord } from '../domain/records.js';
+import { completedDirectoryChanges, fencedBrokers } from '../domain/broker-directories.js';
 import { SerialQueue } from './serial-queue.js';
 import type { MetadataView } from './metadata-view.js';
 import { SkeinError } from '@skein/common/errors.js';
@@ -103,7 +104,7 @@ export class Controller {
     this.leadership = leadership;
     this.logger.info({ controllerEpoch: leadership.revision.toString() }, 'became controller');
     const sub = this.view.subscribe((batch) => {
-      const relevant = batch.resync || batch.changes.some((c) =>
+      const relevant = batch.resync || batch.directoriesChanged || batch.changes.some((c) =>
         c.change?.$case === 'brokerRegistered' || c.change?.$case === 'brokerUnregistered' ||
         c.change?.$case === 'topicChanged' || c.change?.$case === 'partitionChanged');
       if (relevant) this.scheduleReconcile();
@@ -131,17 +132,22 @@ export class Controller {
     });
   }
 
-  /** One pass over every partition: create missing states, then apply reconcilePartition. */
+  /**
+   * One pass over every partition: create missing states, then apply reconcilePartition; brokers
+   * with a pending (replaced) data directory are fenced out of every ISR, and once none is left in
+   * one, their new directory is accepted (domain/broker-directories.ts).
+   */
   private async reconcileAll(): Promise<void> {
     const leadership = this.leadership;
     if (!leadership) return;
     const image = this.view.current;
     const live = image.liveBrokerIds();
+    const fenced = fencedBrokers([...image.directories.values()].map((d) => d.record));
     const writes: Array<{ compare: Compare[]; op: TxnOp; describe: string }> = [];
     for (const [name, topic] of image.topics) {
       for (const p of image.missingPartitionStates(name)) {
         const replicas = topic.record.assignment[p]!;
-        const initial = reconcilePartition(initialPartitionRecord(topic.record.topicId, replicas), live, { uncleanLeaderElection: false })
+        const initial = reconcilePartition(initialPartitionRecord(topic.record.topicId, replicas), live, { uncleanLeaderElection: false, fenced })
           ?? initialPartitionRecord(topic.record.topicId, replicas);
         writes.push({
           compare: [
@@ -155,13 +161,37 @@ export class Controller {
       const unclean = topic.record.configs['unclean.leader.election.enable'] === 'true';
       for (const [p, state] of image.partitionsOf(name)) {
         if (state.record.topicId !== topic.record.topicId) continue;
-        const reconciled = reconcilePartition(state.record, live, { uncleanLeaderElection: unclean });
+        const reconciled = reconcilePartition(state.record, live, { uncleanLeaderElection: unclean, fenced });
         const next = completeReassignment(reconciled ?? state.record) ?? reconciled;
         if (!next) continue;
         writes.push(this.partitionWrite(name, p, state.modRevision, next));
         this.logger.info({ topic: name, partition: p, leader: next.leaderId, leaderEpoch: next.leaderEpoch, isr: next.isr }, 'partition state change');
       }
     }
+    await this.commitInChunks(leadership, writes);
+    if (fenced.size > 0) await this.acceptFencedDirectories(leadership);
+  }
+
+  /**
+   * Accepts the pending directory of every fenced broker that no partition lists in its ISR or as
+   * leader any more, judged on the view after this pass's writes. Each write is guarded by the
+   * directory record it was computed from; a partition that still holds the broker (its write lost
+   * a race) changes again, which schedules another pass.
+   */
+  private async acceptFencedDirectories(leadership: Leadership): Promise<void> {
+    const image = this.view.current;
+    const partitions = [...image.partitions.values()].flatMap((m) => [...m.values()].map((v) => v.record));
+    const completed = completedDirectoryChanges([...image.directories.values()].map((d) => d.record), partitions, Date.now());
+    const writes = completed.map((record) => {
+      const key = this.keys.brokerDirectory(record.brokerId);
+      const modRevision = image.directories.get(record.brokerId)!.modRevision;
+      this.logger.info({ brokerId: record.brokerId, directoryId: record.directoryId }, 'broker fenced out of every ISR; its new data directory is accepted');
+      return {
+        compare: [{ key, target: 'modRevision' as const, op: '=' as const, value: modRevision }],
+        op: { type: 'put' as const, key, value: encodeRecord(record) },
+        describe: `broker ${record.brokerId} directory`,
+      };
+    });
     await this.commitInChunks(leadership, writes);
   }
 
@@ -216,7 +246,10 @@ export class Controller {
       }
       const state = image.partitionsOf(request.topic).get(request.partition);
       if (!state) throw new SkeinError('UNKNOWN_PARTITION', `partition ${request.partition} of ${request.topic} does not exist`, { metadata: { topic: request.topic, partition: String(request.partition) } });
-      const result = applyAlterPartition(state.record, request, image.liveBrokerIds());
+      // A fenced broker (replaced data directory) cannot join an ISR until its new directory is accepted.
+      const fenced = fencedBrokers([...image.directories.values()].map((d) => d.record));
+      const joinable = new Set([...image.liveBrokerIds()].filter((id) => !fenced.has(id)));
+      const result = applyAlterPartition(state.record, request, joinable);
       if ('problem' in result) {
         throw new SkeinError(result.problem.reason, result.problem.message, {
           metadata: { topic: request.topic, partition: String(request.partition) },

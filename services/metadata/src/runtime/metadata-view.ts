@@ -17,6 +17,8 @@ export interface ChangeBatch {
   changes: MetadataChange[];
   /** The view re-read a snapshot: what changed is unknown, followers must take a new snapshot. */
   resync?: boolean;
+  /** A broker directory record changed (internal to the controller, so no MetadataChange shows it). */
+  directoriesChanged?: boolean;
 }
 
 type Listener = (batch: ChangeBatch) => void;
@@ -60,7 +62,9 @@ export class MetadataView {
       fromRevision: snapshot.revision + 1n,
       onBatch: (batch) => {
         const changes: MetadataChange[] = [];
+        let directoriesChanged = false;
         for (const event of batch.events) {
+          if (this.keys.parse(event.type === 'put' ? event.kv.key : event.key)?.kind === 'directory') directoriesChanged = true;
           try {
             if (event.type === 'put') changes.push(...this.image.replayPut(event.kv));
             else changes.push(...this.image.replayDelete(event.key, event.modRevision));
@@ -70,7 +74,7 @@ export class MetadataView {
           }
         }
         this.image.revision = batch.revision > this.image.revision ? batch.revision : this.image.revision;
-        this.emit({ revision: batch.revision, changes }, false);
+        this.emit(directoriesChanged ? { revision: batch.revision, changes, directoriesChanged } : { revision: batch.revision, changes }, false);
       },
       onError: (err) => {
         if (this.closed) return;
