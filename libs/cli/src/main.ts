@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { Acks, CompressionCodec, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, type RecordInput, type ResetTo } from '@skein/client';
+import { Acks, CompressionCodec, GroupAdmin, GroupConsumer, isRetriableError, OffsetSpec, SkeinClient, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
 
 const program = new Command('skein')
   .description('Skein command line: a Kafka-class log over gRPC')
@@ -140,19 +140,37 @@ program.command('consume <topic>').description('read records: in a group (--grou
   .option('-g, --group <id>', 'consume as a member of this group: partitions shared with its other members, offsets committed')
   .option('-p, --partition <n>', 'standalone: only this partition (default: all)', collect)
   .option('--from-beginning', 'start at the earliest offset (default: the end); in a group, only where it has no committed offset')
+  .addOption(new Option('--auto-offset-reset <policy>', 'in a group: where to go without a committed offset or when a position is out of range (none: fail)').choices(['earliest', 'latest', 'none']))
   .option('--offset <offset>', 'standalone: start at this offset')
   .option('--timestamp <ms>', 'standalone: start at the first record at or after this time (ms since epoch)')
   .option('--follow', 'keep waiting for new records')
   .option('--idle-ms <ms>', 'without --follow, stop after this long with no new record', '3000')
   .option('-n, --max-messages <n>', 'stop after this many records')
   .option('--print <fields>', 'fields to print: key,value,partition,offset,timestamp,headers', 'value')
-  .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string }) => run(async (c) => {
+  .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; autoOffsetReset?: AutoOffsetReset; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string }) => run(async (c) => {
     const fields = o.print.split(',');
     const max = o.maxMessages ? Number(o.maxMessages) : Infinity;
     if (o.group !== undefined) {
       if (o.partition || o.offset !== undefined || o.timestamp !== undefined) throw new CommanderError(2, 'skein.usage', '--partition, --offset and --timestamp are for standalone reads; a group gets its partitions from the coordinator (use groups reset-offsets to move it)');
       await c.topic(topic, true);
-      const consumer = new GroupConsumer(c, { groupId: o.group, coordinator: (program.opts().coordinator as string).split(','), topics: [topic], fromBeginning: !!o.fromBeginning, clientId: 'skein-cli' });
+      // A fetch failure the consumer cannot get past by itself (a corrupt batch, an out-of-range
+      // offset under --auto-offset-reset none) ends the command after the records before it were
+      // printed; retriable ones are warnings while the consumer keeps trying.
+      let failure: unknown;
+      const consumer: GroupConsumer = new GroupConsumer(c, {
+        groupId: o.group, coordinator: (program.opts().coordinator as string).split(','), topics: [topic], clientId: 'skein-cli',
+        autoOffsetReset: o.autoOffsetReset ?? (o.fromBeginning ? 'earliest' : 'latest'),
+        onError: (err, where) => {
+          const e = err as { reason?: string; message?: string };
+          if (isRetriableError(err)) {
+            console.error(`skein: warning: ${where.topic}-${where.partition} at offset ${where.offset}: ${e.reason ?? 'ERROR'}: ${e.message ?? String(err)} (retrying)`);
+            return;
+          }
+          failure ??= err;
+          void consumer.close();
+        },
+        onOffsetReset: (r) => console.error(`skein: ${r.topic}-${r.partition}: offset ${r.from} is out of range; moved to ${r.to} (${r.policy})`),
+      });
       let seen = 0;
       let lastRecordAt = Date.now();
       // Without --follow, stop once the group's partitions have been quiet for --idle-ms.
@@ -171,6 +189,7 @@ program.command('consume <topic>').description('read records: in a group (--grou
         await consumer.close();
       }
       if (!json()) console.error(`consumed ${seen} records from ${topic} in group ${o.group}`);
+      if (failure) throw failure;
       return;
     }
     const t = await c.topic(topic, true);

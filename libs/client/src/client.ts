@@ -4,13 +4,15 @@
  * with a `reason` (check it, not the class) and `retriable`.
  */
 import * as grpc from '@grpc/grpc-js';
-import { fromServiceError, SkeinError } from '@skein/common/errors.js';
-import { buildRecordBatch, decodeRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
-import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
+import { fromServiceError, REASONS, SkeinError, type Reason } from '@skein/common/errors.js';
+import { buildRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
+import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type PartitionError, type RecordBatch } from '@skein/proto/skein/broker/v1/broker.js';
 import { MetadataServiceClient, type ClusterMetadata, type DescribeTopicResponse, type ListTopicsResponse, type ListTopicsResponse_TopicSummary, type Topic } from '@skein/proto/skein/metadata/v1/metadata.js';
 
 export type { ClusterMetadata, DescribeTopicResponse, ListTopicsResponse_TopicSummary as TopicSummary, Topic };
-import { Producer, type ProducerOptions } from './producer.js';
+import { Producer, type ProducerOptions, type ProducerRecord } from './producer.js';
+import { backoffMs, shouldRetry } from './retry.js';
+import { decodeFetchedBatches, DEFAULT_MAX_UNCOMPRESSED_BYTES } from './fetched-batches.js';
 
 export { Acks, CompressionCodec, OffsetSpec, SkeinError };
 export type { ConsumedRecord, RecordInput };
@@ -20,6 +22,12 @@ export interface ClientOptions {
   metadata: string[];
   credentials?: grpc.ChannelCredentials;
   requestTimeoutMs?: number;
+  /**
+   * Attempts per call while a broker answers UNKNOWN_TOPIC_OR_PARTITION (default 5, metadata
+   * refreshed before each): enough for a broker to apply a topic just created, few enough that a
+   * deleted topic fails the call quickly.
+   */
+  unknownTopicAttempts?: number;
 }
 
 type Callback<Res> = (err: grpc.ServiceError | null, res: Res) => void;
@@ -31,17 +39,23 @@ function unary<Req, Res>(client: grpc.Client, method: string, req: Req, timeoutM
   });
 }
 
-function partitionError(e: PartitionError): SkeinError {
-  const err = new SkeinError('INTERNAL', e.message);
-  Object.defineProperty(err, 'reason', { value: e.reason });
+/** A per-partition error from a broker answer as a SkeinError, keeping its hints (leader, offset range). */
+function partitionError(e: PartitionError, where: { topic: string; partition: number }): SkeinError {
+  const known = e.reason in REASONS;
+  const err = new SkeinError(known ? (e.reason as Reason) : 'INTERNAL', e.message, {
+    metadata: { topic: where.topic, partition: String(where.partition) },
+    leaderHint: e.leaderHint,
+    offsetRangeHint: e.offsetRange,
+  });
+  if (!known) Object.defineProperty(err, 'reason', { value: e.reason });
+  // The broker's word on retriability and code wins over this client's copy of the table.
   Object.defineProperty(err, 'retriable', { value: e.retriable });
   Object.defineProperty(err, 'code', { value: e.code });
   return err;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Jittered exponential backoff: retries spread out instead of arriving together. */
-const backoff = (attempt: number) => Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
+const stamp = (records: readonly ProducerRecord[], nowMs: number): RecordInput[] => records.map((r) => (r.timestampMs == null ? { ...r, timestampMs: nowMs } : (r as RecordInput)));
 
 export class SkeinClient {
   private readonly metadataClients: MetadataServiceClient[];
@@ -147,34 +161,37 @@ export class SkeinClient {
     return c;
   }
 
-  /** Runs `fn` against the partition leader, re-routing and retrying retriable errors with backoff. */
+  /**
+   * Runs `fn` against the partition leader, re-routing (metadata refreshed) and retrying with
+   * jittered backoff what retry.ts calls retriable: the error's own flag or the reason table, and
+   * UNKNOWN_TOPIC_OR_PARTITION only a few times (a broker that has not applied a new topic yet).
+   */
   async withLeader<T>(topic: string, partition: number, fn: (broker: BrokerServiceClient) => Promise<T>, attempts = 8): Promise<T> {
     let refresh = false;
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn(await this.leader(topic, partition, refresh));
       } catch (err) {
-        const e = err as SkeinError;
-        // The broker's data-path reasons (NOT_LEADER_OR_FOLLOWER, ...) are Kafka's names, not all in the common table.
-        const reason: string = e.reason;
-        const retriable = e.retriable || ['NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION', 'UNKNOWN_TOPIC_OR_PARTITION', 'PARTITION_OFFLINE'].includes(reason);
-        if (!retriable || attempt + 1 >= attempts) throw err;
+        if (!shouldRetry(err, attempt, { maxAttempts: attempts, maxUnknownTopicAttempts: this.options.unknownTopicAttempts ?? 5 })) throw err;
         this.stats.retries++;
         refresh = true;
-        await sleep(backoff(attempt));
+        await sleep(backoffMs(attempt));
       }
     }
   }
 
-  /** Produces records to one partition as one batch; resolves with the base offset. */
-  async produceBatch(topic: string, partition: number, records: RecordInput[], options: { acks?: Acks; compression?: CompressionCodec; producerId?: bigint; producerEpoch?: number; baseSequence?: number } = {}): Promise<bigint> {
-    const batch = buildRecordBatch(records, { compression: options.compression, producerId: options.producerId, producerEpoch: options.producerEpoch, baseSequence: options.baseSequence });
+  /**
+   * Produces records to one partition as one batch; resolves with the base offset. A record
+   * without `timestampMs` gets the time of this call (Kafka's CreateTime).
+   */
+  async produceBatch(topic: string, partition: number, records: ProducerRecord[], options: { acks?: Acks; compression?: CompressionCodec; producerId?: bigint; producerEpoch?: number; baseSequence?: number } = {}): Promise<bigint> {
+    const batch = buildRecordBatch(stamp(records, Date.now()), { compression: options.compression, producerId: options.producerId, producerEpoch: options.producerEpoch, baseSequence: options.baseSequence });
     return this.withLeader(topic, partition, async (broker) => {
       const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; baseOffset: bigint }> }> }>(broker, 'produce', {
         acks: options.acks ?? Acks.ACKS_ALL, timeoutMs: this.timeoutMs, topics: [{ topic, partitions: [{ partition, batch }] }],
       }, this.timeoutMs + 2000);
       const r = res.topics[0]!.partitions[0]!;
-      if (r.error) throw partitionError(r.error);
+      if (r.error) throw partitionError(r.error, { topic, partition });
       return r.baseOffset;
     });
   }
@@ -200,21 +217,30 @@ export class SkeinClient {
     return this.withLeader(topic, partition, async (broker) => {
       const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; offset: bigint }> }> }>(broker, 'listOffsets', { topics: [{ topic, partitions: [{ partition, spec, timestampMs }] }] }, this.timeoutMs);
       const r = res.topics[0]!.partitions[0]!;
-      if (r.error) throw partitionError(r.error);
+      if (r.error) throw partitionError(r.error, { topic, partition });
       return r.offset;
     });
   }
 
-  /** Fetches records from `offset` (long-polling up to maxWaitMs when there are none). */
-  async fetch(topic: string, partition: number, offset: bigint, options: { maxWaitMs?: number; maxBytes?: number } = {}): Promise<{ records: ConsumedRecord[]; highWatermark: bigint }> {
+  /**
+   * Fetches records from `offset` (long-polling up to maxWaitMs when there are none).
+   *
+   * Batches are checked (CRC, framing, record count) and decompressed within `maxUncompressedBytes`
+   * per fetch (default 64 MiB). A bad batch ends the answer: the records of the batches before it
+   * are returned, and a fetch that starts at it fails with CORRUPT_MESSAGE (MESSAGE_TOO_LARGE
+   * over the decompression limit), naming the batch's offset. An offset outside the partition
+   * fails with OFFSET_OUT_OF_RANGE carrying `offsetRangeHint` (log start and end offsets).
+   */
+  async fetch(topic: string, partition: number, offset: bigint, options: { maxWaitMs?: number; maxBytes?: number; maxUncompressedBytes?: number } = {}): Promise<{ records: ConsumedRecord[]; highWatermark: bigint }> {
     return this.withLeader(topic, partition, async (broker) => {
       const maxBytes = options.maxBytes ?? 4 << 20;
-      const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; highWatermark: bigint; batches: Array<{ baseOffset: bigint; batch?: never }> }> }> }>(broker, 'fetch', {
+      const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; highWatermark: bigint; batches: Array<{ baseOffset: bigint; batch?: RecordBatch }> }> }> }>(broker, 'fetch', {
         maxWaitMs: options.maxWaitMs ?? 0, minBytes: 1, maxBytes, topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: maxBytes, currentLeaderEpoch: -1 }] }],
       }, this.timeoutMs + (options.maxWaitMs ?? 0));
       const r = res.topics[0]!.partitions[0]!;
-      if (r.error) throw partitionError(r.error);
-      const records = r.batches.flatMap((b) => decodeRecordBatch(b.batch!, b.baseOffset)).filter((x) => x.offset >= offset);
+      if (r.error) throw partitionError(r.error, { topic, partition });
+      const { records, error } = decodeFetchedBatches({ topic, partition, fetchOffset: offset }, r.batches, options.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED_BYTES);
+      if (error && records.length === 0) throw error;
       return { records, highWatermark: r.highWatermark };
     });
   }

@@ -13,9 +13,18 @@
  * `autoCommitIntervalMs`, and before any partition is given up) commits positions: at-least-once.
  * For at-most-once, turn auto-commit off and `commit()` a record's offset before processing it;
  * for your own scheme, turn auto-commit off and call `commit()` when you choose.
+ *
+ * Fetch failures never spin silently. Each partition is in one of three fetch states: FETCHING;
+ * BACKING_OFF after a retriable error that outlived the client's own retries (reported to
+ * `onError`, tried again after a jittered, growing delay); or AWAITING_SEEK after an error that
+ * retrying cannot fix (a corrupt batch, a batch over the decompression limit, an out-of-range
+ * position under `autoOffsetReset: 'none'`), reported to `onError` once and not fetched again
+ * until you `seek()` it or it is reassigned, as Kafka's poll() keeps failing until you seek.
+ * An out-of-range position (retention deleted it) otherwise follows `autoOffsetReset`.
  */
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, SkeinError } from '@skein/common/errors.js';
+import { isRetriableError } from './retry.js';
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
 import { OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { GroupCoordinatorServiceClient, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type SessionResponse, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
@@ -29,8 +38,26 @@ export interface ConsumerOptions {
   /** Subscribe to every topic whose whole name matches this regular expression (new topics too). */
   topicRegex?: string;
   assignor?: 'uniform' | 'range' | 'roundrobin';
-  /** Where to start when the group has no committed offset: from the beginning (default) or only new records. */
+  /**
+   * Where to start when the group has no committed offset for a partition, and where to go when
+   * a position is out of range (retention deleted the records there, or the log was truncated),
+   * as Kafka's `auto.offset.reset`: 'earliest' (the log start offset), 'latest' (the high
+   * watermark: only records produced from now on), or 'none' (an OFFSET_OUT_OF_RANGE error to
+   * `onError`, and the partition waits for `seek()`). Default 'earliest' (this consumer's behaviour
+   * before the option existed; note that Kafka's default is 'latest'), or 'latest' when
+   * `fromBeginning: false`.
+   */
+  autoOffsetReset?: AutoOffsetReset;
+  /** Older spelling: `fromBeginning: false` means `autoOffsetReset: 'latest'`. */
   fromBeginning?: boolean;
+  /** Called after `autoOffsetReset` moved an out-of-range position (records in between were skipped or will be read again). */
+  onOffsetReset?: (reset: OffsetReset) => void;
+  /**
+   * Most bytes the compressed batches of one fetch may decompress to (default 64 MiB, the
+   * client's largest gRPC message). A single batch above it is a MESSAGE_TOO_LARGE error to
+   * `onError`, never an out-of-memory crash.
+   */
+  maxUncompressedBytes?: number;
   autoCommit?: boolean;
   autoCommitIntervalMs?: number;
   clientId?: string;
@@ -47,11 +74,41 @@ export interface ConsumerOptions {
    */
   session?: 'stream' | 'unary';
   /**
-   * Called when a handler throws. The record (or batch) is not counted as processed: it is handed
-   * out again after a short backoff, so a failing handler delays its partition but never skips a
-   * record and never stops the consumer.
+   * Called when a handler throws, and when fetching a partition fails; `err.reason` says why
+   * (e.g. CORRUPT_MESSAGE, OFFSET_OUT_OF_RANGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER) and
+   * `err.retriable` whether the consumer keeps trying by itself (else the partition waits for
+   * `seek()`). A record whose handler threw is not counted as processed: it is handed out again
+   * after a short backoff, so a failing handler delays its partition but never skips a record.
+   * Without onError, both kinds are reported with process.emitWarning.
    */
   onError?: (err: unknown, where: { topic: string; partition: number; offset: bigint }) => void;
+}
+
+export type AutoOffsetReset = 'earliest' | 'latest' | 'none';
+
+export interface OffsetReset {
+  topic: string;
+  partition: number;
+  policy: Exclude<AutoOffsetReset, 'none'>;
+  /** The position that was out of range. */
+  from: bigint;
+  /** The position it was moved to. */
+  to: bigint;
+}
+
+/** A partition's fetch state (absent from the map: FETCHING). */
+type FetchState = { kind: 'BACKING_OFF'; untilMs: number; failures: number } | { kind: 'AWAITING_SEEK'; error: unknown };
+
+export type FetchErrorAction = { action: 'reset'; to: 'earliest' | 'latest' } | { action: 'hold' } | { action: 'backoff'; delayMs: number };
+
+/**
+ * What the consumer does after fetching a partition failed (the client has already retried what
+ * it retries). Pure. `failures` counts the failures in a row before this one.
+ */
+export function fetchErrorAction(err: unknown, policy: AutoOffsetReset, failures: number, random: () => number = Math.random): FetchErrorAction {
+  if ((err as { reason?: unknown } | null)?.reason === 'OFFSET_OUT_OF_RANGE') return policy === 'none' ? { action: 'hold' } : { action: 'reset', to: policy };
+  if (isRetriableError(err)) return { action: 'backoff', delayMs: Math.min(5000, 100 * 2 ** Math.min(failures, 10)) * (0.5 + random() / 2) };
+  return { action: 'hold' };
 }
 
 export interface Message extends ConsumedRecord {
@@ -91,6 +148,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private readonly positions = new Map<string, bigint>();
   private readonly committed = new Map<string, bigint>();
   private readonly paused = new Set<string>();
+  private readonly fetchStates = new Map<string, FetchState>();
+  private readonly autoOffsetReset: AutoOffsetReset;
   /** Bumped by seek(): a fetch made before a seek is not applied after it. */
   private readonly seekGeneration = new Map<string, number>();
   private readonly pendingSeeks = new Map<string, bigint>();
@@ -108,6 +167,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
 
   constructor(private readonly client: SkeinClient, private readonly options: ConsumerOptions) {
     if (!options.topics?.length && !options.topicRegex) throw new Error('subscribe to at least one topic or a topicRegex');
+    this.autoOffsetReset = options.autoOffsetReset ?? (options.fromBeginning === false ? 'latest' : 'earliest');
+    if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) throw new Error(`autoOffsetReset must be earliest, latest or none, got ${String(this.autoOffsetReset)}`);
     this.coordinators = options.coordinator.map((a) => new GroupCoordinatorServiceClient(a, grpc.credentials.createInsecure()));
   }
 
@@ -176,6 +237,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
       this.owned.delete(k);
       this.positions.delete(k);
       this.committed.delete(k);
+      this.fetchStates.delete(k);
     }
     if (partitions.length > 0) await this.options.onRevoked?.(partitions);
   }
@@ -206,9 +268,20 @@ export class GroupConsumer implements AsyncIterable<Message> {
         for (const k of added) {
           const [t, p] = split(k);
           const c = committed.offsets.find((o) => o.topic === t && o.partition === p);
+          let start = this.pendingSeeks.get(k) ?? c?.offset;
+          if (start === undefined && this.autoOffsetReset === 'none') {
+            // Kafka's NoOffsetForPartitionException: owned, but not read until the application seeks.
+            const err = new SkeinError('OFFSET_OUT_OF_RANGE', `${t}-${p} has no committed offset in group ${this.options.groupId} and autoOffsetReset is none: seek() it`, { metadata: { topic: t, partition: String(p) } });
+            this.fetchStates.set(k, { kind: 'AWAITING_SEEK', error: err });
+            this.committed.set(k, -1n);
+            this.owned.add(k);
+            applied.push(k);
+            this.report(err, { topic: t, partition: p, offset: -1n });
+            continue;
+          }
           // A partition whose start cannot be found now (its leader moving, say) is left out; the
           // coordinator offers it again on the next heartbeat.
-          const start = this.pendingSeeks.get(k) ?? c?.offset ?? (await this.client.listOffset(t, p, this.options.fromBeginning === false ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_EARLIEST).catch(() => undefined));
+          start ??= await this.client.listOffset(t, p, this.autoOffsetReset === 'latest' ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_EARLIEST).catch(() => undefined);
           if (start === undefined) continue;
           this.pendingSeeks.delete(k);
           this.positions.set(k, start);
@@ -222,7 +295,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
   }
 
   private async commitNow(only?: string[]): Promise<void> {
-    const offsets = (only ?? [...this.owned]).filter((k) => this.owned.has(k) && this.positions.get(k) !== this.committed.get(k)).map((k) => {
+    const offsets = (only ?? [...this.owned]).filter((k) => this.owned.has(k) && this.positions.has(k) && this.positions.get(k) !== this.committed.get(k)).map((k) => {
       const [topic, partition] = split(k);
       return { topic, partition, offset: this.positions.get(k)!, metadata: '' };
     });
@@ -293,7 +366,52 @@ export class GroupConsumer implements AsyncIterable<Message> {
     };
     beat();
     if (this.options.autoCommit ?? true) this.commitTimer = setInterval(() => void this.commit().catch(() => {}), this.options.autoCommitIntervalMs ?? 1000);
-    this.loop = this.fetchLoop(h);
+    // The loop catches its own failures; should one escape anyway, it is reported, not unhandled.
+    this.loop = this.fetchLoop(h).catch((err) => this.report(err, { topic: '', partition: -1, offset: -1n }));
+  }
+
+  /** Hands an error to onError (or, without one, a process warning); a throwing onError is ignored. */
+  private report(err: unknown, where: { topic: string; partition: number; offset: bigint }): void {
+    try {
+      if (this.options.onError) this.options.onError(err, where);
+      else {
+        const e = err as { reason?: string; message?: string };
+        process.emitWarning(`skein consumer ${this.options.groupId}: ${where.topic}-${where.partition} at offset ${where.offset}: ${e.reason ?? 'ERROR'}: ${e.message ?? String(err)}`, { type: 'SkeinConsumerWarning', code: e.reason });
+      }
+    } catch {
+      // The application's error handler failed; the consumer carries on.
+    }
+  }
+
+  /** After a fetch of `k` at `from` failed: reset the position, back off, or wait for seek(). */
+  private async fetchFailed(k: string, from: bigint, err: unknown, stillValid: () => boolean): Promise<void> {
+    const [topic, partition] = split(k);
+    const state = this.fetchStates.get(k);
+    const failures = state?.kind === 'BACKING_OFF' ? state.failures : 0;
+    const decision = fetchErrorAction(err, this.autoOffsetReset, failures);
+    const backOff = (e: unknown, delayMs: number) => {
+      this.fetchStates.set(k, { kind: 'BACKING_OFF', untilMs: Date.now() + delayMs, failures: failures + 1 });
+      this.report(e, { topic, partition, offset: from });
+    };
+    if (decision.action === 'backoff') return backOff(err, decision.delayMs);
+    if (decision.action === 'hold') {
+      this.fetchStates.set(k, { kind: 'AWAITING_SEEK', error: err });
+      return this.report(err, { topic, partition, offset: from });
+    }
+    let to: bigint;
+    try {
+      to = await this.client.listOffset(topic, partition, decision.to === 'earliest' ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST);
+    } catch (e) {
+      return backOff(e, Math.min(5000, 100 * 2 ** Math.min(failures, 10)));
+    }
+    if (!stillValid()) return;
+    this.positions.set(k, to);
+    this.fetchStates.delete(k);
+    try {
+      this.options.onOffsetReset?.({ topic, partition, policy: decision.to, from, to });
+    } catch {
+      // as in report()
+    }
   }
 
   private async fetchLoop(h: RunHandlers): Promise<void> {
@@ -302,14 +420,23 @@ export class GroupConsumer implements AsyncIterable<Message> {
       for (const k of [...this.owned]) {
         if (this.stopped) break;
         if (this.paused.has(k)) continue;
+        const state = this.fetchStates.get(k);
+        if (state?.kind === 'AWAITING_SEEK' || (state?.kind === 'BACKING_OFF' && Date.now() < state.untilMs)) continue;
         const [topic, partition] = split(k);
         const from = this.positions.get(k);
         if (from === undefined) continue;
         const generation = this.seekGeneration.get(k) ?? 0;
-        // Failures (a broker restarting, a leader moving) are retried by the client and then here, forever.
-        const { records, highWatermark } = await this.client.fetch(topic, partition, from, { maxWaitMs: 0, maxBytes: this.options.maxBytesPerPartition })
-          .catch(() => ({ records: [] as ConsumedRecord[], highWatermark: -1n }));
         const stillValid = () => this.owned.has(k) && !this.stopped && (this.seekGeneration.get(k) ?? 0) === generation && !this.paused.has(k);
+        let fetched: { records: ConsumedRecord[]; highWatermark: bigint };
+        try {
+          // The client retries what is retriable (re-routing to a new leader) before this fails.
+          fetched = await this.client.fetch(topic, partition, from, { maxWaitMs: 0, maxBytes: this.options.maxBytesPerPartition, maxUncompressedBytes: this.options.maxUncompressedBytes });
+        } catch (err) {
+          if (stillValid()) await this.fetchFailed(k, from, err, stillValid);
+          continue;
+        }
+        if (stillValid()) this.fetchStates.delete(k);
+        const { records, highWatermark } = fetched;
         if (records.length === 0 || !stillValid()) continue;
         try {
           if (h.eachBatch) {
@@ -326,7 +453,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
             }
           }
         } catch (err) {
-          this.options.onError?.(err, { topic, partition, offset: this.positions.get(k) ?? from });
+          this.report(err, { topic, partition, offset: this.positions.get(k) ?? from });
           await sleep(200);
         }
       }
@@ -379,6 +506,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
   seek(topic: string, partition: number, offset: bigint): void {
     const k = key(topic, partition);
     this.seekGeneration.set(k, (this.seekGeneration.get(k) ?? 0) + 1);
+    // A seek is the way out of AWAITING_SEEK (and ends any backoff).
+    this.fetchStates.delete(k);
     if (this.owned.has(k)) this.positions.set(k, offset);
     else this.pendingSeeks.set(k, offset);
   }

@@ -44,6 +44,12 @@ export interface ProducerOptions {
   partitioner?: (key: Buffer | undefined, partitionCount: number, topic: string) => number;
 }
 
+/**
+ * A record to send. Without `timestampMs`, the producer stamps the time of the send() call
+ * (Kafka's CreateTime), so retention and time lookups always have a time to go by.
+ */
+export type ProducerRecord = Omit<RecordInput, 'timestampMs'> & { timestampMs?: bigint | number };
+
 export interface RecordMetadata {
   topic: string;
   partition: number;
@@ -66,6 +72,28 @@ interface Batch {
   pending: Pending[];
   bytes: number;
   timer?: NodeJS.Timeout;
+}
+
+const isBytes = (v: unknown) => typeof v === 'string' || v instanceof Uint8Array;
+
+/**
+ * Why a record cannot be sent, or undefined. Checked for every record of a send() before any is
+ * put in a batch: a bad record fails its own send() at once, instead of failing inside a batch
+ * shared with other sends' records (or leaving half a send in flight).
+ */
+export function invalidRecord(r: unknown): string | undefined {
+  if (typeof r !== 'object' || r === null) return 'a record must be an object';
+  const { key, value, headers, timestampMs } = r as Record<string, unknown>;
+  if (key != null && !isBytes(key)) return 'key must be a string, bytes, null or absent';
+  if (value !== null && !isBytes(value)) return 'value must be a string, bytes or null (a tombstone)';
+  if (timestampMs != null && !(typeof timestampMs === 'bigint' || (typeof timestampMs === 'number' && Number.isSafeInteger(timestampMs)))) return 'timestampMs must be an integer (ms since the epoch) or absent';
+  if (headers !== undefined) {
+    if (!Array.isArray(headers)) return 'headers must be an array';
+    for (const h of headers as unknown[]) {
+      if (typeof h !== 'object' || h === null || typeof (h as { key?: unknown }).key !== 'string' || !((h as { value?: unknown }).value instanceof Uint8Array)) return 'each header needs a string key and a bytes value';
+    }
+  }
+  return undefined;
 }
 
 const size = (v: Uint8Array | string | null | undefined) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
@@ -99,11 +127,22 @@ export class Producer {
     this.idempotent = options.idempotent ?? true;
   }
 
-  /** Sends records; resolves with each record's partition and offset, in the order given. */
-  async send(topic: string, records: RecordInput[]): Promise<RecordMetadata[]> {
+  /**
+   * Sends records; resolves with each record's partition and offset, in the order given. Rejects
+   * (never throws elsewhere) when a record is invalid, before any of them is sent, or when its
+   * batch fails after the client's retries.
+   */
+  async send(topic: string, records: ProducerRecord[]): Promise<RecordMetadata[]> {
     if (this.closed) throw new SkeinError('INVALID_REQUEST', 'the producer is closed');
+    if (!Array.isArray(records)) throw new SkeinError('INVALID_REQUEST', 'send() takes an array of records');
+    for (let i = 0; i < records.length; i++) {
+      const why = invalidRecord(records[i]);
+      if (why) throw new SkeinError('INVALID_REQUEST', `record ${i}: ${why}`);
+    }
+    const nowMs = Date.now();
+    const stamped: RecordInput[] = records.map((r) => (r.timestampMs == null ? { ...r, timestampMs: nowMs } : (r as RecordInput)));
     // Tracked until its records are in batches, so that a flush() called meanwhile includes them.
-    const appending = this.client.topic(topic).then((t) => this.appendAll(topic, records, t.partitions.length));
+    const appending = this.client.topic(topic).then((t) => this.appendAll(topic, stamped, t.partitions.length));
     this.appending.add(appending);
     try {
       return await (await appending)();
@@ -113,7 +152,7 @@ export class Producer {
   }
 
   /** Sends one record; resolves once its batch is acknowledged. */
-  async sendRecord(topic: string, record: RecordInput): Promise<RecordMetadata> {
+  async sendRecord(topic: string, record: ProducerRecord): Promise<RecordMetadata> {
     return (await this.send(topic, [record]))[0]!;
   }
 
@@ -160,13 +199,18 @@ export class Producer {
       if (!seg) {
         const indices: number[] = [];
         const pending: Pending = { first: batch.records.length, count: 0, resolve: () => {}, reject: () => {} };
-        waits.push(new Promise<void>((resolve, reject) => {
+        const wait = new Promise<void>((resolve, reject) => {
           pending.resolve = (base) => {
             indices.forEach((index, j) => (out[index] = { topic, partition, offset: base < 0n ? -1n : base + BigInt(pending.first + j) }));
             resolve();
           };
           pending.reject = reject;
-        }));
+        });
+        // The send's caller gets this rejection through Promise.all below; the no-op handler keeps
+        // a batch that fails before the caller is listening from being an unhandled rejection
+        // (which ends a Node process).
+        wait.catch(() => {});
+        waits.push(wait);
         batch.pending.push(pending);
         mine.set(batch, (seg = { pending, indices }));
       }
@@ -217,6 +261,9 @@ export class Producer {
         this.unsettled -= batch.records.length;
         if (this.unsettled === 0) for (const w of this.idleWaiters.splice(0)) w();
         this.pump();
+      }).catch(() => {
+        // dispatch() settles its batch's records itself (resolve or reject); nothing is left to
+        // report here, and an unhandled rejection would end the process.
       });
     }
   }
