@@ -11,6 +11,7 @@ import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { expectReplicasIdentical } from './harness/replica-logs.js';
 
 const TOPIC = 'faults';
 let etcd: EtcdCluster;
@@ -23,7 +24,7 @@ beforeAll(async () => {
   const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/faults-${process.pid}/`] });
   meta = metadataClient(metadata.address);
   for (const id of [1, 2, 3]) {
-    const b = await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadata.address, '--session-ttl-ms', '2000', '--replica-lag-time-max-ms', '1500'] });
+    const b = await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadata.address, '--session-ttl-ms', '2000', '--replica-lag-time-max-ms', '1500', '--replica-log-read-enabled'] });
     brokers.set(id, b);
     clients.set(id, brokerClient(b.address));
   }
@@ -126,5 +127,8 @@ describe('replication under faults', () => {
     expect(log.filter((k) => ackedSet.has(k))).toEqual(producer.acked); // every acked record, in order
     console.log(`faults: ${producer.acked.length} records acknowledged, ${producer.errors()} retried attempts, ${log.length} in the log`);
     await waitFor(() => [1, 2, 3].every((id) => segmentBytes(id).equals(segmentBytes(leader))), { timeoutMs: 15_000, message: 'replicas byte-identical' });
+    // From outside, through each broker's ReadReplicaLog: same batches, epochs and bytes below the HW.
+    const same = await expectReplicasIdentical(clients, TOPIC, 0);
+    expect(same.limit).toBeGreaterThanOrEqual(BigInt(log.length));
   }, 240_000);
 });

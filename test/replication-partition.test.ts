@@ -11,6 +11,7 @@ import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { TcpProxy } from './harness/tcp-proxy.js';
 import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { expectReplicasIdentical } from './harness/replica-logs.js';
 
 const TOPIC = 'partitioned';
 let etcd: EtcdCluster;
@@ -27,7 +28,7 @@ beforeAll(async () => {
     // Each broker reaches the metadata service through its own proxy, so one can be cut off alone.
     const proxy = await TcpProxy.start(metadata.address);
     proxies.set(id, proxy);
-    const b = await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', proxy.address, '--session-ttl-ms', '2000', '--replica-lag-time-max-ms', '1500'] });
+    const b = await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', proxy.address, '--session-ttl-ms', '2000', '--replica-lag-time-max-ms', '1500', '--replica-log-read-enabled'] });
     brokers.set(id, b);
     clients.set(id, brokerClient(b.address));
   }
@@ -86,5 +87,8 @@ describe('network partition of a leader', () => {
       return Buffer.concat(readdirSync(dir).filter((f) => f.endsWith('.log')).sort().map((f) => readFileSync(join(dir, f))));
     };
     await waitFor(() => bytes(old).equals(bytes(fresh)), { timeoutMs: 15_000, message: 'the old leader truncated and now matches the new leader byte for byte' });
+    // From outside, through each broker's ReadReplicaLog: same batches, epochs and bytes below the HW.
+    const same = await expectReplicasIdentical(clients, TOPIC, 0);
+    expect(same.limit).toBeGreaterThanOrEqual(BigInt(keys.length));
   }, 120_000);
 });

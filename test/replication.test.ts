@@ -11,6 +11,7 @@ import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { expectReplicasIdentical } from './harness/replica-logs.js';
 
 const TOPIC = 'replicated';
 let etcd: EtcdCluster;
@@ -24,7 +25,7 @@ beforeAll(async () => {
   const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/repl-${process.pid}/`] });
   meta = metadataClient(metadata.address);
   for (const id of [1, 2, 3]) {
-    const b = await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadata.address, '--session-ttl-ms', '2000', '--replica-lag-time-max-ms', '1500'] });
+    const b = await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadata.address, '--session-ttl-ms', '2000', '--replica-lag-time-max-ms', '1500', '--replica-log-read-enabled'] });
     brokers.set(id, b);
     clients.set(id, brokerClient(b.address));
   }
@@ -82,6 +83,9 @@ describe('replication', () => {
     await waitFor(() => [1, 2, 3].every((id) => segmentBytes(id).equals(segmentBytes(leader))), { timeoutMs: 10_000, message: 'all replicas byte-identical' });
     const hw = await clients.get(leader)!.listOffsets({ topics: [{ topic: TOPIC, partitions: [{ partition: 0, spec: OffsetSpec.OFFSET_SPEC_LATEST, timestampMs: 0n }] }] });
     expect(hw.topics[0]!.partitions[0]!.offset).toBe(BigInt(acked.length));
+    // From outside, through each broker's ReadReplicaLog: same batches, epochs and bytes below the HW.
+    const same = await expectReplicasIdentical(clients, TOPIC, 0, { minHighWatermark: BigInt(acked.length) });
+    expect(same.limit).toBe(BigInt(acked.length));
   });
 
   it('shrinks the ISR when a follower dies, refuses acks=all below min.insync.replicas, and recovers when a replica returns', async () => {
@@ -99,6 +103,8 @@ describe('replication', () => {
     expect((await state()).isr).toContain(f1);
     await brokers.get(f2)!.restart();
     await waitFor(async () => (await state()).isr.length === 3, { timeoutMs: 30_000, message: 'all replicas back in the ISR' });
+    const same = await expectReplicasIdentical(clients, TOPIC, 0);
+    expect(same.limit).toBeGreaterThanOrEqual(BigInt(acked.length));
   });
 
   it('replaces a SIGKILLed leader with an ISR member that has every acknowledged record', async () => {
@@ -114,5 +120,7 @@ describe('replication', () => {
     await brokers.get(before.leaderId)!.restart();
     await waitFor(async () => (await state()).isr.length === 3, { timeoutMs: 30_000, message: 'the old leader rejoins as a follower' });
     await waitFor(() => [1, 2, 3].every((id) => segmentBytes(id).equals(segmentBytes(after.leaderId))), { timeoutMs: 15_000, message: 'all replicas byte-identical after failover' });
+    const same = await expectReplicasIdentical(clients, TOPIC, 0);
+    expect(same.limit).toBeGreaterThanOrEqual(BigInt(acked.length));
   });
 });
