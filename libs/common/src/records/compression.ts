@@ -4,7 +4,7 @@
  * unsupported rather than hand-written.
  */
 import * as zlib from 'node:zlib';
-import { compressFrameSync, decompressFrameSync } from 'lz4-napi';
+import { compressFrameSync, decompressFrame, decompressFrameSync } from 'lz4-napi';
 import { CompressionCodec } from '@skein/proto/skein/broker/v1/broker.js';
 
 type ZstdZlib = {
@@ -91,6 +91,46 @@ export function decompress(codec: CompressionCodec, data: Uint8Array, maxOutputL
       } catch (err) {
         throw tooLarge(err);
       }
+    default:
+      throw new UnsupportedCodecError(codec);
+  }
+}
+
+type ZstdAsync = {
+  zstdDecompress?: (buf: Uint8Array, options: { maxOutputLength: number }, cb: (err: Error | null, out: Buffer) => void) => void;
+};
+const zstdAsync = zlib as unknown as ZstdAsync;
+
+/**
+ * `decompress` with a mandatory limit, off the event loop: gzip and zstd inflate on the libuv
+ * threadpool (zlib's async API, stopping at `maxOutputLength`), LZ4 through lz4-napi's async
+ * decompressFrame (also a threadpool task) after its frame is bounded by its block headers. The
+ * broker uses this to check produced batches, so one large compressed batch never stalls every
+ * other request. Rejects with DecompressionLimitError over the limit, with the codec's own error
+ * for bytes that do not decompress.
+ */
+export async function decompressAsync(codec: CompressionCodec, data: Uint8Array, maxOutputLength: number): Promise<Uint8Array> {
+  const tooLarge = (err: unknown) => (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' ? new DecompressionLimitError(maxOutputLength) : err;
+  const viaZlib = (run: (cb: (err: Error | null, out: Buffer) => void) => void) =>
+    new Promise<Uint8Array>((resolve, reject) => run((err, out) => (err ? reject(tooLarge(err)) : resolve(out))));
+  switch (codec) {
+    case CompressionCodec.COMPRESSION_CODEC_NONE:
+      if (data.length > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
+      return data;
+    case CompressionCodec.COMPRESSION_CODEC_GZIP:
+      return viaZlib((cb) => zlib.gunzip(data, { maxOutputLength }, cb));
+    case CompressionCodec.COMPRESSION_CODEC_LZ4: {
+      const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      if (lz4FrameMaxOutput(buf) > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
+      const out = await decompressFrame(buf);
+      if (out.length > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
+      return out;
+    }
+    case CompressionCodec.COMPRESSION_CODEC_ZSTD: {
+      const run = zstdAsync.zstdDecompress;
+      if (!run || !isCodecSupported(codec)) throw new UnsupportedCodecError(codec);
+      return viaZlib((cb) => run(data, { maxOutputLength }, cb));
+    }
     default:
       throw new UnsupportedCodecError(codec);
   }

@@ -11,6 +11,7 @@ import {
   Records,
 } from '@skein/proto/skein/broker/v1/broker.js';
 import { compress, decompress } from './compression.js';
+import { CorruptBatchError } from './record-framing.js';
 
 export const RECORD_BATCH_FORMAT_VERSION = 1;
 /** Producer id, epoch and sequence of a batch without idempotence. */
@@ -89,9 +90,8 @@ export function encodeRecordBatch(batch: RecordBatch): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-export class CorruptBatchError extends Error {
-  readonly reason = 'CORRUPT_MESSAGE';
-}
+// Defined beside the framing check, which raises it too; exported here as before.
+export { CorruptBatchError } from './record-framing.js';
 
 /**
  * Decodes a batch's records, checking its CRC-32C and record count. `baseOffset` is where the

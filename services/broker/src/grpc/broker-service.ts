@@ -26,6 +26,7 @@ import {
   SubscribeRequest,
 } from '@skein/proto/skein/broker/v1/broker.js';
 import type { ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { ProduceAdmission } from '../log/batch-validation.js';
 import { LogError } from '../log/log-error.js';
 import type { Partition, ReplicaManager, LeaderInfo } from '../replica-manager.js';
 import type { ProducerIdManager } from '../producer-id-manager.js';
@@ -165,6 +166,7 @@ export function readReplicaLog(
 
 export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.UntypedServiceImplementation {
   const { replicas, metadata, logger } = deps;
+  const admission = new ProduceAdmission();
   const unexpected = (what: string, input?: unknown) => (e: unknown) => logger.error({ err: e, rpc: what, input }, 'unexpected error');
   const maxPartitionsPerRequest = deps.maxPartitionsPerRequest ?? DEFAULT_MAX_PARTITIONS_PER_REQUEST;
   // Called by leaderPartition for a partition this broker does not host, so every lookup of the data
@@ -193,7 +195,11 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       partitions: t.partitions.map(async (pd): Promise<PartitionProduceResponse> => {
         try {
           const p = replicas.leaderPartition(t.topic, pd.partition, -1, hint);
-          const r = await replicas.appendToLeader(p, pd.batch, acksAll, req.timeoutMs);
+          // Record framing is checked before the append (compressed batches off the event loop),
+          // appends to a partition kept in arrival order; leadership is checked again at the append.
+          const r = await admission.admit(p, pd.batch, p.log.config.maxMessageBytes, () =>
+            replicas.appendToLeader(replicas.leaderPartition(t.topic, pd.partition, -1, hint), pd.batch, acksAll, req.timeoutMs),
+          );
           return { partition: pd.partition, error: undefined, baseOffset: r.baseOffset, logStartOffset: p.log.logStartOffset, duplicate: r.duplicate };
         } catch (e) {
           const err = toLogError(e, unexpected('Produce', { topic: t.topic, partition: pd.partition }));

@@ -1,10 +1,25 @@
 /**
- * Validates a produced batch by its header alone. Pure. The records payload is checked only by its
- * CRC-32C, never decompressed or decoded: the broker stores the batch bytes as they came.
+ * Validates a produced batch before it is stored. The broker stores batch bytes as they came and
+ * serves them back untouched, so whatever it accepts must be readable later (DESIGN.md section 4:
+ * "stored as sent, but never trusted").
+ *
+ * Two levels:
+ * - `validateBatch`: the header fields and the payload CRC-32C. Pure, synchronous, cheap; the log
+ *   runs it on every append (leader and follower) as its own guard.
+ * - `validateRecords`: that, plus the record framing inside the payload (record count, varints,
+ *   lengths, field framing) and the timestamps against the header (`first_timestamp_ms` is the
+ *   first record's, `max_timestamp_ms` the largest: the time index and retention trust the header).
+ *   An uncompressed batch is checked synchronously in one pass (record-framing.ts); a compressed
+ *   one is decompressed first, off the event loop (libuv threadpool) and bounded to
+ *   `maxDecompressedBytes(maxMessageBytes)`, so it returns a promise. The produce path runs it
+ *   before the (synchronous) append, through `ProduceAdmission`, which keeps appends to a partition
+ *   in arrival order while a compressed batch is being checked.
  */
 import { crc32c } from '@node-rs/crc32';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { CompressionCodec } from '@skein/proto/skein/broker/v1/broker.js';
+import { decompressAsync, isCodecSupported as codecSupportedHere } from '@skein/common/records/compression.js';
+import { scanRecordsFraming } from '@skein/common/records/record-framing.js';
 import { LogError } from './log-error.js';
 
 export interface BatchHeader {
@@ -24,6 +39,11 @@ const SUPPORTED_FORMAT_VERSION = 1;
  * (a view, no copy), and checks them and the payload CRC. Throws LogError with a precise reason.
  */
 export function validateBatch(bytes: Buffer, maxMessageBytes: number, isCodecSupported: (c: number) => boolean): BatchHeader {
+  return readBatch(bytes, maxMessageBytes, isCodecSupported).header;
+}
+
+/** validateBatch, also returning the records payload (a view into `bytes`). */
+function readBatch(bytes: Buffer, maxMessageBytes: number, isCodecSupported: (c: number) => boolean): { header: BatchHeader; records: Uint8Array } {
   if (bytes.length === 0) throw new LogError('INVALID_RECORD', 'empty record batch');
   if (bytes.length > maxMessageBytes) {
     throw new LogError('MESSAGE_TOO_LARGE', `record batch of ${bytes.length} bytes exceeds max.message.bytes ${maxMessageBytes}`);
@@ -88,5 +108,115 @@ export function validateBatch(bytes: Buffer, maxMessageBytes: number, isCodecSup
     if (producerEpoch < 0 || producerEpoch > 0x7fff) throw new LogError('INVALID_PRODUCER_EPOCH', `producer_epoch ${producerEpoch} out of range`);
     if (baseSequence < 0) throw new LogError('OUT_OF_ORDER_SEQUENCE', `base_sequence ${baseSequence} is negative for an idempotent batch`);
   }
-  return { compression, recordCount, producerId, producerEpoch, baseSequence, firstTimestampMs, maxTimestampMs };
+  return { header: { compression, recordCount, producerId, producerEpoch, baseSequence, firstTimestampMs, maxTimestampMs }, records };
+}
+
+/**
+ * How far a compressed batch may expand: 16 times max.message.bytes (16 MiB at the default
+ * 1 MiB). Generous for real data (text and JSON compress 5-10x), small enough that a compression
+ * bomb costs at most that much memory per batch being checked; over it the batch is refused with
+ * MESSAGE_TOO_LARGE (the producer should send smaller batches).
+ */
+export const DECOMPRESSED_BYTES_PER_MAX_MESSAGE_BYTE = 16;
+
+export function maxDecompressedBytes(maxMessageBytes: number): number {
+  return Math.min(maxMessageBytes * DECOMPRESSED_BYTES_PER_MAX_MESSAGE_BYTE, 0x7fffffff);
+}
+
+/** Checks the uncompressed Records payload against the header. Throws LogError CORRUPT_MESSAGE. */
+export function checkRecords(header: Pick<BatchHeader, 'recordCount' | 'firstTimestampMs' | 'maxTimestampMs'>, payload: Uint8Array): void {
+  let framing;
+  try {
+    framing = scanRecordsFraming(payload);
+  } catch (e) {
+    throw new LogError('CORRUPT_MESSAGE', `malformed record batch: ${(e as Error).message}`, { cause: e });
+  }
+  if (framing.count !== header.recordCount) {
+    throw new LogError('CORRUPT_MESSAGE', `record batch says record_count ${header.recordCount} but holds ${framing.count} records`);
+  }
+  if (framing.firstDeltaMs !== 0) {
+    throw new LogError('CORRUPT_MESSAGE', `first record has timestamp_delta_ms ${framing.firstDeltaMs}, not 0 (first_timestamp_ms is the first record's timestamp)`);
+  }
+  const max = header.firstTimestampMs + BigInt(framing.maxDeltaMs);
+  if (max !== header.maxTimestampMs) {
+    throw new LogError('CORRUPT_MESSAGE', `record batch says max_timestamp_ms ${header.maxTimestampMs} but its records' largest timestamp is ${max}`);
+  }
+}
+
+/**
+ * Full validation of a produced batch: header and CRC (validateBatch), then the records inside.
+ * Returns undefined when it could check synchronously (an uncompressed batch), else a promise
+ * that settles once the payload was decompressed on the threadpool and checked. Throws/rejects
+ * with LogError: CORRUPT_MESSAGE naming the problem, MESSAGE_TOO_LARGE past the decompression
+ * limit, or whatever validateBatch raises.
+ */
+export function validateRecords(bytes: Buffer, maxMessageBytes: number, isCodecSupported: (c: number) => boolean = codecSupportedHere): Promise<void> | undefined {
+  const { header, records } = readBatch(bytes, maxMessageBytes, isCodecSupported);
+  if (header.compression === CompressionCodec.COMPRESSION_CODEC_NONE) {
+    checkRecords(header, records);
+    return undefined;
+  }
+  const limit = maxDecompressedBytes(maxMessageBytes);
+  return decompressAsync(header.compression, records, limit).then(
+    (payload) => checkRecords(header, payload),
+    (e: unknown) => {
+      if ((e as { reason?: unknown }).reason === 'MESSAGE_TOO_LARGE') {
+        throw new LogError('MESSAGE_TOO_LARGE', `record batch decompresses to more than ${limit} bytes (${DECOMPRESSED_BYTES_PER_MAX_MESSAGE_BYTE} x max.message.bytes ${maxMessageBytes})`, { cause: e });
+      }
+      if ((e as { reason?: unknown }).reason === 'UNSUPPORTED_COMPRESSION_TYPE') {
+        throw new LogError('UNSUPPORTED_COMPRESSION_TYPE', (e as Error).message, { cause: e });
+      }
+      throw new LogError('CORRUPT_MESSAGE', `record batch payload does not decompress as ${CompressionCodec[header.compression] ?? header.compression}: ${(e as Error).message}`, { cause: e });
+    },
+  );
+}
+
+/**
+ * Runs `validateRecords` before each produced batch is appended, and keeps appends to one
+ * partition in arrival order: a batch that arrives while an earlier batch to the same partition is
+ * still being checked (decompressing on the threadpool) waits for that batch's append, so a small
+ * uncompressed batch never overtakes a large compressed one (order is the partition's promise, and
+ * idempotent sequence numbers depend on it). When nothing is pending for the partition and the
+ * batch is uncompressed, `append` runs synchronously, as it did before validation existed.
+ *
+ * `append` must do its appending synchronously when called (the partition log's append is); the
+ * next batch may go as soon as it returned, not when its promise settles (an acks=all append
+ * waits for replication, which must not serialize the partition).
+ */
+export class ProduceAdmission {
+  /** Per partition: settles once the last admitted batch was appended or refused. Never rejects. */
+  private readonly turns = new Map<object, Promise<void>>();
+
+  admit<T>(partition: object, batch: Buffer, maxMessageBytes: number, append: () => Promise<T>): Promise<T> {
+    let checked: Promise<void> | undefined;
+    try {
+      checked = validateRecords(batch, maxMessageBytes);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const previous = this.turns.get(partition);
+    if (checked === undefined && previous === undefined) return append();
+    let release!: () => void;
+    const turn = new Promise<void>((resolve) => (release = resolve));
+    this.turns.set(partition, turn);
+    const run = async (): Promise<T> => {
+      try {
+        // Both settle before the turn passes, a refused batch included: otherwise the next batch
+        // could overtake the one before this.
+        const [validation] = await Promise.allSettled([checked, previous]);
+        if (validation.status === 'rejected') throw validation.reason;
+        // Not awaited inside the try: the turn passes as soon as the append was made.
+        return append();
+      } finally {
+        release();
+        if (this.turns.get(partition) === turn) this.turns.delete(partition);
+      }
+    };
+    return run();
+  }
+
+  /** Partitions with a batch being checked or waiting (for tests). */
+  get pending(): number {
+    return this.turns.size;
+  }
 }
