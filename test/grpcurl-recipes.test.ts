@@ -72,7 +72,7 @@ afterAll(async () => {
 });
 
 async function startBroker(id: number, metadataAddresses: string): Promise<void> {
-  brokers.set(id, await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadataAddresses] }));
+  brokers.set(id, await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadataAddresses, '--replica-log-read-enabled'] }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,6 +234,27 @@ describe(`grpcurl recipes in ${DOC}`, () => {
       const refusedBy = ((await runOn(r, other)).json as any).topics[0].partitions[0];
       expect(refusedBy.error?.reason, other.name).toBe('NOT_LEADER_OR_FOLLOWER');
     }
+  });
+
+  it("ReadReplicaLog on a follower gives its copy of the partition, byte for byte the leader's", async () => {
+    needs('topic');
+    const r = recipe('skein.broker.v1.BrokerService/ReadReplicaLog');
+    const [follower] = backends(r.command.address);
+    const leaderId = (await meta.describeTopic({ name: TOPIC })).topic!.partitions[0]!.leaderId;
+    const leader = brokers.get(leaderId)!;
+    expect(follower!.name, 'the recipe reads a follower').not.toBe(leader.name);
+    // The follower has caught up (and learnt the high watermark) once its answer shows all 5 records.
+    let copy: any;
+    await waitFor(async () => {
+      copy = (await runOn(r, follower!)).json;
+      return copy.logEndOffset === '5' && copy.highWatermark === '5';
+    }, { timeoutMs: 20_000, message: `${follower!.name} holds the 5 records of ${TOPIC}-0` });
+    expect(copy.isLeader, 'proto3 JSON leaves out false').toBeUndefined();
+    expect(brokerIdOf(copy)).toBe(Number(follower!.name.replace('broker-', '')));
+    const original = (await runOn(r, leader)).json as any;
+    expect(original.isLeader).toBe(true);
+    expect(copy.batches).toEqual(original.batches);
+    expect(copy.batches.map((b: any) => b.batch.length > 0)).toEqual(original.batches.map(() => true));
   });
 
   it(`ListGroups and DescribeGroup show a live consumer group (${GROUP}, made first with the TypeScript client)`, async () => {
