@@ -193,3 +193,17 @@ describe('request limits (in-process broker)', () => {
     }
   });
 });
+
+describe('request limits on InitProducerId and GetMetadata (in-process broker)', () => {
+  it('refuses an over-long client id and an oversized topic list', async () => {
+    const r = await refused(call(h.client.initProducerId.bind(h.client), { clientId: 'c'.repeat(1 << 20) }));
+    expect(r).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'INVALID_REQUEST' });
+    expect(r.message.length).toBeLessThan(300);
+    expect(h.producerIds.calls).toBe(0);
+    // Limit 100 in this harness (the partition-entries setting bounds topic lists too).
+    const topics = Array.from({ length: 101 }, (_, i) => `t${i}`);
+    expect((await refused(call(h.client.getMetadata.bind(h.client), { topics }))).message).toMatch(/101 topics; the limit is 100/);
+    expect((await refused(call(h.client.getMetadata.bind(h.client), { topics: ['x'.repeat(250)] }))).message).toMatch(/limit of 249/);
+    expect((await call<unknown, { metadata?: { topics: unknown[] } }>(h.client.getMetadata.bind(h.client), { topics: topics.slice(1) })).metadata!.topics).toHaveLength(100);
+  });
+});

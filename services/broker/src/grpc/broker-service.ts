@@ -39,7 +39,7 @@ import {
   type PartitionFetchResponseWire,
   type ProduceRequestWire,
 } from './wire-codec.js';
-import { checkPartition, checkPartitionEntries, checkTopicName, DEFAULT_MAX_PARTITIONS_PER_REQUEST, quoteName } from './request-limits.js';
+import { checkClientId, checkPartition, checkPartitionEntries, checkTopicList, checkTopicName, DEFAULT_MAX_PARTITIONS_PER_REQUEST, produceTimeoutMs, quoteName } from './request-limits.js';
 
 /** What the broker's metadata cache answers (wired to the ClusterCache by the metadata follower). */
 export interface BrokerMetadataView {
@@ -180,11 +180,14 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
     return metadata.leaderOf(t, p);
   };
 
+  /** Refuses a malformed produce request before any work; clamps its timeout (request-limits.ts). */
   function checkProduce(req: ProduceRequestWire): void {
     if (req.timeoutMs < 0) throw invalid(`timeout_ms must not be negative, got ${req.timeoutMs}`);
     if (!(req.acks in Acks) || req.acks < 0) throw invalid(`unknown acks value ${req.acks}`);
     const bad = checkPartitionEntries(req.topics, maxPartitionsPerRequest);
     if (bad) throw invalid(bad);
+    // Clamped like Fetch's max_wait_ms: an acks=all produce holds its request until it times out.
+    req.timeoutMs = produceTimeoutMs(req.timeoutMs);
   }
 
   /** Appends every batch of a request (synchronously, in order) and resolves with the response. */
@@ -456,6 +459,8 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
     initProducerId(call: grpc.ServerUnaryCall<InitProducerIdRequest | Malformed, InitProducerIdResponse>, callback: grpc.sendUnaryData<InitProducerIdResponse>) {
       if (isMalformed(call.request)) return callback(toServiceError(invalid(`malformed InitProducerIdRequest: ${call.request.malformed}`)));
       const clientId = call.request.clientId;
+      const badClientId = checkClientId(clientId);
+      if (badClientId) return callback(toServiceError(invalid(badClientId)));
       deps.producerIds.generate().then(
         (producerId) => {
           logger.info({ clientId, producerId: producerId.toString() }, 'producer id handed out');
@@ -470,6 +475,8 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
 
     getMetadata(call: grpc.ServerUnaryCall<GetMetadataRequest | Malformed, GetMetadataResponse>, callback: grpc.sendUnaryData<GetMetadataResponse>) {
       if (isMalformed(call.request)) return callback(toServiceError(invalid(`malformed GetMetadataRequest: ${call.request.malformed}`)));
+      const badTopics = checkTopicList(call.request.topics, maxPartitionsPerRequest);
+      if (badTopics) return callback(toServiceError(invalid(badTopics)));
       try {
         callback(null, { metadata: metadata.getMetadata(call.request.topics) });
       } catch (e) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkPartition, checkPartitionEntries, checkTopicName, MAX_TOPIC_NAME_LENGTH, quoteName } from './request-limits.js';
+import { checkClientId, checkPartition, checkPartitionEntries, checkTopicList, checkTopicName, MAX_TOPIC_NAME_LENGTH, PRODUCE_TIMEOUT_CAP_MS, produceTimeoutMs, quoteName } from './request-limits.js';
 
 const entries = (n: number, topic = 't') => [{ topic, partitions: Array.from({ length: n }, (_, i) => ({ partition: i })) }];
 
@@ -23,5 +23,16 @@ describe('request limits', () => {
     expect(msg).toMatch(/100000 characters exceeds the limit of 249/);
     expect(msg.length).toBeLessThan(300);
     expect(quoteName('x'.repeat(65))).toMatch(/… \(65 characters\)$/);
+  });
+
+  it('clamps the produce timeout and bounds client ids and topic lists', () => {
+    expect(produceTimeoutMs(0)).toBe(0);
+    expect(produceTimeoutMs(1000)).toBe(1000);
+    expect(produceTimeoutMs(0x7fffffff)).toBe(PRODUCE_TIMEOUT_CAP_MS);
+    expect(checkClientId('c'.repeat(255))).toBeUndefined();
+    expect(checkClientId('c'.repeat(1 << 20))).toMatch(/client_id of 1048576 characters exceeds the limit of 255/);
+    expect(checkTopicList(['a', 'b'], 2)).toBeUndefined();
+    expect(checkTopicList(['a', 'b', 'c'], 2)).toMatch(/3 topics; the limit is 2/);
+    expect(checkTopicList(['a', 'x'.repeat(250)], 2)).toMatch(/250 characters exceeds the limit of 249/);
   });
 });

@@ -16,6 +16,12 @@ export const MAX_TOPIC_NAME_LENGTH = 249;
 /** Default for --max-partitions-per-request (Kafka has no such limit; 10,000 is far above any client's need). */
 export const DEFAULT_MAX_PARTITIONS_PER_REQUEST = 10_000;
 
+/** Longest produce timeout_ms served: an acks=all produce holds its request until replicated or timed out. */
+export const PRODUCE_TIMEOUT_CAP_MS = 300_000;
+
+/** Longest InitProducerId client_id (logged with the producer id it got). */
+export const MAX_CLIENT_ID_LENGTH = 255;
+
 /** How much of a name an error message shows. */
 const NAME_PREVIEW = 64;
 
@@ -33,6 +39,26 @@ export function checkTopicName(topic: string): string | undefined {
 
 export function checkPartition(topic: string, partition: number): string | undefined {
   if (partition < 0) return `partition must not be negative, got ${partition} for topic ${quoteName(topic)}`;
+  return undefined;
+}
+
+/** The produce timeout served for a requested one (0 keeps the broker default; larger values are clamped). */
+export function produceTimeoutMs(requested: number): number {
+  return Math.min(requested, PRODUCE_TIMEOUT_CAP_MS);
+}
+
+export function checkClientId(clientId: string): string | undefined {
+  if (clientId.length > MAX_CLIENT_ID_LENGTH) return `client_id of ${clientId.length} characters exceeds the limit of ${MAX_CLIENT_ID_LENGTH}: ${quoteName(clientId)}`;
+  return undefined;
+}
+
+/** A list of topic names (GetMetadata): at most `maxTopics` entries, each a possible topic name. */
+export function checkTopicList(topics: readonly string[], maxTopics: number): string | undefined {
+  if (topics.length > maxTopics) return `request lists ${topics.length} topics; the limit is ${maxTopics} per request (--max-partitions-per-request)`;
+  for (const t of topics) {
+    const bad = checkTopicName(t);
+    if (bad) return bad;
+  }
   return undefined;
 }
 

@@ -176,7 +176,9 @@ export class ClusterCache {
 
   clusterView(topicFilter: readonly string[] = []): ClusterMetadata {
     const names = [...this.topics.keys()].sort();
-    const wanted = topicFilter.length > 0 ? names.filter((n) => topicFilter.includes(n)) : names;
+    // A Set: the filter can list thousands of names (GetMetadata), checked against every topic.
+    const filter = new Set(topicFilter);
+    const wanted = topicFilter.length > 0 ? names.filter((n) => filter.has(n)) : names;
     return {
       clusterId: this.clusterId,
       brokers: [...this.brokers.values()].sort((a, b) => a.brokerId - b.brokerId),

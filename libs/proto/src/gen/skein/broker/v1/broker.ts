@@ -279,7 +279,7 @@ export interface PartitionError {
 
 /** Batches for the partitions of one topic. */
 export interface TopicProduceData {
-  /** Topic name. */
+  /** Topic name, at most 249 characters. */
   topic: string;
   /** One batch per partition. */
   partitions: PartitionProduceData[];
@@ -287,7 +287,7 @@ export interface TopicProduceData {
 
 /** One batch for one partition. */
 export interface PartitionProduceData {
-  /** Partition number. */
+  /** Partition number, 0 or more; a negative one fails the request. */
   partition: number;
   /** The batch to append. */
   batch?: RecordBatch | undefined;
@@ -296,9 +296,12 @@ export interface PartitionProduceData {
 export interface ProduceRequest {
   /** Replicas that must have the batch before the answer. */
   acks: Acks;
-  /** How long to wait for the acks, in milliseconds; 0 takes the broker default. Negative is refused. */
+  /**
+   * How long to wait for the acks, in milliseconds; 0 takes the broker default (30 s). Negative is
+   * refused; above 300,000 (5 minutes) is served as 300,000.
+   */
   timeoutMs: number;
-  /** Batches, by topic and partition. */
+  /** Batches, by topic and partition: at most 10,000 partition entries (--max-partitions-per-request). */
   topics: TopicProduceData[];
 }
 
@@ -341,7 +344,7 @@ export interface ProduceStreamRequest {
   acks: Acks;
   /** As in ProduceRequest. */
   timeoutMs: number;
-  /** Batches, by topic and partition. */
+  /** Batches, by topic and partition; limits as in ProduceRequest (a request over them fails the stream). */
   topics: TopicProduceData[];
 }
 
@@ -354,7 +357,7 @@ export interface ProduceStreamResponse {
 
 /** Where to read one partition from. */
 export interface PartitionFetchData {
-  /** Partition number. */
+  /** Partition number, 0 or more; a negative one fails the request. */
   partition: number;
   /** First offset wanted. */
   fetchOffset: bigint;
@@ -372,20 +375,26 @@ export interface PartitionFetchData {
 
 /** Partitions of one topic to read. */
 export interface TopicFetchData {
-  /** Topic name. */
+  /** Topic name, at most 249 characters. */
   topic: string;
   /** Partitions to read. */
   partitions: PartitionFetchData[];
 }
 
 export interface FetchRequest {
-  /** Longest wait for min_bytes to be available, in milliseconds. 0 answers at once. */
+  /**
+   * Longest wait for min_bytes to be available, in milliseconds. 0 answers at once; above 60,000
+   * is served as 60,000.
+   */
   maxWaitMs: number;
   /** Bytes of batches wanted before answering; 0 answers at once. */
   minBytes: number;
-  /** Most bytes of batches to return in total; 0 takes the broker default (50 MiB). */
+  /**
+   * Most bytes of batches to return in total; 0 takes the broker's cap, and a larger value is
+   * served as the cap (--fetch-max-bytes, default 50 MiB, at most 60 MiB).
+   */
   maxBytes: number;
-  /** Partitions to read. */
+  /** Partitions to read: at most 10,000 partition entries (--max-partitions-per-request). */
   topics: TopicFetchData[];
 }
 
@@ -432,15 +441,18 @@ export interface FetchResponse {
 }
 
 export interface SubscribeRequest {
-  /** Topic name. */
+  /** Topic name, at most 249 characters. */
   topic: string;
-  /** Partition number. */
+  /** Partition number, 0 or more. */
   partition: number;
   /** First offset wanted. */
   offset: bigint;
   /**
-   * Most bytes of batches per message; 0 takes the broker default (1 MiB). At least one batch is
-   * sent when available, even if larger.
+   * Most bytes of batches per message; 0 takes the broker default (1 MiB), and a value above the
+   * broker's cap is served as the cap (--subscribe-max-bytes, default 8 MiB, at most 60 MiB). At
+   * least one batch is sent when available, even if larger. The broker holds about one message
+   * per stream: it reads the next batches only once the previous message went out, so a reader
+   * that stops reading stops the stream (HTTP/2 flow control) rather than filling broker memory.
    */
   maxBytes: number;
   /** As in PartitionFetchData. */
@@ -458,7 +470,7 @@ export interface SubscribeResponse {
 
 /** One partition to look up. */
 export interface ListOffsetsPartition {
-  /** Partition number. */
+  /** Partition number, 0 or more; a negative one fails the request. */
   partition: number;
   /** What to look up. */
   spec: OffsetSpec;
@@ -468,14 +480,14 @@ export interface ListOffsetsPartition {
 
 /** Partitions of one topic to look up. */
 export interface ListOffsetsTopic {
-  /** Topic name. */
+  /** Topic name, at most 249 characters. */
   topic: string;
   /** Partitions to look up. */
   partitions: ListOffsetsPartition[];
 }
 
 export interface ListOffsetsRequest {
-  /** Topics and partitions to look up. */
+  /** Topics and partitions to look up: at most 10,000 partition entries (--max-partitions-per-request). */
   topics: ListOffsetsTopic[];
 }
 
@@ -509,7 +521,7 @@ export interface ListOffsetsResponse {
 }
 
 export interface InitProducerIdRequest {
-  /** Free-form client name, for the broker's log. */
+  /** Free-form client name, for the broker's log; at most 255 characters. */
   clientId: string;
 }
 
@@ -521,7 +533,10 @@ export interface InitProducerIdResponse {
 }
 
 export interface GetMetadataRequest {
-  /** Topics to describe; empty means all topics. */
+  /**
+   * Topics to describe; empty means all topics. At most 10,000 names (--max-partitions-per-request),
+   * each at most 249 characters.
+   */
   topics: string[];
 }
 
@@ -4534,6 +4549,14 @@ export const ReadReplicaLogResponse: MessageFns<ReadReplicaLogResponse> = {
  * range, ...) are answered per partition in the response (`PartitionError`), so one bad partition
  * does not fail a request that carries many. Errors that concern the whole request (negative
  * timeout, malformed message) fail the RPC with a gRPC status and google.rpc.ErrorInfo details.
+ *
+ * Limits (docs/limits.md lists them all with their settings), checked before any work; a request
+ * over one fails with INVALID_ARGUMENT, reason INVALID_REQUEST, and a message naming the limit:
+ * at most 10,000 partition entries per Produce, ProduceStream, Fetch or ListOffsets request and
+ * topics per GetMetadata request (broker setting --max-partitions-per-request; a topic entry
+ * without partitions counts as one); topic names of at most 249 characters; partition numbers 0
+ * or more (a partition at or above the topic's partition count is answered per partition with
+ * UNKNOWN_TOPIC_OR_PARTITION). Requests and responses are at most 64 MiB.
  */
 export type BrokerServiceService = typeof BrokerServiceService;
 export const BrokerServiceService = {
