@@ -1,7 +1,9 @@
 import { type ConfigOf, commonServerConfigSchema } from '@skein/common/config.js';
+import { grpcServerLimitsConfigSchema } from '@skein/common/grpc-server.js';
 
 export const coordinatorConfigSchema = {
   ...commonServerConfigSchema,
+  ...grpcServerLimitsConfigSchema,
   port: { type: 'int', default: 9095, min: 0, max: 65535, doc: 'gRPC port (0 picks a free one)' },
   store: { type: 'string', default: 'embedded:.skein-data/coordinator/store.db', doc: 'Metadata store holding group state: etcd://host:port[,...] or embedded:<path>' },
   etcdEndpoints: { type: 'list', default: [], doc: 'etcd endpoints host:port,...; when set, overrides --store' },
@@ -11,6 +13,7 @@ export const coordinatorConfigSchema = {
   heartbeatIntervalMs: { type: 'int', default: 5000, min: 100, max: 60_000, doc: 'Heartbeat interval told to members' },
   sessionBreakGraceMs: { type: 'int', default: 3000, min: 0, max: 600_000, doc: 'A member whose session stream broke without leaving keeps its partitions this long (at least two heartbeat intervals; instead of the whole session timeout), waiting for it to come back' },
   offsetsRetentionMs: { type: 'int', default: 7 * 24 * 3600_000, min: 1000, max: 365 * 24 * 3600_000, doc: 'Committed offsets of a group with no members are deleted this long after it became empty or last committed (Kafka: offsets.retention.minutes, 7 days)' },
+  offsetMetadataMaxBytes: { type: 'int', default: 4096, min: 0, max: 1024 * 1024, doc: 'Largest metadata string of a committed offset, in UTF-8 bytes (Kafka: offset.metadata.max.bytes)' },
   sweepIntervalMs: { type: 'int', default: 5000, min: 100, max: 600_000, doc: 'How often this instance removes expired members and expired empty groups (every instance sweeps; the writes are compare-and-set)' },
 } as const;
 

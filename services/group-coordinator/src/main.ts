@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ConfigError, configHelp, loadConfig } from '@skein/common/config.js';
 import { fromServiceError } from '@skein/common/errors.js';
-import { startGrpcServer } from '@skein/common/grpc-server.js';
+import { limitsFromConfig, startGrpcServer } from '@skein/common/grpc-server.js';
 import { createLogger } from '@skein/common/logger.js';
 import { onShutdownSignal } from '@skein/common/shutdown.js';
 import { openMetadataStore } from '@skein/common/store/open-store.js';
@@ -60,8 +60,9 @@ try {
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
-    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, sessions, topics, listOffset }) }],
+    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes, sessions, topics, listOffset }) }],
     logger,
+    limits: limitsFromConfig(config),
   });
   logger.info({ port: server.port }, 'group coordinator listening');
   let sweeping: Promise<unknown> = Promise.resolve();

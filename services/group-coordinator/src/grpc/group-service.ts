@@ -14,6 +14,7 @@ import { GroupCoordinatorServiceService, ResetSpec, type GroupCoordinatorService
 import type { Logger } from 'pino';
 import { emptyGroup, expireMembers, heartbeat, offsetsExpired, trackEmptiness, type GroupState } from '../domain/group.js';
 import { ASSIGNORS, topicOf, tp, type TopicPartition } from '../domain/assignors.js';
+import { commitProblem, compileTopicRegex, fetchOffsetsProblem, groupIdProblem, heartbeatProblem, isLimitProblem, type LimitProblem, resetOffsetsProblem, type TopicRegex, TopicRegexCache } from '../domain/request-limits.js';
 
 export { GroupCoordinatorServiceService };
 export const GROUP_SERVICE_NAME = 'skein.group.v1.GroupCoordinatorService';
@@ -35,6 +36,13 @@ export interface GroupServiceDeps {
   /** Asks the partition's leader for an offset: the log start, the log end, or the first at a time. */
   listOffset: (topic: string, partition: number, spec: 'earliest' | 'latest' | 'timestamp', timestampMs?: bigint) => Promise<bigint>;
   nowMs?: () => number;
+  /** Largest commit metadata string, in UTF-8 bytes (Kafka: offset.metadata.max.bytes, 4096). */
+  offsetMetadataMaxBytes?: number;
+}
+
+/** Request bounds are checked before any work; a request over one is INVALID_ARGUMENT. */
+function refuse(problem: LimitProblem | undefined): void {
+  if (problem) throw new SkeinError(problem.reason, problem.message);
 }
 
 /** Open session streams of this instance, so that shutdown can end them (members move at once). */
@@ -48,8 +56,6 @@ export class SessionRegistry extends Set<{ emit(event: string, ...args: unknown[
     this.clear();
   }
 }
-
-const GROUP_ID = /^[a-zA-Z0-9._-]{1,255}$/;
 
 function toTps(list: readonly TopicPartitions[]): TopicPartition[] {
   return list.flatMap((t) => t.partitions.map((p) => tp(t.topic, p)));
@@ -74,9 +80,9 @@ function offsetsToWire(list: readonly CommittedOffset[]) {
 export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorServiceServer {
   const now = deps.nowMs ?? Date.now;
   const groups = new GroupStore(deps.store, deps.prefix);
-  const checkGroupId = (id: string) => {
-    if (!GROUP_ID.test(id)) throw new SkeinError('INVALID_GROUP_ID', `group id must be 1-255 characters of [a-zA-Z0-9._-], got "${id.slice(0, 300)}"`);
-  };
+  const checkGroupId = (id: string) => refuse(groupIdProblem(id));
+  const offsetMetadataMaxBytes = deps.offsetMetadataMaxBytes ?? 4096;
+  const regexes = new TopicRegexCache();
   /**
    * Loads a group with members past their session removed and written back, so admin operations
    * that need an empty group see what describe shows, and an expired member cannot come back
@@ -94,19 +100,18 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
   }
 
   async function handleHeartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    checkGroupId(req.groupId);
-    let regex: RegExp | undefined;
+    refuse(heartbeatProblem(req));
+    let regex: TopicRegex | undefined;
     if (req.subscribedTopicRegex !== '') {
-      try {
-        regex = new RegExp(`^(?:${req.subscribedTopicRegex})$`);
-      } catch (err) {
-        throw new SkeinError('INVALID_SUBSCRIPTION', `subscribed_topic_regex is not a valid regular expression: ${(err as Error).message}`);
-      }
+      // RE2, not RegExp: a client's pattern must not be able to block the event loop by backtracking.
+      const compiled = compileTopicRegex(req.subscribedTopicRegex);
+      if (isLimitProblem(compiled)) throw new SkeinError(compiled.reason, compiled.message);
+      regex = compiled;
     }
     if (req.memberEpoch !== -1 && !regex && req.subscribedTopics.length === 0) throw new SkeinError('INVALID_SUBSCRIPTION', 'subscribe to at least one topic or a regex');
     if (req.serverAssignor !== '' && !ASSIGNORS[req.serverAssignor]) throw new SkeinError('UNKNOWN_ASSIGNOR', `unknown assignor ${req.serverAssignor}; use range, roundrobin or uniform`);
     const counts = await deps.topics();
-    const topics = regex ? [...counts.keys()].filter((t) => regex!.test(t)) : req.subscribedTopics;
+    const topics = regex ? regexes.resolve(regex, counts) : req.subscribedTopics;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const loaded = await groups.load(req.groupId);
       const current = loaded.group ?? emptyGroup(req.groupId, req.serverAssignor || 'uniform');
@@ -180,7 +185,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
     }),
 
     commitOffsets: unary(async (req) => {
-      checkGroupId(req.groupId);
+      refuse(commitProblem(req, offsetMetadataMaxBytes));
       const counts = await deps.topics();
       for (const o of req.offsets) {
         const n = counts.get(o.topic);
@@ -211,7 +216,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
     }),
 
     fetchOffsets: unary(async (req) => {
-      checkGroupId(req.groupId);
+      refuse(fetchOffsetsProblem(req));
       const wanted = new Set(toTps(req.partitions));
       const offsets = (await groups.fetchOffsets(req.groupId)).filter((o) => wanted.size === 0 || wanted.has(tp(o.topic, o.partition)));
       return { offsets: offsetsToWire(offsets) };
@@ -252,7 +257,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
     }),
 
     resetOffsets: unary(async (req) => {
-      checkGroupId(req.groupId);
+      refuse(resetOffsetsProblem(req));
       const loaded = await loadWithoutExpired(req.groupId);
       if (loaded.group && Object.keys(loaded.group.members).length > 0) {
         throw new SkeinError('GROUP_NOT_EMPTY', `group ${req.groupId} has members; offsets can be reset only while it is empty`, { metadata: { group_id: req.groupId } });
