@@ -467,6 +467,11 @@ export class ReplicaManager {
       case 'truncated':
         logger.info({ offset: e.offset.toString() }, 'log truncated');
         break;
+      case 'corrupt-batch':
+        // The read that needed it failed (DATA_LOSS); the partition stays online. An operator can
+        // restore the batch from another replica or move consumers past it.
+        logger.warn({ topic, partition, baseOffset: e.baseOffset.toString(), lastOffset: e.lastOffset?.toString(), during: e.during, why: e.why }, 'stored batch cannot be read');
+        break;
       case 'offline': {
         logger.error({ err: e.error }, 'partition offline after a storage error');
         this.partitions.get(key(topic, partition))?.notify();

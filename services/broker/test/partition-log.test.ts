@@ -101,7 +101,7 @@ describe('PartitionLog', () => {
     void log;
   });
 
-  it('detects a flipped byte in a closed segment on read, reports it and takes the partition offline', async () => {
+  it('detects a flipped byte in a closed segment on read: the reads that need it fail and it is reported, the partition stays online', async () => {
     const log = open({ segmentBytes: 2048 });
     appendMany(log, 40);
     await log.close();
@@ -110,12 +110,41 @@ describe('PartitionLog', () => {
     bytes[200] = bytes[200]! ^ 0x40;
     fs.writeFileSync(first, bytes);
     const again = open({ segmentBytes: 2048 });
-    expect(reasonOf(() => again.read(0n, 1 << 20))).toBe('CORRUPT_MESSAGE');
-    expect(again.isOffline).toBe(true);
-    expect(events.some((e) => e.type === 'offline')).toBe(true);
-    expect(reasonOf(() => again.read(100n, 1 << 20))).toBe('PARTITION_OFFLINE');
-    expect(reasonOf(() => again.appendAsLeader(batchBytes(simpleRecords(1, 'x', 0)), 0))).toBe('PARTITION_OFFLINE');
+    // The batches before the damaged one are served; a read starting at it fails as stored-data corruption.
+    const before = again.read(0n, 1 << 20);
+    expect(before.length).toBeGreaterThan(0);
+    const damaged = before[before.length - 1]!.lastOffset + 1n;
+    let err: unknown;
+    try {
+      again.read(damaged, 1 << 20);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ reason: 'CORRUPT_MESSAGE', metadata: { source: 'storage', offset: damaged.toString() } });
+    expect(events).toContainEqual(expect.objectContaining({ type: 'corrupt-batch', baseOffset: damaged, during: 'fetch' }));
+    // Not an I/O error: the partition stays online, later segments read, appends go on.
+    expect(again.isOffline).toBe(false);
+    expect(events.some((e) => e.type === 'offline')).toBe(false);
+    expect(again.read(100n, 1 << 20)[0]!.lastOffset).toBeGreaterThanOrEqual(100n);
+    const end = again.logEndOffset;
+    expect(again.appendAsLeader(batchBytes(simpleRecords(1, 'x', 0)), 0).baseOffset).toBe(end);
     await again.close();
+  });
+
+  it('a read that stops inside a segment (budget ended mid-entry) returns no batch of the next segment: no gap in offsets', async () => {
+    const log = open();
+    const big = (n: number, ts: number) => batchBytes([{ key: 'k', value: 'x'.repeat(n), timestampMs: ts }]);
+    log.appendAsLeader(big(1000, 1), 0); // offset 0
+    log.appendAsLeader(big(1500, 2), 0); // offset 1, last of its segment
+    log.roll();
+    log.appendAsLeader(big(10, 3), 0); // offset 2, first of the next segment, small
+    log.updateHighWatermark(log.logEndOffset);
+    const [a, b, c] = [0n, 1n, 2n].map((o) => log.read(o, 1)[0]!);
+    expect(b!.size).toBeGreaterThan(c!.size + 10);
+    // Room for the first batch and the small one, not for the one between them.
+    expect(log.read(0n, a!.size + c!.size + 10).map((e) => e.baseOffset)).toEqual([0n]);
+    expect(log.read(0n, 1 << 20).map((e) => e.baseOffset)).toEqual([0n, 1n, 2n]);
+    await log.close();
   });
 
   it('answers out-of-range offsets with the valid range and never reads above the high watermark', async () => {

@@ -265,8 +265,9 @@ export class LogSegment {
 
   /**
    * Reads whole entries starting with the one holding `fromOffset`, up to about `maxBytes` (at
-   * least one entry), stopping before any batch at or above `maxOffset`. CRCs are checked: a
-   * mismatch throws CORRUPT_MESSAGE and nothing is returned.
+   * least one entry), stopping before any batch at or above `maxOffset`. CRCs are checked: the
+   * entries before a damaged one are returned, and a read that starts at a damaged entry throws
+   * CORRUPT_MESSAGE (metadata source=storage, offset), so a reader gets every good batch up to it.
    */
   read(fromOffset: bigint, maxBytes: number, maxOffset: bigint): Entry[] {
     const first = this.findEntry(fromOffset);
@@ -279,7 +280,10 @@ export class LogSegment {
     while (at < n) {
       const r = parseEntry(buf.subarray(0, n), at, true);
       if (r.kind === 'corrupt') {
-        throw new LogError('CORRUPT_MESSAGE', `${r.why} at position ${first.position + at} of ${this.path('.log')}`, { metadata: { source: 'storage' } });
+        if (out.length > 0) break;
+        throw new LogError('CORRUPT_MESSAGE', `stored batch at offset ${first.baseOffset} is damaged: ${r.why} at position ${first.position + at} of ${this.path('.log')}`, {
+          metadata: { source: 'storage', offset: first.baseOffset.toString() },
+        });
       }
       if (r.kind === 'incomplete') break;
       if (r.entry.baseOffset >= maxOffset) break;
@@ -287,26 +291,31 @@ export class LogSegment {
       out.push(r.entry);
       at += r.entry.size;
     }
-    if (out.length === 0) throw new LogError('CORRUPT_MESSAGE', `entry at position ${first.position} of ${this.path('.log')} cannot be read whole`, { metadata: { source: 'storage' } });
+    if (out.length === 0) {
+      throw new LogError('CORRUPT_MESSAGE', `stored batch at offset ${first.baseOffset} (position ${first.position} of ${this.path('.log')}) cannot be read whole`, {
+        metadata: { source: 'storage', offset: first.baseOffset.toString() },
+      });
+    }
     return out;
   }
 
   /**
-   * The first batch whose max timestamp is >= targetMs, found through the time index and a scan of
-   * entry headers; undefined when every batch here is older.
+   * Visits, in offset order, the batches whose max timestamp is >= targetMs, starting where the
+   * time index points (entry headers only), until `visit` returns false. The caller decodes them:
+   * the first one may hold no record at or after targetMs (records below the log start, or a batch
+   * stored before record framing was checked), so it may need the next. Returns whether `visit`
+   * stopped the walk.
    */
-  findBatchByTimestamp(targetMs: bigint): Entry | undefined {
-    if (this.maxTimestampMs < targetMs) return undefined;
+  scanFromTimestamp(targetMs: bigint, visit: (e: Entry) => boolean): boolean {
+    if (this.maxTimestampMs < targetMs) return false;
     const start = this.timeIndex.lookup(targetMs);
-    let found: Entry | undefined;
+    let stopped = false;
     this.scan(this.offsetIndex.lookup(start).position, false, (e) => {
-      if (e.maxTimestampMs >= targetMs) {
-        found = e;
-        return false;
-      }
-      return true;
+      if (e.maxTimestampMs < targetMs) return true;
+      stopped = !visit(e);
+      return !stopped;
     });
-    return found;
+    return stopped;
   }
 
   /**

@@ -12,15 +12,19 @@
  * segment's base; logStartOffset <= highWatermark <= logEndOffset; everything below recoveryPoint
  * has been fsynced, so after a crash only segments holding offsets >= recoveryPoint are scanned.
  *
- * I/O errors and checksum mismatches on read take the partition offline (every later call fails
- * with PARTITION_OFFLINE) through one funnel, `fail`, which reports to `onOffline`.
+ * I/O errors take the partition offline (every later call fails with PARTITION_OFFLINE) through
+ * one funnel, `fail`, which reports an `offline` event. A stored batch that cannot be read (its
+ * checksum no longer matches, or its records do not decode: damaged on disk, or stored by a broker
+ * that did not check record framing) is not an I/O error: only the reads that need it fail, with
+ * CORRUPT_MESSAGE (source=storage, answered as DATA_LOSS), each reported per read through
+ * `reportCorruptBatch` as a `corrupt-batch` event; produce, fetch elsewhere and ListOffsets go on.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { RecordBatch } from '@skein/proto/skein/broker/v1/broker.js';
 import { decodeRecordBatch } from '@skein/common/records/record-batch.js';
 import { isCodecSupported } from '@skein/common/records/compression.js';
-import { validateBatch, type BatchHeader } from './batch-validation.js';
+import { maxDecompressedBytes, validateBatch, type BatchHeader } from './batch-validation.js';
 import { type Entry, lastOffsetOf } from './entry-format.js';
 import { LeaderEpochCache } from './leader-epoch-cache.js';
 import { type LogConfig } from './log-config.js';
@@ -42,6 +46,8 @@ export type LogEvent =
   | { type: 'rolled'; newBaseOffset: bigint }
   | { type: 'retention'; deleted: number; reason: RetentionDecision['reason']; logStartOffset: bigint }
   | { type: 'offline'; error: unknown }
+  /** A stored batch could not be read (see the class comment); the read that needed it failed. */
+  | { type: 'corrupt-batch'; baseOffset: bigint; lastOffset: bigint | undefined; during: 'fetch' | 'list-offsets' | 'compaction'; why: string }
   | { type: 'truncated'; offset: bigint };
 
 export interface PartitionLogOptions {
@@ -266,6 +272,31 @@ export class PartitionLog {
     this.lastWritten.set(name, data);
   }
 
+  /** Stored batches found unreadable so far (each read that met one counts), for operators and tests. */
+  corruptBatchesSeen = 0;
+
+  /**
+   * Reports a stored batch that cannot be read. Public for the cleaner, which skips such batches
+   * (keeps them as they are) rather than fail compaction for the whole partition.
+   */
+  reportCorruptBatch(baseOffset: bigint, lastOffset: bigint | undefined, during: 'fetch' | 'list-offsets' | 'compaction', why: string): void {
+    this.corruptBatchesSeen++;
+    this.emit({ type: 'corrupt-batch', baseOffset, lastOffset, during, why });
+  }
+
+  /**
+   * The funnel for read failures: an unreadable stored batch fails this read only (reported);
+   * anything else is a storage failure (`fail`).
+   */
+  private readFailure(e: unknown, during: 'fetch' | 'list-offsets'): LogError {
+    if (isLogError(e) && e.reason === 'CORRUPT_MESSAGE' && e.metadata['source'] === 'storage') {
+      const at = e.metadata['offset'];
+      this.reportCorruptBatch(at === undefined ? -1n : BigInt(at), undefined, during, e.message);
+      return e;
+    }
+    return this.fail(e);
+  }
+
   /** The single funnel for storage failures: marks the log offline and reports it once. */
   private fail(e: unknown): LogError {
     if (this.offline === undefined) {
@@ -441,10 +472,15 @@ export class PartitionLog {
         }
         const last = out[out.length - 1];
         if (last && last.lastOffset + 1n >= maxOffset) return out;
+        // Stopped inside this segment (the budget ended mid-entry, or at a damaged entry): batches
+        // from the next segment would leave a gap in the offsets returned.
+        if (last && last.lastOffset + 1n < seg.nextOffset) return out;
         from = last ? last.lastOffset + 1n : seg.nextOffset;
       }
     } catch (e) {
-      throw this.fail(e);
+      // The good batches before a damaged one are still an answer; the next read starts at it and fails.
+      if (out.length > 0 && isLogError(e) && e.reason === 'CORRUPT_MESSAGE') return out;
+      throw this.readFailure(e, 'fetch');
     }
     return out;
   }
@@ -461,27 +497,52 @@ export class PartitionLog {
   }
 
   /**
-   * The first offset whose record timestamp is >= targetMs, below the high watermark. Decodes one
-   * batch (the one the time index leads to), the only place a record is read on the broker.
+   * The first offset whose record timestamp is >= targetMs, below the high watermark. Decodes the
+   * batches the time index leads to (usually one), the only place a record is read on the request
+   * path. A batch there that cannot be decoded fails this lookup with CORRUPT_MESSAGE naming its
+   * offsets (source=storage: DATA_LOSS), since a record at or after targetMs may be in it; the
+   * partition stays online and lookups that do not need that batch still answer.
    */
   findOffsetByTimestamp(targetMs: bigint): { offset: bigint; timestampMs: bigint; leaderEpoch: number } | undefined {
     this.ensureOnline();
-    try {
-      for (const seg of this.segments) {
-        const entry = seg.findBatchByTimestamp(targetMs);
-        if (!entry) continue;
-        if (entry.baseOffset >= this.highWatermark) return undefined;
-        const records = decodeRecordBatch(RecordBatch.decode(entry.batch), entry.baseOffset);
-        for (const r of records) {
-          if (r.timestampMs >= targetMs && r.offset >= this.logStartOffset && r.offset < this.highWatermark) {
-            return { offset: r.offset, timestampMs: r.timestampMs, leaderEpoch: entry.leaderEpoch };
-          }
+    const hw = this.highWatermark;
+    const start = this.logStartOffset;
+    let found: { offset: bigint; timestampMs: bigint; leaderEpoch: number } | undefined;
+    let unreadable: LogError | undefined;
+    const visit = (entry: Entry): boolean => {
+      if (entry.baseOffset >= hw) return false;
+      if (lastOffsetOf(entry) < start) return true;
+      let records;
+      try {
+        records = decodeRecordBatch(RecordBatch.decode(entry.batch), entry.baseOffset, { maxUncompressedBytes: maxDecompressedBytes(this.config.maxMessageBytes) });
+      } catch (e) {
+        const last = lastOffsetOf(entry);
+        const why = (e as Error).message;
+        this.reportCorruptBatch(entry.baseOffset, last, 'list-offsets', why);
+        unreadable = new LogError('CORRUPT_MESSAGE', `stored batch at offsets ${entry.baseOffset} to ${last} cannot be decoded: ${why}`, {
+          cause: e,
+          metadata: { source: 'storage', offset: entry.baseOffset.toString() },
+        });
+        return false;
+      }
+      for (const r of records) {
+        if (r.timestampMs >= targetMs && r.offset >= start && r.offset < hw) {
+          found = { offset: r.offset, timestampMs: r.timestampMs, leaderEpoch: entry.leaderEpoch };
+          return false;
         }
       }
-      return undefined;
+      return true;
+    };
+    try {
+      for (const seg of this.segments) {
+        if (seg.nextOffset <= start) continue;
+        if (seg.scanFromTimestamp(targetMs, visit)) break;
+      }
     } catch (e) {
-      throw this.fail(e);
+      throw this.fail(e); // I/O errors only: decoding failures were caught above
     }
+    if (unreadable) throw unreadable;
+    return found;
   }
 
   /** The leader epoch history, for replication: end offset of `epoch` (KIP-279). */
