@@ -9,6 +9,13 @@ describe('loadBrokerConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('serves ReadReplicaLog only when asked: off by default, on with the flag or SKEIN_REPLICA_LOG_READ_ENABLED', () => {
+    const base = { SKEIN_BROKER_ID: '1', SKEIN_DATA_DIR: '/d' };
+    expect(loadBrokerConfig(base).replicaLogReadEnabled).toBe(false);
+    expect(loadBrokerConfig(base, ['--replica-log-read-enabled']).replicaLogReadEnabled).toBe(true);
+    expect(loadBrokerConfig({ ...base, SKEIN_REPLICA_LOG_READ_ENABLED: 'true' }).replicaLogReadEnabled).toBe(true);
+  });
+
   it('names the key of an invalid value', () => {
     expect(() => loadBrokerConfig({ SKEIN_DATA_DIR: '/d' })).toThrow(/SKEIN_BROKER_ID/);
     expect(() => loadBrokerConfig({ SKEIN_BROKER_ID: '-1', SKEIN_DATA_DIR: '/d' })).toThrow(ConfigError);
