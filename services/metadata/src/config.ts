@@ -1,7 +1,9 @@
 import { type ConfigOf, commonServerConfigSchema } from '@skein/common/config.js';
+import { grpcServerLimitsConfigSchema } from '@skein/common/grpc-server.js';
 
 export const metadataConfigSchema = {
   ...commonServerConfigSchema,
+  ...grpcServerLimitsConfigSchema,
   port: { type: 'int', default: 9090, min: 0, max: 65535, doc: 'gRPC port (0 picks a free one)' },
   store: { type: 'string', default: 'embedded:.skein-data/metadata/store.db', doc: 'Metadata store: etcd://host:port[,host:port] or embedded:<path>' },
   etcdEndpoints: { type: 'list', default: [], doc: 'etcd endpoints host:port,...; when set, overrides --store' },

@@ -6,7 +6,7 @@
 
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { startGrpcServer } from '@skein/common/grpc-server.js';
+import { limitsFromConfig, startGrpcServer } from '@skein/common/grpc-server.js';
 import { openMetadataStore } from '@skein/common/store/open-store.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
 import type { MetricsRegistry } from '@skein/common/metrics.js';
@@ -51,6 +51,7 @@ export async function startMetadataServer(config: MetadataConfig, logger: Logger
       : undefined,
     logger,
     metrics,
+    limits: limitsFromConfig(config),
   });
   const controller = new Controller(store, keys, view, {
     instanceId: config.instanceId || defaultInstanceId(),

@@ -17,6 +17,10 @@ import {
 import { effectiveConfigs } from '../domain/topic-config.js';
 import { partitionView } from '../domain/image.js';
 import type { TopicRecord } from '../domain/records.js';
+import {
+  alterPartitionProblem, configsProblem, electPreferredLeadersProblem, getClusterMetadataProblem, type LimitProblem,
+  reassignPartitionsProblem, registerBrokerProblem, topicNameLimitProblem,
+} from '../domain/request-limits.js';
 import type { MetadataAdmin } from '../runtime/admin.js';
 import type { Controller } from '../runtime/controller.js';
 import type { ChangeBatch, MetadataView } from '../runtime/metadata-view.js';
@@ -34,8 +38,14 @@ export interface MetadataServiceDeps {
 export const METADATA_SERVICE_NAME = 'skein.metadata.v1.MetadataService';
 export { MetadataServiceService };
 
+/** Request bounds (domain/request-limits.ts) are checked before any work; over one is INVALID_ARGUMENT. */
+function refuse(problem: LimitProblem | undefined): void {
+  if (problem) throw new SkeinError(problem.reason, problem.message);
+}
+
 function requireTopicName(name: string): void {
   if (name === '') throw new SkeinError('INVALID_TOPIC_NAME', 'topic name is required');
+  refuse(topicNameLimitProblem(name));
 }
 
 export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServiceServer {
@@ -55,6 +65,7 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
   return {
     registerBroker: unary(async (req) => {
       if (!req.endpoint) throw new SkeinError('INVALID_REQUEST', 'endpoint is required');
+      refuse(registerBrokerProblem({ host: req.endpoint.host, rack: req.rack }));
       const { sessionId, sessionTtlMs } = await admin.registerBroker({
         brokerId: req.brokerId, host: req.endpoint.host, port: req.endpoint.port, rack: req.rack, sessionTtlMs: req.sessionTtlMs, directoryId: req.directoryId,
       });
@@ -67,6 +78,7 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
     }),
 
     createTopic: unary(async (req) => {
+      refuse(topicNameLimitProblem(req.name) ?? configsProblem('configs', req.configs));
       const record = await admin.createTopic({ name: req.name, partitions: req.partitions, replicationFactor: req.replicationFactor, configs: req.configs, validateOnly: req.validateOnly });
       return { topic: req.validateOnly ? { name: record.name, topicId: '', configs: record.configs, replicationFactor: record.replicationFactor, partitions: record.assignment.map((replicas, p) => ({ partition: p, replicas, leaderId: -1, leaderEpoch: -1, isr: [], partitionEpoch: -1, targetReplicas: [] })) } : topicView(record) };
     }),
@@ -89,6 +101,7 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
     }),
     alterTopicConfigs: unary(async (req) => {
       requireTopicName(req.name);
+      refuse(configsProblem('set/remove', req.set, req.remove));
       const record = await admin.alterConfigs(req.name, req.set, req.remove, req.validateOnly);
       return { topic: req.validateOnly ? { ...topicView(record), configs: record.configs } : topicView(record) };
     }),
@@ -98,7 +111,10 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
       return { topic: topicView(record) };
     }),
 
-    getClusterMetadata: unary(async (req) => ({ metadata: view.current.clusterView(req.topics) })),
+    getClusterMetadata: unary(async (req) => {
+      refuse(getClusterMetadataProblem(req));
+      return { metadata: view.current.clusterView(req.topics) };
+    }),
 
     watchMetadata: serverStreaming(async (call: grpc.ServerWritableStream<WatchMetadataRequest, WatchMetadataResponse>) => {
       const maxQueued = deps.maxQueuedWatchMessages ?? 10_000;
@@ -148,6 +164,7 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
 
     alterPartition: unary(async (req) => {
       requireTopicName(req.topic);
+      refuse(alterPartitionProblem(req));
       const record = await controller().alterPartition({
         brokerId: req.brokerId, topic: req.topic, topicId: req.topicId, partition: req.partition,
         leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: req.newIsr,
@@ -155,11 +172,13 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
       return { state: partitionView(req.partition, record) };
     }),
     electPreferredLeaders: unary(async (req) => {
+      refuse(electPreferredLeadersProblem(req));
       const elected = await controller().electPreferredLeaders(req.partitions.map((p: TopicPartitions) => ({ topic: p.topic, partitions: p.partitions })));
       return { elected: elected.map((e) => ({ topic: e.topic, topicId: e.topicId, state: partitionView(e.partition, e.record) })) };
     }),
     reassignPartitions: unary(async (req) => {
       if (req.reassignments.length === 0) throw new SkeinError('INVALID_REQUEST', 'reassignments must not be empty');
+      refuse(reassignPartitionsProblem(req));
       const started = await controller().reassign(req.reassignments.map((r) => ({ topic: r.topic, partition: r.partition, targetReplicas: r.targetReplicas })));
       return { started: started.map((e) => ({ topic: e.topic, topicId: e.topicId, state: partitionView(e.partition, e.record) })) };
     }),
