@@ -132,6 +132,14 @@ describe('validateRecords', () => {
     expect(await outcome(encodeRecordBatch({ ...good, compression: 99 as CompressionCodec }))).toMatchObject({ reason: 'UNSUPPORTED_COMPRESSION_TYPE' });
   });
 
+  it("the append's own header check reuses what validateRecords established for the same buffer, limits still applied", async () => {
+    const bytes = encodeRecordBatch(buildRecordBatch([{ key: 'k', value: 'v', timestampMs: 7 }], { producerId: 5n, producerEpoch: 0, baseSequence: 3 }));
+    const fresh = validateBatch(bytes, MAX, isCodecSupported);
+    await validateRecords(bytes, MAX);
+    expect(() => validateBatch(bytes, 10, isCodecSupported)).toThrow(expect.objectContaining({ reason: 'MESSAGE_TOO_LARGE' }));
+    expect(validateBatch(bytes, MAX, isCodecSupported)).toEqual(fresh);
+  });
+
   it('decompresses without blocking the event loop: a timer set before the check runs before it settles', async () => {
     // 8 MiB that gzip shrinks to a few KiB: inflating it still takes milliseconds, on the threadpool.
     const big = Buffer.alloc(8 << 20, 'ab');
