@@ -18,6 +18,7 @@ import { MetadataFollower } from './metadata/metadata-follower.js';
 import { BrokerServer } from './server.js';
 import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
 import { IsrManager } from './replication/isr-manager.js';
+import { ensureDirectoryId } from './log/data-dir.js';
 import { systemClock, systemTimers } from './runtime/timers.js';
 import { PartitionState } from '@skein/proto/skein/metadata/v1/metadata.js';
 
@@ -118,6 +119,8 @@ try {
   isr.start();
   follower = new MetadataFollower({
     metadataAddresses: config.metadataAddresses,
+    // KIP-858: the controller fences a broker whose data directory changed (log/data-dir.ts).
+    directoryId: ensureDirectoryId(config.dataDir).directoryId,
     brokerId: config.brokerId,
     advertisedHost: config.advertisedHost || config.host,
     advertisedPort: port,

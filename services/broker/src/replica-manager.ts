@@ -60,10 +60,19 @@ export class Partition {
   partitionEpoch: number;
   /** Followers' progress, known only while this broker leads (reset on leadership change). */
   readonly followers = new Map<number, FollowerProgress>();
-  /** An ISR change proposed to the controller and not yet answered (counts for the watermark). */
+  /**
+   * An ISR change proposed to the controller whose outcome is not known yet; its members count for
+   * the watermark (KIP-497). Cleared by the answer, a definite refusal, newer metadata, or a new
+   * leader epoch — never by a lost answer.
+   */
   pendingIsr: readonly number[] | undefined;
+  pendingIsrSinceMs = 0;
+  /** An AlterPartition request is on the wire. */
+  isrRequestInFlight = false;
   /** When this broker started leading at the current epoch. */
   leaderSinceMs: number;
+  /** The log end offset when this broker started leading at the current epoch. */
+  leaderEpochStartOffset: bigint;
   private readonly listeners = new Set<() => void>();
 
   constructor(
@@ -81,6 +90,7 @@ export class Partition {
     this.minInsyncReplicas = minInsync(a.configs);
     this.partitionEpoch = a.partitionEpoch ?? 0;
     this.leaderSinceMs = nowMs;
+    this.leaderEpochStartOffset = log.logEndOffset;
   }
 
   get topicId(): string {
@@ -89,10 +99,6 @@ export class Partition {
 
   get isLeader(): boolean {
     return this.leaderId === this.brokerId;
-  }
-
-  get isrProposalInFlight(): boolean {
-    return this.pendingIsr !== undefined;
   }
 
   /** Calls `fn` when new data becomes readable (or the partition changes state). */
@@ -117,6 +123,7 @@ export class Partition {
       highWatermark: this.log.highWatermark,
       followers: this.followers,
       leaderSinceMs: this.leaderSinceMs,
+      leaderEpochStartOffset: this.leaderEpochStartOffset,
     };
   }
 
@@ -293,7 +300,10 @@ export class ReplicaManager {
           p.followers.clear();
           p.pendingIsr = undefined;
           p.leaderSinceMs = this.opts.clock.nowMs();
+          p.leaderEpochStartOffset = p.log.logEndOffset;
         }
+        // The controller's newer state settles any proposal made against the older one.
+        if (a.partitionEpoch !== undefined && a.partitionEpoch > p.partitionEpoch) p.pendingIsr = undefined;
         p.leaderId = a.leaderId;
         p.leaderEpoch = a.leaderEpoch;
         p.partitionEpoch = a.partitionEpoch ?? p.partitionEpoch;

@@ -54,27 +54,53 @@ export class IsrManager {
   tick(): void {
     const now = this.opts.clock.nowMs();
     for (const p of this.opts.replicas.listPartitions()) {
-      if (!p.isLeader || p.isrProposalInFlight || p.log.isOffline) continue;
+      if (!p.isLeader || p.isrRequestInFlight || p.log.isOffline) continue;
+      // A proposal whose outcome is unknown (no answer) is sent again, unchanged: the controller
+      // applies it once, or answers that the partition epoch moved on.
+      if (p.pendingIsr) {
+        if (now - p.pendingIsrSinceMs >= this.retryMs) this.send(p, p.pendingIsr, now);
+        continue;
+      }
       const desired = p.desiredIsr(now, this.opts.lagMs);
-      if (desired) this.propose(p, desired);
+      if (desired) this.send(p, desired, now);
     }
   }
 
-  private propose(p: Partition, desired: number[]): void {
+  private get retryMs(): number {
+    return Math.max(500, this.opts.lagMs);
+  }
+
+  /**
+   * The proposal stays pending — its members counting for the watermark — until its outcome is
+   * known: the controller's answer, a definite refusal, or newer metadata (ReplicaManager clears it
+   * when the partition epoch moves). Dropping it on a lost answer would let the watermark pass a
+   * replica that the controller did put into the ISR.
+   */
+  private send(p: Partition, isr: readonly number[], now: number): void {
     const proposedEpoch = p.leaderEpoch;
-    p.pendingIsr = desired;
+    if (p.pendingIsr !== isr) {
+      p.pendingIsr = isr;
+    }
+    p.pendingIsrSinceMs = now;
+    p.isrRequestInFlight = true;
     this.opts
-      .alterPartition({ topic: p.topic, topicId: p.topicId, partition: p.partition, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: desired })
+      .alterPartition({ topic: p.topic, topicId: p.topicId, partition: p.partition, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...isr] })
       .then((state) => {
-        if (p.leaderEpoch === proposedEpoch && state.leaderEpoch === proposedEpoch && state.partitionEpoch > p.partitionEpoch) {
+        if (p.leaderEpoch !== proposedEpoch || state.leaderEpoch !== proposedEpoch) return;
+        if (state.partitionEpoch > p.partitionEpoch) {
           p.isr = state.isr;
           p.partitionEpoch = state.partitionEpoch;
           this.opts.logger.info({ topic: p.topic, partition: p.partition, isr: state.isr, partitionEpoch: state.partitionEpoch }, 'ISR changed');
         }
+        if (p.pendingIsr === isr) p.pendingIsr = undefined;
       })
-      .catch((err: unknown) => this.opts.logger.warn({ err, topic: p.topic, partition: p.partition, desired }, 'ISR change refused; will retry with fresh metadata'))
+      .catch((err: unknown) => {
+        // Only a refusal of the proposal itself proves it was not applied.
+        if ((err as { reason?: string }).reason === 'INVALID_ISR' && p.pendingIsr === isr && p.leaderEpoch === proposedEpoch) p.pendingIsr = undefined;
+        this.opts.logger.warn({ err, topic: p.topic, partition: p.partition, isr }, 'ISR change not confirmed; kept pending until metadata or a retry settles it');
+      })
       .finally(() => {
-        if (p.leaderEpoch === proposedEpoch) p.pendingIsr = undefined;
+        p.isrRequestInFlight = false;
         p.maybeAdvanceHighWatermark();
         p.notify();
       });

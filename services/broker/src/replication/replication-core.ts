@@ -43,6 +43,11 @@ export interface LeaderView {
   followers: ReadonlyMap<number, FollowerProgress>;
   /** When this broker became leader at its current epoch; lag of unseen followers counts from here. */
   leaderSinceMs: number;
+  /**
+   * The leader's log end offset when it became leader at its current epoch. Everything committed
+   * before lies below it, while a new leader's high watermark may still lag behind that.
+   */
+  leaderEpochStartOffset: bigint;
 }
 
 /** The confirmed ISR together with a pending proposal's members (KIP-497's "maximal ISR"). */
@@ -78,7 +83,10 @@ export function followerFetched(prev: FollowerProgress | undefined, fetchOffset:
  * The ISR the leader should propose, or undefined when no change is due. A member that has not
  * caught up to the log end for `lagMs` leaves (a follower never heard from since this leadership
  * began counts from its start); a replica that reached the high watermark and is caught up
- * recently joins. The leader always stays. The result keeps replica order.
+ * recently joins — and has also reached the leader's epoch start offset, since a new leader's
+ * watermark may lag behind what the previous leader committed (a replica that joined with less
+ * could be elected and lose it; Kafka checks the same). The leader always stays. The result keeps
+ * replica order.
  */
 export function desiredIsr(v: LeaderView, nowMs: number, lagMs: number): number[] | undefined {
   const next = v.replicas.filter((id) => {
@@ -86,7 +94,7 @@ export function desiredIsr(v: LeaderView, nowMs: number, lagMs: number): number[
     const f = v.followers.get(id);
     const lastCaughtUp = f?.lastCaughtUpMs ?? v.leaderSinceMs;
     if (v.isr.includes(id)) return (f !== undefined && f.logEndOffset >= v.logEndOffset) || nowMs - lastCaughtUp <= lagMs;
-    return f !== undefined && f.logEndOffset >= v.highWatermark && nowMs - f.lastCaughtUpMs <= lagMs;
+    return f !== undefined && f.logEndOffset >= v.highWatermark && f.logEndOffset >= v.leaderEpochStartOffset && nowMs - f.lastCaughtUpMs <= lagMs;
   });
   const same = next.length === v.isr.length && next.every((id) => v.isr.includes(id));
   return same ? undefined : next;
