@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { Acks, CompressionCodec, GroupAdmin, GroupConsumer, isRetriableError, OffsetSpec, SkeinClient, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
+import { Acks, CompressionCodec, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
 
 const program = new Command('skein')
   .description('Skein command line: a Kafka-class log over gRPC')
@@ -154,15 +154,15 @@ program.command('consume <topic>').description('read records: in a group (--grou
       if (o.partition || o.offset !== undefined || o.timestamp !== undefined) throw new CommanderError(2, 'skein.usage', '--partition, --offset and --timestamp are for standalone reads; a group gets its partitions from the coordinator (use groups reset-offsets to move it)');
       await c.topic(topic, true);
       // A fetch failure the consumer cannot get past by itself (a corrupt batch, an out-of-range
-      // offset under --auto-offset-reset none) ends the command after the records before it were
-      // printed; retriable ones are warnings while the consumer keeps trying.
+      // offset under --auto-offset-reset none: it holds the partition) ends the command after the
+      // records before it were printed; others are warnings while the consumer keeps trying.
       let failure: unknown;
       const consumer: GroupConsumer = new GroupConsumer(c, {
         groupId: o.group, coordinator: (program.opts().coordinator as string).split(','), topics: [topic], clientId: 'skein-cli',
         autoOffsetReset: o.autoOffsetReset ?? (o.fromBeginning ? 'earliest' : 'latest'),
         onError: (err, where) => {
           const e = err as { reason?: string; message?: string };
-          if (isRetriableError(err)) {
+          if (fetchErrorAction(err, 'none', 0).action !== 'hold') {
             console.error(`skein: warning: ${where.topic}-${where.partition} at offset ${where.offset}: ${e.reason ?? 'ERROR'}: ${e.message ?? String(err)} (retrying)`);
             return;
           }

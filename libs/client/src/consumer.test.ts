@@ -13,12 +13,15 @@ describe('what a consumer does after a fetch fails', () => {
     expect(fetchErrorAction(oor, 'none', 0)).toEqual({ action: 'hold' });
   });
 
-  it('backs off retriable errors with a growing, capped delay, and holds the rest', () => {
+  it('holds the partition on errors about the data at the position; backs off on the rest with a growing, capped delay', () => {
+    expect(fetchErrorAction(err('CORRUPT_MESSAGE', false), 'earliest', 0)).toEqual({ action: 'hold' });
+    expect(fetchErrorAction(err('MESSAGE_TOO_LARGE', false), 'latest', 0)).toEqual({ action: 'hold' });
+    expect(fetchErrorAction(err('UNSUPPORTED_COMPRESSION_TYPE', false), 'latest', 0)).toEqual({ action: 'hold' });
     const delays = [0, 1, 2, 3, 10, 40].map((n) => (fetchErrorAction(err('NOT_LEADER_OR_FOLLOWER', true), 'earliest', n, () => 0.999) as { delayMs: number }).delayMs);
     expect(delays).toEqual([...delays].sort((a, b) => a - b));
     expect(Math.max(...delays)).toBeLessThanOrEqual(5000);
-    expect(fetchErrorAction(err('CORRUPT_MESSAGE', false), 'earliest', 0)).toEqual({ action: 'hold' });
-    expect(fetchErrorAction(err('MESSAGE_TOO_LARGE', false), 'latest', 0)).toEqual({ action: 'hold' });
+    // Not about the data: a restarting broker, a deleted topic, an unexpected INTERNAL may pass.
+    for (const reason of ['UNKNOWN_TOPIC_OR_PARTITION', 'UNKNOWN_TOPIC', 'INTERNAL']) expect(fetchErrorAction(err(reason, false), 'none', 0).action).toBe('backoff');
   });
 });
 

@@ -15,11 +15,12 @@
  * for your own scheme, turn auto-commit off and call `commit()` when you choose.
  *
  * Fetch failures never spin silently. Each partition is in one of three fetch states: FETCHING;
- * BACKING_OFF after a retriable error that outlived the client's own retries (reported to
- * `onError`, tried again after a jittered, growing delay); or AWAITING_SEEK after an error that
- * retrying cannot fix (a corrupt batch, a batch over the decompression limit, an out-of-range
- * position under `autoOffsetReset: 'none'`), reported to `onError` once and not fetched again
- * until you `seek()` it or it is reassigned, as Kafka's poll() keeps failing until you seek.
+ * BACKING_OFF after an error that outlived the client's own retries (reported to `onError`, tried
+ * again after a jittered, growing delay); or AWAITING_SEEK after an error about the data at the
+ * position, which fetching again cannot fix (a corrupt batch, a batch over the decompression
+ * limit, an out-of-range position under `autoOffsetReset: 'none'`), reported to `onError` once
+ * and not fetched again until you `seek()` it or it is reassigned, as Kafka's poll() keeps
+ * failing until you seek.
  * An out-of-range position (retention deleted it) otherwise follows `autoOffsetReset`.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -75,9 +76,10 @@ export interface ConsumerOptions {
   session?: 'stream' | 'unary';
   /**
    * Called when a handler throws, and when fetching a partition fails; `err.reason` says why
-   * (e.g. CORRUPT_MESSAGE, OFFSET_OUT_OF_RANGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER) and
-   * `err.retriable` whether the consumer keeps trying by itself (else the partition waits for
-   * `seek()`). A record whose handler threw is not counted as processed: it is handed out again
+   * (e.g. CORRUPT_MESSAGE, OFFSET_OUT_OF_RANGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER).
+   * After CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, UNSUPPORTED_COMPRESSION_TYPE and OFFSET_OUT_OF_RANGE
+   * (with autoOffsetReset 'none') the partition waits for `seek()`; after anything else the
+   * consumer keeps trying by itself. A record whose handler threw is not counted as processed: it is handed out again
    * after a short backoff, so a failing handler delays its partition but never skips a record.
    * Without onError, both kinds are reported with process.emitWarning.
    */
@@ -102,13 +104,22 @@ type FetchState = { kind: 'BACKING_OFF'; untilMs: number; failures: number } | {
 export type FetchErrorAction = { action: 'reset'; to: 'earliest' | 'latest' } | { action: 'hold' } | { action: 'backoff'; delayMs: number };
 
 /**
+ * Errors about the data at the position itself: fetching the same offset again gives the same
+ * answer, so the partition waits for the application to seek (Kafka's poll() throws these until
+ * it does). Anything else (a broker restarting, a leader moving, a topic being deleted, even an
+ * unexpected INTERNAL) may pass, so it is retried with backoff and reported each time.
+ */
+const HOLD_REASONS = new Set(['CORRUPT_MESSAGE', 'MESSAGE_TOO_LARGE', 'UNSUPPORTED_COMPRESSION_TYPE', 'INVALID_RECORD']);
+
+/**
  * What the consumer does after fetching a partition failed (the client has already retried what
  * it retries). Pure. `failures` counts the failures in a row before this one.
  */
 export function fetchErrorAction(err: unknown, policy: AutoOffsetReset, failures: number, random: () => number = Math.random): FetchErrorAction {
-  if ((err as { reason?: unknown } | null)?.reason === 'OFFSET_OUT_OF_RANGE') return policy === 'none' ? { action: 'hold' } : { action: 'reset', to: policy };
-  if (isRetriableError(err)) return { action: 'backoff', delayMs: Math.min(5000, 100 * 2 ** Math.min(failures, 10)) * (0.5 + random() / 2) };
-  return { action: 'hold' };
+  const reason = (err as { reason?: unknown } | null)?.reason;
+  if (reason === 'OFFSET_OUT_OF_RANGE') return policy === 'none' ? { action: 'hold' } : { action: 'reset', to: policy };
+  if (typeof reason === 'string' && HOLD_REASONS.has(reason) && !isRetriableError(err)) return { action: 'hold' };
+  return { action: 'backoff', delayMs: Math.min(5000, 100 * 2 ** Math.min(failures, 10)) * (0.5 + random() / 2) };
 }
 
 export interface Message extends ConsumedRecord {
