@@ -26,7 +26,7 @@ import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildRecordBatch } from '@skein/common/records/record-batch.js';
-import { Acks } from '@skein/proto/skein/broker/v1/broker.js';
+import { Acks, CompressionCodec } from '@skein/proto/skein/broker/v1/broker.js';
 import { startNats, startSkein } from './lib/clusters.js';
 import { startPool } from './lib/pool.js';
 import { cpuSeconds, machineBusySeconds, memory, selfAndReapedChildrenSeconds, startServerSampler, waitUntilIdle } from './lib/procstat.js';
@@ -161,14 +161,21 @@ async function phaseRaw() {
 }
 
 // ---------------------------------------------------------------- Skein
-async function skeinProduceRow(cluster, pool, system, rf, { size, acks, producers = 1, topic }) {
+async function skeinProduceRow(cluster, pool, system, rf, { size, acks, producers = 1, topic, compression }) {
   const { recordBytes, recordsPerBatch } = SETTINGS[size];
   await cluster.createTopic(topic, { partitions: producers, replicationFactor: rf, configs: rf > 1 ? { 'min.insync.replicas': '2' } : {} });
   const leaders = await cluster.leaders(topic);
   const r = await measured(cluster, () => parallel(pool, producers, 'skeinProduce', (i) => ({
     address: leaders[i], topic, partition: i, recordBytes, recordsPerBatch, acks: acks === 'all' ? Acks.ACKS_ALL : Acks.ACKS_LEADER,
-    inflight: SETTINGS.skeinInflight, durationMs: S.produceMs,
+    inflight: SETTINGS.skeinInflight, durationMs: S.produceMs, compression,
   })));
+  if (compression) {
+    // Its own kind: no peer row and no raw limit (MB/s counts uncompressed record bytes; the broker
+    // decompresses each batch on the threadpool to check its records, then stores it compressed).
+    const codec = CompressionCodec[compression].replace('COMPRESSION_CODEC_', '').toLowerCase();
+    throughputRow(system, `produce-compressed:${size}:${producers}:${acks}:${codec}`, `produce ${size === 'kib' ? '1 KiB' : '100 B'} log-like text, ${codec}, acks=${acks}, ${producers} producer${producers > 1 ? 's' : ''}`, r, { kind: 'produce-compressed', size, acks, producers, codec });
+    return r;
+  }
   throughputRow(system, `produce:${size}:${producers}:${acks}`, `produce ${size === 'kib' ? '1 KiB' : '100 B'}, acks=${acks}, ${producers} producer${producers > 1 ? 's' : ''}`, r, { kind: 'produce', size, acks, producers });
   return r;
 }
@@ -219,6 +226,12 @@ async function phaseSkein(rf) {
   try {
     for (const acks of ['1', 'all']) {
       await attempt(`${system} produce 1 KiB acks=${acks}`, () => skeinProduceRow(cluster, pool, system, rf, { size: 'kib', acks, topic: `p1k-a${acks}` }));
+    }
+    // Compressed produce (issue 12): what checking a compressed batch's records costs the broker.
+    for (const codec of [CompressionCodec.COMPRESSION_CODEC_LZ4, CompressionCodec.COMPRESSION_CODEC_GZIP]) {
+      if (rf !== 1) break;
+      const name = CompressionCodec[codec].replace('COMPRESSION_CODEC_', '').toLowerCase();
+      await attempt(`${system} produce 1 KiB ${name}`, () => skeinProduceRow(cluster, pool, system, rf, { size: 'kib', acks: '1', topic: `p1k-${name}`, compression: codec }));
     }
     // Catch-up read of the acks=all backlog (on RF 3 it is the replicated one).
     await attempt(`${system} consume 1 KiB`, () => skeinConsumeRow(cluster, pool, system, { size: 'kib', topic: 'p1k-aall' }));
