@@ -17,12 +17,17 @@ import { type BrokerConfig, brokerConfigSchema, loadBrokerConfig } from './confi
 import { MetadataFollower } from './metadata/metadata-follower.js';
 import { BrokerServer } from './server.js';
 import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
-import { IsrManager } from './replication/isr-manager.js';
+import { type AlterPartitionRequest, IsrManager } from './replication/isr-manager.js';
 import { ensureDirectoryId } from './log/data-dir.js';
 import { systemClock, systemTimers } from './runtime/timers.js';
 import { PartitionState } from '@skein/proto/skein/metadata/v1/metadata.js';
 
 const BROKER_SERVICE = 'skein.broker.v1.BrokerService';
+/**
+ * A health entry of its own: NOT_SERVING while any partition log on this broker is offline after a
+ * storage error (the broker keeps serving its other partitions, so '' and BrokerService stay up).
+ */
+const PARTITIONS_HEALTH = 'skein.broker.v1.BrokerService/partitions';
 
 if (process.argv.includes('--help')) {
   console.log(`skein-broker: a Skein broker (partition logs, produce and fetch)\n\nOptions (flag, environment variable):\n${configHelp(brokerConfigSchema)}`);
@@ -70,18 +75,18 @@ const server = new BrokerServer({
     }),
   },
   addServices: (grpcServer) => {
-    health = addHealthAndReflection(grpcServer, { '': 'NOT_SERVING', [BROKER_SERVICE]: 'NOT_SERVING' });
+    health = addHealthAndReflection(grpcServer, { '': 'NOT_SERVING', [BROKER_SERVICE]: 'NOT_SERVING', [PARTITIONS_HEALTH]: 'SERVING' });
   },
 });
 
 /** Proposes an ISR change to the controller (following NOT_CONTROLLER hints); resolves with the accepted state. */
-async function alterPartition(req: { topic: string; topicId: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }): Promise<PartitionState> {
+async function alterPartition(req: AlterPartitionRequest): Promise<PartitionState> {
   let address: string | undefined;
   for (let attempt = 0; attempt < 4; attempt++) {
     const client = address ? new MetadataServiceClient(address, grpc.credentials.createInsecure()) : metadataClients[nextClient++ % metadataClients.length]!;
     try {
       const res = await new Promise<{ state?: PartitionState }>((resolve, reject) => {
-        client.alterPartition({ brokerId: config.brokerId, ...req }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, r) => (err ? reject(fromServiceError(err)) : resolve(r)));
+        client.alterPartition({ brokerId: config.brokerId, ...req, leaderReplicaOffline: req.leaderReplicaOffline ?? false }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, r) => (err ? reject(fromServiceError(err)) : resolve(r)));
       });
       return res.state!;
     } catch (err) {
@@ -115,6 +120,7 @@ try {
     logger: logger.child({ component: 'isr' }),
     lagMs: config.replicaLagTimeMaxMs,
     alterPartition,
+    onOfflinePartitions: (count) => health?.setStatus(PARTITIONS_HEALTH, count > 0 ? 'NOT_SERVING' : 'SERVING'),
   });
   isr.start();
   follower = new MetadataFollower({

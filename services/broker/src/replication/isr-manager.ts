@@ -23,6 +23,8 @@ export interface AlterPartitionRequest {
   leaderEpoch: number;
   partitionEpoch: number;
   newIsr: number[];
+  /** The leader's replica is offline: the controller moves leadership away (see the proto). */
+  leaderReplicaOffline?: boolean;
 }
 
 export interface IsrManagerOptions {
@@ -32,6 +34,8 @@ export interface IsrManagerOptions {
   logger: Logger;
   /** replica.lag.time.max.ms */
   lagMs: number;
+  /** Told the number of hosted partitions whose log is offline after every pass (health, metrics). */
+  onOfflinePartitions?: (count: number) => void;
   /** Sends the proposal to the controller; resolves with the state it accepted. */
   alterPartition(req: AlterPartitionRequest): Promise<AcceptedPartitionState>;
 }
@@ -53,8 +57,16 @@ export class IsrManager {
   /** One pass over the partitions this broker leads (tests call it directly). */
   tick(): void {
     const now = this.opts.clock.nowMs();
+    let offline = 0;
     for (const p of this.opts.replicas.listPartitions()) {
-      if (!p.isLeader || p.isrRequestInFlight || p.log.isOffline) continue;
+      if (p.log.isOffline) offline++;
+      if (!p.isLeader || p.isrRequestInFlight) continue;
+      if (p.log.isOffline) {
+        // A leader whose log failed hands leadership to another ISR member (Kafka moves the
+        // leaders of an offline log dir); refused while no other ISR member is live, so retried.
+        if (now - p.pendingIsrSinceMs >= this.retryMs || p.pendingIsrSinceMs === 0) this.resign(p, now);
+        continue;
+      }
       // A proposal whose outcome is unknown (no answer) is sent again, unchanged: the controller
       // applies it once, or answers that the partition epoch moved on.
       if (p.pendingIsr) {
@@ -64,6 +76,19 @@ export class IsrManager {
       const desired = p.desiredIsr(now, this.opts.lagMs);
       if (desired) this.send(p, desired, now);
     }
+    this.opts.onOfflinePartitions?.(offline);
+  }
+
+  private resign(p: Partition, now: number): void {
+    p.pendingIsrSinceMs = now;
+    p.isrRequestInFlight = true;
+    this.opts
+      .alterPartition({ topic: p.topic, topicId: p.topicId, partition: p.partition, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [], leaderReplicaOffline: true })
+      .then((state) => this.opts.logger.warn({ topic: p.topic, partition: p.partition, leaderEpoch: state.leaderEpoch, isr: state.isr }, 'replica offline: leadership handed over'))
+      .catch((err: unknown) => this.opts.logger.warn({ err, topic: p.topic, partition: p.partition }, 'replica offline: leadership not handed over yet'))
+      .finally(() => {
+        p.isrRequestInFlight = false;
+      });
   }
 
   private get retryMs(): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyAlterPartition, electPreferredLeader, initialPartitionRecord, NO_LEADER, reconcilePartition } from './partition-state.js';
+import { applyAlterPartition, applyLeaderReplicaOffline, electPreferredLeader, initialPartitionRecord, NO_LEADER, reconcilePartition } from './partition-state.js';
 
 const clean = { uncleanLeaderElection: false };
 
@@ -103,5 +103,18 @@ describe('reassignment', () => {
     expect(done).toMatchObject({ replicas: [3, 2], isr: [3, 2], leaderId: 3, leaderEpoch: 1, partitionEpoch: 6 });
     expect(done.targetReplicas).toBeUndefined();
     expect(startReassignment(done, [3, 2])).toBeUndefined();
+  });
+});
+
+describe('applyLeaderReplicaOffline', () => {
+  const base = { ...initialPartitionRecord('t1', [1, 2, 3]), leaderEpoch: 4, partitionEpoch: 9 };
+  it('moves leadership to the first other live ISR member and drops the offline leader from the ISR', () => {
+    const r = applyLeaderReplicaOffline(base, { brokerId: 1, leaderEpoch: 4 }, new Set([1, 3]));
+    expect(r).toEqual({ next: { ...base, leaderId: 3, leaderEpoch: 5, isr: [2, 3], partitionEpoch: 10 } });
+  });
+  it('refuses when no other ISR member is live, and fences stale or foreign requests', () => {
+    expect(applyLeaderReplicaOffline({ ...base, isr: [1, 2] }, { brokerId: 1, leaderEpoch: 4 }, new Set([1, 3]))).toMatchObject({ problem: { reason: 'INVALID_ISR' } });
+    expect(applyLeaderReplicaOffline(base, { brokerId: 1, leaderEpoch: 3 }, new Set([1, 2, 3]))).toMatchObject({ problem: { reason: 'FENCED_LEADER_EPOCH' } });
+    expect(applyLeaderReplicaOffline(base, { brokerId: 2, leaderEpoch: 4 }, new Set([1, 2, 3]))).toMatchObject({ problem: { reason: 'NOT_LEADER_FOR_PARTITION' } });
   });
 });

@@ -130,6 +130,37 @@ export function applyAlterPartition(
   return { next: { ...current, isr: ordered, partitionEpoch: current.partitionEpoch + 1 } };
 }
 
+/**
+ * The leader reports its own replica offline (a storage error): it leaves the ISR and the first
+ * other live ISR member in replica order leads. With no such member the request is refused: the
+ * ISR's members hold every acknowledged record, so leadership must not leave them.
+ */
+export function applyLeaderReplicaOffline(
+  current: PartitionRecord,
+  request: { brokerId: number; leaderEpoch: number },
+  live: ReadonlySet<number>,
+): { next: PartitionRecord } | { problem: AlterPartitionProblem } {
+  if (request.leaderEpoch !== current.leaderEpoch) {
+    return { problem: { reason: 'FENCED_LEADER_EPOCH', message: `leader epoch ${request.leaderEpoch} is not the current ${current.leaderEpoch}` } };
+  }
+  if (request.brokerId !== current.leaderId) {
+    return { problem: { reason: 'NOT_LEADER_FOR_PARTITION', message: `broker ${request.brokerId} is not the leader (leader is ${current.leaderId})` } };
+  }
+  const next = current.replicas.find((id) => id !== current.leaderId && current.isr.includes(id) && live.has(id));
+  if (next === undefined) {
+    return { problem: { reason: 'INVALID_ISR', message: `no other live in-sync replica can take over from broker ${current.leaderId}` } };
+  }
+  return {
+    next: {
+      ...current,
+      leaderId: next,
+      leaderEpoch: current.leaderEpoch + 1,
+      isr: current.isr.filter((id) => id !== current.leaderId),
+      partitionEpoch: current.partitionEpoch + 1,
+    },
+  };
+}
+
 function sameMembers(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x) => b.includes(x));
 }

@@ -167,7 +167,7 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
       refuse(alterPartitionProblem(req));
       const record = await controller().alterPartition({
         brokerId: req.brokerId, topic: req.topic, topicId: req.topicId, partition: req.partition,
-        leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: req.newIsr,
+        leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: req.newIsr, leaderReplicaOffline: req.leaderReplicaOffline,
       });
       return { state: partitionView(req.partition, record) };
     }),

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import {
   type PartitionRecord,
   applyAlterPartition,
+  applyLeaderReplicaOffline,
   completeReassignment,
   electPreferredLeader,
   startReassignment,
@@ -236,7 +237,7 @@ export class Controller {
   }
 
   /** AlterPartition: only the controller decides, only with current epochs. */
-  async alterPartition(request: { brokerId: number; topic: string; topicId: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }): Promise<PartitionRecord> {
+  async alterPartition(request: { brokerId: number; topic: string; topicId: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[]; leaderReplicaOffline?: boolean }): Promise<PartitionRecord> {
     return this.queue.run(async () => {
       const leadership = this.requireLeadership();
       const image = this.view.current;
@@ -249,7 +250,9 @@ export class Controller {
       // A fenced broker (replaced data directory) cannot join an ISR until its new directory is accepted.
       const fenced = fencedBrokers([...image.directories.values()].map((d) => d.record));
       const joinable = new Set([...image.liveBrokerIds()].filter((id) => !fenced.has(id)));
-      const result = applyAlterPartition(state.record, request, joinable);
+      const result = request.leaderReplicaOffline
+        ? applyLeaderReplicaOffline(state.record, request, joinable)
+        : applyAlterPartition(state.record, request, joinable);
       if ('problem' in result) {
         throw new SkeinError(result.problem.reason, result.problem.message, {
           metadata: { topic: request.topic, partition: String(request.partition) },
@@ -263,7 +266,7 @@ export class Controller {
         throw new SkeinError('STALE_PARTITION_EPOCH', 'the partition changed concurrently; refresh and retry', { metadata: { topic: request.topic, partition: String(request.partition) } });
       }
       await this.view.waitForRevision(txn.revision);
-      this.logger.info({ topic: request.topic, partition: request.partition, isr: result.next.isr, partitionEpoch: result.next.partitionEpoch }, 'ISR changed by leader');
+      this.logger.info({ topic: request.topic, partition: request.partition, isr: result.next.isr, leaderId: result.next.leaderId, partitionEpoch: result.next.partitionEpoch, leaderReplicaOffline: request.leaderReplicaOffline === true }, request.leaderReplicaOffline ? 'leader replica offline: leadership moved' : 'ISR changed by leader');
       return result.next;
     });
   }

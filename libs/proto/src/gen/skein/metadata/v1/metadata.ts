@@ -335,8 +335,19 @@ export interface AlterPartitionRequest {
   leaderEpoch: number;
   /** Must equal the current partition epoch. */
   partitionEpoch: number;
-  /** Proposed ISR; must contain the leader and only assigned replicas. */
+  /**
+   * Proposed ISR; must contain the leader and only assigned replicas. Ignored when
+   * leader_replica_offline is set.
+   */
   newIsr: number[];
+  /**
+   * The leader's own replica went offline (a storage error on its disk): the controller removes
+   * the leader from the ISR and moves leadership to the first live ISR member in replica order
+   * (leader epoch + 1). Refused with INVALID_ISR when no other ISR member is live, so the
+   * partition never elects a replica without the acknowledged records; it stays unavailable until
+   * the broker is restarted or another ISR member returns.
+   */
+  leaderReplicaOffline: boolean;
 }
 
 export interface AlterPartitionResponse {
@@ -4261,7 +4272,16 @@ export const WatchMetadataResponse: MessageFns<WatchMetadataResponse> = {
 };
 
 function createBaseAlterPartitionRequest(): AlterPartitionRequest {
-  return { brokerId: 0, topic: "", topicId: "", partition: 0, leaderEpoch: 0, partitionEpoch: 0, newIsr: [] };
+  return {
+    brokerId: 0,
+    topic: "",
+    topicId: "",
+    partition: 0,
+    leaderEpoch: 0,
+    partitionEpoch: 0,
+    newIsr: [],
+    leaderReplicaOffline: false,
+  };
 }
 
 export const AlterPartitionRequest: MessageFns<AlterPartitionRequest> = {
@@ -4290,6 +4310,9 @@ export const AlterPartitionRequest: MessageFns<AlterPartitionRequest> = {
         writer.int32(v);
       }
       writer.join();
+    }
+    if (message.leaderReplicaOffline !== false) {
+      writer.uint32(64).bool(message.leaderReplicaOffline);
     }
     return writer;
   },
@@ -4373,6 +4396,14 @@ export const AlterPartitionRequest: MessageFns<AlterPartitionRequest> = {
 
             break;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.leaderReplicaOffline = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4414,6 +4445,11 @@ export const AlterPartitionRequest: MessageFns<AlterPartitionRequest> = {
         : globalThis.Array.isArray(object?.new_isr)
         ? object.new_isr.map((e: any) => globalThis.Number(e))
         : [],
+      leaderReplicaOffline: isSet(object.leaderReplicaOffline)
+        ? globalThis.Boolean(object.leaderReplicaOffline)
+        : isSet(object.leader_replica_offline)
+        ? globalThis.Boolean(object.leader_replica_offline)
+        : false,
     };
   },
 
@@ -4440,6 +4476,9 @@ export const AlterPartitionRequest: MessageFns<AlterPartitionRequest> = {
     if (message.newIsr?.length) {
       obj.newIsr = message.newIsr.map((e) => Math.round(e));
     }
+    if (message.leaderReplicaOffline !== false) {
+      obj.leaderReplicaOffline = message.leaderReplicaOffline;
+    }
     return obj;
   },
 
@@ -4455,6 +4494,7 @@ export const AlterPartitionRequest: MessageFns<AlterPartitionRequest> = {
     message.leaderEpoch = object.leaderEpoch ?? 0;
     message.partitionEpoch = object.partitionEpoch ?? 0;
     message.newIsr = object.newIsr?.map((e) => e) || [];
+    message.leaderReplicaOffline = object.leaderReplicaOffline ?? false;
     return message;
   },
 };
