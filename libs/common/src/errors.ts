@@ -38,6 +38,8 @@ export const REASONS = {
   CONCURRENT_MODIFICATION: [S.ABORTED, true],
   CORRUPT_MESSAGE: [S.INVALID_ARGUMENT, false],
   MESSAGE_TOO_LARGE: [S.RESOURCE_EXHAUSTED, false],
+  // Over a per-client limit of the service shell (calls in flight): retry once some have finished.
+  TOO_MANY_CALLS: [S.RESOURCE_EXHAUSTED, true],
   OFFSET_OUT_OF_RANGE: [S.OUT_OF_RANGE, false],
   UNKNOWN_CODEC: [S.INVALID_ARGUMENT, false],
   OUT_OF_ORDER_SEQUENCE: [S.FAILED_PRECONDITION, false],

@@ -153,6 +153,27 @@ describe('service shell: connection and message limits', () => {
     await expect.poll(async () => rawUnary(c, '/skein.test.Beats/Beat', beat('c'), 1000).then(() => 'ok', (e: grpc.ServiceError) => e.code), { timeout: 15_000, interval: 200 }).toBe('ok');
   });
 
+  it('refuses a call over maxConcurrentCallsPerClient (across connections) with RESOURCE_EXHAUSTED / TOO_MANY_CALLS, and counts calls that ended as gone', async () => {
+    const { server, seen } = await start({ maxConcurrentCallsPerClient: 2 });
+    const [a, b] = [client(server.port), client(server.port)];
+    for (let i = 0; i < 5; i++) await rawUnary(a, '/skein.test.Beats/Beat', beat(`seq${i}`));
+    // Two open sessions from two connections of the same address hold both slots.
+    const open = [a, b].map((c, i) => {
+      const call = c.makeBidiStreamRequest('/skein.test.Beats/Session', identity, identity, new grpc.Metadata(), { deadline: Date.now() + 20_000 });
+      const replied = new Promise<void>((resolve) => call.once('data', () => resolve()));
+      call.on('error', () => {});
+      call.write(beat(`open${i}`));
+      return { call, replied };
+    });
+    await Promise.all(open.map((o) => o.replied));
+    const refused = await failure(rawUnary(b, '/skein.test.Beats/Beat', beat('third')));
+    expect([refused.code, fromServiceError(refused).reason, fromServiceError(refused).retriable]).toEqual([grpc.status.RESOURCE_EXHAUSTED, 'TOO_MANY_CALLS', true]);
+    expect(seen.calls).not.toContain('beat:third');
+    open[0]!.call.end();
+    await expect.poll(async () => rawUnary(b, '/skein.test.Beats/Beat', beat('third')).then(() => 'ok', (e: grpc.ServiceError) => e.code), { timeout: 5000 }).toBe('ok');
+    open[1]!.call.end();
+  });
+
   it('announces maxConcurrentStreams in its HTTP/2 settings and closes an idle connection', async () => {
     const { server } = await start({ maxConcurrentStreams: 7, maxConnectionIdleMs: 300 });
     const session = http2.connect(`http://127.0.0.1:${server.port}`);

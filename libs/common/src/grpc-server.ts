@@ -64,6 +64,8 @@ export interface GrpcServerLimits {
   maxConnectionsPerClient: number;
   /** Open connections in total; 0 = unlimited. */
   maxConnections: number;
+  /** Calls in flight from one remote address over all its connections; 0 = unlimited. Over it: RESOURCE_EXHAUSTED. */
+  maxConcurrentCallsPerClient: number;
   /** A connection with no call in flight for this long is closed (GOAWAY); clients reconnect on demand. 0 = never. */
   maxConnectionIdleMs: number;
   /** The server pings a connection silent this long... */
@@ -79,6 +81,7 @@ export const DEFAULT_GRPC_SERVER_LIMITS: Readonly<GrpcServerLimits> = Object.fre
   maxConcurrentStreams: 1000,
   maxConnectionsPerClient: 256,
   maxConnections: 10_000,
+  maxConcurrentCallsPerClient: 10_000,
   maxConnectionIdleMs: 600_000,
   keepaliveTimeMs: 60_000,
   keepaliveTimeoutMs: 20_000,
@@ -92,6 +95,7 @@ export const grpcServerLimitsConfigSchema = {
   maxConcurrentStreams: { type: 'int', default: D.maxConcurrentStreams, min: 1, max: 1_000_000, doc: 'Concurrent calls per client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)' },
   maxConnectionsPerClient: { type: 'int', default: D.maxConnectionsPerClient, min: 0, max: 1_000_000, doc: 'Open connections per client address; 0 = unlimited (Kafka: max.connections.per.ip)' },
   maxConnections: { type: 'int', default: D.maxConnections, min: 0, max: 1_000_000, doc: 'Open connections in total; 0 = unlimited (Kafka: max.connections)' },
+  maxConcurrentCallsPerClient: { type: 'int', default: D.maxConcurrentCallsPerClient, min: 0, max: 10_000_000, doc: 'Calls in flight from one client address over all its connections; 0 = unlimited' },
   maxConnectionIdleMs: { type: 'int', default: D.maxConnectionIdleMs, min: 0, max: 86_400_000, doc: 'Close a connection with no call in flight after this long; 0 = never (Kafka: connections.max.idle.ms)' },
   keepaliveTimeMs: { type: 'int', default: D.keepaliveTimeMs, min: 1000, max: 86_400_000, doc: 'Ping a silent connection after this long' },
   keepaliveTimeoutMs: { type: 'int', default: D.keepaliveTimeoutMs, min: 1000, max: 600_000, doc: 'Close a connection whose ping is not answered within this' },
@@ -238,15 +242,43 @@ class ShellServer extends grpc.Server {
 }
 
 /**
- * Answers a MalformedRequest with INVALID_ARGUMENT / INVALID_REQUEST before any handler sees it
- * (for every call shape: a unary handler is never invoked; a streaming handler's call is cancelled
- * when the status is sent). Later messages and the half-close of that call are dropped.
+ * The shell's interceptor, around every call of every service:
+ * - counts calls in flight per client address and refuses one over maxConcurrentCallsPerClient
+ *   with RESOURCE_EXHAUSTED before its handler runs (metadata is never forwarded, so no handler
+ *   is invoked); the count drops when the call ends, however it ends;
+ * - answers a MalformedRequest with INVALID_ARGUMENT / INVALID_REQUEST before any handler sees it
+ *   (for every call shape: a unary handler is never invoked; a streaming handler's call is
+ *   cancelled when the status is sent). Later messages and the half-close of that call are dropped.
  */
-function rejectMalformed(metrics?: MetricsRegistry): grpc.ServerInterceptor {
+function shellInterceptor(limits: GrpcServerLimits, metrics?: MetricsRegistry): grpc.ServerInterceptor {
+  const callsPerClient = new Map<string, number>();
   return (method, call) => {
     let rejected = false;
+    const [, service = '', rpc = method.path] = method.path.split('/');
+    const client = call.getConnectionInfo().remoteAddress ?? '';
+    let counted = false;
+    const release = () => {
+      if (!counted) return;
+      counted = false;
+      const n = (callsPerClient.get(client) ?? 1) - 1;
+      if (n <= 0) callsPerClient.delete(client);
+      else callsPerClient.set(client, n);
+    };
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => next({
+        onReceiveMetadata: (metadata: grpc.Metadata, forward: (m: grpc.Metadata) => void) => {
+          const inFlight = callsPerClient.get(client) ?? 0;
+          if (limits.maxConcurrentCallsPerClient > 0 && inFlight >= limits.maxConcurrentCallsPerClient) {
+            rejected = true;
+            metrics?.rpcHandled.inc({ service, method: rpc, code: 'RESOURCE_EXHAUSTED' });
+            call.sendStatus(toServiceError(new SkeinError('TOO_MANY_CALLS', `too many calls in flight from this client (limit ${limits.maxConcurrentCallsPerClient}); retry when some have finished`, { metadata: { limit: 'maxConcurrentCallsPerClient' } })));
+            return;
+          }
+          counted = true;
+          callsPerClient.set(client, inFlight + 1);
+          forward(metadata);
+        },
+        onCancel: release,
         onReceiveMessage: (message: unknown, forward: (m: unknown) => void) => {
           if (rejected) return;
           if (!(message instanceof MalformedRequest)) {
@@ -254,7 +286,6 @@ function rejectMalformed(metrics?: MetricsRegistry): grpc.ServerInterceptor {
             return;
           }
           rejected = true;
-          const [, service = '', rpc = method.path] = method.path.split('/');
           metrics?.rpcHandled.inc({ service, method: rpc, code: 'INVALID_ARGUMENT' });
           call.sendStatus(toServiceError(new SkeinError('INVALID_REQUEST', `malformed ${rpc} request: ${truncateUtf8(message.problem, 256)}`)));
         },
@@ -262,6 +293,10 @@ function rejectMalformed(metrics?: MetricsRegistry): grpc.ServerInterceptor {
           if (!rejected) forward();
         },
       }),
+      sendStatus: (status, forward) => {
+        release();
+        forward(status);
+      },
     });
   };
 }
@@ -276,7 +311,7 @@ function serverChannelOptions(limits: GrpcServerLimits, metrics?: MetricsRegistr
     'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
     'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
     ...(limits.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': limits.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': limits.keepaliveTimeoutMs } : {}),
-    interceptors: [rejectMalformed(metrics)],
+    interceptors: [shellInterceptor(limits, metrics)],
   };
 }
 
