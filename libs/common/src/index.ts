@@ -5,3 +5,4 @@ export * from './metrics.js';
 export * from './shutdown.js';
 export * from './grpc-server.js';
 export * from './store/index.js';
+export * from './failpoints.js';
