@@ -160,7 +160,9 @@ export function toServiceError(err: unknown, onUnexpected?: (err: unknown) => vo
   const code = e?.code ?? grpc.status.INTERNAL;
   const message = truncateUtf8(e?.message ?? 'internal error');
   const details: Any[] = [
-    { typeUrl: typeUrl('google.rpc.ErrorInfo'), value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: boundErrorMetadata(e?.metadata ?? {}) }).finish()) },
+    // `retriable` rides along in ErrorInfo.metadata so a client in any language can decide without a
+    // copy of the table (the value is the table's, for this reason).
+    { typeUrl: typeUrl('google.rpc.ErrorInfo'), value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: { ...boundErrorMetadata({ retriable: '', ...(e?.metadata ?? {}) }), retriable: String(e?.retriable ?? false) } }).finish()) },
   ];
   if (e?.leaderHint) details.push({ typeUrl: typeUrl('skein.common.v1.LeaderHint'), value: Buffer.from(LeaderHint.encode(e.leaderHint).finish()) });
   if (e?.controllerHint) details.push({ typeUrl: typeUrl('skein.common.v1.ControllerHint'), value: Buffer.from(ControllerHint.encode(e.controllerHint).finish()) });

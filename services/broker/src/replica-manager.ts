@@ -361,7 +361,6 @@ export class ReplicaManager {
       const h = hint?.(topic, partition);
       if (h) {
         throw new LogError('NOT_LEADER_OR_FOLLOWER', `broker ${this.opts.brokerId} does not host ${topic}-${partition}; broker ${h.leaderId} leads it`, {
-          retriable: true,
           leaderHint: h,
           metadata: { topic, partition: String(partition) },
         });
@@ -370,7 +369,6 @@ export class ReplicaManager {
     }
     if (!p.isLeader) {
       throw new LogError('NOT_LEADER_OR_FOLLOWER', `broker ${this.opts.brokerId} is not the leader of ${topic}-${partition}`, {
-        retriable: true,
         leaderHint: { leaderId: p.leaderId, leaderEpoch: p.leaderEpoch },
         metadata: { topic, partition: String(partition) },
       });
@@ -378,7 +376,6 @@ export class ReplicaManager {
     if (currentLeaderEpoch >= 0 && currentLeaderEpoch !== p.leaderEpoch) {
       const reason = currentLeaderEpoch < p.leaderEpoch ? 'FENCED_LEADER_EPOCH' : 'UNKNOWN_LEADER_EPOCH';
       throw new LogError(reason, `leader epoch ${currentLeaderEpoch} does not match the current ${p.leaderEpoch}`, {
-        retriable: reason === 'UNKNOWN_LEADER_EPOCH',
         leaderHint: { leaderId: p.leaderId, leaderEpoch: p.leaderEpoch },
         metadata: { topic, partition: String(partition) },
       });

@@ -140,7 +140,7 @@ export function readReplicaLog(
   try {
     const p = deps.replicas.getPartition(req.topic, req.partition);
     if (!p || p.topic !== req.topic || p.partition !== req.partition) {
-      throw new LogError('UNKNOWN_TOPIC_OR_PARTITION', `this broker hosts no replica of partition ${req.partition} of topic ${JSON.stringify(req.topic.slice(0, 256))}`, { retriable: false });
+      throw new LogError('UNKNOWN_TOPIC_OR_PARTITION', `this broker hosts no replica of partition ${req.partition} of topic ${JSON.stringify(req.topic.slice(0, 256))}`, {});
     }
     const log = p.log;
     const logStartOffset = log.logStartOffset;
@@ -468,7 +468,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
         },
         (e) => {
           logger.warn({ err: e }, 'producer id allocation failed');
-          callback(toServiceError(new LogError('UNAVAILABLE', 'cannot allocate a producer id right now', { retriable: true, cause: e })));
+          callback(toServiceError(new LogError('UNAVAILABLE', 'cannot allocate a producer id right now', { cause: e })));
         },
       );
     },

@@ -1,10 +1,10 @@
 /**
  * Errors raised by the storage layer and the data path. `reason` is the stable machine-readable
  * code clients switch on; the gRPC layer maps it to a status code in one table
- * (grpc/error-mapping.ts). Whether a client may retry comes from the same table unless the thrower
- * says otherwise.
+ * (libs/common/src/errors.ts), which also says whether a client may retry.
  */
-import { REASONS } from '@skein/common/errors.js';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { isSkeinError, SkeinError } from '@skein/common/errors.js';
 
 export type LogErrorReason =
   | 'CORRUPT_MESSAGE'
@@ -31,30 +31,39 @@ export type LogErrorReason =
   | 'INTERNAL';
 
 export interface LogErrorOptions {
-  retriable?: boolean;
   cause?: unknown;
   /** Extra machine-readable facts (topic, partition, ...), carried into ErrorInfo metadata. */
   metadata?: Record<string, string>;
-  leaderHint?: { leaderId: number; leaderEpoch: number };
+  leaderHint?: { leaderId: number; leaderEpoch: number; leaderEndpoint?: { host: string; port: number } };
   offsetRange?: { logStartOffset: bigint; logEndOffset: bigint };
 }
 
-export class LogError extends Error {
-  readonly retriable: boolean;
-  readonly metadata: Record<string, string>;
-  readonly leaderHint: LogErrorOptions['leaderHint'];
-  readonly offsetRange: LogErrorOptions['offsetRange'];
+/**
+ * The data path's SkeinError: the same class, the same table (code and retriability come only from
+ * REASONS), narrowed to the broker's reasons. One exception to the table's code: corruption found
+ * in stored data (metadata source=storage) is DATA_LOSS, not the client's INVALID_ARGUMENT.
+ */
+export class LogError extends SkeinError {
+  declare readonly reason: LogErrorReason;
 
-  constructor(readonly reason: LogErrorReason, message: string, options: LogErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'LogError';
-    this.retriable = options.retriable ?? REASONS[reason][1];
-    this.metadata = options.metadata ?? {};
-    this.leaderHint = options.leaderHint;
-    this.offsetRange = options.offsetRange;
+  constructor(reason: LogErrorReason, message: string, options: LogErrorOptions = {}) {
+    super(reason, message, {
+      cause: options.cause,
+      metadata: options.metadata,
+      leaderHint: options.leaderHint ? { leaderId: options.leaderHint.leaderId, leaderEpoch: options.leaderHint.leaderEpoch, leaderEndpoint: options.leaderHint.leaderEndpoint } : undefined,
+      offsetRangeHint: options.offsetRange,
+    });
+    if (reason === 'CORRUPT_MESSAGE' && options.metadata?.['source'] === 'storage') {
+      Object.defineProperty(this, 'code', { value: grpcStatus.DATA_LOSS });
+    }
+  }
+
+  /** The offset range hint (OFFSET_OUT_OF_RANGE). */
+  get offsetRange(): { logStartOffset: bigint; logEndOffset: bigint } | undefined {
+    return this.offsetRangeHint;
   }
 }
 
 export function isLogError(e: unknown): e is LogError {
-  return e instanceof Error && typeof (e as { reason?: unknown }).reason === 'string' && e.name === 'LogError';
+  return isSkeinError(e);
 }

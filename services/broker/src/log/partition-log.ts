@@ -304,12 +304,12 @@ export class PartitionLog {
       this.emit({ type: 'offline', error: e });
     }
     if (isLogError(e) && e.reason === 'CORRUPT_MESSAGE') return e;
-    return new LogError('PARTITION_OFFLINE', `partition log in ${this.opts.dir} is offline: ${(e as Error).message}`, { cause: e, retriable: true });
+    return new LogError('PARTITION_OFFLINE', `partition log in ${this.opts.dir} is offline: ${(e as Error).message}`, { cause: e });
   }
 
   private ensureOnline(): void {
     if (this.offline !== undefined) {
-      throw new LogError('PARTITION_OFFLINE', `partition log in ${this.opts.dir} is offline after a storage error`, { retriable: true, cause: this.offline });
+      throw new LogError('PARTITION_OFFLINE', `partition log in ${this.opts.dir} is offline after a storage error`, { cause: this.offline });
     }
   }
 

@@ -51,7 +51,7 @@ export function createReplicaServiceHandlers(deps: { replicas: ReplicaManager; c
         const off = p.onChange(() => { off(); cancel(); resolve(); });
         cancel = timers.setTimeout(() => { off(); resolve(); }, Math.min(req.maxWaitMs, 10_000));
       });
-      if (!p.isLeader) throw new LogError('NOT_LEADER_OR_FOLLOWER', `no longer the leader of ${req.topic}-${req.partition}`, { retriable: true, leaderHint: { leaderId: p.leaderId, leaderEpoch: p.leaderEpoch } });
+      if (!p.isLeader) throw new LogError('NOT_LEADER_OR_FOLLOWER', `no longer the leader of ${req.topic}-${req.partition}`, { leaderHint: { leaderId: p.leaderId, leaderEpoch: p.leaderEpoch } });
       entries = read();
     }
     return {
