@@ -7,7 +7,7 @@ import * as http2 from 'node:http2';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type FetchResponse, type ListOffsetsResponse, OffsetSpec, type ProduceResponse, type ProduceStreamResponse, type SubscribeResponse, SubscribeRequest } from '@skein/proto/skein/broker/v1/broker.js';
+import { Acks, type FetchResponse, type ListOffsetsResponse, OffsetSpec, type ProduceResponse, type ProduceStreamResponse, type SubscribeResponse, SubscribeRequest } from '@skein/proto/skein/broker/v1/broker.js';
 import { ReplicaServiceClient, type ReplicaFetchResponse } from '@skein/proto/skein/broker/v1/replica.js';
 import { buildRecordBatch, decodeRecordBatch } from '@skein/common/records/record-batch.js';
 import { reasonOf } from '../src/grpc/error-mapping.js';
@@ -48,7 +48,7 @@ const fetch = (topic: string, partitions: number[]) => call<unknown, FetchRespon
 const listLatest = (topic: string, partitions: number[]) =>
   call<unknown, ListOffsetsResponse>(h.client.listOffsets.bind(h.client), { topics: [{ topic, partitions: partitions.map((partition) => ({ partition, spec: OffsetSpec.OFFSET_SPEC_LATEST, timestampMs: 0n })) }] });
 const produce = (topic: string, partitions: number[]) =>
-  call<unknown, ProduceResponse>(h.client.produce.bind(h.client), { acks: 1, timeoutMs: 1000, topics: [{ topic, partitions: partitions.map((partition) => ({ partition, batch: batch() })) }] });
+  call<unknown, ProduceResponse>(h.client.produce.bind(h.client), { acks: Acks.ACKS_LEADER, timeoutMs: 1000, topics: [{ topic, partitions: partitions.map((partition) => ({ partition, batch: batch() })) }] });
 
 function subscribeFirst(req: Partial<SubscribeRequest>): Promise<SubscribeResponse> {
   return new Promise((resolve, reject) => {
@@ -205,5 +205,40 @@ describe('request limits on InitProducerId and GetMetadata (in-process broker)',
     expect((await refused(call(h.client.getMetadata.bind(h.client), { topics }))).message).toMatch(/101 topics; the limit is 100/);
     expect((await refused(call(h.client.getMetadata.bind(h.client), { topics: ['x'.repeat(250)] }))).message).toMatch(/limit of 249/);
     expect((await call<unknown, { metadata?: { topics: unknown[] } }>(h.client.getMetadata.bind(h.client), { topics: topics.slice(1) })).metadata!.topics).toHaveLength(100);
+  });
+});
+
+describe('ProduceStream in flight (in-process broker)', () => {
+  const streamRequest = (topic: string, i: number, acks: number) => ({ correlationId: BigInt(i), acks, timeoutMs: 5_000, topics: [{ topic, partitions: [{ partition: 0, batch: batch() }] }] });
+
+  it('stops reading a stream at 128 unanswered requests and resumes as answers go out', async () => {
+    // ISR [1, 2] and a follower that never fetches: every acks=all request waits (up to its timeout).
+    await h.server.replicas.applyPartitionAssignment({ ...assignment('stuck', 0), replicas: [1, 2], isr: [1, 2] });
+    const log = h.server.replicas.getPartition('stuck', 0)!.log;
+    const stuck = h.client.produceStream();
+    stuck.on('data', () => undefined);
+    stuck.on('error', () => undefined);
+    for (let i = 0; i < 300; i++) stuck.write(streamRequest('stuck', i, Acks.ACKS_ALL));
+    await waitFor(() => log.logEndOffset >= 128n, 'the first 128 requests appended');
+    await listLatest('stuck', [0]);
+    // Before: every request was read and appended, 300 waiting requests held by one stream.
+    expect(log.logEndOffset).toBe(128n);
+    stuck.cancel();
+
+    // acks=1 (ACKS_LEADER): answers go out as appended, so a stream of more than 128 requests runs to the end.
+    await h.server.replicas.applyPartitionAssignment(assignment('flowing', 0));
+    const flowing = h.client.produceStream();
+    let answered = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      flowing.on('data', (r: ProduceStreamResponse) => {
+        if (r.topics[0]!.partitions[0]!.error) reject(new Error(r.topics[0]!.partitions[0]!.error.message));
+        if (++answered === 300) resolve();
+      });
+      flowing.on('error', reject);
+    });
+    for (let i = 0; i < 300; i++) flowing.write(streamRequest('flowing', i, Acks.ACKS_LEADER));
+    await done;
+    flowing.end();
+    expect((await listLatest('flowing', [0])).topics[0]!.partitions[0]!.offset).toBe(300n);
   });
 });

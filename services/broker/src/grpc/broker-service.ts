@@ -39,7 +39,19 @@ import {
   type PartitionFetchResponseWire,
   type ProduceRequestWire,
 } from './wire-codec.js';
-import { checkClientId, checkPartition, checkPartitionEntries, checkTopicList, checkTopicName, DEFAULT_MAX_PARTITIONS_PER_REQUEST, produceTimeoutMs, quoteName } from './request-limits.js';
+import {
+  checkClientId,
+  checkPartition,
+  checkPartitionEntries,
+  checkTopicList,
+  checkTopicName,
+  DEFAULT_MAX_PARTITIONS_PER_REQUEST,
+  PRODUCE_STREAM_MAX_IN_FLIGHT_BYTES,
+  PRODUCE_STREAM_MAX_IN_FLIGHT_REQUESTS,
+  produceRequestBytes,
+  produceTimeoutMs,
+  quoteName,
+} from './request-limits.js';
 
 /** What the broker's metadata cache answers (wired to the ClusterCache by the metadata follower). */
 export interface BrokerMetadataView {
@@ -280,6 +292,19 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       // Replies go out in request order: each waits for the one before it.
       let tail: Promise<void> = Promise.resolve();
       let failed = false;
+      // Bounded in flight (request-limits.ts): past the limits the stream is paused, so grpc-js stops
+      // reading it and HTTP/2 flow control holds the client back; it resumes as answers go out.
+      let inFlight = 0;
+      let inFlightBytes = 0;
+      let paused = false;
+      const settle = (bytes: number) => {
+        inFlight--;
+        inFlightBytes -= bytes;
+        if (paused && inFlight < PRODUCE_STREAM_MAX_IN_FLIGHT_REQUESTS && inFlightBytes < PRODUCE_STREAM_MAX_IN_FLIGHT_BYTES) {
+          paused = false;
+          call.resume();
+        }
+      };
       call.on('data', (req: ProduceRequestWire | Malformed) => {
         if (failed) return;
         try {
@@ -290,11 +315,21 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
           call.emit('error', toServiceError(toLogError(e)));
           return;
         }
+        const bytes = produceRequestBytes(req.topics);
+        inFlight++;
+        inFlightBytes += bytes;
+        if (!paused && (inFlight >= PRODUCE_STREAM_MAX_IN_FLIGHT_REQUESTS || inFlightBytes >= PRODUCE_STREAM_MAX_IN_FLIGHT_BYTES)) {
+          paused = true;
+          call.pause();
+        }
         const { response } = produce(req);
-        if (req.acks === Acks.ACKS_NONE) return;
+        if (req.acks === Acks.ACKS_NONE) {
+          response.then(() => settle(bytes), () => settle(bytes));
+          return;
+        }
         tail = tail.then(async () => {
           const r = await response;
-          if (!call.cancelled) call.write({ correlationId: req.correlationId, topics: r.topics });
+          if (!call.cancelled) call.write({ correlationId: req.correlationId, topics: r.topics }, () => settle(bytes));
         });
       });
       call.on('end', () => {

@@ -19,6 +19,22 @@ export const DEFAULT_MAX_PARTITIONS_PER_REQUEST = 10_000;
 /** Longest produce timeout_ms served: an acks=all produce holds its request until replicated or timed out. */
 export const PRODUCE_TIMEOUT_CAP_MS = 300_000;
 
+/**
+ * What one ProduceStream may have in flight (read, not yet answered): past either limit the broker
+ * stops reading the stream until answers go out, so HTTP/2 flow control holds the client back. An
+ * acks=all request waits for replication (up to its timeout) and holds its batches meanwhile; an
+ * answer counts until it has been sent, so a client that never reads its answers stops too.
+ */
+export const PRODUCE_STREAM_MAX_IN_FLIGHT_REQUESTS = 128;
+export const PRODUCE_STREAM_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+
+/** Bytes of batches a produce request carries. */
+export function produceRequestBytes(topics: ReadonlyArray<{ partitions: ReadonlyArray<{ batch: { length: number } }> }>): number {
+  let bytes = 0;
+  for (const t of topics) for (const p of t.partitions) bytes += p.batch.length;
+  return bytes;
+}
+
 /** Longest InitProducerId client_id (logged with the producer id it got). */
 export const MAX_CLIENT_ID_LENGTH = 255;
 
