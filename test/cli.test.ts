@@ -3,29 +3,29 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionForKey } from '@skein/client/murmur2.js';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { startService, stopAll, waitFor } from './harness/services.js';
 import { metadataClient } from './harness/clients.js';
 import { BROKER_ENTRY, CLI_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
-let etcd: EtcdCluster;
+let stores: TestStores;
 let metadataAddress = '';
 let coordinatorAddress = '';
 
 beforeAll(async () => {
-  etcd = await startEtcd({ members: 1 });
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/cli-${process.pid}/`] });
+  stores = await startStores();
+  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: stores.args('metadata', `/cli-${process.pid}/`) });
   metadataAddress = metadata.address;
   for (const id of [1, 2]) await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadata.address] });
   const meta = metadataClient(metadata.address);
   await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 2, { timeoutMs: 15_000, message: 'brokers registered' });
   meta.close();
-  coordinatorAddress = (await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/cli-${process.pid}/`, '--metadata-addresses', metadata.address] })).address;
+  coordinatorAddress = (await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: [...stores.args('coordinator', `/cli-${process.pid}/`), '--metadata-addresses', metadata.address] })).address;
 }, 60_000);
 
 afterAll(async () => {
   await stopAll();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
 function skein(args: string[], stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {

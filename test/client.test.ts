@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupAdmin, GroupConsumer, SkeinClient, type RecordMetadata } from '@skein/client';
 import { KAFKA_MURMUR2_VECTORS } from '@skein/client/murmur2-vectors.js';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { stopChild } from './harness/processes.js';
@@ -15,29 +15,29 @@ import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entri
 import type { MemberEvent } from './harness/group-member.js';
 
 
-let etcd: EtcdCluster;
+let stores: TestStores;
 let metadataAddress = '';
 let coordinator: ServiceProcess;
 const brokers = new Map<number, ServiceProcess>();
 let meta: ReturnType<typeof metadataClient>;
 
 beforeAll(async () => {
-  etcd = await startEtcd({ members: 1 });
-  const store = ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/client-${process.pid}/`];
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: store });
+  stores = await startStores();
+  const store = (service: string) => stores.args(service, `/client-${process.pid}/`);
+  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: store('metadata') });
   metadataAddress = metadata.address;
   for (const id of [1, 2]) {
     brokers.set(id, await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadata.address, '--session-ttl-ms', '2000', '--replica-lag-time-max-ms', '3000'] }));
   }
   meta = metadataClient(metadata.address);
   await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 2, { timeoutMs: 15_000, message: 'brokers registered' });
-  coordinator = await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: [...store, '--metadata-addresses', metadata.address, '--session-timeout-ms', '3000', '--heartbeat-interval-ms', '200'] });
+  coordinator = await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: [...store('coordinator'), '--metadata-addresses', metadata.address, '--session-timeout-ms', '3000', '--heartbeat-interval-ms', '200'] });
 }, 60_000);
 
 afterAll(async () => {
   meta?.close();
   await stopAll();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
 async function createTopic(name: string, partitions: number, replicationFactor: number, configs: Record<string, string> = {}): Promise<void> {

@@ -4,20 +4,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Acks, CompressionCodec, OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { buildRecordBatch, decodeRecordBatch, type RecordInput } from '@skein/common/records/record-batch.js';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
-let etcd: EtcdCluster;
+let stores: TestStores;
 let metadata: ServiceProcess;
 const brokers: ServiceProcess[] = [];
 let meta: ReturnType<typeof metadataClient>;
 const clients = new Map<number, ReturnType<typeof brokerClient>>();
 
 beforeAll(async () => {
-  etcd = await startEtcd({ members: 1 });
-  metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/e2e-${process.pid}/`] });
+  stores = await startStores();
+  metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: stores.args('metadata', `/e2e-${process.pid}/`) });
   meta = metadataClient(metadata.address);
   for (const id of [1, 2]) {
     const b = await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadata.address, '--session-ttl-ms', '3000'] });
@@ -31,7 +31,7 @@ afterAll(async () => {
   for (const c of clients.values()) c.close();
   meta?.close();
   await stopAll();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
 async function leaderClient(topic: string, partition: number) {

@@ -13,12 +13,12 @@ import { crc32c } from '@node-rs/crc32';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CompressionCodec, GroupConsumer, OffsetSpec, SkeinClient, type OffsetReset, type SkeinError } from '@skein/client';
 import { GroupCoordinatorServiceClient } from '@skein/proto/skein/group/v1/group.js';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { promisify } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, CLI_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
-let etcd: EtcdCluster;
+let stores: TestStores;
 let metadataAddress = '';
 let coordinatorAddress = '';
 let broker: ServiceProcess;
@@ -26,15 +26,15 @@ let coordinator: ReturnType<typeof promisify<GroupCoordinatorServiceClient>>;
 let client: SkeinClient;
 
 beforeAll(async () => {
-  etcd = await startEtcd({ members: 1 });
-  const store = ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/consumer-errors-${process.pid}/`];
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: store });
+  stores = await startStores();
+  const store = (service: string) => stores.args(service, `/consumer-errors-${process.pid}/`);
+  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: store('metadata') });
   metadataAddress = metadata.address;
   // A retention pass every 100 ms, so deleted segments show up within the test's deadlines.
   broker = await startService({ name: 'broker-1', entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', '1', '--metadata-addresses', metadata.address, '--background-interval-ms', '100'] });
   client = new SkeinClient({ metadata: [metadataAddress] });
   await waitFor(async () => (await client.describeCluster()).brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
-  coordinatorAddress = (await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: [...store, '--metadata-addresses', metadata.address, '--session-timeout-ms', '3000', '--heartbeat-interval-ms', '200'] })).address;
+  coordinatorAddress = (await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: [...store('coordinator'), '--metadata-addresses', metadata.address, '--session-timeout-ms', '3000', '--heartbeat-interval-ms', '200'] })).address;
   coordinator = promisify(new GroupCoordinatorServiceClient(coordinatorAddress, grpc.credentials.createInsecure()));
 }, 60_000);
 
@@ -42,7 +42,7 @@ afterAll(async () => {
   client?.close();
   coordinator?.close();
   await stopAll();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
 async function createTopic(name: string, configs: Record<string, string> = {}): Promise<void> {

@@ -10,6 +10,7 @@
 import type { ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipUnless } from './harness/requirements.js';
 import { SkeinClient } from '@skein/client';
 import { GroupCoordinatorServiceClient } from '@skein/proto/skein/group/v1/group.js';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
@@ -19,6 +20,8 @@ import { stopChild } from './harness/processes.js';
 import { spawnMember } from './harness/member-process.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import type { MemberEvent } from './harness/group-member.js';
+
+const skip = skipUnless(import.meta.url, 'etcd');
 
 const GROUP = 'workers';
 const TOPIC = 'events';
@@ -75,7 +78,7 @@ const settled = (live: number, partitions: number) => {
   return o.size === live && new Set(all).size === partitions && all.length === partitions && [...o.values()].every((s) => s.size >= Math.floor(partitions / live));
 };
 
-describe('consumer group members as processes', () => {
+describe.skipIf(skip)('consumer group members as processes', () => {
   it('survives a member SIGKILL and a coordinator SIGKILL mid-rebalance, picks up new partitions, and never owns a partition twice', async () => {
     const client = new SkeinClient({ metadata: [metadataAddress] });
     const producer = client.producer();

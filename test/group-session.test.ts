@@ -5,6 +5,7 @@
 // keep every partition.
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipUnless } from './harness/requirements.js';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
@@ -12,6 +13,8 @@ import { stopChild } from './harness/processes.js';
 import { spawnMember } from './harness/member-process.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import type { MemberEvent } from './harness/group-member.js';
+
+const skip = skipUnless(import.meta.url, 'etcd');
 
 const TOPIC = 'sessions';
 
@@ -55,7 +58,7 @@ function owned(member: string): Set<string> {
   return set;
 }
 
-describe('session streams', () => {
+describe.skipIf(skip)('session streams', () => {
   it('a graceful coordinator stop moves members without losing partitions; a SIGKILLed member is replaced after the grace, not the session timeout', async () => {
     startMember('a');
     startMember('b');

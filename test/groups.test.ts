@@ -4,6 +4,7 @@
 // up a new topic without a restart.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipUnless } from './harness/requirements.js';
 import { GroupCoordinatorServiceClient, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { brokerClient, metadataClient, promisify, rejection } from './harness/clients.js';
@@ -13,6 +14,8 @@ import { buildRecordBatch } from '@skein/common/records/record-batch.js';
 import { GroupConsumer, SkeinClient } from '@skein/client';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+
+const skip = skipUnless(import.meta.url, 'etcd');
 
 let etcd: EtcdCluster;
 let meta: ReturnType<typeof metadataClient>;
@@ -75,7 +78,7 @@ function assertExclusive(members: Member[]): void {
   }
 }
 
-describe('consumer groups', () => {
+describe.skipIf(skip)('consumer groups', () => {
   it('converges with every partition owned exactly once, across two coordinator instances', async () => {
     const members = [new Member('g1', { topics: ['orders'] }), new Member('g1', { topics: ['orders'] }), new Member('g1', { topics: ['orders'] })];
     let round = 0;

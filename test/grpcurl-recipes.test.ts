@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipUnless } from './harness/requirements.js';
 import { parseAllDocuments } from 'yaml';
 import { GroupConsumer, SkeinClient } from '@skein/client';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
@@ -18,6 +19,8 @@ import { startService, stopAll, waitFor, type ServiceProcess } from './harness/s
 import { metadataClient } from './harness/clients.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import { extractGrpcurlRecipes, GrpcurlError, runGrpcurl, type GrpcurlRecipe, type Linking } from './harness/grpcurl.js';
+
+const skip = skipUnless(import.meta.url, 'etcd');
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const DOC = 'docs/operations.md';
@@ -137,7 +140,7 @@ const partitionOf = (p: { partition?: number }) => p.partition ?? 0;
 
 // ---------------------------------------------------------------------------------------------
 
-describe(`grpcurl recipes in ${DOC}`, () => {
+describe.skipIf(skip)(`grpcurl recipes in ${DOC}`, () => {
   it('finds them all in code blocks, each on a host:port that deploy/k8s/base defines', () => {
     expect(recipes.length).toBeGreaterThanOrEqual(12);
     // A grpcurl command outside a code block would not be run here.

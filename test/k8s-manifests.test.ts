@@ -16,8 +16,11 @@ import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { envName, flagName } from '@skein/common/config.js';
+import { skipUnless } from './harness/requirements.js';
 
 const root = new URL('..', import.meta.url).pathname;
+const skipRender = skipUnless({ url: import.meta.url, part: 'rendering the overlays' }, 'kubectl');
+const skipRackScript = skipUnless({ url: import.meta.url, part: 'the rack init script against a TLS server' }, 'openssl');
 const { metadataConfigSchema } = await import(join(root, 'services/metadata/dist/config.js')) as { metadataConfigSchema: Record<string, unknown> };
 const { brokerConfigSchema } = await import(join(root, 'services/broker/dist/config.js')) as { brokerConfigSchema: Record<string, unknown> };
 const { coordinatorConfigSchema } = await import(join(root, 'services/group-coordinator/dist/config.js')) as { coordinatorConfigSchema: Record<string, unknown> };
@@ -49,7 +52,7 @@ const ALLOWED_FIELDS: Record<string, string[]> = {
 
 const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
-describe.each(['dev', 'prod', 'prod-tls'])('deploy/k8s overlay %s', (overlay) => {
+describe.skipIf(skipRender).each(['dev', 'prod', 'prod-tls'])('deploy/k8s overlay %s', (overlay) => {
   const objects = render(overlay);
   const workloads = objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
 
@@ -175,7 +178,7 @@ describe.each(['dev', 'prod', 'prod-tls'])('deploy/k8s overlay %s', (overlay) =>
   });
 });
 
-describe('deploy/k8s across overlays', () => {
+describe.skipIf(skipRender)('deploy/k8s across overlays', () => {
   it('names cluster-scoped objects per overlay, so dev and prod can share a cluster', () => {
     const clusterScoped = (overlay: string) => render(overlay).filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding').map((o) => `${o.kind}/${o.metadata.name}`);
     const dev = clusterScoped('dev');
@@ -185,7 +188,7 @@ describe('deploy/k8s across overlays', () => {
   });
 });
 
-describe('the brokers’ rack init script (deploy/k8s/base/files/rack-from-node.cjs)', () => {
+describe.skipIf(skipRackScript)('the brokers’ rack init script (deploy/k8s/base/files/rack-from-node.cjs)', () => {
   // Runs the script as the init container would, against a fake API server with a self-signed cert.
   const script = join(root, 'deploy/k8s/base/files/rack-from-node.cjs');
   async function runAgainst(respond: (path: string, auth: string | undefined) => [number, unknown]) {

@@ -2,12 +2,15 @@
 // its process is killed, a deposed (frozen) controller cannot overwrite its successor's decisions,
 // and losing one etcd member changes nothing visible.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipUnless } from './harness/requirements.js';
 import type { ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { metadataClient } from './harness/clients.js';
 import { FakeBroker } from './harness/fake-broker.js';
 import { startService, waitFor, type ServiceProcess } from './harness/services.js';
 import { METADATA_ENTRY } from './harness/entries.js';
+
+const skip = skipUnless(import.meta.url, 'etcd-binary');
 
 const CONTROLLER_TTL_MS = 2000;
 let etcd: EtcdCluster;
@@ -50,7 +53,7 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
-describe('controller failover', () => {
+describe.skipIf(skip)('controller failover', () => {
   it('moves the controller to the other instance when the controller is killed, with a higher epoch', async () => {
     const before = (await clusterVia(instances[0]!)).controller!;
     const victim = instances.find((p) => p.name === before.controllerId)!;
@@ -100,7 +103,7 @@ describe('controller failover', () => {
   });
 });
 
-describe('etcd member loss', () => {
+describe.skipIf(skip)('etcd member loss', () => {
   it('losing one etcd member of three changes nothing visible', async () => {
     const c = clientOf(instances[0]!);
     // Brokers whose sessions lapsed while an instance was frozen in the previous test register again first.

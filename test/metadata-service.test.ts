@@ -4,24 +4,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError } from '@skein/common/errors.js';
 import type { ClusterMetadata, MetadataChange, WatchMetadataResponse } from '@skein/proto/skein/metadata/v1/metadata.js';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { metadataClient, rejection } from './harness/clients.js';
 import { FakeBroker } from './harness/fake-broker.js';
 import { healthCheck, startService, waitFor, type ServiceProcess } from './harness/services.js';
 import { METADATA_ENTRY } from './harness/entries.js';
 
-let etcd: EtcdCluster;
+let stores: TestStores;
 let metadata: ServiceProcess;
 let client: ReturnType<typeof metadataClient>;
 const brokers: FakeBroker[] = [];
 const prefix = `/skein-test-${process.pid}-${Date.now()}/`;
 
 beforeAll(async () => {
-  etcd = await startEtcd({ members: 1 });
+  stores = await startStores();
   metadata = await startService({
     name: 'metadata',
     entry: METADATA_ENTRY,
-    args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', prefix, '--controller-session-ttl-ms', '2000'],
+    args: [...stores.args('metadata', prefix), '--controller-session-ttl-ms', '2000'],
   });
   client = metadataClient(metadata.address);
   for (const id of [1, 2, 3]) {
@@ -36,7 +36,7 @@ afterAll(async () => {
   for (const b of brokers) b.crash();
   client?.close();
   await metadata?.stop();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
 const cluster = async (): Promise<ClusterMetadata> => (await client.getClusterMetadata({ topics: [] })).metadata!;

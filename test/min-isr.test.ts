@@ -17,7 +17,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Acks, type PartitionProduceResponse } from '@skein/proto/skein/broker/v1/broker.js';
 import { buildRecordBatch, decodeRecordBatch, encodeRecordBatch } from '@skein/common/records/record-batch.js';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
@@ -31,14 +31,14 @@ const LAG_MS = 400;
 const SESSION_TTL_MS = 30_000;
 const REFUSALS = ['NOT_ENOUGH_REPLICAS', 'NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'REQUEST_TIMED_OUT'];
 
-let etcd: EtcdCluster;
+let stores: TestStores;
 let meta: ReturnType<typeof metadataClient>;
 const brokers = new Map<number, ServiceProcess>();
 const clients = new Map<number, ReturnType<typeof brokerClient>>();
 
 beforeAll(async () => {
-  etcd = await startEtcd({ members: 1 });
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/min-isr-${process.pid}/`] });
+  stores = await startStores();
+  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: stores.args('metadata', `/min-isr-${process.pid}/`) });
   meta = metadataClient(metadata.address);
   for (const id of [1, 2, 3]) {
     const b = await startService({
@@ -61,7 +61,7 @@ afterAll(async () => {
   for (const c of clients.values()) c.close();
   meta?.close();
   await stopAll();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
 const state = async () => (await meta.describeTopic({ name: TOPIC })).topic!.partitions[0]!;

@@ -4,13 +4,16 @@
 // resumes after the first one's commit. Needs Debian's python3-grpcio (.ci/run installs it).
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { skipUnless } from './harness/requirements.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { startService, stopAll, waitFor } from './harness/services.js';
 import { metadataClient } from './harness/clients.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
+const skip = skipUnless(import.meta.url, 'python-grpc');
+
 const root = new URL('..', import.meta.url).pathname;
-let etcd: EtcdCluster;
+let stores: TestStores;
 let metadataAddress = '';
 let coordinatorAddress = '';
 
@@ -20,22 +23,22 @@ beforeAll(async () => {
   } catch {
     throw new Error('the Python example needs /usr/bin/python3 with grpc: apt-get install -y python3-grpcio');
   }
-  etcd = await startEtcd({ members: 1 });
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/py-${process.pid}/`] });
+  stores = await startStores();
+  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: stores.args('metadata', `/py-${process.pid}/`) });
   metadataAddress = metadata.address;
   await startService({ name: 'broker-1', entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', '1', '--metadata-addresses', metadata.address] });
   const meta = metadataClient(metadata.address);
   await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
   meta.close();
-  coordinatorAddress = (await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/py-${process.pid}/`, '--metadata-addresses', metadata.address] })).address;
+  coordinatorAddress = (await startService({ name: 'coordinator', entry: COORDINATOR_ENTRY, args: [...stores.args('coordinator', `/py-${process.pid}/`), '--metadata-addresses', metadata.address] })).address;
 }, 60_000);
 
 afterAll(async () => {
   await stopAll();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
-describe('examples/python', () => {
+describe.skipIf(skip)('examples/python', () => {
   it('creates a topic, produces, consumes in a group and commits, with only grpcio and the contract', () => {
     execFileSync('sh', [`${root}examples/python/generate.sh`], { cwd: root, stdio: 'pipe' });
     const run = () => execFileSync('/usr/bin/python3', [`${root}examples/python/skein_example.py`, metadataAddress, 'py-topic', coordinatorAddress, 'py-group'], { encoding: 'utf8', timeout: 60_000 });

@@ -12,6 +12,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipUnless } from './harness/requirements.js';
 import type * as grpc from '@grpc/grpc-js';
 import { Acks } from '@skein/proto/skein/broker/v1/broker.js';
 import type { PartitionState, WatchMetadataResponse } from '@skein/proto/skein/metadata/v1/metadata.js';
@@ -20,6 +21,8 @@ import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+
+const skip = skipUnless(import.meta.url, 'etcd');
 
 const TOPIC = 'replaced-disk';
 const PREFIX = `/replaced-disk-${process.pid}/`;
@@ -151,7 +154,7 @@ async function brokerKeysInEtcd(): Promise<number> {
   return Number(body.count ?? 0);
 }
 
-describe('a broker with a replaced data directory', () => {
+describe.skipIf(skip)('a broker with a replaced data directory', () => {
   it('is never elected while it holds nothing, and no acknowledged record is lost', async () => {
     watcher = watchStates();
     await waitFor(async () => (await state()).isr.length === 3, { timeoutMs: 20_000, message: 'all three replicas in the ISR' });

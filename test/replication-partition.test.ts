@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Acks } from '@skein/proto/skein/broker/v1/broker.js';
 import { buildRecordBatch, decodeRecordBatch } from '@skein/common/records/record-batch.js';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { TcpProxy } from './harness/tcp-proxy.js';
@@ -14,15 +14,15 @@ import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import { expectReplicasIdentical } from './harness/replica-logs.js';
 
 const TOPIC = 'partitioned';
-let etcd: EtcdCluster;
+let stores: TestStores;
 let meta: ReturnType<typeof metadataClient>;
 const clients = new Map<number, ReturnType<typeof brokerClient>>();
 const proxies = new Map<number, TcpProxy>();
 const brokers = new Map<number, ServiceProcess>();
 
 beforeAll(async () => {
-  etcd = await startEtcd({ members: 1 });
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/part-${process.pid}/`] });
+  stores = await startStores();
+  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: stores.args('metadata', `/part-${process.pid}/`) });
   meta = metadataClient(metadata.address);
   for (const id of [1, 2, 3]) {
     // Each broker reaches the metadata service through its own proxy, so one can be cut off alone.
@@ -41,7 +41,7 @@ afterAll(async () => {
   for (const p of proxies.values()) await p.close();
   meta?.close();
   await stopAll();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
 const state = async () => (await meta.describeTopic({ name: TOPIC })).topic!.partitions[0]!;

@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Acks, OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { buildRecordBatch, decodeRecordBatch } from '@skein/common/records/record-batch.js';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import { expectReplicasIdentical } from './harness/replica-logs.js';
 
 const TOPIC = 'replicated';
-let etcd: EtcdCluster;
+let stores: TestStores;
 let meta: ReturnType<typeof metadataClient>;
 const brokers = new Map<number, ServiceProcess>();
 const clients = new Map<number, ReturnType<typeof brokerClient>>();
@@ -24,8 +24,8 @@ const maybe = new Set<string>();
 const OUTCOME_UNKNOWN = new Set(['NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'NOT_LEADER_AFTER_APPEND', 'REQUEST_TIMED_OUT']);
 
 beforeAll(async () => {
-  etcd = await startEtcd({ members: 1 });
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/repl-${process.pid}/`] });
+  stores = await startStores();
+  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: stores.args('metadata', `/repl-${process.pid}/`) });
   meta = metadataClient(metadata.address);
   for (const id of [1, 2, 3]) {
     const b = await startService({ name: `broker-${id}`, entry: BROKER_ENTRY, dataDirFlag: '--data-dir', args: ['--broker-id', String(id), '--metadata-addresses', metadata.address, '--session-ttl-ms', '2000', '--replica-lag-time-max-ms', '1500', '--replica-log-read-enabled'] });
@@ -40,7 +40,7 @@ afterAll(async () => {
   for (const c of clients.values()) c.close();
   meta?.close();
   await stopAll();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
 async function state() {

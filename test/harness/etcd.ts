@@ -1,16 +1,19 @@
 /**
  * etcd for tests, from (in order): ETCD_ENDPOINTS; the `etcd` binary on this machine (Debian's
  * etcd-server); testcontainers with the official image where a container engine is reachable.
- * Says which it used. Members run on free loopback ports with temporary data directories.
+ * Says which it used. Members run on free loopback ports with temporary data directories. Files
+ * that need etcd guard their suites with `skipUnless(import.meta.url, 'etcd')` (requirements.ts), so
+ * this is reached only where one of the three is there; SKEIN_TEST_WITHOUT=etcd hides the binary.
  */
 
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { stopChild, track } from './processes.js';
 import { waitFor } from './wait.js';
+import { hasEtcdBinary } from './requirements.js';
 
 export interface EtcdMember {
   name: string;
@@ -25,15 +28,6 @@ export interface EtcdCluster {
   /** SIGKILLs one member (binary source only). */
   killMember(index: number): void;
   stop(): Promise<void>;
-}
-
-function hasEtcdBinary(): boolean {
-  try {
-    execFileSync('etcd', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function healthy(clientUrl: string): Promise<boolean> {
