@@ -21,4 +21,13 @@ describe('loadBrokerConfig', () => {
     expect(() => loadBrokerConfig({ SKEIN_BROKER_ID: '-1', SKEIN_DATA_DIR: '/d' })).toThrow(ConfigError);
     expect(() => loadBrokerConfig({ SKEIN_BROKER_ID: '1', SKEIN_DATA_DIR: '/d', SKEIN_METADATA_ADDRESSES: 'nohost' })).toThrow(/SKEIN_METADATA_ADDRESSES/);
   });
+
+  it('has the request limits of docs/limits.md, bounded so responses fit the gRPC send limit', () => {
+    const base = { SKEIN_BROKER_ID: '1', SKEIN_DATA_DIR: '/d' };
+    expect(loadBrokerConfig(base)).toMatchObject({ fetchMaxBytes: 50 << 20, subscribeMaxBytes: 8 << 20, maxPartitionsPerRequest: 10_000 });
+    expect(loadBrokerConfig({ ...base, SKEIN_MAX_PARTITIONS_PER_REQUEST: '500' }).maxPartitionsPerRequest).toBe(500);
+    expect(() => loadBrokerConfig({ ...base, SKEIN_FETCH_MAX_BYTES: String(64 << 20) })).toThrow(/SKEIN_FETCH_MAX_BYTES/);
+    expect(() => loadBrokerConfig({ ...base, SKEIN_SUBSCRIBE_MAX_BYTES: String(64 << 20) })).toThrow(/SKEIN_SUBSCRIBE_MAX_BYTES/);
+    expect(() => loadBrokerConfig({ ...base, SKEIN_MAX_PARTITIONS_PER_REQUEST: '0' })).toThrow(/SKEIN_MAX_PARTITIONS_PER_REQUEST/);
+  });
 });
