@@ -29,10 +29,15 @@ function generate(outDir) {
 
 // Server reflection serves these compiled descriptors (with their imports and map-entry types as
 // protoc writes them), not descriptors re-derived by proto-loader, which grpcurl refuses.
+// Internal packages (the broker's wire twins, skein.broker.internal.v1) are left out: they are no
+// contract, their proto says reflection never exposes them, and no served file imports them (buf
+// would fail the build here if one did).
+const INTERNAL_PROTO_DIRS = ['proto/skein/broker/internal'];
+
 function writeDescriptors(outDir) {
   const healthDir = join(root, 'node_modules/grpc-health-check/proto');
   const sets = [
-    execFileSync(buf, ['build', '--exclude-source-info', '-o', '-'], { cwd: root }),
+    execFileSync(buf, ['build', ...INTERNAL_PROTO_DIRS.flatMap((d) => ['--exclude-path', d]), '--exclude-source-info', '-o', '-'], { cwd: root }),
     execFileSync(buf, ['build', healthDir, '--exclude-source-info', '-o', '-'], { cwd: root }),
   ];
   const body = sets.map((s) => `  '${s.toString('base64')}',`).join('\n');

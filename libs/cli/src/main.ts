@@ -11,7 +11,7 @@ import { Acks, CompressionCodec, fetchErrorAction, GroupAdmin, GroupConsumer, Of
 const program = new Command('skein')
   .description('Skein command line: a Kafka-class log over gRPC')
   .option('--metadata <addresses>', 'metadata service address(es), host:port[,host:port]', process.env.SKEIN_METADATA ?? '127.0.0.1:9090')
-  .option('--coordinator <address>', 'group coordinator address, host:port', process.env.SKEIN_COORDINATOR ?? '127.0.0.1:9095')
+  .option('--coordinator <addresses>', 'group coordinator address(es), host:port[,host:port] (default: found from the metadata service)', process.env.SKEIN_COORDINATOR)
   .addOption(new Option('--output <format>', 'output format').choices(['table', 'json']).default('table'))
   .exitOverride()
   .showHelpAfterError();
@@ -91,14 +91,14 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
   .option('-k, --key-separator <sep>', 'split each line into key<sep>value')
   .option('-H, --header <key=value>', 'header on every record (repeatable)', collect)
   .addOption(new Option('--acks <acks>', 'acknowledgement').choices(['0', '1', 'all']).default('all'))
-  .addOption(new Option('--compression <codec>', 'batch compression').choices(['none', 'gzip', 'lz4']).default('none'))
+  .addOption(new Option('--compression <codec>', 'batch compression').choices(['none', 'gzip', 'snappy', 'lz4', 'zstd']).default('none'))
   .option('--batch-size <n>', 'lines handed to the producer at a time', '1000')
   .option('--linger-ms <ms>', 'how long a partition\'s batch waits for more records', '5')
   .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string; lingerMs: string }) => run(async (c) => {
     const headers = Object.entries(parseKv(o.header, '--header')).map(([key, value]) => ({ key, value: Buffer.from(value) }));
     const producer = c.producer({
       acks: o.acks === '0' ? Acks.ACKS_NONE : o.acks === '1' ? Acks.ACKS_LEADER : Acks.ACKS_ALL,
-      compression: { none: CompressionCodec.COMPRESSION_CODEC_NONE, gzip: CompressionCodec.COMPRESSION_CODEC_GZIP, lz4: CompressionCodec.COMPRESSION_CODEC_LZ4 }[o.compression as 'none'],
+      compression: { none: CompressionCodec.COMPRESSION_CODEC_NONE, gzip: CompressionCodec.COMPRESSION_CODEC_GZIP, snappy: CompressionCodec.COMPRESSION_CODEC_SNAPPY, lz4: CompressionCodec.COMPRESSION_CODEC_LZ4, zstd: CompressionCodec.COMPRESSION_CODEC_ZSTD }[o.compression as 'none'],
       lingerMs: Number(o.lingerMs),
     });
     const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
@@ -158,7 +158,7 @@ program.command('consume <topic>').description('read records: in a group (--grou
       // records before it were printed; others are warnings while the consumer keeps trying.
       let failure: unknown;
       const consumer: GroupConsumer = new GroupConsumer(c, {
-        groupId: o.group, coordinator: (program.opts().coordinator as string).split(','), topics: [topic], clientId: 'skein-cli',
+        groupId: o.group, coordinator: coordinatorAddresses(), topics: [topic], clientId: 'skein-cli',
         autoOffsetReset: o.autoOffsetReset ?? (o.fromBeginning ? 'earliest' : 'latest'),
         onError: (err, where) => {
           const e = err as { reason?: string; message?: string };
@@ -217,12 +217,21 @@ program.command('consume <topic>').description('read records: in a group (--grou
     }
   }));
 
+/** --coordinator / SKEIN_COORDINATOR; undefined when neither is given: then found from the metadata service. */
+function coordinatorAddresses(): string[] | undefined {
+  const list = ((program.opts().coordinator as string | undefined) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return list.length > 0 ? list : undefined;
+}
+
 async function withGroups<T>(fn: (admin: GroupAdmin) => Promise<T>): Promise<T> {
-  const admin = new GroupAdmin((program.opts().coordinator as string).split(',').map((s) => s.trim()).filter(Boolean));
+  // Without an address the admin finds coordinators through this client's metadata service.
+  const c = client();
+  const admin = new GroupAdmin(coordinatorAddresses() ?? c);
   try {
     return await fn(admin);
   } finally {
     admin.close();
+    c.close();
   }
 }
 const groups = program.command('groups').description('list, describe (with lag), reset offsets of, and delete consumer groups');

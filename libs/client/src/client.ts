@@ -7,9 +7,13 @@ import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, REASONS, SkeinError, type Reason } from '@skein/common/errors.js';
 import { buildRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
 import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type PartitionError, type RecordBatch } from '@skein/proto/skein/broker/v1/broker.js';
-import { MetadataServiceClient, type ClusterMetadata, type DescribeTopicResponse, type ListTopicsResponse, type ListTopicsResponse_TopicSummary, type Topic } from '@skein/proto/skein/metadata/v1/metadata.js';
+import {
+  MetadataServiceClient, ServiceRole, type ClusterMetadata, type DescribeTopicResponse, type FindServiceInstancesResponse, type ListTopicsResponse,
+  type ListTopicsResponse_TopicSummary, type ServiceInstance, type Topic,
+} from '@skein/proto/skein/metadata/v1/metadata.js';
 
-export type { ClusterMetadata, DescribeTopicResponse, ListTopicsResponse_TopicSummary as TopicSummary, Topic };
+export type { ClusterMetadata, DescribeTopicResponse, ListTopicsResponse_TopicSummary as TopicSummary, ServiceInstance, Topic };
+export { ServiceRole };
 import { Producer, type ProducerOptions, type ProducerRecord } from './producer.js';
 import { backoffMs, shouldRetry } from './retry.js';
 import { decodeFetchedBatches, DEFAULT_MAX_UNCOMPRESSED_BYTES } from './fetched-batches.js';
@@ -122,6 +126,23 @@ export class SkeinClient {
   /** Brokers, controller, cluster id and every topic's partitions (also refreshes the routing cache). */
   describeCluster(): Promise<ClusterMetadata> {
     return this.refreshMetadata();
+  }
+
+  /** The live instances of a role (every role for SERVICE_ROLE_UNSPECIFIED), as registered with the metadata service. */
+  async findServiceInstances(role: ServiceRole = ServiceRole.SERVICE_ROLE_UNSPECIFIED): Promise<ServiceInstance[]> {
+    return (await this.meta<{ role: ServiceRole }, FindServiceInstancesResponse>('findServiceInstances', { role })).instances;
+  }
+
+  /**
+   * host:port of every live group coordinator, from the metadata service (Kafka's FindCoordinator):
+   * what GroupConsumer and GroupAdmin use when given no coordinator address. COORDINATOR_NOT_AVAILABLE
+   * (retriable) while none is registered.
+   */
+  async findCoordinators(): Promise<string[]> {
+    const found = await this.findServiceInstances(ServiceRole.SERVICE_ROLE_GROUP_COORDINATOR);
+    const addresses = found.flatMap((i) => (i.endpoint ? [`${i.endpoint.host}:${i.endpoint.port}`] : []));
+    if (addresses.length === 0) throw new SkeinError('COORDINATOR_NOT_AVAILABLE', 'no group coordinator is registered with the metadata service; is one running?');
+    return addresses;
   }
 
   async refreshMetadata(): Promise<ClusterMetadata> {

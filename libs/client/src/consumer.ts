@@ -28,13 +28,18 @@ import { fromServiceError, SkeinError } from '@skein/common/errors.js';
 import { isRetriableError } from './retry.js';
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
 import { OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
-import { GroupCoordinatorServiceClient, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type SessionResponse, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
+import { type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type SessionResponse, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import type { SkeinClient } from './client.js';
+import { CoordinatorPool } from './coordinators.js';
 
 export interface ConsumerOptions {
   groupId: string;
-  /** Group coordinator addresses; any instance serves any group. */
-  coordinator: string[];
+  /**
+   * Group coordinator addresses; any instance serves any group. Left out (or empty): found from
+   * the metadata service (SkeinClient.findCoordinators, Kafka's FindCoordinator), and found again
+   * when every known instance has failed.
+   */
+  coordinator?: string[];
   topics?: string[];
   /** Subscribe to every topic whose whole name matches this regular expression (new topics too). */
   topicRegex?: string;
@@ -152,7 +157,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ABANDONED = Symbol('abandoned');
 
 export class GroupConsumer implements AsyncIterable<Message> {
-  private readonly coordinators: GroupCoordinatorServiceClient[];
+  private readonly coordinators: CoordinatorPool;
   private memberId = '';
   private memberEpoch = 0;
   private readonly owned = new Set<string>();
@@ -166,7 +171,6 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private readonly pendingSeeks = new Map<string, bigint>();
   private stopped = false;
   private started = false;
-  private next = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatIntervalMs = 1000;
   private commitTimer: NodeJS.Timeout | undefined;
@@ -180,7 +184,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     if (!options.topics?.length && !options.topicRegex) throw new Error('subscribe to at least one topic or a topicRegex');
     this.autoOffsetReset = options.autoOffsetReset ?? (options.fromBeginning === false ? 'latest' : 'earliest');
     if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) throw new Error(`autoOffsetReset must be earliest, latest or none, got ${String(this.autoOffsetReset)}`);
-    this.coordinators = options.coordinator.map((a) => new GroupCoordinatorServiceClient(a, grpc.credentials.createInsecure()));
+    this.coordinators = new CoordinatorPool(options.coordinator?.length ? options.coordinator : () => client.findCoordinators());
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -189,13 +193,13 @@ export class GroupConsumer implements AsyncIterable<Message> {
     return run;
   }
 
-  private call<Res>(method: string, req: object): Promise<Res> {
+  private async call<Res>(method: string, req: object): Promise<Res> {
     // Any coordinator instance serves any group; move to the next one on failure.
-    const c = this.coordinators[this.next % this.coordinators.length]!;
+    const c = await this.coordinators.current();
     return new Promise<Res>((resolve, reject) => {
       (c as unknown as Record<string, Function>)[method]!.call(c, req, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e: grpc.ServiceError | null, r: Res) => {
         if (e) {
-          if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) this.next++;
+          if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) this.coordinators.failed();
           reject(fromServiceError(e));
         } else resolve(r);
       });
@@ -205,10 +209,11 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private stream: { call: grpc.ClientDuplexStream<SessionRequest, SessionResponse>; waiting: Array<{ resolve: (r: HeartbeatResponse) => void; reject: (e: unknown) => void }> } | undefined;
 
   /** One heartbeat: over the session stream (opened on demand, on the next instance after a failure) or unary. */
-  private sendHeartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
+  private async sendHeartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
     if ((this.options.session ?? 'stream') === 'unary') return this.call<HeartbeatResponse>('heartbeat', req);
-    if (!this.stream) {
-      const call = this.coordinators[this.next % this.coordinators.length]!.session();
+    const coordinator = this.stream ? undefined : await this.coordinators.current();
+    if (!this.stream && coordinator) {
+      const call = coordinator.session();
       const opened: NonNullable<GroupConsumer['stream']> = { call, waiting: [] };
       const fail = (err: unknown) => {
         if (this.stream === opened) this.stream = undefined;
@@ -216,17 +221,17 @@ export class GroupConsumer implements AsyncIterable<Message> {
       };
       call.on('data', (r: SessionResponse) => opened.waiting.shift()?.resolve(r.heartbeat!));
       call.on('error', (e: grpc.ServiceError) => {
-        if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) this.next++;
+        if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) this.coordinators.failed();
         fail(fromServiceError(e));
       });
       call.on('end', () => fail(new SkeinError('COORDINATOR_NOT_AVAILABLE', 'the group coordinator ended the session')));
       this.stream = opened;
     }
-    const session = this.stream;
+    const session = this.stream!;
     return new Promise<HeartbeatResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         // An answer this late means the instance is in trouble: drop the stream and try another.
-        this.next++;
+        this.coordinators.failed();
         session.call.cancel();
       }, 5000);
       session.waiting.push({ resolve: (r) => { clearTimeout(timer); resolve(r); }, reject: (e) => { clearTimeout(timer); reject(e); } });
@@ -566,6 +571,6 @@ export class GroupConsumer implements AsyncIterable<Message> {
     // keeps its connection (and this process) alive until the server gets round to ending it.
     this.stream?.call.cancel();
     this.stream = undefined;
-    for (const c of this.coordinators.splice(0)) c.close();
+    this.coordinators.close();
   }
 }

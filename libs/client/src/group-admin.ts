@@ -7,9 +7,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError } from '@skein/common/errors.js';
 import {
-  GroupCoordinatorServiceClient, ResetSpec,
+  ResetSpec,
   type DescribeGroupResponse, type GroupSummary, type OffsetCommit,
 } from '@skein/proto/skein/group/v1/group.js';
+import type { SkeinClient } from './client.js';
+import { CoordinatorPool } from './coordinators.js';
 
 export { ResetSpec };
 export type { DescribeGroupResponse, GroupSummary, OffsetCommit };
@@ -21,30 +23,30 @@ export type ResetTo =
   | { to: 'shift-by'; shift: bigint };
 
 export class GroupAdmin {
-  private readonly clients: GroupCoordinatorServiceClient[];
-  private next = 0;
+  private readonly pool: CoordinatorPool;
 
-  constructor(addresses: string[], credentials = grpc.credentials.createInsecure(), private readonly timeoutMs = 10_000) {
-    if (addresses.length === 0) throw new Error('at least one group coordinator address is required');
-    this.clients = addresses.map((a) => new GroupCoordinatorServiceClient(a, credentials));
+  /**
+   * `coordinators`: their addresses, or a SkeinClient to find them from the metadata service
+   * (FindServiceInstances; found again when every known one is unreachable).
+   */
+  constructor(coordinators: string[] | SkeinClient, credentials = grpc.credentials.createInsecure(), private readonly timeoutMs = 10_000) {
+    this.pool = new CoordinatorPool(Array.isArray(coordinators) ? coordinators : () => coordinators.findCoordinators(), credentials);
   }
 
   /** Calls any coordinator instance, moving on to the next one when one is unreachable. */
   private async call<Res>(method: string, req: object): Promise<Res> {
-    let last: unknown;
-    for (let i = 0; i < this.clients.length; i++) {
-      const c = this.clients[this.next % this.clients.length]!;
+    for (let tries = 1; ; tries++) {
+      const c = await this.pool.current();
       try {
         return await new Promise<Res>((resolve, reject) => {
           (c as unknown as Record<string, Function>)[method]!.call(c, req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (e: grpc.ServiceError | null, r: Res) => (e ? reject(e) : resolve(r)));
         });
       } catch (err) {
-        last = fromServiceError(err as grpc.ServiceError);
-        if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE) throw last;
-        this.next++;
+        const e = fromServiceError(err as grpc.ServiceError);
+        if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || tries >= this.pool.triesPerCall) throw e;
+        this.pool.failed();
       }
     }
-    throw last;
   }
 
   async listGroups(): Promise<GroupSummary[]> {
@@ -85,6 +87,6 @@ export class GroupAdmin {
   }
 
   close(): void {
-    for (const c of this.clients) c.close();
+    this.pool.close();
   }
 }

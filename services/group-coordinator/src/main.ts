@@ -1,87 +1,82 @@
 #!/usr/bin/env node
-/** The group coordinator process: stateless; group state and offsets live in the metadata store. */
+/**
+ * The group coordinator process: stateless; group state and offsets live in the metadata store.
+ * Started by the one service shell (TLS, limits, health, reflection, metrics, shutdown).
+ */
 import * as grpc from '@grpc/grpc-js';
-import { ConfigError, configHelp, loadConfig } from '@skein/common/config.js';
 import { fromServiceError } from '@skein/common/errors.js';
-import { limitsFromConfig, startGrpcServer } from '@skein/common/grpc-server.js';
-import { createLogger } from '@skein/common/logger.js';
-import { onShutdownSignal } from '@skein/common/shutdown.js';
+import { runService } from '@skein/common/service-shell.js';
 import { openMetadataStore } from '@skein/common/store/open-store.js';
-import { MetadataServiceClient, type ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { startServiceRegistration } from '@skein/common/service-registration.js';
+import { hostname } from 'node:os';
+import { MetadataServiceClient, ServiceRole, type ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { BrokerServiceClient, OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { coordinatorConfigSchema } from './config.js';
 import { GROUP_SERVICE_NAME, GroupCoordinatorServiceService, groupServiceHandlers, SessionRegistry, sweepGroups } from './grpc/group-service.js';
 
-if (process.argv.includes('--help')) {
-  console.log(`skein-group-coordinator: consumer groups with server-side assignment\n\nOptions (flag, environment variable):\n${configHelp(coordinatorConfigSchema)}`);
-  process.exit(0);
-}
-let config;
-try {
-  config = loadConfig(coordinatorConfigSchema);
-} catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(`skein-group-coordinator: ${err.message}`);
-    process.exit(2);
-  }
-  throw err;
-}
-const logger = createLogger({ service: 'group-coordinator', level: config.logLevel });
-try {
-  const store = await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store);
-  const clients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
-  let cached: { at: number; counts: Map<string, number>; metadata: ClusterMetadata } | undefined;
-  let next = 0;
-  const refresh = async () => {
-    if (cached && Date.now() - cached.at < 500) return cached;
-    const client = clients[next++ % clients.length]!;
-    const md = await new Promise<ClusterMetadata>((resolve, reject) => client.getClusterMetadata({ topics: [] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r.metadata!))));
-    cached = { at: Date.now(), counts: new Map(md.topics.map((t) => [t.name, t.partitions.length])), metadata: md };
-    return cached;
-  };
-  const topics = async (): Promise<Map<string, number>> => (await refresh()).counts;
-  const brokers = new Map<string, BrokerServiceClient>();
-  const listOffset = async (topic: string, partition: number, spec: 'earliest' | 'latest' | 'timestamp', timestampMs = 0n): Promise<bigint> => {
-    const md = (await refresh()).metadata;
-    const leaderId = md.topics.find((t) => t.name === topic)?.partitions.find((p) => p.partition === partition)?.leaderId;
-    const ep = md.brokers.find((b) => b.brokerId === leaderId)?.endpoint;
-    if (!ep) throw new Error(`${topic}-${partition} has no live leader`);
-    const address = `${ep.host}:${ep.port}`;
-    let client = brokers.get(address);
-    if (!client) brokers.set(address, (client = new BrokerServiceClient(address, grpc.credentials.createInsecure())));
-    const wire = spec === 'earliest' ? OffsetSpec.OFFSET_SPEC_EARLIEST : spec === 'latest' ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_TIMESTAMP;
-    const res = await new Promise<{ topics: Array<{ partitions: Array<{ error?: { reason: string }; offset: bigint }> }> }>((resolve, reject) =>
-      client!.listOffsets({ topics: [{ topic, partitions: [{ partition, spec: wire, timestampMs }] }] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r))));
-    const r = res.topics[0]!.partitions[0]!;
-    if (r.error) throw new Error(r.error.reason);
-    return r.offset;
-  };
-  const sessions = new SessionRegistry();
-  const server = await startGrpcServer({
-    host: config.host,
-    port: config.port,
-    services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes, sessions, topics, listOffset }) }],
-    logger,
-    limits: limitsFromConfig(config),
-  });
-  logger.info({ port: server.port }, 'group coordinator listening');
-  let sweeping: Promise<unknown> = Promise.resolve();
-  // Jittered so that instances started together do not sweep in lockstep.
-  const sweepTimer = setInterval(() => {
-    sweeping = sweepGroups({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, offsetsRetentionMs: config.offsetsRetentionMs })
-      .catch((err: unknown) => logger.warn({ err }, 'group sweep failed; retrying next interval'));
-  }, Math.round(config.sweepIntervalMs * (0.8 + Math.random() * 0.4)));
-  onShutdownSignal(logger, async () => {
-    clearInterval(sweepTimer);
-    // Long-lived session streams would hold a graceful shutdown up: end them so members move on now.
-    sessions.closeAll();
-    await sweeping;
-    await server.shutdown(config.shutdownGraceMs);
-    for (const c of clients) c.close();
-    for (const c of brokers.values()) c.close();
-    await store.close();
-  });
-} catch (err) {
-  logger.fatal({ err }, 'group coordinator failed to start');
-  process.exit(1);
-}
+await runService({
+  name: 'group-coordinator',
+  description: 'consumer groups with server-side assignment',
+  schema: coordinatorConfigSchema,
+  async start({ config, logger, serve }) {
+    const store = await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store);
+    const clients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
+    let cached: { at: number; counts: Map<string, number>; metadata: ClusterMetadata } | undefined;
+    let next = 0;
+    const refresh = async () => {
+      if (cached && Date.now() - cached.at < 500) return cached;
+      const client = clients[next++ % clients.length]!;
+      const md = await new Promise<ClusterMetadata>((resolve, reject) => client.getClusterMetadata({ topics: [] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r.metadata!))));
+      cached = { at: Date.now(), counts: new Map(md.topics.map((t) => [t.name, t.partitions.length])), metadata: md };
+      return cached;
+    };
+    const topics = async (): Promise<Map<string, number>> => (await refresh()).counts;
+    const brokers = new Map<string, BrokerServiceClient>();
+    const listOffset = async (topic: string, partition: number, spec: 'earliest' | 'latest' | 'timestamp', timestampMs = 0n): Promise<bigint> => {
+      const md = (await refresh()).metadata;
+      const leaderId = md.topics.find((t) => t.name === topic)?.partitions.find((p) => p.partition === partition)?.leaderId;
+      const ep = md.brokers.find((b) => b.brokerId === leaderId)?.endpoint;
+      if (!ep) throw new Error(`${topic}-${partition} has no live leader`);
+      const address = `${ep.host}:${ep.port}`;
+      let client = brokers.get(address);
+      if (!client) brokers.set(address, (client = new BrokerServiceClient(address, grpc.credentials.createInsecure())));
+      const wire = spec === 'earliest' ? OffsetSpec.OFFSET_SPEC_EARLIEST : spec === 'latest' ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_TIMESTAMP;
+      const res = await new Promise<{ topics: Array<{ partitions: Array<{ error?: { reason: string }; offset: bigint }> }> }>((resolve, reject) =>
+        client!.listOffsets({ topics: [{ topic, partitions: [{ partition, spec: wire, timestampMs }] }] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r))));
+      const r = res.topics[0]!.partitions[0]!;
+      if (r.error) throw new Error(r.error.reason);
+      return r.offset;
+    };
+    const sessions = new SessionRegistry();
+    const server = await serve({
+      services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes, sessions, topics, listOffset }) }],
+    });
+    logger.info({ port: server.port }, 'group coordinator listening');
+    // Clients and the CLI find coordinators from the metadata service (FindServiceInstances).
+    const registration = startServiceRegistration({
+      metadataAddresses: config.metadataAddresses,
+      role: ServiceRole.SERVICE_ROLE_GROUP_COORDINATOR,
+      instanceId: config.instanceId || `${hostname()}-${process.pid}`,
+      endpoint: { host: config.advertisedHost || config.host, port: server.port },
+      logger: logger.child({ component: 'registration' }),
+    });
+    let sweeping: Promise<unknown> = Promise.resolve();
+    // Jittered so that instances started together do not sweep in lockstep.
+    const sweepTimer = setInterval(() => {
+      sweeping = sweepGroups({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, offsetsRetentionMs: config.offsetsRetentionMs })
+        .catch((err: unknown) => logger.warn({ err }, 'group sweep failed; retrying next interval'));
+    }, Math.round(config.sweepIntervalMs * (0.8 + Math.random() * 0.4)));
+    return { stop: async () => {
+      clearInterval(sweepTimer);
+      // Unlisted first, so no client finds this instance while it drains.
+      await registration.stop();
+      // Long-lived session streams would hold a graceful shutdown up: end them so members move on now.
+      sessions.closeAll();
+      await sweeping;
+      await server.shutdown(config.shutdownGraceMs);
+      for (const c of clients) c.close();
+      for (const c of brokers.values()) c.close();
+      await store.close();
+    } };
+  },
+});

@@ -6,7 +6,8 @@
 
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { limitsFromConfig, startGrpcServer } from '@skein/common/grpc-server.js';
+import { type GrpcServerHandle, limitsFromConfig, startGrpcServer } from '@skein/common/grpc-server.js';
+import { type ServeOptions, tlsFromConfig } from '@skein/common/service-shell.js';
 import { openMetadataStore } from '@skein/common/store/open-store.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
 import type { MetricsRegistry } from '@skein/common/metrics.js';
@@ -15,6 +16,7 @@ import { METADATA_SERVICE_NAME, type MetadataServiceDeps, MetadataServiceService
 import { MetadataAdmin } from './runtime/admin.js';
 import { Controller } from './runtime/controller.js';
 import { MetadataView } from './runtime/metadata-view.js';
+import { ServiceInstances } from './runtime/service-instances.js';
 import type { MetadataConfig } from './config.js';
 
 export interface MetadataServer {
@@ -25,7 +27,10 @@ export interface MetadataServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function startMetadataServer(config: MetadataConfig, logger: Logger, metrics?: MetricsRegistry): Promise<MetadataServer> {
+/** How the gRPC server is started: the service shell's `serve` in the process, a plain one in tests. */
+export type Serve = (options: ServeOptions) => Promise<GrpcServerHandle>;
+
+export async function startMetadataServer(config: MetadataConfig, logger: Logger, metrics?: MetricsRegistry, serve?: Serve): Promise<MetadataServer> {
   const store = await openMetadataStore(config.store);
   logger.info({ backend: store.kind, prefix: config.prefix }, 'metadata store opened');
   const keys = new MetadataKeys(config.prefix);
@@ -41,18 +46,12 @@ export async function startMetadataServer(config: MetadataConfig, logger: Logger
   const clusterId = await admin.ensureClusterId();
   await view.waitForRevision((await store.range(keys.clusterId())).revision);
 
-  const deps: MetadataServiceDeps = { admin, view, controller: undefined, clusterDefaults: parseDefaults(config.topicConfigDefaults) };
-  const server = await startGrpcServer({
-    host: config.host,
-    port: config.port,
-    services: [{ name: METADATA_SERVICE_NAME, definition: MetadataServiceService, implementation: metadataServiceHandlers(deps) }],
-    tls: config.tlsCertFile
-      ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.tlsCaFile, requireClientCert: config.tlsRequireClientCert }
-      : undefined,
-    logger,
-    metrics,
-    limits: limitsFromConfig(config),
-  });
+  const serviceInstances = new ServiceInstances(store, config.prefix, config.brokerSessionTtlMs, logger.child({ component: 'service-instances' }));
+  const deps: MetadataServiceDeps = { admin, view, serviceInstances, controller: undefined, clusterDefaults: parseDefaults(config.topicConfigDefaults) };
+  const services = [{ name: METADATA_SERVICE_NAME, definition: MetadataServiceService, implementation: metadataServiceHandlers(deps) }];
+  const server = serve
+    ? await serve({ services })
+    : await startGrpcServer({ host: config.host, port: config.port, services, tls: tlsFromConfig(config), logger, metrics, limits: limitsFromConfig(config) });
   const controller = new Controller(store, keys, view, {
     instanceId: config.instanceId || defaultInstanceId(),
     advertisedHost: config.advertisedHost || config.host,

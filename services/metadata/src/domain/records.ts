@@ -11,6 +11,9 @@
  *   <prefix>partitions/<name>/<partition>       PartitionRecord (leader, epochs, ISR)
  *   <prefix>controller/election/<leaseIdHex>    controller candidates; lowest create revision leads
  *   <prefix>producer-ids/next                   next unallocated producer id (decimal text)
+ *   <prefix>service-instances/<role>/<id>       a registered instance of another role (a group
+ *                                               coordinator), on its session lease (see
+ *                                               service-instances.ts)
  *
  * Topic names cannot contain "/", so the prefixes of two topics never overlap. Values carry
  * `v: 1`; a reader refuses versions it does not know rather than guessing.

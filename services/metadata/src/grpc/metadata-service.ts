@@ -24,12 +24,15 @@ import {
 import type { MetadataAdmin } from '../runtime/admin.js';
 import type { Controller } from '../runtime/controller.js';
 import type { ChangeBatch, MetadataView } from '../runtime/metadata-view.js';
+import type { ServiceInstances } from '../runtime/service-instances.js';
 
 export interface MetadataServiceDeps {
   admin: MetadataAdmin;
   /** Set once the server is bound (the controller advertises the bound port). */
   controller: Controller | undefined;
   view: MetadataView;
+  /** Registered instances of the other roles (service discovery). */
+  serviceInstances: ServiceInstances;
   clusterDefaults: Record<string, string>;
   /** How many changes a slow WatchMetadata client may have queued before it is cut off. */
   maxQueuedWatchMessages?: number;
@@ -110,6 +113,19 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
       const record = await admin.createPartitions(req.name, req.totalCount, req.validateOnly);
       return { topic: topicView(record) };
     }),
+
+    registerServiceInstance: unary(async (req) => {
+      const { sessionId, sessionTtlMs } = await deps.serviceInstances.register({
+        role: req.role, instanceId: req.instanceId, host: req.endpoint?.host ?? '', port: req.endpoint?.port ?? 0, sessionTtlMs: req.sessionTtlMs,
+      });
+      return { sessionId, sessionTtlMs, heartbeatIntervalMs: Math.max(100, Math.floor(sessionTtlMs / 3)), clusterId: view.current.clusterId };
+    }),
+    serviceInstanceHeartbeat: unary(async (req) => ({ sessionTtlMs: await deps.serviceInstances.heartbeat(req.role, req.instanceId, req.sessionId) })),
+    unregisterServiceInstance: unary(async (req) => {
+      await deps.serviceInstances.unregister(req.role, req.instanceId, req.sessionId);
+      return {};
+    }),
+    findServiceInstances: unary(async (req) => ({ instances: await deps.serviceInstances.find(req.role) })),
 
     getClusterMetadata: unary(async (req) => {
       refuse(getClusterMetadataProblem(req));

@@ -26,6 +26,123 @@ export const protobufPackage = "skein.metadata.v1";
 
 export const protobufFileName = "skein/metadata/v1/metadata.proto";
 
+/**
+ * The roles that register through RegisterServiceInstance. Brokers are not among them: they
+ * register with RegisterBroker and are listed in ClusterMetadata. New roles get new values.
+ */
+export enum ServiceRole {
+  /** SERVICE_ROLE_UNSPECIFIED - Not a role. In FindServiceInstancesRequest: every role. */
+  SERVICE_ROLE_UNSPECIFIED = 0,
+  /**
+   * SERVICE_ROLE_GROUP_COORDINATOR - skein.group.v1.GroupCoordinatorService: consumer groups and committed offsets. Stateless; any
+   * instance serves any group.
+   */
+  SERVICE_ROLE_GROUP_COORDINATOR = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function serviceRoleFromJSON(object: any): ServiceRole {
+  switch (object) {
+    case 0:
+    case "SERVICE_ROLE_UNSPECIFIED":
+      return ServiceRole.SERVICE_ROLE_UNSPECIFIED;
+    case 1:
+    case "SERVICE_ROLE_GROUP_COORDINATOR":
+      return ServiceRole.SERVICE_ROLE_GROUP_COORDINATOR;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ServiceRole.UNRECOGNIZED;
+  }
+}
+
+export function serviceRoleToJSON(object: ServiceRole): string {
+  switch (object) {
+    case ServiceRole.SERVICE_ROLE_UNSPECIFIED:
+      return "SERVICE_ROLE_UNSPECIFIED";
+    case ServiceRole.SERVICE_ROLE_GROUP_COORDINATOR:
+      return "SERVICE_ROLE_GROUP_COORDINATOR";
+    case ServiceRole.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** A live instance of a role. */
+export interface ServiceInstance {
+  /** What the instance serves. */
+  role: ServiceRole;
+  /**
+   * The instance's name, unique within its role (e.g. the pod name); 1-253 characters of
+   * [A-Za-z0-9._:-].
+   */
+  instanceId: string;
+  /** Where clients reach it. */
+  endpoint?: Endpoint | undefined;
+}
+
+export interface RegisterServiceInstanceRequest {
+  /** What the instance serves; not SERVICE_ROLE_UNSPECIFIED. */
+  role: ServiceRole;
+  /** The instance's name, unique within its role; 1-253 characters of [A-Za-z0-9._:-]. */
+  instanceId: string;
+  /** Where clients reach it: host 1-255 characters, port 1-65535. */
+  endpoint?:
+    | Endpoint
+    | undefined;
+  /**
+   * Requested session TTL; 0 takes the server default (the broker session TTL). Rounded up to whole
+   * seconds; between 1 and 300 seconds.
+   */
+  sessionTtlMs: number;
+}
+
+export interface RegisterServiceInstanceResponse {
+  /** Session handle to pass to ServiceInstanceHeartbeat and UnregisterServiceInstance. */
+  sessionId: bigint;
+  /** Granted session TTL. */
+  sessionTtlMs: number;
+  /** Suggested heartbeat interval (a third of the TTL). */
+  heartbeatIntervalMs: number;
+  /** Cluster id, so an instance can check it joined the cluster it meant to. */
+  clusterId: string;
+}
+
+export interface ServiceInstanceHeartbeatRequest {
+  role: ServiceRole;
+  instanceId: string;
+  /** From RegisterServiceInstanceResponse. */
+  sessionId: bigint;
+}
+
+export interface ServiceInstanceHeartbeatResponse {
+  /** Remaining TTL after this heartbeat. */
+  sessionTtlMs: number;
+}
+
+export interface UnregisterServiceInstanceRequest {
+  role: ServiceRole;
+  instanceId: string;
+  /** From RegisterServiceInstanceResponse. */
+  sessionId: bigint;
+}
+
+export interface UnregisterServiceInstanceResponse {
+}
+
+export interface FindServiceInstancesRequest {
+  /** The role wanted; SERVICE_ROLE_UNSPECIFIED lists every role. */
+  role: ServiceRole;
+}
+
+export interface FindServiceInstancesResponse {
+  /**
+   * Live instances, ordered by role, then instance id. Empty when none is registered (a client
+   * then reports COORDINATOR_NOT_AVAILABLE, retriable, and asks again later).
+   */
+  instances: ServiceInstance[];
+}
+
 export interface ReassignPartitionsRequest {
   reassignments: ReassignPartitionsRequest_Reassignment[];
 }
@@ -382,6 +499,881 @@ export interface AllocateProducerIdsResponse {
   firstProducerId: bigint;
   count: number;
 }
+
+function createBaseServiceInstance(): ServiceInstance {
+  return { role: 0, instanceId: "", endpoint: undefined };
+}
+
+export const ServiceInstance: MessageFns<ServiceInstance> = {
+  encode(message: ServiceInstance, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.role !== 0) {
+      writer.uint32(8).int32(message.role);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(18).string(message.instanceId);
+    }
+    if (message.endpoint !== undefined) {
+      Endpoint.encode(message.endpoint, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceInstance {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServiceInstance();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.endpoint = Endpoint.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServiceInstance {
+    return {
+      role: isSet(object.role) ? serviceRoleFromJSON(object.role) : 0,
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      endpoint: isSet(object.endpoint) ? Endpoint.fromJSON(object.endpoint) : undefined,
+    };
+  },
+
+  toJSON(message: ServiceInstance): unknown {
+    const obj: any = {};
+    if (message.role !== 0) {
+      obj.role = serviceRoleToJSON(message.role);
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.endpoint !== undefined) {
+      obj.endpoint = Endpoint.toJSON(message.endpoint);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ServiceInstance>, I>>(base?: I): ServiceInstance {
+    return ServiceInstance.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ServiceInstance>, I>>(object: I): ServiceInstance {
+    const message = createBaseServiceInstance();
+    message.role = object.role ?? 0;
+    message.instanceId = object.instanceId ?? "";
+    message.endpoint = (object.endpoint !== undefined && object.endpoint !== null)
+      ? Endpoint.fromPartial(object.endpoint)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRegisterServiceInstanceRequest(): RegisterServiceInstanceRequest {
+  return { role: 0, instanceId: "", endpoint: undefined, sessionTtlMs: 0 };
+}
+
+export const RegisterServiceInstanceRequest: MessageFns<RegisterServiceInstanceRequest> = {
+  encode(message: RegisterServiceInstanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.role !== 0) {
+      writer.uint32(8).int32(message.role);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(18).string(message.instanceId);
+    }
+    if (message.endpoint !== undefined) {
+      Endpoint.encode(message.endpoint, writer.uint32(26).fork()).join();
+    }
+    if (message.sessionTtlMs !== 0) {
+      writer.uint32(32).int32(message.sessionTtlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterServiceInstanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterServiceInstanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.endpoint = Endpoint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.sessionTtlMs = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterServiceInstanceRequest {
+    return {
+      role: isSet(object.role) ? serviceRoleFromJSON(object.role) : 0,
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      endpoint: isSet(object.endpoint) ? Endpoint.fromJSON(object.endpoint) : undefined,
+      sessionTtlMs: isSet(object.sessionTtlMs)
+        ? globalThis.Number(object.sessionTtlMs)
+        : isSet(object.session_ttl_ms)
+        ? globalThis.Number(object.session_ttl_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: RegisterServiceInstanceRequest): unknown {
+    const obj: any = {};
+    if (message.role !== 0) {
+      obj.role = serviceRoleToJSON(message.role);
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.endpoint !== undefined) {
+      obj.endpoint = Endpoint.toJSON(message.endpoint);
+    }
+    if (message.sessionTtlMs !== 0) {
+      obj.sessionTtlMs = Math.round(message.sessionTtlMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RegisterServiceInstanceRequest>, I>>(base?: I): RegisterServiceInstanceRequest {
+    return RegisterServiceInstanceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterServiceInstanceRequest>, I>>(
+    object: I,
+  ): RegisterServiceInstanceRequest {
+    const message = createBaseRegisterServiceInstanceRequest();
+    message.role = object.role ?? 0;
+    message.instanceId = object.instanceId ?? "";
+    message.endpoint = (object.endpoint !== undefined && object.endpoint !== null)
+      ? Endpoint.fromPartial(object.endpoint)
+      : undefined;
+    message.sessionTtlMs = object.sessionTtlMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseRegisterServiceInstanceResponse(): RegisterServiceInstanceResponse {
+  return { sessionId: 0n, sessionTtlMs: 0, heartbeatIntervalMs: 0, clusterId: "" };
+}
+
+export const RegisterServiceInstanceResponse: MessageFns<RegisterServiceInstanceResponse> = {
+  encode(message: RegisterServiceInstanceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== 0n) {
+      if (BigInt.asIntN(64, message.sessionId) !== message.sessionId) {
+        throw new globalThis.Error("value provided for field message.sessionId of type int64 too large");
+      }
+      writer.uint32(8).int64(message.sessionId);
+    }
+    if (message.sessionTtlMs !== 0) {
+      writer.uint32(16).int32(message.sessionTtlMs);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      writer.uint32(24).int32(message.heartbeatIntervalMs);
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(34).string(message.clusterId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterServiceInstanceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterServiceInstanceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sessionId = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sessionTtlMs = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.heartbeatIntervalMs = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegisterServiceInstanceResponse {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? BigInt(object.sessionId)
+        : isSet(object.session_id)
+        ? BigInt(object.session_id)
+        : 0n,
+      sessionTtlMs: isSet(object.sessionTtlMs)
+        ? globalThis.Number(object.sessionTtlMs)
+        : isSet(object.session_ttl_ms)
+        ? globalThis.Number(object.session_ttl_ms)
+        : 0,
+      heartbeatIntervalMs: isSet(object.heartbeatIntervalMs)
+        ? globalThis.Number(object.heartbeatIntervalMs)
+        : isSet(object.heartbeat_interval_ms)
+        ? globalThis.Number(object.heartbeat_interval_ms)
+        : 0,
+      clusterId: isSet(object.clusterId)
+        ? globalThis.String(object.clusterId)
+        : isSet(object.cluster_id)
+        ? globalThis.String(object.cluster_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RegisterServiceInstanceResponse): unknown {
+    const obj: any = {};
+    if (message.sessionId !== 0n) {
+      obj.sessionId = message.sessionId.toString();
+    }
+    if (message.sessionTtlMs !== 0) {
+      obj.sessionTtlMs = Math.round(message.sessionTtlMs);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
+    }
+    if (message.clusterId !== "") {
+      obj.clusterId = message.clusterId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RegisterServiceInstanceResponse>, I>>(base?: I): RegisterServiceInstanceResponse {
+    return RegisterServiceInstanceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterServiceInstanceResponse>, I>>(
+    object: I,
+  ): RegisterServiceInstanceResponse {
+    const message = createBaseRegisterServiceInstanceResponse();
+    message.sessionId = (object.sessionId !== undefined && object.sessionId !== null) ? BigInt(object.sessionId) : 0n;
+    message.sessionTtlMs = object.sessionTtlMs ?? 0;
+    message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.clusterId = object.clusterId ?? "";
+    return message;
+  },
+};
+
+function createBaseServiceInstanceHeartbeatRequest(): ServiceInstanceHeartbeatRequest {
+  return { role: 0, instanceId: "", sessionId: 0n };
+}
+
+export const ServiceInstanceHeartbeatRequest: MessageFns<ServiceInstanceHeartbeatRequest> = {
+  encode(message: ServiceInstanceHeartbeatRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.role !== 0) {
+      writer.uint32(8).int32(message.role);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(18).string(message.instanceId);
+    }
+    if (message.sessionId !== 0n) {
+      if (BigInt.asIntN(64, message.sessionId) !== message.sessionId) {
+        throw new globalThis.Error("value provided for field message.sessionId of type int64 too large");
+      }
+      writer.uint32(24).int64(message.sessionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceInstanceHeartbeatRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServiceInstanceHeartbeatRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sessionId = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServiceInstanceHeartbeatRequest {
+    return {
+      role: isSet(object.role) ? serviceRoleFromJSON(object.role) : 0,
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      sessionId: isSet(object.sessionId)
+        ? BigInt(object.sessionId)
+        : isSet(object.session_id)
+        ? BigInt(object.session_id)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ServiceInstanceHeartbeatRequest): unknown {
+    const obj: any = {};
+    if (message.role !== 0) {
+      obj.role = serviceRoleToJSON(message.role);
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.sessionId !== 0n) {
+      obj.sessionId = message.sessionId.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ServiceInstanceHeartbeatRequest>, I>>(base?: I): ServiceInstanceHeartbeatRequest {
+    return ServiceInstanceHeartbeatRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ServiceInstanceHeartbeatRequest>, I>>(
+    object: I,
+  ): ServiceInstanceHeartbeatRequest {
+    const message = createBaseServiceInstanceHeartbeatRequest();
+    message.role = object.role ?? 0;
+    message.instanceId = object.instanceId ?? "";
+    message.sessionId = (object.sessionId !== undefined && object.sessionId !== null) ? BigInt(object.sessionId) : 0n;
+    return message;
+  },
+};
+
+function createBaseServiceInstanceHeartbeatResponse(): ServiceInstanceHeartbeatResponse {
+  return { sessionTtlMs: 0 };
+}
+
+export const ServiceInstanceHeartbeatResponse: MessageFns<ServiceInstanceHeartbeatResponse> = {
+  encode(message: ServiceInstanceHeartbeatResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionTtlMs !== 0) {
+      writer.uint32(8).int32(message.sessionTtlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceInstanceHeartbeatResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServiceInstanceHeartbeatResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sessionTtlMs = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServiceInstanceHeartbeatResponse {
+    return {
+      sessionTtlMs: isSet(object.sessionTtlMs)
+        ? globalThis.Number(object.sessionTtlMs)
+        : isSet(object.session_ttl_ms)
+        ? globalThis.Number(object.session_ttl_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ServiceInstanceHeartbeatResponse): unknown {
+    const obj: any = {};
+    if (message.sessionTtlMs !== 0) {
+      obj.sessionTtlMs = Math.round(message.sessionTtlMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ServiceInstanceHeartbeatResponse>, I>>(
+    base?: I,
+  ): ServiceInstanceHeartbeatResponse {
+    return ServiceInstanceHeartbeatResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ServiceInstanceHeartbeatResponse>, I>>(
+    object: I,
+  ): ServiceInstanceHeartbeatResponse {
+    const message = createBaseServiceInstanceHeartbeatResponse();
+    message.sessionTtlMs = object.sessionTtlMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseUnregisterServiceInstanceRequest(): UnregisterServiceInstanceRequest {
+  return { role: 0, instanceId: "", sessionId: 0n };
+}
+
+export const UnregisterServiceInstanceRequest: MessageFns<UnregisterServiceInstanceRequest> = {
+  encode(message: UnregisterServiceInstanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.role !== 0) {
+      writer.uint32(8).int32(message.role);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(18).string(message.instanceId);
+    }
+    if (message.sessionId !== 0n) {
+      if (BigInt.asIntN(64, message.sessionId) !== message.sessionId) {
+        throw new globalThis.Error("value provided for field message.sessionId of type int64 too large");
+      }
+      writer.uint32(24).int64(message.sessionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnregisterServiceInstanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnregisterServiceInstanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sessionId = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnregisterServiceInstanceRequest {
+    return {
+      role: isSet(object.role) ? serviceRoleFromJSON(object.role) : 0,
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      sessionId: isSet(object.sessionId)
+        ? BigInt(object.sessionId)
+        : isSet(object.session_id)
+        ? BigInt(object.session_id)
+        : 0n,
+    };
+  },
+
+  toJSON(message: UnregisterServiceInstanceRequest): unknown {
+    const obj: any = {};
+    if (message.role !== 0) {
+      obj.role = serviceRoleToJSON(message.role);
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.sessionId !== 0n) {
+      obj.sessionId = message.sessionId.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnregisterServiceInstanceRequest>, I>>(
+    base?: I,
+  ): UnregisterServiceInstanceRequest {
+    return UnregisterServiceInstanceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnregisterServiceInstanceRequest>, I>>(
+    object: I,
+  ): UnregisterServiceInstanceRequest {
+    const message = createBaseUnregisterServiceInstanceRequest();
+    message.role = object.role ?? 0;
+    message.instanceId = object.instanceId ?? "";
+    message.sessionId = (object.sessionId !== undefined && object.sessionId !== null) ? BigInt(object.sessionId) : 0n;
+    return message;
+  },
+};
+
+function createBaseUnregisterServiceInstanceResponse(): UnregisterServiceInstanceResponse {
+  return {};
+}
+
+export const UnregisterServiceInstanceResponse: MessageFns<UnregisterServiceInstanceResponse> = {
+  encode(_: UnregisterServiceInstanceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnregisterServiceInstanceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnregisterServiceInstanceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): UnregisterServiceInstanceResponse {
+    return {};
+  },
+
+  toJSON(_: UnregisterServiceInstanceResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnregisterServiceInstanceResponse>, I>>(
+    base?: I,
+  ): UnregisterServiceInstanceResponse {
+    return UnregisterServiceInstanceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnregisterServiceInstanceResponse>, I>>(
+    _: I,
+  ): UnregisterServiceInstanceResponse {
+    const message = createBaseUnregisterServiceInstanceResponse();
+    return message;
+  },
+};
+
+function createBaseFindServiceInstancesRequest(): FindServiceInstancesRequest {
+  return { role: 0 };
+}
+
+export const FindServiceInstancesRequest: MessageFns<FindServiceInstancesRequest> = {
+  encode(message: FindServiceInstancesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.role !== 0) {
+      writer.uint32(8).int32(message.role);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FindServiceInstancesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFindServiceInstancesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FindServiceInstancesRequest {
+    return { role: isSet(object.role) ? serviceRoleFromJSON(object.role) : 0 };
+  },
+
+  toJSON(message: FindServiceInstancesRequest): unknown {
+    const obj: any = {};
+    if (message.role !== 0) {
+      obj.role = serviceRoleToJSON(message.role);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FindServiceInstancesRequest>, I>>(base?: I): FindServiceInstancesRequest {
+    return FindServiceInstancesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FindServiceInstancesRequest>, I>>(object: I): FindServiceInstancesRequest {
+    const message = createBaseFindServiceInstancesRequest();
+    message.role = object.role ?? 0;
+    return message;
+  },
+};
+
+function createBaseFindServiceInstancesResponse(): FindServiceInstancesResponse {
+  return { instances: [] };
+}
+
+export const FindServiceInstancesResponse: MessageFns<FindServiceInstancesResponse> = {
+  encode(message: FindServiceInstancesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.instances) {
+      ServiceInstance.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FindServiceInstancesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFindServiceInstancesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instances.push(ServiceInstance.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FindServiceInstancesResponse {
+    return {
+      instances: globalThis.Array.isArray(object?.instances)
+        ? object.instances.map((e: any) => ServiceInstance.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: FindServiceInstancesResponse): unknown {
+    const obj: any = {};
+    if (message.instances?.length) {
+      obj.instances = message.instances.map((e) => ServiceInstance.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FindServiceInstancesResponse>, I>>(base?: I): FindServiceInstancesResponse {
+    return FindServiceInstancesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FindServiceInstancesResponse>, I>>(object: I): FindServiceInstancesResponse {
+    const message = createBaseFindServiceInstancesResponse();
+    message.instances = object.instances?.map((e) => ServiceInstance.fromPartial(e)) || [];
+    return message;
+  },
+};
 
 function createBaseReassignPartitionsRequest(): ReassignPartitionsRequest {
   return { reassignments: [] };
@@ -5193,6 +6185,70 @@ export const MetadataServiceService = {
       Buffer.from(ReassignPartitionsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReassignPartitionsResponse => ReassignPartitionsResponse.decode(value),
   },
+  /**
+   * Registers an instance of a role and opens its session. Registering an instance id that is
+   * already registered for the role replaces that entry (its old session can no longer heartbeat):
+   * the roles registered here are stateless, so a restarted instance takes over its name at once.
+   */
+  registerServiceInstance: {
+    path: "/skein.metadata.v1.MetadataService/RegisterServiceInstance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RegisterServiceInstanceRequest): Buffer =>
+      Buffer.from(RegisterServiceInstanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RegisterServiceInstanceRequest => RegisterServiceInstanceRequest.decode(value),
+    responseSerialize: (value: RegisterServiceInstanceResponse): Buffer =>
+      Buffer.from(RegisterServiceInstanceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RegisterServiceInstanceResponse =>
+      RegisterServiceInstanceResponse.decode(value),
+  },
+  /**
+   * Keeps an instance's session alive. NOT_FOUND (SESSION_EXPIRED) once the session has ended or
+   * was replaced: the instance must register again.
+   */
+  serviceInstanceHeartbeat: {
+    path: "/skein.metadata.v1.MetadataService/ServiceInstanceHeartbeat" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ServiceInstanceHeartbeatRequest): Buffer =>
+      Buffer.from(ServiceInstanceHeartbeatRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ServiceInstanceHeartbeatRequest =>
+      ServiceInstanceHeartbeatRequest.decode(value),
+    responseSerialize: (value: ServiceInstanceHeartbeatResponse): Buffer =>
+      Buffer.from(ServiceInstanceHeartbeatResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ServiceInstanceHeartbeatResponse =>
+      ServiceInstanceHeartbeatResponse.decode(value),
+  },
+  /** Ends an instance's session at once (clean shutdown), so clients stop finding it now. */
+  unregisterServiceInstance: {
+    path: "/skein.metadata.v1.MetadataService/UnregisterServiceInstance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UnregisterServiceInstanceRequest): Buffer =>
+      Buffer.from(UnregisterServiceInstanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UnregisterServiceInstanceRequest =>
+      UnregisterServiceInstanceRequest.decode(value),
+    responseSerialize: (value: UnregisterServiceInstanceResponse): Buffer =>
+      Buffer.from(UnregisterServiceInstanceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UnregisterServiceInstanceResponse =>
+      UnregisterServiceInstanceResponse.decode(value),
+  },
+  /**
+   * Lists the live instances of a role (or of every role), read from the store at the time of the
+   * call. Clients and the CLI find group coordinators with it when they are given no coordinator
+   * address. Any instance of a role serves any request of that role.
+   */
+  findServiceInstances: {
+    path: "/skein.metadata.v1.MetadataService/FindServiceInstances" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FindServiceInstancesRequest): Buffer =>
+      Buffer.from(FindServiceInstancesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FindServiceInstancesRequest => FindServiceInstancesRequest.decode(value),
+    responseSerialize: (value: FindServiceInstancesResponse): Buffer =>
+      Buffer.from(FindServiceInstancesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FindServiceInstancesResponse => FindServiceInstancesResponse.decode(value),
+  },
 } as const;
 
 export interface MetadataServiceServer extends UntypedServiceImplementation {
@@ -5244,6 +6300,25 @@ export interface MetadataServiceServer extends UntypedServiceImplementation {
    * leadership if the leader is not a target). Progress shows in PartitionState.target_replicas.
    */
   reassignPartitions: handleUnaryCall<ReassignPartitionsRequest, ReassignPartitionsResponse>;
+  /**
+   * Registers an instance of a role and opens its session. Registering an instance id that is
+   * already registered for the role replaces that entry (its old session can no longer heartbeat):
+   * the roles registered here are stateless, so a restarted instance takes over its name at once.
+   */
+  registerServiceInstance: handleUnaryCall<RegisterServiceInstanceRequest, RegisterServiceInstanceResponse>;
+  /**
+   * Keeps an instance's session alive. NOT_FOUND (SESSION_EXPIRED) once the session has ended or
+   * was replaced: the instance must register again.
+   */
+  serviceInstanceHeartbeat: handleUnaryCall<ServiceInstanceHeartbeatRequest, ServiceInstanceHeartbeatResponse>;
+  /** Ends an instance's session at once (clean shutdown), so clients stop finding it now. */
+  unregisterServiceInstance: handleUnaryCall<UnregisterServiceInstanceRequest, UnregisterServiceInstanceResponse>;
+  /**
+   * Lists the live instances of a role (or of every role), read from the store at the time of the
+   * call. Clients and the CLI find group coordinators with it when they are given no coordinator
+   * address. Any instance of a role serves any request of that role.
+   */
+  findServiceInstances: handleUnaryCall<FindServiceInstancesRequest, FindServiceInstancesResponse>;
 }
 
 export interface MetadataServiceClient extends Client {
@@ -5498,6 +6573,81 @@ export interface MetadataServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReassignPartitionsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Registers an instance of a role and opens its session. Registering an instance id that is
+   * already registered for the role replaces that entry (its old session can no longer heartbeat):
+   * the roles registered here are stateless, so a restarted instance takes over its name at once.
+   */
+  registerServiceInstance(
+    request: RegisterServiceInstanceRequest,
+    callback: (error: ServiceError | null, response: RegisterServiceInstanceResponse) => void,
+  ): ClientUnaryCall;
+  registerServiceInstance(
+    request: RegisterServiceInstanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RegisterServiceInstanceResponse) => void,
+  ): ClientUnaryCall;
+  registerServiceInstance(
+    request: RegisterServiceInstanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RegisterServiceInstanceResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Keeps an instance's session alive. NOT_FOUND (SESSION_EXPIRED) once the session has ended or
+   * was replaced: the instance must register again.
+   */
+  serviceInstanceHeartbeat(
+    request: ServiceInstanceHeartbeatRequest,
+    callback: (error: ServiceError | null, response: ServiceInstanceHeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  serviceInstanceHeartbeat(
+    request: ServiceInstanceHeartbeatRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ServiceInstanceHeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  serviceInstanceHeartbeat(
+    request: ServiceInstanceHeartbeatRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ServiceInstanceHeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  /** Ends an instance's session at once (clean shutdown), so clients stop finding it now. */
+  unregisterServiceInstance(
+    request: UnregisterServiceInstanceRequest,
+    callback: (error: ServiceError | null, response: UnregisterServiceInstanceResponse) => void,
+  ): ClientUnaryCall;
+  unregisterServiceInstance(
+    request: UnregisterServiceInstanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UnregisterServiceInstanceResponse) => void,
+  ): ClientUnaryCall;
+  unregisterServiceInstance(
+    request: UnregisterServiceInstanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UnregisterServiceInstanceResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Lists the live instances of a role (or of every role), read from the store at the time of the
+   * call. Clients and the CLI find group coordinators with it when they are given no coordinator
+   * address. Any instance of a role serves any request of that role.
+   */
+  findServiceInstances(
+    request: FindServiceInstancesRequest,
+    callback: (error: ServiceError | null, response: FindServiceInstancesResponse) => void,
+  ): ClientUnaryCall;
+  findServiceInstances(
+    request: FindServiceInstancesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FindServiceInstancesResponse) => void,
+  ): ClientUnaryCall;
+  findServiceInstances(
+    request: FindServiceInstancesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FindServiceInstancesResponse) => void,
   ): ClientUnaryCall;
 }
 
