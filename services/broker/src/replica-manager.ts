@@ -25,6 +25,7 @@ import {
   mayAppendAcksAll,
   nextHighWatermark,
 } from './replication/replication-core.js';
+import { failpoint } from '@skein/common/failpoints.js';
 
 function minInsync(configs: Readonly<Record<string, string>>): number {
   const n = Number(configs['min.insync.replicas'] ?? '1');
@@ -393,6 +394,8 @@ export class ReplicaManager {
     }
     const appendEpoch = p.leaderEpoch;
     const result = p.log.appendAsLeader(batch, appendEpoch);
+    // Crash tests: the batch is in the leader's log, no follower has it, nothing is acknowledged.
+    failpoint('broker.produce.afterAppend');
     if (!result.duplicate) {
       p.maybeAdvanceHighWatermark();
       // Followers long-polling for data are woken by the append.

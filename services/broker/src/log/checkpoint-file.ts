@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
+import { failpoint } from '@skein/common/failpoints.js';
 
 export function writeFileAtomic(path: string, data: Buffer | string, sync = true): void {
   const tmp = `${path}.tmp`;
@@ -14,6 +15,8 @@ export function writeFileAtomic(path: string, data: Buffer | string, sync = true
   } finally {
     fs.closeSync(fd);
   }
+  // Crash tests: the new content is complete in the temp file, the target still has the old.
+  failpoint('log.checkpointFile.beforeRename');
   fs.renameSync(tmp, path);
   if (sync) {
     const dfd = fs.openSync(dirname(path), 'r');

@@ -33,6 +33,7 @@ import { LogSegment, type SegmentReport } from './log-segment.js';
 import { ProducerStateManager } from './producer-state.js';
 import { segmentsToDelete, type RetentionDecision } from './retention.js';
 import { readFileIfExists, writeFileAtomic } from './checkpoint-file.js';
+import { failpoint } from '@skein/common/failpoints.js';
 
 export interface Clock {
   nowMs(): number;
@@ -268,7 +269,10 @@ export class PartitionLog {
 
   private writeIfChanged(name: string, data: Buffer): void {
     if (this.lastWritten.get(name)?.equals(data)) return;
+    // Crash tests, and `throw` here stands in for a storage error (the log goes offline).
+    failpoint('log.beforeCheckpoint');
     writeFileAtomic(join(this.opts.dir, name), data);
+    failpoint('log.afterCheckpoint');
     this.lastWritten.set(name, data);
   }
 
@@ -386,9 +390,12 @@ export class PartitionLog {
   roll(nowMs = this.opts.clock.nowMs()): void {
     const old = this.active;
     if (old.size === 0) return;
+    failpoint('log.beforeRoll');
     old.onBecomeInactive();
     const base = this.logEndOffset;
     this.segments.push(LogSegment.create(this.opts.dir, base, { indexIntervalBytes: this.config.indexIntervalBytes }, nowMs));
+    // Crash tests: the new segment's files exist (empty), the old one is not flushed yet.
+    failpoint('log.afterRoll');
     this.emit({ type: 'rolled', newBaseOffset: base });
     // As in Kafka, the rolled segment is flushed in the background; the recovery point follows.
     void this.flush(base).catch(() => undefined);

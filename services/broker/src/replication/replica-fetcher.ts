@@ -11,6 +11,7 @@ import { ReplicaServiceClient, type ReplicaFetchResponse } from '@skein/proto/sk
 import type { Logger } from 'pino';
 import type { Partition, ReplicaManager } from '../replica-manager.js';
 import { followerAction, followerHighWatermark } from './replication-core.js';
+import { failpoint } from '@skein/common/failpoints.js';
 
 export interface ReplicaFetcherOptions {
   brokerId: number;
@@ -133,6 +134,9 @@ export class ReplicaFetcherManager {
           if (b.baseOffset < p.log.logEndOffset) continue; // already have it (first batch may start earlier)
           const appended = p.log.appendAsFollower(b.batch, b.baseOffset, b.leaderEpoch);
           if (appended.flushed) await appended.flushed;
+          // Crash tests: the follower holds the batch, its high watermark and the leader's view of it
+          // (the next fetch offset) have not moved yet.
+          failpoint('replica.afterAppend');
         }
         if (p.log.updateHighWatermark(followerHighWatermark(p.log.logEndOffset, res.highWatermark))) p.notify();
     }
