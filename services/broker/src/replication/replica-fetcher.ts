@@ -34,7 +34,10 @@ export class ReplicaFetcherManager {
   reconcile(p: Partition): void {
     const key = `${p.partition}:${p.topic}`;
     const current = this.loops.get(key);
-    const shouldFollow = !this.closed && !p.isLeader && p.leaderId >= 0 && p.replicas.includes(this.opts.brokerId);
+    // An offline log (storage error) cannot store what it fetches, and its fetches would still tell
+    // the leader its stale log end: on an idle partition that reads as caught up, and the leader
+    // would take the offline replica back into the ISR (Kafka stops fetchers of offline logs too).
+    const shouldFollow = !this.closed && !p.isLeader && p.leaderId >= 0 && p.replicas.includes(this.opts.brokerId) && !p.log.isOffline;
     if (current && (!shouldFollow || current.leaderId !== p.leaderId || current.leaderEpoch !== p.leaderEpoch)) {
       current.stop();
       this.loops.delete(key);
@@ -43,7 +46,7 @@ export class ReplicaFetcherManager {
       let stopped = false;
       const entry = { leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, stop: () => { stopped = true; } };
       this.loops.set(key, entry);
-      void this.run(p, entry.leaderId, entry.leaderEpoch, () => stopped || this.closed || this.opts.replicas.getPartition(p.topic, p.partition) !== p)
+      void this.run(p, entry.leaderId, entry.leaderEpoch, () => stopped || this.closed || p.log.isOffline || this.opts.replicas.getPartition(p.topic, p.partition) !== p)
         .catch((err: unknown) => this.opts.logger.error({ err, topic: p.topic, partition: p.partition }, 'replica fetch loop failed'))
         .finally(() => {
         if (this.loops.get(key) === entry) this.loops.delete(key);
