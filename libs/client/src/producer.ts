@@ -26,6 +26,10 @@ import { partitionForKey } from './murmur2.js';
 export interface ProducerOptions {
   /** Default ACKS_ALL: acknowledged by every in-sync replica. */
   acks?: Acks;
+  /**
+   * How each batch's records are compressed (Kafka: compression.type): NONE (the default), GZIP,
+   * SNAPPY (raw block), LZ4 (frame) or ZSTD (frame); every one works on Node 20 and later.
+   */
   compression?: CompressionCodec;
   /** Default true: retries never duplicate records. */
   idempotent?: boolean;

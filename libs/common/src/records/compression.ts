@@ -1,17 +1,29 @@
 /**
- * Per-batch compression codecs. gzip comes from node:zlib, LZ4 (frame format) from lz4-napi, and
- * zstd from node:zlib where the runtime has it (Node 22.15+); on Node 20 zstd is reported as
- * unsupported rather than hand-written.
+ * Per-batch compression codecs, the same on every Node this project supports (20 and later):
+ * - gzip (RFC 1952) from node:zlib;
+ * - LZ4 frame format from lz4-napi (native, prebuilt per platform, no install script);
+ * - snappy raw block format (google/snappy format_description.txt: a varint of the uncompressed
+ *   length, then the compressed elements; one block for the whole payload, no stream framing)
+ *   from `snappy` (napi-rs, prebuilt like lz4-napi): its async uncompress runs on the libuv
+ *   threadpool, so the broker checks snappy batches off the event loop like gzip and LZ4;
+ * - Zstandard frame format (RFC 8878) from @bokuweb/zstd-wasm (libzstd compiled to WebAssembly,
+ *   no native code): node:zlib has zstd only from Node 22.15. WebAssembly runs on the calling
+ *   thread, so zstd decompression is on the event loop (about 2.5 ms per decompressed MiB here,
+ *   see docs/limits.md).
+ * Every decompression is bounded by the caller's output limit before the output is built.
  */
 import * as zlib from 'node:zlib';
 import { compressFrameSync, decompressFrame, decompressFrameSync } from 'lz4-napi';
+import { compressSync as snappyCompressSync, uncompress as snappyUncompress, uncompressSync as snappyUncompressSync } from 'snappy';
+import { compress as zstdCompressWasm, decompress as zstdDecompressWasm, init as initZstdWasm } from '@bokuweb/zstd-wasm';
 import { CompressionCodec } from '@skein/proto/skein/broker/v1/broker.js';
 
-type ZstdZlib = {
-  zstdCompressSync?: (buf: Uint8Array) => Buffer;
-  zstdDecompressSync?: (buf: Uint8Array, options?: { maxOutputLength?: number }) => Buffer;
-};
-const zstd = zlib as unknown as ZstdZlib;
+// The zstd WebAssembly module is compiled once per process (a few ms) when this module loads, so
+// that compress/decompress can stay synchronous like the other codecs.
+await initZstdWasm();
+
+/** Kafka's default zstd level (compression.zstd.level). */
+const ZSTD_LEVEL = 3;
 
 /** Whether this runtime can compress and decompress `codec`. */
 export function isCodecSupported(codec: CompressionCodec): boolean {
@@ -19,9 +31,9 @@ export function isCodecSupported(codec: CompressionCodec): boolean {
     case CompressionCodec.COMPRESSION_CODEC_NONE:
     case CompressionCodec.COMPRESSION_CODEC_GZIP:
     case CompressionCodec.COMPRESSION_CODEC_LZ4:
-      return true;
+    case CompressionCodec.COMPRESSION_CODEC_SNAPPY:
     case CompressionCodec.COMPRESSION_CODEC_ZSTD:
-      return typeof zstd.zstdCompressSync === 'function' && typeof zstd.zstdDecompressSync === 'function';
+      return true;
     default:
       return false;
   }
@@ -42,9 +54,10 @@ export function compress(codec: CompressionCodec, data: Uint8Array): Uint8Array 
       return zlib.gzipSync(data, { level: 1 });
     case CompressionCodec.COMPRESSION_CODEC_LZ4:
       return compressFrameSync(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    case CompressionCodec.COMPRESSION_CODEC_SNAPPY:
+      return snappyCompressSync(data);
     case CompressionCodec.COMPRESSION_CODEC_ZSTD:
-      if (zstd.zstdCompressSync) return zstd.zstdCompressSync(data);
-      throw new UnsupportedCodecError(codec);
+      return zstdCompressWasm(data, ZSTD_LEVEL);
     default:
       throw new UnsupportedCodecError(codec);
   }
@@ -60,10 +73,14 @@ export class DecompressionLimitError extends Error {
 
 /**
  * Decompresses `data`, never building more than `maxOutputLength` bytes (default: no limit):
- * a small gzip/zstd payload can expand a thousandfold, so whoever decompresses untrusted bytes
- * passes a limit and gets DecompressionLimitError instead of running out of memory. gzip and zstd
- * stop inflating at the limit (zlib's maxOutputLength). lz4-napi has no such option, so an LZ4
- * frame is first bounded by walking its block headers (see lz4FrameMaxOutput).
+ * a small compressed payload can expand a thousandfold, so whoever decompresses untrusted bytes
+ * passes a limit and gets DecompressionLimitError instead of running out of memory. gzip stops
+ * inflating at the limit (zlib's maxOutputLength). The other libraries take no limit, so each
+ * payload is bounded from its headers first: an LZ4 frame by its block headers
+ * (lz4FrameMaxOutput), a snappy block by its uncompressed-length preamble (the decoder refuses a
+ * block whose output differs from it), zstd frame by frame by the content size in the frame
+ * header or, where a frame has none, by an output buffer no larger than what is left of the limit
+ * (libzstd never writes past it).
  */
 export function decompress(codec: CompressionCodec, data: Uint8Array, maxOutputLength = Infinity): Uint8Array {
   const limited = Number.isFinite(maxOutputLength);
@@ -73,7 +90,10 @@ export function decompress(codec: CompressionCodec, data: Uint8Array, maxOutputL
       return data;
     case CompressionCodec.COMPRESSION_CODEC_GZIP:
       try {
-        return limited ? zlib.gunzipSync(data, { maxOutputLength }) : zlib.gunzipSync(data);
+        // zlib takes no limit below 1 byte: a limit of 0 is checked on the output instead.
+        const out = limited ? zlib.gunzipSync(data, { maxOutputLength: Math.max(1, maxOutputLength) }) : zlib.gunzipSync(data);
+        if (out.length > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
+        return out;
       } catch (err) {
         throw tooLarge(err);
       }
@@ -84,30 +104,25 @@ export function decompress(codec: CompressionCodec, data: Uint8Array, maxOutputL
       if (out.length > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
       return out;
     }
+    case CompressionCodec.COMPRESSION_CODEC_SNAPPY:
+      if (snappyUncompressedLength(data) > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
+      return snappyUncompressSync(data, { asBuffer: true }) as Buffer;
     case CompressionCodec.COMPRESSION_CODEC_ZSTD:
-      if (!zstd.zstdDecompressSync) throw new UnsupportedCodecError(codec);
-      try {
-        return limited ? zstd.zstdDecompressSync(data, { maxOutputLength }) : zstd.zstdDecompressSync(data);
-      } catch (err) {
-        throw tooLarge(err);
-      }
+      return zstdDecompressBounded(data, maxOutputLength);
     default:
       throw new UnsupportedCodecError(codec);
   }
 }
 
-type ZstdAsync = {
-  zstdDecompress?: (buf: Uint8Array, options: { maxOutputLength: number }, cb: (err: Error | null, out: Buffer) => void) => void;
-};
-const zstdAsync = zlib as unknown as ZstdAsync;
-
 /**
- * `decompress` with a mandatory limit, off the event loop: gzip and zstd inflate on the libuv
- * threadpool (zlib's async API, stopping at `maxOutputLength`), LZ4 through lz4-napi's async
- * decompressFrame (also a threadpool task) after its frame is bounded by its block headers. The
- * broker uses this to check produced batches, so one large compressed batch never stalls every
- * other request. Rejects with DecompressionLimitError over the limit, with the codec's own error
- * for bytes that do not decompress.
+ * `decompress` with a mandatory limit, off the event loop where the library allows: gzip inflates
+ * on the libuv threadpool (zlib's async API, stopping at `maxOutputLength`), LZ4 and snappy
+ * through their napi libraries' async calls (also threadpool tasks) after the payload is bounded
+ * from its headers. zstd (WebAssembly) runs on the calling thread, bounded the same way as in
+ * `decompress`: about 2.5 ms per decompressed MiB here, so a batch at the broker's 16 MiB
+ * decompression limit holds the event loop for some 40 ms (docs/limits.md). The broker uses this
+ * to check produced batches. Rejects with DecompressionLimitError over the limit, with the codec's
+ * own error for bytes that do not decompress.
  */
 export async function decompressAsync(codec: CompressionCodec, data: Uint8Array, maxOutputLength: number): Promise<Uint8Array> {
   const tooLarge = (err: unknown) => (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' ? new DecompressionLimitError(maxOutputLength) : err;
@@ -117,8 +132,11 @@ export async function decompressAsync(codec: CompressionCodec, data: Uint8Array,
     case CompressionCodec.COMPRESSION_CODEC_NONE:
       if (data.length > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
       return data;
-    case CompressionCodec.COMPRESSION_CODEC_GZIP:
-      return viaZlib((cb) => zlib.gunzip(data, { maxOutputLength }, cb));
+    case CompressionCodec.COMPRESSION_CODEC_GZIP: {
+      const out = await viaZlib((cb) => zlib.gunzip(data, { maxOutputLength: Math.max(1, maxOutputLength) }, cb));
+      if (out.length > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
+      return out;
+    }
     case CompressionCodec.COMPRESSION_CODEC_LZ4: {
       const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       if (lz4FrameMaxOutput(buf) > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
@@ -126,11 +144,12 @@ export async function decompressAsync(codec: CompressionCodec, data: Uint8Array,
       if (out.length > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
       return out;
     }
-    case CompressionCodec.COMPRESSION_CODEC_ZSTD: {
-      const run = zstdAsync.zstdDecompress;
-      if (!run || !isCodecSupported(codec)) throw new UnsupportedCodecError(codec);
-      return viaZlib((cb) => run(data, { maxOutputLength }, cb));
+    case CompressionCodec.COMPRESSION_CODEC_SNAPPY: {
+      if (snappyUncompressedLength(data) > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
+      return (await snappyUncompress(data, { asBuffer: true })) as Buffer;
     }
+    case CompressionCodec.COMPRESSION_CODEC_ZSTD:
+      return zstdDecompressBounded(data, maxOutputLength);
     default:
       throw new UnsupportedCodecError(codec);
   }
@@ -184,4 +203,150 @@ export function lz4FrameMaxOutput(buf: Buffer): number {
     if ((flg & 0x04) !== 0) pos += 4;
   }
   return total;
+}
+
+/**
+ * The uncompressed length a snappy raw block declares in its preamble (a little-endian base-128
+ * varint of at most 5 bytes, below 2^32). The decoder allocates exactly this much and refuses a
+ * block that decodes to anything else, so checking it against the limit bounds the output.
+ * Throws on a missing or malformed preamble.
+ */
+export function snappyUncompressedLength(buf: Uint8Array): number {
+  let length = 0;
+  for (let i = 0; i < 5; i++) {
+    const b = buf[i];
+    if (b === undefined) throw new Error('snappy: truncated length preamble');
+    length += (b & 0x7f) * 2 ** (7 * i);
+    if ((b & 0x80) === 0) {
+      if (length > 0xffffffff) throw new Error('snappy: length preamble over 2^32');
+      return length;
+    }
+  }
+  throw new Error('snappy: length preamble longer than 5 bytes');
+}
+
+const ZSTD_MAGIC = 0xfd2fb528;
+/** Block_Maximum_Size's upper limit (RFC 8878 section 3.1.1.2.4). */
+const ZSTD_BLOCK_SIZE_MAX = 128 << 10;
+/** libzstd's error code for an output buffer too small (ZSTD_error_dstSize_tooSmall). */
+const ZSTD_ERROR_DST_SIZE_TOO_SMALL = 70;
+
+export interface ZstdFrame {
+  /** Byte range of the frame in the payload. */
+  start: number;
+  end: number;
+  /** Frame_Content_Size from the header, when the encoder wrote it (libzstd checks the output against it). */
+  contentSize: number | undefined;
+  /** An upper bound on what the frame decodes to, from its block headers. */
+  maxOutput: number;
+}
+
+/**
+ * The zstd frames of a payload (concatenated frames; skippable frames are passed over), read from
+ * their headers without decompressing (RFC 8878): each frame's byte range, declared content size
+ * and an output bound from its blocks (a raw block adds its size, an RLE block its regenerated
+ * size, a compressed block at most Block_Maximum_Size = min(Window_Size, 128 KiB)). Throws on bytes
+ * that are not zstd frames. Dictionary frames are walked like others; decoding them fails later.
+ */
+export function zstdFrames(buf: Buffer): ZstdFrame[] {
+  const frames: ZstdFrame[] = [];
+  let pos = 0;
+  const need = (n: number) => {
+    if (pos + n > buf.length) throw new Error('zstd: truncated frame');
+  };
+  while (pos < buf.length) {
+    const start = pos;
+    need(4);
+    const magic = buf.readUInt32LE(pos);
+    pos += 4;
+    if ((magic & 0xfffffff0) === 0x184d2a50) {
+      need(4);
+      pos += 4 + buf.readUInt32LE(pos);
+      need(0);
+      continue;
+    }
+    if (magic !== ZSTD_MAGIC) throw new Error('zstd: not a zstd frame');
+    need(1);
+    const descriptor = buf[pos++]!;
+    if ((descriptor & 0x08) !== 0) throw new Error('zstd: reserved bit set in frame header');
+    const singleSegment = (descriptor & 0x20) !== 0;
+    let windowSize = 0;
+    if (!singleSegment) {
+      need(1);
+      const wd = buf[pos++]!;
+      const base = 2 ** (10 + (wd >> 3));
+      windowSize = base + (base / 8) * (wd & 7);
+    }
+    pos += [0, 1, 2, 4][descriptor & 3]!;
+    const fcsFlag = descriptor >> 6;
+    const fcsBytes = fcsFlag === 0 ? (singleSegment ? 1 : 0) : [0, 2, 4, 8][fcsFlag]!;
+    need(fcsBytes);
+    let contentSize: number | undefined;
+    if (fcsBytes === 1) contentSize = buf[pos]!;
+    else if (fcsBytes === 2) contentSize = buf.readUInt16LE(pos) + 256;
+    else if (fcsBytes === 4) contentSize = buf.readUInt32LE(pos);
+    else if (fcsBytes === 8) contentSize = Number(buf.readBigUInt64LE(pos));
+    pos += fcsBytes;
+    if (singleSegment) windowSize = contentSize!;
+    const blockMax = Math.min(windowSize, ZSTD_BLOCK_SIZE_MAX);
+    let maxOutput = 0;
+    for (;;) {
+      need(3);
+      const header = buf.readUIntLE(pos, 3);
+      pos += 3;
+      const type = (header >> 1) & 3;
+      const size = header >>> 3;
+      if (type === 3) throw new Error('zstd: reserved block type');
+      if (size > ZSTD_BLOCK_SIZE_MAX) throw new Error('zstd: block larger than 128 KiB');
+      if (type === 1) {
+        need(1);
+        pos += 1;
+        maxOutput += size;
+      } else {
+        need(size);
+        pos += size;
+        maxOutput += type === 0 ? size : blockMax;
+      }
+      if ((header & 1) !== 0) break;
+    }
+    if ((descriptor & 0x04) !== 0) {
+      need(4);
+      pos += 4;
+    }
+    frames.push({ start, end: pos, contentSize, maxOutput });
+  }
+  return frames;
+}
+
+/**
+ * zstd decompression never building more than `maxOutputLength` bytes: the declared content sizes
+ * are checked against the limit before anything is decoded, then each frame is decoded into a
+ * buffer of its declared size or, without one, of its block bound capped at what is left of the
+ * limit (libzstd stops with dstSize_tooSmall rather than write past it).
+ */
+function zstdDecompressBounded(data: Uint8Array, maxOutputLength: number): Uint8Array {
+  const frames = zstdFrames(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  const declared = frames.reduce((sum, f) => sum + (f.contentSize ?? 0), 0);
+  if (declared > maxOutputLength) throw new DecompressionLimitError(maxOutputLength);
+  const parts: Uint8Array[] = [];
+  let produced = 0;
+  for (const frame of frames) {
+    const bytes = data.subarray(frame.start, frame.end);
+    const left = maxOutputLength - produced;
+    const capacity = frame.contentSize ?? Math.min(frame.maxOutput, left);
+    if (capacity > left) throw new DecompressionLimitError(maxOutputLength);
+    let out: Uint8Array;
+    try {
+      out = zstdDecompressWasm(bytes, { defaultHeapSize: capacity });
+    } catch (err) {
+      // The library's message says "compress"; its number is the negated libzstd error code.
+      const code = -Number(/code (-?\d+)/.exec((err as Error).message)?.[1]);
+      if (code === ZSTD_ERROR_DST_SIZE_TOO_SMALL && frame.contentSize === undefined && capacity < frame.maxOutput) throw new DecompressionLimitError(maxOutputLength);
+      throw new Error(`zstd: the frame does not decode (libzstd error ${Number.isFinite(code) ? code : (err as Error).message})`, { cause: err });
+    }
+    produced += out.length;
+    parts.push(out);
+  }
+  if (parts.length === 1) return parts[0]!;
+  return Buffer.concat(parts);
 }

@@ -37,10 +37,20 @@ export enum CompressionCodec {
   COMPRESSION_CODEC_NONE = 1,
   /** COMPRESSION_CODEC_GZIP - gzip (RFC 1952). */
   COMPRESSION_CODEC_GZIP = 2,
-  /** COMPRESSION_CODEC_LZ4 - LZ4 frame format. */
+  /** COMPRESSION_CODEC_LZ4 - LZ4 frame format (lz4 Frame_format.md: magic 0x184D2204), one or more frames. */
   COMPRESSION_CODEC_LZ4 = 3,
-  /** COMPRESSION_CODEC_ZSTD - Zstandard frame format. Accepted only by brokers whose runtime has a zstd codec. */
+  /**
+   * COMPRESSION_CODEC_ZSTD - Zstandard frame format (RFC 8878), one or more frames; a frame without its content size is
+   * accepted and decoded up to the decompression limit.
+   */
   COMPRESSION_CODEC_ZSTD = 4,
+  /**
+   * COMPRESSION_CODEC_SNAPPY - Snappy raw block format (google/snappy format_description.txt): the uncompressed length as a
+   * varint, then the compressed elements, one block for the whole payload. Neither the snappy
+   * framing format (framing_format.txt, stream identifier 0xff "sNaPpY") nor the xerial
+   * snappy-java stream framing that Kafka's Java client writes: a Kafka bridge re-frames.
+   */
+  COMPRESSION_CODEC_SNAPPY = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -61,6 +71,9 @@ export function compressionCodecFromJSON(object: any): CompressionCodec {
     case 4:
     case "COMPRESSION_CODEC_ZSTD":
       return CompressionCodec.COMPRESSION_CODEC_ZSTD;
+    case 5:
+    case "COMPRESSION_CODEC_SNAPPY":
+      return CompressionCodec.COMPRESSION_CODEC_SNAPPY;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -80,6 +93,8 @@ export function compressionCodecToJSON(object: CompressionCodec): string {
       return "COMPRESSION_CODEC_LZ4";
     case CompressionCodec.COMPRESSION_CODEC_ZSTD:
       return "COMPRESSION_CODEC_ZSTD";
+    case CompressionCodec.COMPRESSION_CODEC_SNAPPY:
+      return "COMPRESSION_CODEC_SNAPPY";
     case CompressionCodec.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
