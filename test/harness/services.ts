@@ -38,7 +38,10 @@ export interface ServiceProcess {
   logFile: string;
   stop(graceMs?: number): Promise<void>;
   kill(): void;
-  restart(): Promise<void>;
+  /** Resolves when the current process exits, however it ends (a failpoint's SIGKILL, a crash). */
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Stops and starts it again on the same port and data dir; `env` entries replace the first start's. */
+  restart(options?: { env?: Record<string, string> }): Promise<void>;
   logs(lines?: number): string;
 }
 
@@ -67,11 +70,15 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), `skein-${options.name}-`));
   const logFile = join(dataDir, `${options.name}.log`);
   let child: ChildProcess;
+  let exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  let env = { ...options.env };
 
   const launch = async () => {
     const args = [options.entry, '--port', String(port), ...(options.dataDirFlag ? [options.dataDirFlag, dataDir] : []), ...(options.args ?? [])];
-    child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     track(child);
+    const current = child;
+    exit = new Promise((resolve) => current.once('exit', (code, signal) => resolve({ code, signal })));
     const out = createWriteStream(logFile, { flags: 'a' });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
@@ -96,8 +103,10 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
     logFile,
     stop: (graceMs = 10_000) => stopChild(child, graceMs),
     kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); },
-    async restart() {
+    exited: () => exit,
+    async restart(restartOptions) {
       await stopChild(child, 10_000);
+      if (restartOptions?.env) env = { ...env, ...restartOptions.env };
       await launch();
     },
     logs: (lines = 50) => tail(logFile, lines),
