@@ -154,6 +154,8 @@ export function boundErrorMetadata(metadata: Readonly<Record<string, string>>): 
 
 /** Builds the status object grpc-js sends, with details in `grpc-status-details-bin`. */
 export function toServiceError(err: unknown, onUnexpected?: (err: unknown) => void): Partial<grpc.StatusObject> & { code: grpc.status; details: string; metadata: grpc.Metadata } {
+  // Already encoded by this function (a handler that answers with the status itself): unchanged.
+  if (!isSkeinError(err) && isEncodedStatus(err)) return { code: err.code, details: err.details, metadata: err.metadata };
   const e = isSkeinError(err) ? err : undefined;
   if (!e) onUnexpected?.(err);
   const reason: Reason = e?.reason ?? 'INTERNAL';
@@ -170,6 +172,12 @@ export function toServiceError(err: unknown, onUnexpected?: (err: unknown) => vo
   const metadata = new grpc.Metadata();
   metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message, details }).finish()));
   return { code, details: message, metadata };
+}
+
+function isEncodedStatus(err: unknown): err is { code: grpc.status; details: string; metadata: grpc.Metadata } {
+  const e = err as { code?: unknown; details?: unknown; metadata?: unknown };
+  return typeof e === 'object' && e !== null && typeof e.code === 'number' && typeof e.details === 'string'
+    && e.metadata instanceof grpc.Metadata && e.metadata.get('grpc-status-details-bin').length > 0;
 }
 
 const REASON_BY_CODE: Partial<Record<grpc.status, Reason>> = {

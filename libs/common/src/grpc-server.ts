@@ -32,6 +32,8 @@ export interface ServiceRegistration {
   name: string;
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
+  /** Broker-to-broker services: served, but neither listed by reflection nor given a health entry. */
+  internal?: boolean;
 }
 
 export interface TlsOptions {
@@ -52,6 +54,8 @@ export interface GrpcServerOptions {
   limits?: Partial<GrpcServerLimits>;
   /** @deprecated use limits.maxReceiveMessageBytes */
   maxReceiveMessageBytes?: number;
+  /** Initial health per service name ('' = the whole server), over the default SERVING for each service. */
+  health?: Record<string, 'SERVING' | 'NOT_SERVING'>;
 }
 
 /** What one server lets a client hold. Each has a config key (grpcServerLimitsConfigSchema). */
@@ -200,7 +204,7 @@ export function serverCredentials(tls?: TlsOptions): grpc.ServerCredentials {
 export function addHealthAndReflection(server: grpc.Server, statuses: Record<string, 'SERVING' | 'NOT_SERVING'>): HealthImplementation {
   const health = new HealthImplementation(statuses);
   health.addToServer(server);
-  const listed = [...Object.keys(statuses).filter((name) => name !== ''), 'grpc.health.v1.Health'];
+  const listed = [...Object.keys(statuses).filter((name) => name !== '' && !name.includes('/')), 'grpc.health.v1.Health'];
   // ReflectionService reads only `fileDescriptorProtos` from a package definition's entries.
   const descriptors = { 'skein.descriptors': { fileDescriptorProtos: fileDescriptorProtos() } } as unknown as protoLoader.PackageDefinition;
   new ReflectionService(descriptors, { services: listed }).addToServer(server);
@@ -368,7 +372,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   for (const reg of options.services) server.addService(reg.definition, instrument(reg, options.logger, options.metrics));
 
   const statuses: Record<string, 'SERVING' | 'NOT_SERVING'> = { '': 'SERVING' };
-  for (const reg of options.services) statuses[reg.name] = 'SERVING';
+  for (const reg of options.services) if (!reg.internal) statuses[reg.name] = 'SERVING';
+  Object.assign(statuses, options.health);
   const health = addHealthAndReflection(server, statuses);
 
   const listener = await listen(server, options.host, options.port, serverCredentials(options.tls), limits, options.logger);

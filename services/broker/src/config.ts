@@ -2,10 +2,13 @@
  * The broker's configuration: flags `--kebab-case` and environment `SKEIN_*` through libs/common's
  * loader, validated once at start-up; an invalid value stops start-up with a message naming the key.
  */
-import { type ConfigOf, ConfigError as CommonConfigError, commonServerConfigSchema, loadConfig } from '@skein/common/config.js';
+import { type ConfigOf, ConfigError as CommonConfigError, loadConfig } from '@skein/common/config.js';
+import { serviceShellConfigSchema } from '@skein/common/service-shell.js';
 
 export const brokerConfigSchema = {
-  ...commonServerConfigSchema,
+  ...serviceShellConfigSchema,
+  // Produce requests carry batches (max.message.bytes up to 64 MiB per partition batch).
+  maxReceiveMessageBytes: { ...serviceShellConfigSchema.maxReceiveMessageBytes, default: 64 * 1024 * 1024 },
   port: { type: 'int', default: 9092, min: 0, max: 65535, doc: 'gRPC port (0 picks a free one)' },
   brokerId: { type: 'int', default: -1, min: -1, max: 0x7fffffff, doc: 'Stable broker id (required), e.g. the StatefulSet ordinal' },
   dataDir: { type: 'string', default: '', doc: 'Directory holding the partition logs (required)' },
@@ -30,10 +33,15 @@ export class ConfigError extends CommonConfigError {}
 
 export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): BrokerConfig {
   const config = loadConfig(brokerConfigSchema, { env, argv });
+  validateBrokerConfig(config);
+  return config;
+}
+
+/** The checks one key alone cannot express; throws ConfigError naming the key. */
+export function validateBrokerConfig(config: BrokerConfig): void {
   if (config.brokerId < 0) throw new ConfigError('--broker-id / SKEIN_BROKER_ID is required (0 or greater)');
   if (config.dataDir === '') throw new ConfigError('--data-dir / SKEIN_DATA_DIR is required');
   for (const a of config.metadataAddresses) {
     if (!/^[^:]+:\d+$/.test(a)) throw new ConfigError(`invalid --metadata-addresses / SKEIN_METADATA_ADDRESSES: "${a}" is not host:port`);
   }
-  return config;
 }

@@ -7,166 +7,136 @@
  * controller moves leadership away, then drains calls and closes the logs.
  */
 import * as grpc from '@grpc/grpc-js';
-import { configHelp, ConfigError as CommonConfigError } from '@skein/common/config.js';
 import { fromServiceError } from '@skein/common/errors.js';
-import { addHealthAndReflection } from '@skein/common/grpc-server.js';
-import { createLogger } from '@skein/common/logger.js';
-import { onShutdownSignal } from '@skein/common/shutdown.js';
+import { runService } from '@skein/common/service-shell.js';
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
-import { type BrokerConfig, brokerConfigSchema, loadBrokerConfig } from './config.js';
+import { brokerConfigSchema, validateBrokerConfig } from './config.js';
 import { MetadataFollower } from './metadata/metadata-follower.js';
-import { BrokerServer } from './server.js';
+import { BrokerServer, PARTITIONS_HEALTH } from './server.js';
 import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
 import { type AlterPartitionRequest, IsrManager } from './replication/isr-manager.js';
 import { ensureDirectoryId } from './log/data-dir.js';
 import { systemClock, systemTimers } from './runtime/timers.js';
 import { PartitionState } from '@skein/proto/skein/metadata/v1/metadata.js';
 
-const BROKER_SERVICE = 'skein.broker.v1.BrokerService';
-/**
- * A health entry of its own: NOT_SERVING while any partition log on this broker is offline after a
- * storage error (the broker keeps serving its other partitions, so '' and BrokerService stay up).
- */
-const PARTITIONS_HEALTH = 'skein.broker.v1.BrokerService/partitions';
+await runService({
+  name: 'broker',
+  description: 'a Skein broker (partition logs, produce and fetch, replication)',
+  schema: brokerConfigSchema,
+  validate: validateBrokerConfig,
+  async start({ config, logger: rootLogger, serve }) {
+    const logger = rootLogger.child({ brokerId: config.brokerId });
+    let follower: MetadataFollower | undefined;
+    const metadataClients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
+    let nextClient = 0;
 
-if (process.argv.includes('--help')) {
-  console.log(`skein-broker: a Skein broker (partition logs, produce and fetch)\n\nOptions (flag, environment variable):\n${configHelp(brokerConfigSchema)}`);
-  process.exit(0);
-}
+    const server = new BrokerServer({
+      config,
+      logger,
+      awaitMetadata: true,
+      metadata: {
+        getMetadata: (topics) => follower!.cache.clusterView(topics),
+        leaderOf: (topic, partition) => {
+          const found = follower?.cache.partition(topic, partition);
+          return found ? { leaderId: found.state.leaderId, leaderEpoch: found.state.leaderEpoch } : undefined;
+        },
+        // No partition states yet (a topic just created) counts as unknown, not as zero partitions.
+        partitionCount: (topic) => follower?.cache.topics.get(topic)?.partitions.size || undefined,
+      },
+      producerIdSource: {
+        allocateProducerIds: (count) => new Promise((resolve, reject) => {
+          const client = metadataClients[nextClient++ % metadataClients.length]!;
+          client.allocateProducerIds({ brokerId: config.brokerId, count }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, res) => {
+            if (err) reject(fromServiceError(err));
+            else resolve({ firstProducerId: res.firstProducerId, count: res.count });
+          });
+        }),
+      },
+    });
 
-let config: BrokerConfig;
-try {
-  config = loadBrokerConfig(process.env, process.argv.slice(2));
-} catch (err) {
-  if (err instanceof CommonConfigError) {
-    console.error(`skein-broker: ${err.message}`);
-    process.exit(2);
-  }
-  throw err;
-}
+    /** Proposes an ISR change to the controller (following NOT_CONTROLLER hints); resolves with the accepted state. */
+    async function alterPartition(req: AlterPartitionRequest): Promise<PartitionState> {
+      let address: string | undefined;
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const client = address ? new MetadataServiceClient(address, grpc.credentials.createInsecure()) : metadataClients[nextClient++ % metadataClients.length]!;
+        try {
+          const res = await new Promise<{ state?: PartitionState }>((resolve, reject) => {
+            client.alterPartition({ brokerId: config.brokerId, ...req, leaderReplicaOffline: req.leaderReplicaOffline ?? false }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, r) => (err ? reject(fromServiceError(err)) : resolve(r)));
+          });
+          return res.state!;
+        } catch (err) {
+          const e = err as { reason?: string; controllerHint?: { controllerEndpoint?: { host: string; port: number } } };
+          if (e.reason !== 'NOT_CONTROLLER') throw err;
+          const ep = e.controllerHint?.controllerEndpoint;
+          address = ep ? `${ep.host}:${ep.port}` : undefined;
+        } finally {
+          if (address && !metadataClients.includes(client)) client.close();
+        }
+      }
+      throw new Error('no controller accepted the ISR change');
+    }
 
-const logger = createLogger({ service: 'broker', level: config.logLevel });
-logger.setBindings({ brokerId: config.brokerId });
-let follower: MetadataFollower | undefined;
-let health: ReturnType<typeof addHealthAndReflection> | undefined;
-const metadataClients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
-let nextClient = 0;
-
-const server = new BrokerServer({
-  config,
-  logger,
-  awaitMetadata: true,
-  metadata: {
-    getMetadata: (topics) => follower!.cache.clusterView(topics),
-    leaderOf: (topic, partition) => {
-      const found = follower?.cache.partition(topic, partition);
-      return found ? { leaderId: found.state.leaderId, leaderEpoch: found.state.leaderEpoch } : undefined;
-    },
-    // No partition states yet (a topic just created) counts as unknown, not as zero partitions.
-    partitionCount: (topic) => follower?.cache.topics.get(topic)?.partitions.size || undefined,
-  },
-  producerIdSource: {
-    allocateProducerIds: (count) => new Promise((resolve, reject) => {
-      const client = metadataClients[nextClient++ % metadataClients.length]!;
-      client.allocateProducerIds({ brokerId: config.brokerId, count }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, res) => {
-        if (err) reject(fromServiceError(err));
-        else resolve({ firstProducerId: res.firstProducerId, count: res.count });
-      });
-    }),
-  },
-  addServices: (grpcServer) => {
-    health = addHealthAndReflection(grpcServer, { '': 'NOT_SERVING', [BROKER_SERVICE]: 'NOT_SERVING', [PARTITIONS_HEALTH]: 'SERVING' });
+    const port = await server.start(serve);
+    const fetchers = new ReplicaFetcherManager({
+      brokerId: config.brokerId,
+      replicas: server.replicas,
+      addressOf: (id) => {
+        const b = follower?.cache.brokers.get(id);
+        return b?.endpoint ? `${b.endpoint.host}:${b.endpoint.port}` : undefined;
+      },
+      logger: logger.child({ component: 'replica-fetcher' }),
+    });
+    // Leaders shrink and expand their ISR through the controller; nothing changes on their word alone.
+    const isr = new IsrManager({
+      replicas: server.replicas,
+      clock: systemClock,
+      timers: systemTimers,
+      logger: logger.child({ component: 'isr' }),
+      lagMs: config.replicaLagTimeMaxMs,
+      alterPartition,
+      onOfflinePartitions: (count) => server.setServing(PARTITIONS_HEALTH, count === 0),
+    });
+    isr.start();
+    follower = new MetadataFollower({
+      metadataAddresses: config.metadataAddresses,
+      // KIP-858: the controller fences a broker whose data directory changed (log/data-dir.ts).
+      directoryId: ensureDirectoryId(config.dataDir).directoryId,
+      brokerId: config.brokerId,
+      advertisedHost: config.advertisedHost || config.host,
+      advertisedPort: port,
+      rack: config.rack,
+      sessionTtlMs: config.sessionTtlMs,
+      logger: logger.child({ component: 'metadata-follower' }),
+      onDelta: async (delta) => {
+        for (const d of delta.deletes) {
+          fetchers.stopPartition(d.topic, d.partition);
+          await server.replicas.deletePartition(d);
+        }
+        for (const u of delta.upserts) {
+          await server.replicas.applyPartitionAssignment({
+            topic: u.topic, topicId: u.topicId, partition: u.partition,
+            leaderId: u.state.leaderId, leaderEpoch: u.state.leaderEpoch,
+            replicas: u.state.replicas, isr: u.state.isr, configs: u.configs, partitionEpoch: u.state.partitionEpoch,
+          });
+          const p = server.replicas.getPartition(u.topic, u.partition);
+          if (p) fetchers.reconcile(p);
+        }
+      },
+    });
+    follower.start();
+    void follower.ready.then(() => {
+      server.replicas.markReady();
+      server.setServing('', true);
+      logger.info({ port }, 'broker ready');
+    });
+    return { stop: async () => {
+      server.setServing('', false);
+      isr.stop();
+      await follower?.unregisterAndDrain(Math.min(10_000, config.shutdownGraceMs));
+      await follower?.stop();
+      fetchers.close();
+      await server.stop(config.shutdownGraceMs);
+      for (const c of metadataClients) c.close();
+    } };
   },
 });
-
-/** Proposes an ISR change to the controller (following NOT_CONTROLLER hints); resolves with the accepted state. */
-async function alterPartition(req: AlterPartitionRequest): Promise<PartitionState> {
-  let address: string | undefined;
-  for (let attempt = 0; attempt < 4; attempt++) {
-    const client = address ? new MetadataServiceClient(address, grpc.credentials.createInsecure()) : metadataClients[nextClient++ % metadataClients.length]!;
-    try {
-      const res = await new Promise<{ state?: PartitionState }>((resolve, reject) => {
-        client.alterPartition({ brokerId: config.brokerId, ...req, leaderReplicaOffline: req.leaderReplicaOffline ?? false }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, r) => (err ? reject(fromServiceError(err)) : resolve(r)));
-      });
-      return res.state!;
-    } catch (err) {
-      const e = err as { reason?: string; controllerHint?: { controllerEndpoint?: { host: string; port: number } } };
-      if (e.reason !== 'NOT_CONTROLLER') throw err;
-      const ep = e.controllerHint?.controllerEndpoint;
-      address = ep ? `${ep.host}:${ep.port}` : undefined;
-    } finally {
-      if (address && !metadataClients.includes(client)) client.close();
-    }
-  }
-  throw new Error('no controller accepted the ISR change');
-}
-
-try {
-  const port = await server.start();
-  const fetchers = new ReplicaFetcherManager({
-    brokerId: config.brokerId,
-    replicas: server.replicas,
-    addressOf: (id) => {
-      const b = follower?.cache.brokers.get(id);
-      return b?.endpoint ? `${b.endpoint.host}:${b.endpoint.port}` : undefined;
-    },
-    logger: logger.child({ component: 'replica-fetcher' }),
-  });
-  // Leaders shrink and expand their ISR through the controller; nothing changes on their word alone.
-  const isr = new IsrManager({
-    replicas: server.replicas,
-    clock: systemClock,
-    timers: systemTimers,
-    logger: logger.child({ component: 'isr' }),
-    lagMs: config.replicaLagTimeMaxMs,
-    alterPartition,
-    onOfflinePartitions: (count) => health?.setStatus(PARTITIONS_HEALTH, count > 0 ? 'NOT_SERVING' : 'SERVING'),
-  });
-  isr.start();
-  follower = new MetadataFollower({
-    metadataAddresses: config.metadataAddresses,
-    // KIP-858: the controller fences a broker whose data directory changed (log/data-dir.ts).
-    directoryId: ensureDirectoryId(config.dataDir).directoryId,
-    brokerId: config.brokerId,
-    advertisedHost: config.advertisedHost || config.host,
-    advertisedPort: port,
-    rack: config.rack,
-    sessionTtlMs: config.sessionTtlMs,
-    logger: logger.child({ component: 'metadata-follower' }),
-    onDelta: async (delta) => {
-      for (const d of delta.deletes) {
-        fetchers.stopPartition(d.topic, d.partition);
-        await server.replicas.deletePartition(d);
-      }
-      for (const u of delta.upserts) {
-        await server.replicas.applyPartitionAssignment({
-          topic: u.topic, topicId: u.topicId, partition: u.partition,
-          leaderId: u.state.leaderId, leaderEpoch: u.state.leaderEpoch,
-          replicas: u.state.replicas, isr: u.state.isr, configs: u.configs, partitionEpoch: u.state.partitionEpoch,
-        });
-        const p = server.replicas.getPartition(u.topic, u.partition);
-        if (p) fetchers.reconcile(p);
-      }
-    },
-  });
-  follower.start();
-  void follower.ready.then(() => {
-    server.replicas.markReady();
-    health?.setStatus('', 'SERVING');
-    health?.setStatus(BROKER_SERVICE, 'SERVING');
-    logger.info({ port }, 'broker ready');
-  });
-  onShutdownSignal(logger, async () => {
-    health?.setStatus('', 'NOT_SERVING');
-    health?.setStatus(BROKER_SERVICE, 'NOT_SERVING');
-    isr.stop();
-    await follower?.unregisterAndDrain(Math.min(10_000, config.shutdownGraceMs));
-    await follower?.stop();
-    fetchers.close();
-    await server.stop(config.shutdownGraceMs);
-    for (const c of metadataClients) c.close();
-  });
-} catch (err) {
-  logger.fatal({ err }, 'broker failed to start');
-  process.exit(1);
-}

@@ -4,8 +4,10 @@
  * the cluster cache behind GetMetadata and leader hints, AllocateProducerIds) is passed in, so
  * tests run a broker in-process against fakes.
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { type GrpcServerHandle, type ServiceRegistration, startGrpcServer } from '@skein/common/grpc-server.js';
+import type { ServeOptions } from '@skein/common/service-shell.js';
 import type { BrokerConfig } from './config.js';
 import { brokerServiceDefinition, type BrokerMetadataView, createBrokerServiceHandlers } from './grpc/broker-service.js';
 import type { LogConfig } from './log/log-config.js';
@@ -25,14 +27,26 @@ export interface BrokerServerOptions {
   defaultLogConfig?: LogConfig;
   /** Refuse the data path until `replicas.markReady()` (the broker process; see ReplicaManager). */
   awaitMetadata?: boolean;
-  /** Extra services to serve on the same port (health, reflection, ...). */
-  addServices?: (server: grpc.Server) => void;
 }
+
+/** The broker's services, as the service shell registers them. */
+export const BROKER_SERVICE_NAME = 'skein.broker.v1.BrokerService';
+export const REPLICA_SERVICE_NAME = 'skein.broker.v1.ReplicaService';
+/**
+ * A health entry of its own: NOT_SERVING while any partition log on this broker is offline after a
+ * storage error (the broker keeps serving its other partitions, so '' and BrokerService stay up).
+ */
+export const PARTITIONS_HEALTH = 'skein.broker.v1.BrokerService/partitions';
+/** Produce requests and fetch answers carry batches: larger than the shell's 4 MiB default. */
+export const BROKER_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** How the gRPC server is started: the service shell's `serve` in the process, a plain one in tests. */
+export type Serve = (options: ServeOptions) => Promise<GrpcServerHandle>;
 
 export class BrokerServer {
   readonly replicas: ReplicaManager;
-  private readonly server: grpc.Server;
-  private boundPort: number | undefined;
+  private readonly services: ServiceRegistration[];
+  private handle: GrpcServerHandle | undefined;
 
   constructor(private readonly opts: BrokerServerOptions) {
     const clock = opts.clock ?? systemClock;
@@ -47,59 +61,63 @@ export class BrokerServer {
       backgroundIntervalMs: opts.config.backgroundIntervalMs,
       awaitMetadata: opts.awaitMetadata,
     });
-    this.server = new grpc.Server({
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-      'grpc.max_send_message_length': 64 * 1024 * 1024,
-    });
-    this.server.addService(
-      brokerServiceDefinition,
-      createBrokerServiceHandlers({
-        replicas: this.replicas,
-        metadata: opts.metadata,
-        producerIds: new ProducerIdManager(opts.producerIdSource, opts.config.producerIdBlockSize),
-        timers,
-        logger: opts.logger.child({ component: 'broker-service' }),
-        fetchMaxBytes: opts.config.fetchMaxBytes,
-        subscribeMaxBytes: opts.config.subscribeMaxBytes,
-        maxPartitionsPerRequest: opts.config.maxPartitionsPerRequest,
-        replicaLogReadEnabled: opts.config.replicaLogReadEnabled,
-      }),
-    );
-    // Replica fetch answers carry stored batches: encoded with one copy per batch (wire-codec.ts).
-    this.server.addService(
-      { ...ReplicaServiceService, replicaFetch: { ...ReplicaServiceService.replicaFetch, responseSerialize: encodeReplicaFetchResponse } },
-      createReplicaServiceHandlers({ replicas: this.replicas, clock, timers, logger: opts.logger.child({ component: 'replica-service' }) }),
-    );
-    opts.addServices?.(this.server);
+    this.services = [
+      {
+        name: BROKER_SERVICE_NAME,
+        definition: brokerServiceDefinition,
+        implementation: createBrokerServiceHandlers({
+          replicas: this.replicas,
+          metadata: opts.metadata,
+          producerIds: new ProducerIdManager(opts.producerIdSource, opts.config.producerIdBlockSize),
+          timers,
+          logger: opts.logger.child({ component: 'broker-service' }),
+          fetchMaxBytes: opts.config.fetchMaxBytes,
+          subscribeMaxBytes: opts.config.subscribeMaxBytes,
+          maxPartitionsPerRequest: opts.config.maxPartitionsPerRequest,
+          replicaLogReadEnabled: opts.config.replicaLogReadEnabled,
+        }),
+      },
+      {
+        // Replica fetch answers carry stored batches: encoded with one copy per batch (wire-codec.ts).
+        name: REPLICA_SERVICE_NAME,
+        internal: true,
+        definition: { ...ReplicaServiceService, replicaFetch: { ...ReplicaServiceService.replicaFetch, responseSerialize: encodeReplicaFetchResponse } } as unknown as grpc.ServiceDefinition,
+        implementation: createReplicaServiceHandlers({ replicas: this.replicas, clock, timers, logger: opts.logger.child({ component: 'replica-service' }) }),
+      },
+    ];
   }
 
-  /** Binds and starts serving; resolves with the bound port. */
-  async start(): Promise<number> {
+  /**
+   * Binds and starts serving through `serve` (the service shell) or, in tests, a plaintext server
+   * with the shell's defaults; resolves with the bound port. With `awaitMetadata` the health
+   * entries start NOT_SERVING until the process marks the broker ready.
+   */
+  async start(serve?: Serve): Promise<number> {
     const { host, port } = this.opts.config;
-    this.boundPort = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-    );
+    const health: Record<string, 'SERVING' | 'NOT_SERVING'> = this.opts.awaitMetadata
+      ? { '': 'NOT_SERVING', [BROKER_SERVICE_NAME]: 'NOT_SERVING', [PARTITIONS_HEALTH]: 'SERVING' }
+      : { [PARTITIONS_HEALTH]: 'SERVING' };
+    // Through the shell the configured limits apply (the broker's schema defaults to larger messages).
+    this.handle = serve
+      ? await serve({ services: this.services, health })
+      : await startGrpcServer({ host, port, services: this.services, logger: this.opts.logger, limits: { maxReceiveMessageBytes: BROKER_MAX_MESSAGE_BYTES }, health });
     this.replicas.startBackgroundTasks();
-    this.opts.logger.info({ host, port: this.boundPort, brokerId: this.opts.config.brokerId }, 'broker serving');
-    return this.boundPort;
+    this.opts.logger.info({ host, port: this.handle.port, brokerId: this.opts.config.brokerId }, 'broker serving');
+    return this.handle.port;
   }
 
   get port(): number | undefined {
-    return this.boundPort;
+    return this.handle?.port;
+  }
+
+  /** Health of the whole server ('') or one entry (see PARTITIONS_HEALTH). */
+  setServing(name: string, serving: boolean): void {
+    this.handle?.setServing(name, serving);
   }
 
   /** Stops accepting calls, lets running ones finish (up to graceMs), then closes every log. */
   async stop(graceMs = 5_000): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await this.handle?.shutdown(graceMs);
     await this.replicas.close();
   }
 }
