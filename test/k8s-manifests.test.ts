@@ -50,6 +50,18 @@ const ALLOWED_FIELDS: Record<string, string[]> = {
   ClusterRoleBinding: ['apiVersion', 'kind', 'metadata', 'roleRef', 'subjects'],
 };
 
+// kubernetes-models 4.x (5.x needs Node 22): its schemas still refuse what the overlay check
+// relies on them to refuse, so the validation above keeps its teeth on Node 20.
+describe('kubernetes-models on this Node', () => {
+  it('refuses wrong types and enum values', () => {
+    const deployment = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } } };
+    expect(() => new Deployment(deployment).validate()).not.toThrow();
+    expect(() => new Deployment({ ...deployment, spec: { ...deployment.spec, replicas: 'three' } } as never).validate()).toThrow();
+    expect(() => new Service({ metadata: { name: 's' }, spec: { type: 'Bogus', ports: [{ port: 80 }] } } as never).validate()).toThrow();
+    expect(() => new Service({ metadata: { name: 's' }, spec: { ports: [{ port: 'eighty' }] } } as never).validate()).toThrow();
+  });
+});
+
 const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 describe.skipIf(skipRender).each(['dev', 'prod', 'prod-tls'])('deploy/k8s overlay %s', (overlay) => {
