@@ -7,11 +7,22 @@ import type { Logger } from 'pino';
  */
 export const SIGNAL_COALESCE_MS = 2_000;
 
+/** The parts of `process` the handler uses; injected by tests so no real signal or exit happens. */
+export interface SignalHooks {
+  on(signal: 'SIGTERM' | 'SIGINT', handler: (signal: NodeJS.Signals) => void): unknown;
+  exit(code: number): void;
+}
+
 /**
  * Runs `fn` once on SIGTERM/SIGINT. A further signal within SIGNAL_COALESCE_MS is ignored; one
  * later than that (someone insisting) exits at once.
  */
-export function onShutdownSignal(logger: Logger, fn: (signal: string) => Promise<void>, now: () => number = Date.now): void {
+export function onShutdownSignal(
+  logger: Logger,
+  fn: (signal: string) => Promise<void>,
+  now: () => number = Date.now,
+  hooks: SignalHooks = process as unknown as SignalHooks,
+): void {
   let firstAt: number | undefined;
   const handler = (signal: NodeJS.Signals) => {
     if (firstAt !== undefined) {
@@ -20,15 +31,16 @@ export function onShutdownSignal(logger: Logger, fn: (signal: string) => Promise
         return;
       }
       logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      hooks.exit(1);
+      return;
     }
     firstAt = now();
     logger.info({ signal }, 'shutting down');
-    fn(signal).then(() => process.exit(0), (err: unknown) => {
+    fn(signal).then(() => hooks.exit(0), (err: unknown) => {
       logger.error({ err }, 'shutdown failed');
-      process.exit(1);
+      hooks.exit(1);
     });
   };
-  process.on('SIGTERM', handler);
-  process.on('SIGINT', handler);
+  hooks.on('SIGTERM', handler);
+  hooks.on('SIGINT', handler);
 }
