@@ -27,6 +27,8 @@ export interface ServiceOptions {
   /** Pass the data dir as this flag (e.g. --data-dir). */
   dataDirFlag?: string;
   startTimeoutMs?: number;
+  /** How the start-up health check connects (default plaintext); TLS for a service started with --tls-*. */
+  credentials?: grpc.ChannelCredentials;
 }
 
 export interface ServiceProcess {
@@ -47,8 +49,8 @@ export interface ServiceProcess {
 
 const started: ServiceProcess[] = [];
 
-export async function healthCheck(address: string, service = '', timeoutMs = 1000): Promise<string> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+export async function healthCheck(address: string, service = '', timeoutMs = 1000, credentials = grpc.credentials.createInsecure()): Promise<string> {
+  const client = new grpc.Client(address, credentials);
   try {
     return await new Promise((resolve, reject) => {
       // grpc.health.v1.HealthCheckRequest { string service = 1; } encoded by hand: tag 0x0a, length, bytes.
@@ -85,7 +87,7 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
     const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(new Error(`${options.name} exited during start-up (${signal ?? code}); log:\n${tail(logFile, 30)}`))));
     exited.catch(() => {});
     await Promise.race([
-      waitFor(async () => (await healthCheck(`127.0.0.1:${port}`)) === 'SERVING', { timeoutMs: options.startTimeoutMs ?? 30_000, intervalMs: 100, message: `${options.name} answers SERVING` }),
+      waitFor(async () => (await healthCheck(`127.0.0.1:${port}`, '', 1000, options.credentials)) === 'SERVING', { timeoutMs: options.startTimeoutMs ?? 30_000, intervalMs: 100, message: `${options.name} answers SERVING` }),
       exited,
     ]).catch((err: Error) => {
       child.kill('SIGKILL');

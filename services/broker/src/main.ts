@@ -40,6 +40,7 @@ await runService({
           const found = follower?.cache.partition(topic, partition);
           return found ? { leaderId: found.state.leaderId, leaderEpoch: found.state.leaderEpoch } : undefined;
         },
+        brokerEndpoint: (brokerId) => follower?.cache.brokers.get(brokerId)?.endpoint,
         // No partition states yet (a topic just created) counts as unknown, not as zero partitions.
         partitionCount: (topic) => follower?.cache.topics.get(topic)?.partitions.size || undefined,
       },
