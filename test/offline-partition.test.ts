@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SkeinClient } from '@skein/client';
 import { Acks } from '@skein/proto/skein/broker/v1/broker.js';
 import { buildRecordBatch, decodeRecordBatch } from '@skein/common/records/record-batch.js';
-import { startEtcd, type EtcdCluster } from './harness/etcd.js';
+import { startStores, type TestStores } from './harness/stores.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { healthCheck, startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, METADATA_ENTRY } from './harness/entries.js';
@@ -32,15 +32,15 @@ const PARTITIONS_HEALTH = 'skein.broker.v1.BrokerService/partitions';
 // The ISR pass runs every lag/4 ms: the offline leader resigns within a few hundred ms.
 const LAG_MS = 1000;
 
-let etcd: EtcdCluster;
+let stores: TestStores;
 let meta: ReturnType<typeof metadataClient>;
 let client: SkeinClient;
 const brokers = new Map<number, ServiceProcess>();
 const clients = new Map<number, ReturnType<typeof brokerClient>>();
 
 beforeAll(async () => {
-  etcd = await startEtcd({ members: 1 });
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `etcd://${etcd.endpoints.join(',')}`, '--prefix', `/offline-partition-${process.pid}/`] });
+  stores = await startStores();
+  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: stores.args('metadata', `/offline-partition-${process.pid}/`) });
   meta = metadataClient(metadata.address);
   for (const id of [1, 2, 3]) {
     const b = await startService({
@@ -66,7 +66,7 @@ afterAll(async () => {
   for (const c of clients.values()) c.close();
   meta?.close();
   await stopAll();
-  await etcd?.stop();
+  await stores?.stop();
 });
 
 const state = async (topic = TOPIC, partition = 0) => (await meta.describeTopic({ name: topic })).topic!.partitions[partition]!;

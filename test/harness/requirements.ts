@@ -24,7 +24,7 @@ export type Requirement = 'etcd' | 'etcd-binary' | 'kubectl' | 'openssl' | 'pyth
 export const HOW_TO_GET: Readonly<Record<Requirement, string>> = {
   etcd: 'apt-get install -y etcd-server, or ETCD_ENDPOINTS=host:port',
   'etcd-binary': 'the etcd binary, to run and kill several members: apt-get install -y etcd-server',
-  kubectl: 'kubectl ≥ 1.21 for kustomize components: apt-get install -y kubectl from the Kubernetes apt repository (Debian\'s kubernetes-client 1.20 is too old)',
+  kubectl: 'kubectl 1.21 or later, for kustomize components: apt-get install -y kubectl from the Kubernetes apt repository; Debian\'s kubernetes-client 1.20 is too old',
   openssl: 'apt-get install -y openssl',
   'python-grpc': '/usr/bin/python3 with grpcio: apt-get install -y python3-grpcio',
 };
