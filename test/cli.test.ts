@@ -1,6 +1,6 @@
 // The skein CLI against a real cluster (etcd, metadata, two brokers): topics, keyed produce from
 // stdin with Kafka-compatible partitioning, consume, and exit codes.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionForKey } from '@skein/client/murmur2.js';
 import { startStores, type TestStores } from './harness/stores.js';
@@ -8,6 +8,7 @@ import { startService, stopAll, waitFor } from './harness/services.js';
 import { metadataClient } from './harness/clients.js';
 import { BROKER_ENTRY, CLI_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
+const hasScript = spawnSync('script', ['--version']).status === 0;
 let stores: TestStores;
 let metadataAddress = '';
 let coordinatorAddress = '';
@@ -82,6 +83,49 @@ describe('skein CLI', () => {
     const after = JSON.parse((await skein(['--output', 'json', 'groups', 'describe', 'cli-group'])).stdout) as { lags: Array<{ committedOffset: string }> };
     expect(after.lags[0]!.committedOffset).toBe('5');
     expect((await skein(['groups', 'describe', 'no-group'])).stderr).toContain('UNKNOWN_GROUP');
+  });
+
+  it('prints tables as aligned columns (no console.table index column or quotes), and no progress when piped', async () => {
+    expect((await skein(['topics', 'create', 'cli-table', '-p', '2', '-c', 'retention.ms=86400000'])).code).toBe(0);
+    const produced = await skein(['produce', 'cli-table'], Array.from({ length: 30 }, (_, i) => `v${i}`).join('\n'));
+    // stderr is a pipe here: the summary line alone, no progress line.
+    expect(produced.stderr).toBe('produced 30 records to cli-table\n');
+    expect((await skein(['groups', 'reset-offsets', 'cli-table-group', 'cli-table', '--to', 'earliest', '--execute'])).code).toBe(0);
+    for (const args of [['cluster'], ['topics', 'list'], ['topics', 'describe', 'cli-table'], ['groups', 'list'], ['groups', 'describe', 'cli-table-group']]) {
+      const out = await skein(args);
+      expect(out.code, out.stderr).toBe(0);
+      expect(out.stdout, args.join(' ')).not.toContain('(index)');
+      expect(out.stdout, args.join(' ')).not.toMatch(/['"│┌└─]/);
+    }
+    const described = (await skein(['topics', 'describe', 'cli-table'])).stdout.split('\n');
+    expect(described[1]!.split(/\s+/)).toEqual(['PARTITION', 'LEADER', 'EPOCH', 'REPLICAS', 'ISR']);
+    expect(described).toContainEqual(expect.stringMatching(/^retention\.ms\s+86400000$/));
+    const lags = (await skein(['groups', 'describe', 'cli-table-group'])).stdout.split('\n').filter((l) => l.startsWith('cli-table '));
+    expect(lags.map((l) => l.trim().split(/\s+/)).sort()).toEqual([['cli-table', '0', '0', expect.any(String), expect.any(String)], ['cli-table', '1', '0', expect.any(String), expect.any(String)]]);
+  });
+
+  // util-linux `script` gives the CLI a pseudo-terminal for stdin, stdout and stderr.
+  it.skipIf(!hasScript)('shows live progress on a terminal while producing, and clears it for the summary', async () => {
+    expect((await skein(['topics', 'create', 'cli-tty'])).code).toBe(0);
+    const command = [process.execPath, CLI_ENTRY, '--metadata', metadataAddress, '--coordinator', coordinatorAddress, 'produce', 'cli-tty', '--batch-size', '10'].map((a) => `'${a}'`).join(' ');
+    const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { env: { ...process.env, TERM: 'xterm' } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      // Lines typed at the terminal: the command runs until end of input, so the progress line
+      // has all the time it needs to appear.
+      child.stdin.write(Array.from({ length: 50 }, (_, i) => `t${i}`).join('\n') + '\n');
+      await waitFor(() => /50 records produced {2}[\d,]+ records\/s {2}[\d.]+ MB\/s {2}0\.0 MB/.test(out), { timeoutMs: 15_000, message: 'a progress line on the terminal' }).catch((err: Error) => {
+        throw new Error(`${err.message}; the terminal showed ${JSON.stringify(out.slice(-500))}`);
+      });
+      child.stdin.write('\x04'); // Ctrl-D: end of input
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    expect(out).toMatch(/\r\x1b\[Kproduced 50 records to cli-tty/);
   });
 
   it('exits 1 with the reason when the cluster refuses, and 2 on usage errors', async () => {

@@ -7,6 +7,8 @@ import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { Acks, CompressionCodec, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
+import { formatTable, type Cell } from './table.js';
+import { processProgressContext, Progress, shouldShowProgress } from './progress.js';
 
 const program = new Command('skein')
   .description('Skein command line: a Kafka-class log over gRPC')
@@ -33,6 +35,15 @@ function parseKv(list: string[] | undefined, what: string): Record<string, strin
   return out;
 }
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+/** Prints rows as aligned columns (table.ts), never console.table's index column and quotes. */
+function table(columns: readonly string[], rows: ReadonlyArray<Record<string, Cell>>): void {
+  process.stdout.write(formatTable(columns, rows));
+}
+/** Live progress on stderr when a person watches a terminal (progress.ts), else a silent counter. */
+const progress = (verb: string, recordsOnStdout: boolean, o: { progress?: boolean }) =>
+  new Progress(verb, shouldShowProgress(processProgressContext(recordsOnStdout, o.progress === false)));
+const recordBytes = (r: { key?: { length: number } | string | null; value?: { length: number } | string | null }) =>
+  (typeof r.key === 'string' ? Buffer.byteLength(r.key) : r.key?.length ?? 0) + (typeof r.value === 'string' ? Buffer.byteLength(r.value) : r.value?.length ?? 0);
 
 async function run<T>(fn: (c: SkeinClient) => Promise<T>): Promise<T> {
   const c = client();
@@ -47,7 +58,7 @@ program.command('cluster').description('brokers, controller and cluster id').act
   const m = await c.describeCluster();
   print(m, () => {
     console.log(`cluster ${m.clusterId}   controller ${m.controller?.controllerId ?? '(none)'} (epoch ${m.controller?.controllerEpoch ?? '-'})`);
-    console.table(m.brokers.map((b) => ({ broker: b.brokerId, host: b.endpoint?.host, port: b.endpoint?.port, rack: b.rack })));
+    table(['broker', 'host', 'port', 'rack'], m.brokers.map((b) => ({ broker: b.brokerId, host: b.endpoint?.host, port: b.endpoint?.port, rack: b.rack })));
   });
 }));
 
@@ -61,14 +72,18 @@ topics.command('create <name>').description('create a topic')
   }));
 topics.command('list').description('list topics').action(() => run(async (c) => {
   const list = await c.listTopics();
-  print(list, () => console.table(list.map((t) => ({ topic: t.name, partitions: t.partitionCount, replicationFactor: t.replicationFactor, id: t.topicId }))));
+  print(list, () => table(['topic', 'partitions', 'replicationFactor', 'id'], list.map((t) => ({ topic: t.name, partitions: t.partitionCount, replicationFactor: t.replicationFactor, id: t.topicId }))));
 }));
 topics.command('describe <name>').description('partitions, leaders, ISR and configs').action((name: string) => run(async (c) => {
   const res = await c.describeTopic(name);
   print(res, () => {
     console.log(`topic ${name} (${res.topic!.topicId})`);
-    console.table(res.topic!.partitions.map((p) => ({ partition: p.partition, leader: p.leaderId, epoch: p.leaderEpoch, replicas: p.replicas.join(','), isr: p.isr.join(',') })));
-    console.table(res.configs.filter((x) => !x.isDefault).map((x) => ({ config: x.name, value: x.value })));
+    table(['partition', 'leader', 'epoch', 'replicas', 'isr'], res.topic!.partitions.map((p) => ({ partition: p.partition, leader: p.leaderId, epoch: p.leaderEpoch, replicas: p.replicas.join(','), isr: p.isr.join(',') })));
+    const overrides = res.configs.filter((x) => !x.isDefault);
+    if (overrides.length > 0) {
+      console.log();
+      table(['config', 'value'], overrides.map((x) => ({ config: x.name, value: x.value })));
+    }
   });
 }));
 topics.command('alter <name>').description('set or remove config overrides')
@@ -94,7 +109,8 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
   .addOption(new Option('--compression <codec>', 'batch compression').choices(['none', 'gzip', 'snappy', 'lz4', 'zstd']).default('none'))
   .option('--batch-size <n>', 'lines handed to the producer at a time', '1000')
   .option('--linger-ms <ms>', 'how long a partition\'s batch waits for more records', '5')
-  .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string; lingerMs: string }) => run(async (c) => {
+  .option('--no-progress', 'no live progress line on a terminal')
+  .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string; lingerMs: string; progress?: boolean }) => run(async (c) => {
     const headers = Object.entries(parseKv(o.header, '--header')).map(([key, value]) => ({ key, value: Buffer.from(value) }));
     const producer = c.producer({
       acks: o.acks === '0' ? Acks.ACKS_NONE : o.acks === '1' ? Acks.ACKS_LEADER : Acks.ACKS_ALL,
@@ -104,13 +120,17 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
     const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
     let pending: RecordInput[] = [];
     let count = 0;
+    const shown = progress('produced', false, o);
     // Several sends outstanding keep every partition's batches flowing; the bound keeps memory flat on a large input.
     const outstanding: Array<Promise<unknown>> = [];
     const flush = async () => {
       if (pending.length === 0) return;
       const batch = pending;
       pending = [];
-      outstanding.push(producer.send(topic, batch).then(() => (count += batch.length)));
+      outstanding.push(producer.send(topic, batch).then(() => {
+        count += batch.length;
+        shown.add(batch.length, batch.reduce((n, r) => n + recordBytes(r), 0));
+      }));
       if (outstanding.length > 16) await outstanding.shift();
     };
     for await (const line of lines) {
@@ -126,6 +146,7 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
     await flush();
     await Promise.all(outstanding);
     await producer.close();
+    shown.stop();
     print({ topic, records: count }, () => console.error(`produced ${count} records to ${topic}`));
   }));
 
@@ -147,8 +168,10 @@ program.command('consume <topic>').description('read records: in a group (--grou
   .option('--idle-ms <ms>', 'without --follow, stop after this long with no new record', '3000')
   .option('-n, --max-messages <n>', 'stop after this many records')
   .option('--print <fields>', 'fields to print: key,value,partition,offset,timestamp,headers', 'value')
-  .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; autoOffsetReset?: AutoOffsetReset; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string }) => run(async (c) => {
+  .option('--no-progress', 'no live progress line on a terminal while records go to a file or pipe')
+  .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; autoOffsetReset?: AutoOffsetReset; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string; progress?: boolean }) => run(async (c) => {
     const fields = o.print.split(',');
+    const shown = progress('consumed', true, o);
     const max = o.maxMessages ? Number(o.maxMessages) : Infinity;
     if (o.group !== undefined) {
       if (o.partition || o.offset !== undefined || o.timestamp !== undefined) throw new CommanderError(2, 'skein.usage', '--partition, --offset and --timestamp are for standalone reads; a group gets its partitions from the coordinator (use groups reset-offsets to move it)');
@@ -180,6 +203,7 @@ program.command('consume <topic>').description('read records: in a group (--grou
       try {
         for await (const m of consumer) {
           printRecord(m, fields);
+          shown.add(1, recordBytes(m));
           lastRecordAt = Date.now();
           if (++seen >= max) break;
         }
@@ -187,6 +211,7 @@ program.command('consume <topic>').description('read records: in a group (--grou
         clearInterval(idle);
         process.off('SIGINT', stop);
         await consumer.close();
+        shown.stop();
       }
       if (!json()) console.error(`consumed ${seen} records from ${topic} in group ${o.group}`);
       if (failure) throw failure;
@@ -201,19 +226,24 @@ program.command('consume <topic>').description('read records: in a group (--grou
       else positions.set(p, await c.listOffset(topic, p, o.fromBeginning ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST));
     }
     let seen = 0;
-    for (;;) {
-      let got = 0;
-      for (const p of partitions) {
-        const { records } = await c.fetch(topic, p, positions.get(p)!, { maxWaitMs: o.follow ? 200 : 0 });
-        for (const r of records) {
-          if (seen >= max) return;
-          printRecord({ ...r, partition: p }, fields);
-          seen++;
-          got++;
-          positions.set(p, r.offset + 1n);
+    try {
+      for (;;) {
+        let got = 0;
+        for (const p of partitions) {
+          const { records } = await c.fetch(topic, p, positions.get(p)!, { maxWaitMs: o.follow ? 200 : 0 });
+          for (const r of records) {
+            if (seen >= max) return;
+            printRecord({ ...r, partition: p }, fields);
+            shown.add(1, recordBytes(r));
+            seen++;
+            got++;
+            positions.set(p, r.offset + 1n);
+          }
         }
+        if (seen >= max || (got === 0 && !o.follow)) return;
       }
-      if (seen >= max || (got === 0 && !o.follow)) return;
+    } finally {
+      shown.stop();
     }
   }));
 
@@ -237,15 +267,18 @@ async function withGroups<T>(fn: (admin: GroupAdmin) => Promise<T>): Promise<T> 
 const groups = program.command('groups').description('list, describe (with lag), reset offsets of, and delete consumer groups');
 groups.command('list').description('list groups').action(() => withGroups(async (admin) => {
   const list = await admin.listGroups();
-  print(list, () => console.table(list.map((g) => ({ group: g.groupId, members: g.memberCount, epoch: g.groupEpoch }))));
+  print(list, () => table(['group', 'members', 'epoch'], list.map((g) => ({ group: g.groupId, members: g.memberCount, epoch: g.groupEpoch }))));
 }));
 groups.command('describe <group>').description('members, assignments, committed offsets and lag per partition').action((group: string) => withGroups(async (admin) => {
   const res = await admin.describeGroup(group);
   print(res, () => {
     const total = res.lags.reduce((n, l) => n + (l.lag > 0n ? l.lag : 0n), 0n);
     console.log(`group ${group}: epoch ${res.groupEpoch}, assignor ${res.assignor}, ${res.members.length} member(s), total lag ${total}`);
-    if (res.members.length > 0) console.table(res.members.map((m) => ({ member: m.memberId, client: m.clientId, epoch: m.memberEpoch, partitions: m.assignment.map((a) => `${a.topic}:${a.partitions.join(',')}`).join(' ') })));
-    console.table(res.lags.map((l) => ({ topic: l.topic, partition: l.partition, committed: l.committedOffset.toString(), logEnd: l.logEndOffset.toString(), lag: l.lag.toString() })));
+    if (res.members.length > 0) {
+      table(['member', 'client', 'epoch', 'partitions'], res.members.map((m) => ({ member: m.memberId, client: m.clientId, epoch: m.memberEpoch, partitions: m.assignment.map((a) => `${a.topic}:${a.partitions.join(',')}`).join(' ') })));
+      console.log();
+    }
+    table(['topic', 'partition', 'committedOffset', 'logEndOffset', 'lag'], res.lags.map((l) => ({ topic: l.topic, partition: l.partition, committedOffset: l.committedOffset, logEndOffset: l.logEndOffset, lag: l.lag })));
   });
 }));
 groups.command('reset-offsets <group> <topic>').description('move an empty group\'s offsets (dry run unless --execute)')
@@ -257,7 +290,7 @@ groups.command('reset-offsets <group> <topic>').description('move an empty group
     const target: ResetTo = o.to === 'timestamp' ? { to: 'timestamp', timestampMs: value } : o.to === 'offset' ? { to: 'offset', offset: value } : o.to === 'shift-by' ? { to: 'shift-by', shift: value } : { to: o.to as 'earliest' | 'latest' };
     const offsets = await admin.resetOffsets(group, topic, target, { partitions: (o.partition ?? []).map(Number), dryRun: !o.execute });
     print(offsets, () => {
-      console.table(offsets.map((x) => ({ topic: x.topic, partition: x.partition, newOffset: x.offset.toString() })));
+      table(['topic', 'partition', 'newOffset'], offsets.map((x) => ({ topic: x.topic, partition: x.partition, newOffset: x.offset })));
       if (!o.execute) console.error('dry run: nothing changed (add --execute to apply)');
     });
   }));
@@ -272,7 +305,8 @@ perf.command('produce <topic>').description('produce fixed-size records as fast 
   .option('--num-records <n>', 'records to send', '100000').option('--record-size <bytes>', 'value size', '1024')
   .option('--batch-size <n>', 'records per send (one batch per partition)', '1000').option('--concurrency <n>', 'sends in flight', '4')
   .addOption(new Option('--acks <acks>', 'acknowledgement').choices(['0', '1', 'all']).default('1'))
-  .action((topic: string, o: { numRecords: string; recordSize: string; batchSize: string; concurrency: string; acks: string }) => run(async (c) => {
+  .option('--no-progress', 'no live progress line on a terminal')
+  .action((topic: string, o: { numRecords: string; recordSize: string; batchSize: string; concurrency: string; acks: string; progress?: boolean }) => run(async (c) => {
     const total = Number(o.numRecords);
     const size = Number(o.recordSize);
     const perSend = Number(o.batchSize);
@@ -282,7 +316,7 @@ perf.command('produce <topic>').description('produce fixed-size records as fast 
     let sent = 0;
     let done = 0;
     const start = performance.now();
-    const progress = setInterval(() => console.error(`${done} records sent, ${Math.round(done / ((performance.now() - start) / 1000))} records/s`), 1000);
+    const shown = progress('sent', false, o);
     await Promise.all(Array.from({ length: Number(o.concurrency) }, async () => {
       while (sent < total) {
         const n = Math.min(perSend, total - sent);
@@ -292,9 +326,10 @@ perf.command('produce <topic>').description('produce fixed-size records as fast 
         await producer.send(topic, records);
         latencies.push(performance.now() - t0);
         done += n;
+        shown.add(n, n * size);
       }
     }));
-    clearInterval(progress);
+    shown.stop();
     const seconds = (performance.now() - start) / 1000;
     latencies.sort((a, b) => a - b);
     const result = { records: total, recordsPerSecond: Math.round(total / seconds), mbPerSecond: +((total * size) / seconds / 1e6).toFixed(1), sendLatencyMs: { p50: +pct(latencies, 0.5).toFixed(1), p95: +pct(latencies, 0.95).toFixed(1), p99: +pct(latencies, 0.99).toFixed(1), max: +pct(latencies, 1).toFixed(1) } };
@@ -302,7 +337,8 @@ perf.command('produce <topic>').description('produce fixed-size records as fast 
   }));
 perf.command('consume <topic>').description('read a topic from the beginning; report throughput')
   .option('--num-records <n>', 'stop after this many records', '100000')
-  .action((topic: string, o: { numRecords: string }) => run(async (c) => {
+  .option('--no-progress', 'no live progress line on a terminal')
+  .action((topic: string, o: { numRecords: string; progress?: boolean }) => run(async (c) => {
     const total = Number(o.numRecords);
     const t = await c.topic(topic, true);
     const positions = new Map<number, bigint>();
@@ -310,19 +346,21 @@ perf.command('consume <topic>').description('read a topic from the beginning; re
     let count = 0;
     let bytes = 0;
     const start = performance.now();
-    const progress = setInterval(() => console.error(`${count} records read, ${Math.round(count / ((performance.now() - start) / 1000))} records/s`), 1000);
+    const shown = progress('read', false, o);
     while (count < total) {
       let got = 0;
       await Promise.all(t.partitions.map(async (p) => {
         const { records } = await c.fetch(topic, p.partition, positions.get(p.partition)!, { maxWaitMs: 100, maxBytes: 8 << 20 });
+        const before = bytes;
         for (const r of records) bytes += (r.value?.length ?? 0) + r.key.length;
         got += records.length;
+        shown.add(records.length, bytes - before);
         if (records.length > 0) positions.set(p.partition, records[records.length - 1]!.offset + 1n);
       }));
       count += got;
       if (got === 0 && performance.now() - start > 60_000) break;
     }
-    clearInterval(progress);
+    shown.stop();
     const seconds = (performance.now() - start) / 1000;
     const result = { records: count, recordsPerSecond: Math.round(count / seconds), mbPerSecond: +(bytes / seconds / 1e6).toFixed(1) };
     print(result, () => console.log(`${count} records read, ${result.recordsPerSecond} records/s (${result.mbPerSecond} MB/s)`));
