@@ -35,16 +35,19 @@ const store = etcdEndpoints ? `etcd://${etcdEndpoints.replace(/https?:\/\//g, ''
 mkdirSync(join(dataDir, 'metadata'), { recursive: true });
 
 const children = [];
+/** Each service's /metrics URL, from its 'metrics on /metrics' log line (every service gets --metrics-port 0: a free port). */
+const metricsUrls = new Map();
 const colors = { metadata: 36, broker: 33, coordinator: 35 };
 
 function start(role, name, entry, args) {
-  const child = spawn(process.execPath, [join(root, entry), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(root, entry), ...args, '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push({ name, child });
   const tag = `\x1b[${colors[role] ?? 37}m${name.padEnd(12)}\x1b[0m`;
   const print = (line) => {
     if (!line.trim()) return;
     try {
       const rec = JSON.parse(line);
+      if (rec.msg === 'metrics on /metrics' && rec.url) metricsUrls.set(name, rec.url);
       const level = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' }[rec.level] ?? rec.level;
       const { msg, time, level: _l, pid: _p, hostname: _h, service: _s, ...rest } = rec;
       const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
@@ -163,15 +166,19 @@ try {
   const { client, metadata } = await waitForMetadata(metadataAddress);
   const shown = await demo(client);
   client.close();
+  // Logged right after each service started serving: by now normally all are there.
+  for (const deadline = Date.now() + 5000; metricsUrls.size < children.length && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
+  const metricsLines = children.map(({ name }) => `  ${`${name} metrics`.padEnd(19)}${metricsUrls.get(name) ?? '(not reported)'}`).join('\n');
   console.log(`
 \x1b[1mSkein is running.\x1b[0m
   metadata service   ${metadataAddress}   (controller: ${metadata.controller.controllerId}, epoch ${metadata.controller.controllerEpoch})
   cluster id         ${metadata.clusterId}
   group coordinator  ${coordinatorAddress}
   brokers            ${metadata.brokers.map((b) => `${b.brokerId}@${b.endpoint.host}:${b.endpoint.port}`).join('  ')}
+${metricsLines}
   check              produced 3 records to ${shown.topic}-0 on broker ${shown.leaderId} and read back: ${shown.back.join(' ')}
 
-Try the CLI (in another terminal${basePort === 9090 ? '' : `; first: export SKEIN_METADATA=${metadataAddress} SKEIN_COORDINATOR=${coordinatorAddress}`}):
+Try the CLI (in another terminal${basePort === 9090 ? '' : `; first: export SKEIN_METADATA=${metadataAddress}; the CLI finds the coordinator from it`}):
   npx skein cluster
   npx skein topics create orders -p 6
   seq 1 1000 | sed 's/^/user-/;s/$/|order/' | npx skein produce orders --key-separator '|'

@@ -284,23 +284,27 @@ export class GrpcurlError extends Error {
   }
 }
 
-type ReflectionRequest = { fileByFilename: string } | { fileContainingSymbol: string } | { listServices: string };
-type ReflectionResponse =
+export type ReflectionRequest = { fileByFilename: string } | { fileContainingSymbol: string } | { listServices: string } | { allExtensionNumbersOfType: string };
+export type ReflectionResponse =
   | { kind: 'files'; files: Uint8Array[] }
   | { kind: 'services'; names: string[] }
+  | { kind: 'extensionNumbers'; baseTypeName: string; numbers: number[] }
   | { kind: 'error'; code: number; message: string };
 
 function encodeReflectionRequest(req: ReflectionRequest): Buffer {
   const w = new BinaryWriter();
-  // ServerReflectionRequest: host = 1, file_by_filename = 3, file_containing_symbol = 4, list_services = 7.
+  // ServerReflectionRequest: host = 1, file_by_filename = 3, file_containing_symbol = 4,
+  // all_extension_numbers_of_type = 6, list_services = 7.
   if ('fileByFilename' in req) w.tag(3, 2).string(req.fileByFilename);
   else if ('fileContainingSymbol' in req) w.tag(4, 2).string(req.fileContainingSymbol);
+  else if ('allExtensionNumbersOfType' in req) w.tag(6, 2).string(req.allExtensionNumbersOfType);
   else w.tag(7, 2).string(req.listServices);
   return Buffer.from(w.finish());
 }
 
 function decodeReflectionResponse(buf: Buffer): ReflectionResponse {
-  // ServerReflectionResponse: file_descriptor_response = 4, list_services_response = 6, error_response = 7.
+  // ServerReflectionResponse: file_descriptor_response = 4, all_extension_numbers_response = 5,
+  // list_services_response = 6, error_response = 7.
   const r = new BinaryReader(buf);
   let result: ReflectionResponse | undefined;
   while (r.pos < r.len) {
@@ -314,6 +318,21 @@ function decodeReflectionResponse(buf: Buffer): ReflectionResponse {
         else inner.skip(t);
       }
       result = { kind: 'files', files };
+    } else if (field === 5) {
+      // ExtensionNumberResponse: base_type_name = 1, extension_number = 2 (repeated int32, packed or not).
+      const inner = new BinaryReader(r.bytes());
+      let baseTypeName = '';
+      const numbers: number[] = [];
+      while (inner.pos < inner.len) {
+        const [f, t] = inner.tag();
+        if (f === 1) baseTypeName = inner.string();
+        else if (f === 2 && t === 2) {
+          const packed = new BinaryReader(inner.bytes());
+          while (packed.pos < packed.len) numbers.push(packed.int32());
+        } else if (f === 2) numbers.push(inner.int32());
+        else inner.skip(t);
+      }
+      result = { kind: 'extensionNumbers', baseTypeName, numbers };
     } else if (field === 6) {
       const inner = new BinaryReader(r.bytes());
       const names: string[] = [];
@@ -353,11 +372,23 @@ const REFLECTION_METHODS = [
   '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
 ];
 
+/**
+ * One raw reflection request to `address` (plaintext) on v1 or v1alpha, answered as the server
+ * answered it: for the queries grpcurl makes that the commands above do not (protoreflect asks
+ * AllExtensionNumbersOfType for each message type it decodes, error details included).
+ */
+export async function askReflection(address: string, req: ReflectionRequest, version: 'v1' | 'v1alpha' = 'v1', deadlineMs = 10_000): Promise<ReflectionResponse> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  try {
+    return await new ReflectionClient(client, deadlineMs, `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`).ask(req);
+  } finally {
+    client.close();
+  }
+}
+
 /** Asks one reflection request per stream (grpcurl reuses one stream; the answers are the same). */
 class ReflectionClient {
-  private method: string | undefined;
-
-  constructor(private readonly client: grpc.Client, private readonly deadlineMs: number) {}
+  constructor(private readonly client: grpc.Client, private readonly deadlineMs: number, private method?: string) {}
 
   async ask(req: ReflectionRequest): Promise<ReflectionResponse> {
     const candidates = this.method ? [this.method] : REFLECTION_METHODS;

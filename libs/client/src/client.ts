@@ -67,8 +67,12 @@ export class SkeinClient {
   private cluster: ClusterMetadata | undefined;
   private next = 0;
   readonly timeoutMs: number;
-  /** Counters for monitoring: data-path calls retried after a retriable error. */
-  readonly stats = { retries: 0 };
+  /**
+   * Counters for monitoring: data-path calls retried after a retriable error; retries sent straight
+   * to the leader a LeaderHint named (with its address), without a metadata refresh; metadata
+   * refreshes (GetClusterMetadata calls).
+   */
+  readonly stats = { retries: 0, leaderHintReroutes: 0, metadataRefreshes: 0 };
 
   constructor(private readonly options: ClientOptions) {
     if (options.metadata.length === 0) throw new SkeinError('INVALID_REQUEST', 'at least one metadata address is required');
@@ -146,6 +150,7 @@ export class SkeinClient {
   }
 
   async refreshMetadata(): Promise<ClusterMetadata> {
+    this.stats.metadataRefreshes++;
     const res = await this.meta<{ topics: string[] }, { metadata?: ClusterMetadata }>('getClusterMetadata', { topics: [] });
     this.cluster = res.metadata!;
     return this.cluster;
@@ -167,7 +172,10 @@ export class SkeinClient {
     if (!p) throw new SkeinError('UNKNOWN_PARTITION', `partition ${partition} of ${topic} does not exist`);
     const broker = this.cluster!.brokers.find((b) => b.brokerId === p.leaderId);
     if (!broker?.endpoint) throw new SkeinError('PARTITION_OFFLINE', `${topic}-${partition} has no live leader`);
-    const address = `${broker.endpoint.host}:${broker.endpoint.port}`;
+    return this.brokerClient(`${broker.endpoint.host}:${broker.endpoint.port}`);
+  }
+
+  private brokerClient(address: string): BrokerServiceClient {
     let c = this.brokers.get(address);
     if (!c) {
       c = new BrokerServiceClient(address, this.options.credentials ?? grpc.credentials.createInsecure(), {
@@ -189,16 +197,45 @@ export class SkeinClient {
    */
   async withLeader<T>(topic: string, partition: number, fn: (broker: BrokerServiceClient) => Promise<T>, attempts = 8): Promise<T> {
     let refresh = false;
+    let hinted: string | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await fn(await this.leader(topic, partition, refresh));
+        return await fn(hinted ? this.brokerClient(hinted) : await this.leader(topic, partition, refresh));
       } catch (err) {
         if (!shouldRetry(err, attempt, { maxAttempts: attempts, maxUnknownTopicAttempts: this.options.unknownTopicAttempts ?? 5 })) throw err;
         this.stats.retries++;
+        // A hint with the leader's address re-routes at once, without a metadata round trip (the
+        // contract's promise). Only once in a row: if that broker refuses too, refresh as usual.
+        hinted = hinted === undefined ? this.followLeaderHint(topic, partition, err) : undefined;
+        if (hinted !== undefined) {
+          this.stats.leaderHintReroutes++;
+          continue;
+        }
         refresh = true;
         await sleep(backoffMs(attempt));
       }
     }
+  }
+
+  /**
+   * The address a NOT_LEADER-style error's LeaderHint gives for the partition's leader, also noted
+   * in the cached metadata so later calls go there; undefined when the hint names no leader or no
+   * address, or is older than what the cache knows.
+   */
+  private followLeaderHint(topic: string, partition: number, err: unknown): string | undefined {
+    const hint = (err as SkeinError | undefined)?.leaderHint;
+    const ep = hint?.leaderEndpoint;
+    if (!hint || !ep || hint.leaderId < 0 || ep.host === '' || ep.port <= 0) return undefined;
+    const cached = this.cluster?.topics.find((t) => t.name === topic)?.partitions.find((p) => p.partition === partition);
+    if (cached && hint.leaderEpoch < cached.leaderEpoch) return undefined;
+    if (cached && this.cluster) {
+      cached.leaderId = hint.leaderId;
+      cached.leaderEpoch = hint.leaderEpoch;
+      const known = this.cluster.brokers.find((b) => b.brokerId === hint.leaderId);
+      if (known) known.endpoint = { host: ep.host, port: ep.port };
+      else this.cluster.brokers.push({ brokerId: hint.leaderId, endpoint: { host: ep.host, port: ep.port }, rack: '' });
+    }
+    return `${ep.host}:${ep.port}`;
   }
 
   /**

@@ -18,14 +18,12 @@
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import type * as protoLoader from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { fileDescriptorProtos } from '@skein/proto';
 import type { Logger } from 'pino';
 import type { ConfigOf, ConfigSchema } from './config.js';
 import { SkeinError, toServiceError, truncateUtf8 } from './errors.js';
 import type { MetricsRegistry } from './metrics.js';
+import { addReflection } from './reflection.js';
 
 export interface ServiceRegistration {
   /** Full service name, e.g. skein.metadata.v1.MetadataService. */
@@ -205,9 +203,7 @@ export function addHealthAndReflection(server: grpc.Server, statuses: Record<str
   const health = new HealthImplementation(statuses);
   health.addToServer(server);
   const listed = [...Object.keys(statuses).filter((name) => name !== '' && !name.includes('/')), 'grpc.health.v1.Health'];
-  // ReflectionService reads only `fileDescriptorProtos` from a package definition's entries.
-  const descriptors = { 'skein.descriptors': { fileDescriptorProtos: fileDescriptorProtos() } } as unknown as protoLoader.PackageDefinition;
-  new ReflectionService(descriptors, { services: listed }).addToServer(server);
+  addReflection(server, listed);
   return health;
 }
 

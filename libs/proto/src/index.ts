@@ -1,3 +1,5 @@
+import { fromBinary } from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema, type DescriptorProto } from '@bufbuild/protobuf/wkt';
 import { FILE_DESCRIPTOR_SETS_BASE64 } from './gen/descriptor-sets.js';
 
 /**
@@ -27,4 +29,25 @@ export function fileDescriptorProtos(): Buffer[] {
     }
   }
   return files;
+}
+
+/**
+ * The full names of every message type (nested ones included) that `files` declare: what server
+ * reflection needs to tell a message without extensions (an empty extension list) from a name it
+ * does not know (NOT_FOUND).
+ */
+export function messageTypeNames(files: readonly Uint8Array[] = fileDescriptorProtos()): Set<string> {
+  const names = new Set<string>();
+  const visit = (scope: string, messages: readonly DescriptorProto[]) => {
+    for (const m of messages) {
+      const name = scope ? `${scope}.${m.name}` : m.name;
+      names.add(name);
+      visit(name, m.nestedType);
+    }
+  };
+  for (const bytes of files) {
+    const file = fromBinary(FileDescriptorProtoSchema, bytes);
+    visit(file.package, file.messageType);
+  }
+  return names;
 }

@@ -31,7 +31,8 @@ import { LogError } from '../log/log-error.js';
 import type { Partition, ReplicaManager, LeaderInfo } from '../replica-manager.js';
 import type { ProducerIdManager } from '../producer-id-manager.js';
 import type { Timers } from '../runtime/timers.js';
-import { toLogError, toPartitionError, toServiceError } from './error-mapping.js';
+import type { BrokerMetrics } from '../runtime/broker-metrics.js';
+import { errorMappers, toLogError, toServiceError } from './error-mapping.js';
 import {
   decodeProduceRequest,
   encodeFetchResponse,
@@ -59,6 +60,8 @@ export interface BrokerMetadataView {
   getMetadata(topics: readonly string[]): ClusterMetadata;
   /** Who leads a partition this broker does not host, for NOT_LEADER hints; undefined if unknown. */
   leaderOf(topic: string, partition: number): LeaderInfo | undefined;
+  /** Where a broker listens, for LeaderHint.leader_endpoint; undefined if unknown. */
+  brokerEndpoint?(brokerId: number): { host: string; port: number } | undefined;
   /** How many partitions a topic has, or undefined when the topic is unknown to the cache. */
   partitionCount?(topic: string): number | undefined;
 }
@@ -77,6 +80,8 @@ export interface BrokerServiceDeps {
   maxPartitionsPerRequest?: number;
   /** Serve ReadReplicaLog (config replicaLogReadEnabled); refused when not true. */
   replicaLogReadEnabled?: boolean;
+  /** Bytes and records out per topic, errors by reason (bytes in are counted at the append). */
+  metrics?: BrokerMetrics;
 }
 
 interface Malformed {
@@ -178,6 +183,9 @@ export function readReplicaLog(
 
 export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.UntypedServiceImplementation {
   const { replicas, metadata, logger } = deps;
+  // Every error of the handlers below leaves through these (they shadow the plain mappers): a
+  // leader hint gets the leader's address from the cluster cache (LeaderHint.leader_endpoint).
+  const { toPartitionError, toServiceError } = errorMappers((id) => metadata.brokerEndpoint?.(id));
   const admission = new ProduceAdmission();
   const unexpected = (what: string, input?: unknown) => (e: unknown) => logger.error({ err: e, rpc: what, input }, 'unexpected error');
   const maxPartitionsPerRequest = deps.maxPartitionsPerRequest ?? DEFAULT_MAX_PARTITIONS_PER_REQUEST;
@@ -218,6 +226,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
           return { partition: pd.partition, error: undefined, baseOffset: r.baseOffset, logStartOffset: p.log.logStartOffset, duplicate: r.duplicate };
         } catch (e) {
           const err = toLogError(e, unexpected('Produce', { topic: t.topic, partition: pd.partition }));
+          deps.metrics?.produceErrors.inc({ reason: err.reason });
           return { partition: pd.partition, error: toPartitionError(err), baseOffset: -1n, logStartOffset: -1n, duplicate: false };
         }
       }),
@@ -231,10 +240,12 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
     bytes: number;
     errors: number;
     partitions: Partition[];
+    /** What each partition entry carries, for the bytes-out metrics once the answer is sent. */
+    served: Array<{ topic: string; entries: Array<{ size: number; baseOffset: bigint; lastOffset: bigint }> }>;
   }
 
   function readAll(req: FetchRequest, maxBytes: number): Read {
-    const out: Read = { responses: [], bytes: 0, errors: 0, partitions: [] };
+    const out: Read = { responses: [], bytes: 0, errors: 0, partitions: [], served: [] };
     let remaining = maxBytes;
     for (const t of req.topics) {
       const parts: PartitionFetchResponseWire[] = [];
@@ -251,6 +262,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
           for (const e of entries) size += e.size;
           remaining -= size;
           out.bytes += size;
+          if (entries.length > 0) out.served.push({ topic: t.topic, entries });
           parts.push({
             partition: pf.partition,
             highWatermark: p.log.highWatermark,
@@ -264,6 +276,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
             if (p) err = new LogError(err.reason, err.message, { offsetRange: { logStartOffset: p.log.logStartOffset, logEndOffset: p.log.highWatermark } });
           }
           out.errors++;
+          deps.metrics?.fetchErrors.inc({ reason: err.reason });
           parts.push({ partition: pf.partition, error: toPartitionError(err), highWatermark: -1n, logStartOffset: -1n, batches: [] });
         }
       }
@@ -362,6 +375,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
         for (const c of cleanups.splice(0)) c();
         try {
           callback(null, encodeFetchResponse(read.responses));
+          for (const s of read.served) deps.metrics?.sent(s.topic, s.entries);
         } catch (e) {
           callback(toServiceError(toLogError(e, unexpected('Fetch'))));
         }
@@ -393,7 +407,10 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
     subscribe(call: grpc.ServerWritableStream<SubscribeRequest | Malformed, Buffer>) {
       const req = call.request;
       const fail = (e: unknown) => {
-        if (!call.cancelled) call.emit('error', toServiceError(toLogError(e, unexpected('Subscribe'))));
+        if (call.cancelled) return;
+        const err = toLogError(e, unexpected('Subscribe'));
+        deps.metrics?.fetchErrors.inc({ reason: err.reason });
+        call.emit('error', toServiceError(err));
       };
       if (isMalformed(req)) return fail(invalid(`malformed SubscribeRequest: ${req.malformed}`));
       if (req.maxBytes < 0) return fail(invalid(`max_bytes must not be negative, got ${req.maxBytes}`));
@@ -440,6 +457,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
               wake = resolve;
               call.write(msg, () => resolve());
             });
+            if (!cancelled) deps.metrics?.sent(req.topic, entries);
             continue;
           }
           await new Promise<void>((resolve) => {

@@ -44,6 +44,28 @@ export function toServiceError(e: LogError): grpc.ServiceError {
   return Object.assign(new Error(status.details), status) as unknown as grpc.ServiceError;
 }
 
+/** Where a broker listens, from the cluster cache; undefined when unknown. */
+export type BrokerEndpointOf = (brokerId: number) => { host: string; port: number } | undefined;
+
+/**
+ * Adds the leader's address to an error's leader hint (LeaderHint.leader_endpoint) when the hint
+ * names a leader and lacks it: hints are made where only the leader's id is known (the replica
+ * manager), and the contract promises the address so a client re-routes without a metadata call.
+ */
+export function withLeaderEndpoint(e: LogError, endpointOf: BrokerEndpointOf | undefined): LogError {
+  const hint = e.leaderHint;
+  if (hint && hint.leaderId >= 0 && !hint.leaderEndpoint) hint.leaderEndpoint = endpointOf?.(hint.leaderId);
+  return e;
+}
+
+/** toPartitionError and toServiceError that first add the leader's address to a leader hint. */
+export function errorMappers(endpointOf: BrokerEndpointOf | undefined): { toPartitionError: (e: LogError) => PartitionError; toServiceError: (e: LogError) => grpc.ServiceError } {
+  return {
+    toPartitionError: (e) => toPartitionError(withLeaderEndpoint(e, endpointOf)),
+    toServiceError: (e) => toServiceError(withLeaderEndpoint(e, endpointOf)),
+  };
+}
+
 /** Reads the reason back out of a gRPC error (clients and tests). */
 export function reasonOf(err: grpc.ServiceError): string | undefined {
   const raw = err.metadata?.get('grpc-status-details-bin')[0];
