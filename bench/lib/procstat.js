@@ -68,7 +68,7 @@ export async function waitUntilIdle(pids, { stepMs = 200, busyShare = 0.1, timeo
 /** Busy CPU seconds of the whole machine (all cores) since boot, from /proc/stat. */
 export function machineBusySeconds() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  const [user, nice, system, , , irq, softirq, steal] = f; // idle and iowait are not busy time
   return (user + nice + system + irq + softirq + (steal ?? 0)) / CLK_TCK;
 }
 

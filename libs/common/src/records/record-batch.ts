@@ -56,7 +56,7 @@ function toBytes(v: Uint8Array | string): Buffer {
 /** Builds a batch: encodes the records, compresses them and computes the CRC-32C. */
 export function buildRecordBatch(records: readonly RecordInput[], options: BuildBatchOptions = {}): RecordBatch {
   if (records.length === 0) throw new RangeError('a record batch needs at least one record');
-  let first = BigInt(records[0]!.timestampMs);
+  const first = BigInt(records[0]!.timestampMs);
   let max = first;
   for (const r of records) {
     const t = BigInt(r.timestampMs);

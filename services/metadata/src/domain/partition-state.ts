@@ -182,7 +182,7 @@ export function startReassignment(current: PartitionRecord, target: readonly num
  */
 export function completeReassignment(current: PartitionRecord): PartitionRecord | undefined {
   const target = current.targetReplicas;
-  if (!target || !target.every((id) => current.isr.includes(id))) return undefined;
+  if (!target?.every((id) => current.isr.includes(id))) return undefined;
   const { targetReplicas: _done, ...rest } = current;
   const isr = target.filter((id) => current.isr.includes(id));
   const leaderMoves = !target.includes(current.leaderId);

@@ -66,7 +66,7 @@ export const TOPIC_CONFIG_KEYS: Readonly<Record<string, ConfigKeySpec>> = {
 };
 
 export function isKnownConfigKey(key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(TOPIC_CONFIG_KEYS, key);
+  return Object.hasOwn(TOPIC_CONFIG_KEYS, key);
 }
 
 /**

@@ -39,7 +39,6 @@ export class MetadataView {
     private readonly keys: MetadataKeys,
     private readonly logger: Logger,
     private readonly historyLimit = 10_000,
-    private readonly onFatal: (err: Error) => void = () => {},
   ) {}
 
   async start(): Promise<void> {
