@@ -24,6 +24,7 @@
  * An out-of-range position (retention deleted it) otherwise follows `autoOffsetReset`.
  */
 import * as grpc from '@grpc/grpc-js';
+import { backoffDelayMs, type BackoffPolicy, retry } from '@skein/common/backoff.js';
 import { fromServiceError, SkeinError } from '@skein/common/errors.js';
 import { isRetriableError } from './retry.js';
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
@@ -116,6 +117,9 @@ export type FetchErrorAction = { action: 'reset'; to: 'earliest' | 'latest' } | 
  */
 const HOLD_REASONS = new Set(['CORRUPT_MESSAGE', 'MESSAGE_TOO_LARGE', 'UNSUPPORTED_COMPRESSION_TYPE', 'INVALID_RECORD']);
 
+/** A partition whose fetches keep failing waits 100 ms doubling to 5 s (jittered) between tries. */
+const FETCH_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 5000 };
+
 /**
  * What the consumer does after fetching a partition failed (the client has already retried what
  * it retries). Pure. `failures` counts the failures in a row before this one.
@@ -124,7 +128,7 @@ export function fetchErrorAction(err: unknown, policy: AutoOffsetReset, failures
   const reason = (err as { reason?: unknown } | null)?.reason;
   if (reason === 'OFFSET_OUT_OF_RANGE') return policy === 'none' ? { action: 'hold' } : { action: 'reset', to: policy };
   if (typeof reason === 'string' && HOLD_REASONS.has(reason) && !isRetriableError(err)) return { action: 'hold' };
-  return { action: 'backoff', delayMs: Math.min(5000, 100 * 2 ** Math.min(failures, 10)) * (0.5 + random() / 2) };
+  return { action: 'backoff', delayMs: backoffDelayMs(FETCH_BACKOFF, failures, random) };
 }
 
 export interface Message extends ConsumedRecord {
@@ -316,16 +320,9 @@ export class GroupConsumer implements AsyncIterable<Message> {
       return { topic, partition, offset: this.positions.get(k)!, metadata: '' };
     });
     if (offsets.length === 0) return;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.call('commitOffsets', { groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, offsets });
-        break;
-      } catch (err) {
-        const e = err as SkeinError;
-        if (!e.retriable || attempt >= 4) throw err;
-        await sleep(50 * 2 ** attempt);
-      }
-    }
+    await retry(() => this.call('commitOffsets', { groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, offsets }), {
+      initialMs: 100, maxMs: 800, maxAttempts: 5, retryIf: (err) => (err as SkeinError).retriable,
+    });
     for (const o of offsets) this.committed.set(key(o.topic, o.partition), o.offset);
   }
 
@@ -355,15 +352,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     if (!h.eachMessage && !h.eachBatch) throw new Error('run() needs eachMessage or eachBatch');
     // Joining retries while the coordinators are unreachable (one restarting, say); bad input
     // (an invalid group id or subscription) fails at once.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.heartbeat();
-        break;
-      } catch (err) {
-        if (!(err as SkeinError).retriable || this.stopped) throw err;
-        await sleep(Math.min(1000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2));
-      }
-    }
+    await retry(() => this.heartbeat(), { initialMs: 50, maxMs: 1000, retryIf: (err) => (err as SkeinError).retriable && !this.stopped });
     const beat = () => {
       this.heartbeatTimer = setTimeout(() => {
         if (this.stopped) return;
@@ -418,7 +407,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     try {
       to = await this.client.listOffset(topic, partition, decision.to === 'earliest' ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST);
     } catch (e) {
-      return backOff(e, Math.min(5000, 100 * 2 ** Math.min(failures, 10)));
+      return backOff(e, backoffDelayMs(FETCH_BACKOFF, failures));
     }
     if (!stillValid()) return;
     this.positions.set(k, to);

@@ -8,6 +8,7 @@
  * handles it as stale metadata: refresh and retry, but only so often, so a deleted topic fails the
  * call instead of being retried for the whole attempt budget (or, in a consumer, forever).
  */
+import { backoffDelayMs } from '@skein/common/backoff.js';
 import { REASONS } from '@skein/common/errors.js';
 
 export interface RetryPolicy {
@@ -38,9 +39,10 @@ export function shouldRetry(err: unknown, attempt: number, policy: RetryPolicy =
 }
 
 /**
- * Jittered exponential backoff before retry number `attempt` + 1: 50 ms doubling up to `capMs`,
- * each scaled by a random factor in [0.5, 1) so that clients retrying together spread out.
+ * Jittered exponential backoff before retry number `attempt` + 1 (libs/common backoff.ts): 50 ms
+ * doubling up to `capMs`, each scaled by a random factor in [0.5, 1) so that clients retrying
+ * together spread out.
  */
 export function backoffMs(attempt: number, random: () => number = Math.random, capMs = 2000): number {
-  return Math.min(capMs, 50 * 2 ** Math.min(attempt, 20)) * (0.5 + random() / 2);
+  return backoffDelayMs({ initialMs: 50, maxMs: capMs }, attempt, random);
 }

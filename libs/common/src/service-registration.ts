@@ -18,6 +18,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MetadataServiceClient, type ServiceRole } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { fromServiceError } from './errors.js';
+import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
+import { systemTimers, type Timers } from './timers.js';
 
 export interface ServiceRegistrationOptions {
   /** Metadata service addresses, host:port; tried in turn. */
@@ -35,6 +37,8 @@ export interface ServiceRegistrationOptions {
   callTimeoutMs?: number;
   /** Injected for tests; defaults to Math.random. */
   random?: () => number;
+  /** Injected for tests; defaults to the real timers. */
+  timers?: Timers;
 }
 
 export interface ServiceRegistrationHandle {
@@ -46,8 +50,10 @@ export interface ServiceRegistrationHandle {
 
 /** Backoff before retry `attempt` + 1: 200 ms doubling to 5 s, scaled by [0.5, 1) so instances spread out. */
 export function registrationBackoffMs(attempt: number, random: () => number = Math.random): number {
-  return Math.min(5000, 200 * 2 ** Math.min(attempt, 10)) * (0.5 + random() / 2);
+  return backoffDelayMs(REGISTRATION_BACKOFF, attempt, random);
 }
+
+const REGISTRATION_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 5000 };
 
 export function startServiceRegistration(options: ServiceRegistrationOptions): ServiceRegistrationHandle {
   if (options.metadataAddresses.length === 0) throw new Error('service registration needs at least one metadata address');
@@ -55,10 +61,11 @@ export function startServiceRegistration(options: ServiceRegistrationOptions): S
   const clients = options.metadataAddresses.map((a) => new MetadataServiceClient(a, credentials));
   const timeoutMs = options.callTimeoutMs ?? 5000;
   const random = options.random ?? Math.random;
+  const timers = options.timers ?? systemTimers;
   const { logger, role, instanceId } = options;
   let next = 0;
   let session: { sessionId: bigint; heartbeatIntervalMs: number } | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  let cancelTimer: () => void = () => {};
   let stopped = false;
   let failures = 0;
   let inFlight: Promise<void> = Promise.resolve();
@@ -72,7 +79,7 @@ export function startServiceRegistration(options: ServiceRegistrationOptions): S
 
   const schedule = (ms: number) => {
     if (stopped) return;
-    timer = setTimeout(() => { inFlight = step(); }, ms);
+    cancelTimer = timers.setTimeout(() => { inFlight = step(); }, ms);
   };
 
   async function step(): Promise<void> {
@@ -108,7 +115,7 @@ export function startServiceRegistration(options: ServiceRegistrationOptions): S
     registered,
     async stop() {
       stopped = true;
-      clearTimeout(timer);
+      cancelTimer();
       await inFlight;
       const ended = session;
       session = undefined;

@@ -9,7 +9,14 @@ import * as grpc from '@grpc/grpc-js';
 import { fromServiceError } from '@skein/common/errors.js';
 import { MetadataServiceClient, type WatchMetadataResponse } from '@skein/proto/skein/metadata/v1/metadata.js';
 import type { Logger } from 'pino';
+import { backoffDelayMs, type BackoffPolicy, retry } from '@skein/common/backoff.js';
+import { sleep } from '@skein/common/timers.js';
 import { type AssignmentDelta, ClusterCache } from './cluster-cache.js';
+
+/** Registration retries: 200 ms doubling to 2 s, jittered (brokers restarted together spread out). */
+const REGISTER_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 2000 };
+/** Re-opening the metadata watch: at once-ish after a stream that delivered, up to 1.6 s while it keeps failing. */
+const WATCH_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 1600 };
 
 export interface MetadataFollowerOptions {
   metadataAddresses: string[];
@@ -83,29 +90,29 @@ export class MetadataFollower {
   }
 
   private async registerLoop(): Promise<void> {
-    for (let attempt = 0; !this.stopped; attempt++) {
-      try {
-        const res = await this.unary<object, { sessionId: bigint; sessionTtlMs: number; heartbeatIntervalMs: number }>('registerBroker', {
-          brokerId: this.options.brokerId,
-          endpoint: { host: this.options.advertisedHost, port: this.options.advertisedPort },
-          rack: this.options.rack,
-          sessionTtlMs: this.options.sessionTtlMs,
-          directoryId: this.options.directoryId ?? '',
-        });
-        this.sessionId = res.sessionId;
-        this.registered = true;
-        this.options.logger.info({ sessionId: res.sessionId.toString(), ttlMs: res.sessionTtlMs }, 'registered with the metadata service');
-        this.checkReady();
-        this.scheduleHeartbeats(res.heartbeatIntervalMs);
-        return;
-      } catch (err) {
+    await retry(async () => {
+      const res = await this.unary<object, { sessionId: bigint; sessionTtlMs: number; heartbeatIntervalMs: number }>('registerBroker', {
+        brokerId: this.options.brokerId,
+        endpoint: { host: this.options.advertisedHost, port: this.options.advertisedPort },
+        rack: this.options.rack,
+        sessionTtlMs: this.options.sessionTtlMs,
+        directoryId: this.options.directoryId ?? '',
+      });
+      this.sessionId = res.sessionId;
+      this.registered = true;
+      this.options.logger.info({ sessionId: res.sessionId.toString(), ttlMs: res.sessionTtlMs }, 'registered with the metadata service');
+      this.checkReady();
+      this.scheduleHeartbeats(res.heartbeatIntervalMs);
+    }, {
+      ...REGISTER_BACKOFF,
+      stopped: () => this.stopped,
+      onRetry: (err, attempt) => {
         const reason = (err as { reason?: string }).reason;
         // BROKER_ID_IN_USE right after a restart is our own previous session: it expires within its TTL.
         this.options.logger.warn({ reason, attempt, err: reason ? undefined : err }, 'broker registration failed; retrying');
         if (reason !== 'BROKER_ID_IN_USE') this.rotate();
-        await sleep(Math.min(2000, 200 * (attempt + 1)));
-      }
-    }
+      },
+    });
   }
 
   private scheduleHeartbeats(intervalMs: number): void {
@@ -149,7 +156,7 @@ export class MetadataFollower {
       this.options.logger.warn({ err: why }, 'metadata watch ended; reconnecting');
       this.rotate();
       const next = gotData ? 0 : attempt + 1;
-      setTimeout(() => this.watchLoop(next), Math.min(2000, 100 * 2 ** Math.min(next, 4))).unref();
+      setTimeout(() => this.watchLoop(next), backoffDelayMs(WATCH_BACKOFF, next)).unref();
     };
     call.on('error', retry);
     call.on('end', () => retry('stream ended'));
@@ -190,6 +197,3 @@ export class MetadataFollower {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
