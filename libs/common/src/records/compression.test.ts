@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CompressionCodec } from '@skein/proto/skein/broker/v1/broker.js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { compress, decompress, decompressAsync, DecompressionLimitError, isCodecSupported, lz4FrameMaxOutput, snappyUncompressedLength, zstdFrames } from './compression.js';
+import { compress, decompress, decompressAsync, DecompressionLimitError, isCodecSupported, lz4FrameMaxOutput, snappyUncompressedLength, zstdFrames, zstdWorker } from './compression.js';
 import { buildRecordBatch, decodeRecordBatch } from './record-batch.js';
 
 /** The zstd command line (Debian package zstd), to make frames another encoder wrote. */
@@ -69,6 +69,28 @@ describe('codecs', () => {
       await expect(decompressAsync(codec, truncated, 1 << 20)).rejects.toThrow();
     });
   }
+});
+
+describe('zstd off the event loop', () => {
+  it('decodes large payloads in the worker thread, with the same limits and errors as inline', async () => {
+    const zstd = CompressionCodec.COMPRESSION_CODEC_ZSTD;
+    const data = logText(3 << 20);
+    const packed = compress(zstd, data);
+    const before = zstdWorker().decoded;
+    expectBytes(await decompressAsync(zstd, packed, data.length), data);
+    expect(zstdWorker().decoded).toBe(before + 1);
+    await expect(decompressAsync(zstd, packed, data.length - 1)).rejects.toThrow(DecompressionLimitError);
+    // Two frames, the second one damaged inside a compressed block: the worker's error, not a crash.
+    const damaged = Buffer.concat([Buffer.from(packed), Buffer.from(packed)]);
+    damaged[damaged.length - 1000] ^= 0xff;
+    await expect(decompressAsync(zstd, damaged, 2 * data.length)).rejects.toThrow(/zstd: the frame does not decode/);
+    expect(zstdWorker().decoded).toBe(before + 2);
+    // Small payloads stay inline.
+    expectBytes(await decompressAsync(zstd, compress(zstd, logText(1000)), 1000), logText(1000));
+    expect(zstdWorker().decoded).toBe(before + 2);
+    // The source payload is still whole (the worker got a copy).
+    expectBytes(decompress(zstd, packed, data.length), data);
+  });
 });
 
 describe('snappy raw block', () => {
