@@ -6,6 +6,7 @@
  * resume from its last revision without a new snapshot.
  */
 
+import { retry } from '@skein/common/backoff.js';
 import type { MetadataStore, WatchHandle } from '@skein/common/store/types.js';
 import type { MetadataChange } from '@skein/proto/skein/metadata/v1/metadata.js';
 import type { Logger } from 'pino';
@@ -85,16 +86,14 @@ export class MetadataView {
   }
 
   private async resyncWithRetry(): Promise<void> {
-    for (let attempt = 0; !this.closed; attempt++) {
-      try {
-        await this.watch?.close().catch(() => {});
-        await this.resync();
-        return;
-      } catch (err) {
-        this.logger.warn({ err, attempt }, 'metadata resync failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
-      }
-    }
+    await retry(async () => {
+      await this.watch?.close().catch(() => {});
+      await this.resync();
+    }, {
+      initialMs: 100, maxMs: 5000,
+      stopped: () => this.closed,
+      onRetry: (err, attempt) => this.logger.warn({ err, attempt }, 'metadata resync failed; retrying'),
+    });
   }
 
   private emit(batch: ChangeBatch, resynced: boolean): void {
