@@ -345,7 +345,7 @@ export function runSimulation(opts: SimOptions): SimResult {
       }
       const answer = { logStartOffset: 0n, highWatermark: leader.hw, divergingEpoch: d.kind === 'diverging' ? { epoch: d.epoch, endOffset: d.endOffset } : undefined, firstBaseOffset: batches[0]?.offset };
       send(leader.id, b.id, () => {
-        // Follower side (replica-fetcher.ts).
+        // Follower side (replica-streams.ts).
         if (b.fetchSeq !== fetchId) return;
         b.fetchInFlight = false;
         if (!b.state || b.state.leaderEpoch !== req.leaderEpoch || b.isLeader) return;

@@ -13,7 +13,7 @@ import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.j
 import { brokerConfigSchema, validateBrokerConfig } from './config.js';
 import { MetadataFollower } from './metadata/metadata-follower.js';
 import { BrokerServer, PARTITIONS_HEALTH } from './server.js';
-import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
+import { ReplicaStreamManager } from './replication/replica-streams.js';
 import { type AlterPartitionRequest, IsrManager } from './replication/isr-manager.js';
 import { ensureDirectoryId } from './log/data-dir.js';
 import { systemClock, systemTimers } from './runtime/timers.js';
@@ -78,14 +78,14 @@ await runService({
     }
 
     const port = await server.start(serve);
-    const fetchers = new ReplicaFetcherManager({
+    const fetchers = new ReplicaStreamManager({
       brokerId: config.brokerId,
       replicas: server.replicas,
       addressOf: (id) => {
         const b = follower?.cache.brokers.get(id);
         return b?.endpoint ? `${b.endpoint.host}:${b.endpoint.port}` : undefined;
       },
-      logger: logger.child({ component: 'replica-fetcher' }),
+      logger: logger.child({ component: 'replication' }),
     });
     // Leaders shrink and expand their ISR through the controller; nothing changes on their word alone.
     const isr = new IsrManager({

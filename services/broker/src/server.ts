@@ -81,7 +81,12 @@ export class BrokerServer {
         // Replica fetch answers carry stored batches: encoded with one copy per batch (wire-codec.ts).
         name: REPLICA_SERVICE_NAME,
         internal: true,
-        definition: { ...ReplicaServiceService, replicaFetch: { ...ReplicaServiceService.replicaFetch, responseSerialize: encodeReplicaFetchResponse } } as unknown as grpc.ServiceDefinition,
+        definition: {
+          ...ReplicaServiceService,
+          replicaFetch: { ...ReplicaServiceService.replicaFetch, responseSerialize: encodeReplicaFetchResponse },
+          // Leader sessions write ReplicateResponses they encoded themselves (encodeReplicateResponse).
+          replicate: { ...ReplicaServiceService.replicate, responseSerialize: (b: Buffer) => b },
+        } as unknown as grpc.ServiceDefinition,
         implementation: createReplicaServiceHandlers({ replicas: this.replicas, clock, timers, logger: opts.logger.child({ component: 'replica-service' }) }),
       },
     ];

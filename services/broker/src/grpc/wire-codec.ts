@@ -6,7 +6,7 @@
  */
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
-import { ReplicaFetchResponse } from '@skein/proto/skein/broker/v1/replica.js';
+import { ReplicaFetchResponse, ReplicaPartitionData } from '@skein/proto/skein/broker/v1/replica.js';
 
 export interface ProduceRequestWire {
   correlationId: bigint;
@@ -217,5 +217,55 @@ export function encodeReplicaFetchResponse(res: ReplicaFetchResponse): Buffer {
   const out: Buffer[] = [varintFields([[2, res.highWatermark !== 0n ? res.highWatermark : undefined], [3, res.logStartOffset !== 0n ? res.logStartOffset : undefined]])];
   let total = out[0]!.length;
   for (const b of res.batches) total += pushBatch(out, 5, { baseOffset: b.baseOffset, leaderEpoch: b.leaderEpoch, batch: view(b.batch) }, true);
+  return Buffer.concat(out, total);
+}
+
+/** One partition's entry of a ReplicateResponse, with batches as stored. */
+export interface ReplicaPartitionDataWire {
+  topic: string;
+  partition: number;
+  error?: PartitionError;
+  highWatermark: bigint;
+  logStartOffset: bigint;
+  divergingEpoch?: { epoch: number; endOffset: bigint };
+  batches: readonly FetchedBatchWire[];
+  positionEpoch: number;
+}
+
+/**
+ * Encodes skein.broker.v1.ReplicateResponse with one copy per stored batch, the same way as the
+ * fetch encoders; entries with an error or a diverging epoch carry no batches and go through the
+ * generated encoder. Byte-identical to ReplicateResponse.encode (wire-codec.test.ts).
+ */
+export function encodeReplicateResponse(partitions: readonly ReplicaPartitionDataWire[]): Buffer {
+  const out: Buffer[] = [];
+  const empty = Buffer.alloc(0);
+  let total = 0;
+  for (const p of partitions) {
+    if (p.error || p.divergingEpoch) {
+      const e = view(ReplicaPartitionData.encode({ ...p, error: p.error, divergingEpoch: p.divergingEpoch, batches: [] }).finish());
+      const prefix = lengthPrefix(1, e.length);
+      out.push(prefix, e);
+      total += prefix.length + e.length;
+      continue;
+    }
+    const slot = out.length;
+    out.push(empty);
+    const name = Buffer.from(p.topic, 'utf8');
+    const namePrefix = name.length > 0 ? lengthPrefix(1, name.length) : empty;
+    out.push(namePrefix, name);
+    const head = varintFields([[2, p.partition !== 0 ? p.partition : undefined], [4, p.highWatermark !== 0n ? p.highWatermark : undefined], [5, p.logStartOffset !== 0n ? p.logStartOffset : undefined]]);
+    out.push(head);
+    let size = namePrefix.length + name.length + head.length;
+    for (const b of p.batches) size += pushBatch(out, 7, b, true);
+    if (p.positionEpoch !== 0) {
+      const pe = varintFields([[8, p.positionEpoch]]);
+      out.push(pe);
+      size += pe.length;
+    }
+    const prefix = lengthPrefix(1, size);
+    out[slot] = prefix;
+    total += prefix.length + size;
+  }
   return Buffer.concat(out, total);
 }

@@ -5,9 +5,10 @@
  * epoch both logs share).
  */
 import type * as grpc from '@grpc/grpc-js';
-import { ReplicaServiceService, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@skein/proto/skein/broker/v1/replica.js';
+import { ReplicaServiceService, type ReplicaFetchRequest, type ReplicaFetchResponse, type ReplicateRequest } from '@skein/proto/skein/broker/v1/replica.js';
 import type { Logger } from 'pino';
-import { toLogError, toPartitionError } from '../grpc/error-mapping.js';
+import { toLogError, toPartitionError, toServiceError } from '../grpc/error-mapping.js';
+import { LeaderSession } from './leader-session.js';
 import { checkPartition, checkTopicName } from '../grpc/request-limits.js';
 import { LogError } from '../log/log-error.js';
 import { leaderFetchDecision } from './replication-core.js';
@@ -64,6 +65,21 @@ export function createReplicaServiceHandlers(deps: { replicas: ReplicaManager; c
   }
 
   return {
+    replicate: (call: grpc.ServerDuplexStream<ReplicateRequest, Buffer>) => {
+      const session = new LeaderSession({ replicas, clock, logger }, call);
+      call.on('data', (req: ReplicateRequest) => {
+        try {
+          session.receive(req);
+        } catch (e) {
+          const err = toLogError(e, (x) => logger.error({ err: x }, 'unexpected error in Replicate'));
+          session.close();
+          call.emit('error', toServiceError(err));
+        }
+      });
+      call.on('end', () => session.close());
+      call.on('cancelled', () => session.close());
+      call.on('error', () => session.close());
+    },
     replicaFetch: (call: grpc.ServerUnaryCall<ReplicaFetchRequest, ReplicaFetchResponse>, callback: grpc.sendUnaryData<ReplicaFetchResponse>) => {
       replicaFetch(call.request).then((res) => callback(null, res), (e: unknown) => {
         const err = toLogError(e, (x) => logger.error({ err: x }, 'unexpected error in ReplicaFetch'));

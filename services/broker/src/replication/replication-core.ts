@@ -2,7 +2,7 @@
  * The replication rules of one partition as pure functions: the leader's high watermark, its ISR
  * proposals, when an acks=all write may be acknowledged, what a leader answers a follower's fetch
  * with, and what a follower does with the answer. The broker's shells (replica-manager.ts,
- * replica-service.ts, replica-fetcher.ts, isr-manager.ts) call these and do the I/O; the seeded
+ * leader-session.ts, replica-streams.ts, replica-service.ts, isr-manager.ts) call these and do the I/O; the seeded
  * simulation (replication-simulation.test.ts) calls the very same functions, so what it proves is
  * what runs.
  *
@@ -23,10 +23,13 @@
  */
 
 export interface FollowerProgress {
-  /** The follower's log end offset, from its last fetch. */
+  /** The follower's log end offset, from its last fetch or acknowledgement. */
   logEndOffset: bigint;
-  /** When the follower last fetched up to the leader's log end (or leadership started). */
+  /** When the follower was last known to have everything the leader had (Kafka's lastCaughtUpTime). */
   lastCaughtUpMs: number;
+  /** When that last fetch or acknowledgement arrived, and the leader's log end offset then. */
+  lastFetchMs: number;
+  leaderLogEndOffsetAtLastFetch: bigint;
 }
 
 /** What the leader knows when it decides: its log, the confirmed ISR, and followers' progress. */
@@ -73,10 +76,17 @@ export function nextHighWatermark(v: LeaderView): bigint {
   return hw > v.highWatermark ? hw : v.highWatermark;
 }
 
-/** A follower's progress after it fetched at `fetchOffset` (its log end offset) at `nowMs`. */
+/**
+ * A follower's progress after it reported `fetchOffset` (its log end offset) at `nowMs`. Kafka's
+ * rule: it was caught up now if it has the leader's whole log, or at its previous report if it now
+ * has everything the leader had then — so a follower that keeps up with a steady stream of appends
+ * (always one batch behind the live end) is not dropped from the ISR.
+ */
 export function followerFetched(prev: FollowerProgress | undefined, fetchOffset: bigint, leaderLogEndOffset: bigint, nowMs: number, leaderSinceMs: number): FollowerProgress {
-  const caughtUp = fetchOffset >= leaderLogEndOffset;
-  return { logEndOffset: fetchOffset, lastCaughtUpMs: caughtUp ? nowMs : prev?.lastCaughtUpMs ?? leaderSinceMs };
+  let lastCaughtUpMs = prev?.lastCaughtUpMs ?? leaderSinceMs;
+  if (fetchOffset >= leaderLogEndOffset) lastCaughtUpMs = nowMs;
+  else if (prev && fetchOffset >= prev.leaderLogEndOffsetAtLastFetch && prev.lastFetchMs > lastCaughtUpMs) lastCaughtUpMs = prev.lastFetchMs;
+  return { logEndOffset: fetchOffset, lastCaughtUpMs, lastFetchMs: nowMs, leaderLogEndOffsetAtLastFetch: leaderLogEndOffset };
 }
 
 /**

@@ -15,7 +15,7 @@ export const protobufFileName = "google/rpc/error_details.proto";
 
 /** Describes the cause of an error with structured details. */
 export interface ErrorInfo {
-  /** Stable reason code, UPPER_SNAKE_CASE, e.g. NOT_LEADER_FOR_PARTITION. */
+  /** Stable reason code, UPPER_SNAKE_CASE, e.g. NOT_LEADER_OR_FOLLOWER. */
   reason: string;
   /** The logical grouping the reason belongs to; always "skein.dev" for Skein. */
   domain: string;

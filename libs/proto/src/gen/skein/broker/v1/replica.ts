@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -23,6 +25,76 @@ import { PartitionError } from "./broker.js";
 export const protobufPackage = "skein.broker.v1";
 
 export const protobufFileName = "skein/broker/v1/replica.proto";
+
+export interface ReplicateRequest {
+  /** The follower's broker id; the same on every message of a stream. */
+  replicaId: number;
+  /**
+   * Positions of partitions, new or changed since the last message. A position with a higher
+   * position_epoch than the leader has seen for that partition (re)starts it at log_end_offset;
+   * one with the same position_epoch acknowledges what was appended.
+   */
+  positions: ReplicaPosition[];
+  /** Partitions the follower no longer follows on this leader (leadership moved, replica removed). */
+  removed: ReplicaPartitionRef[];
+}
+
+export interface ReplicaPartitionRef {
+  topic: string;
+  partition: number;
+}
+
+export interface ReplicaPosition {
+  topic: string;
+  partition: number;
+  /**
+   * The leader epoch the follower believes current; a mismatch is answered with an error for this
+   * partition (fencing), and the leader sends nothing more for it on this stream until a new
+   * position arrives.
+   */
+  leaderEpoch: number;
+  /** The follower's log end offset: everything below it is stored on the follower. */
+  logEndOffset: bigint;
+  /** Leader epoch of the follower's last batch, -1 when its log is empty. */
+  lastFetchedEpoch: number;
+  /**
+   * Bumped by the follower whenever its log changed other than by appending what this stream
+   * delivered (first subscription, truncation, starting over, a new stream): the leader checks
+   * the position (divergence, log start) and resends from log_end_offset. Answers echo it, so the
+   * follower ignores data that was already in flight for an older position.
+   */
+  positionEpoch: number;
+}
+
+export interface ReplicateResponse {
+  partitions: ReplicaPartitionData[];
+}
+
+export interface ReplicaPartitionData {
+  topic: string;
+  partition: number;
+  /**
+   * Set when the leader refuses the partition on this stream (not leader, fenced or unknown
+   * epoch, unknown partition); it sends nothing more for it until a new position arrives.
+   */
+  error?:
+    | PartitionError
+    | undefined;
+  /** The leader's high watermark and log start offset when this message was built. */
+  highWatermark: bigint;
+  logStartOffset: bigint;
+  /** Set when the follower must truncate (to at most end_offset) and send a new position. */
+  divergingEpoch?:
+    | DivergingEpoch
+    | undefined;
+  /**
+   * Batches as stored, continuing the follower's position (the first may start earlier than
+   * log_end_offset when a batch holds it; the follower skips what it has).
+   */
+  batches: ReplicaBatch[];
+  /** The position_epoch these batches continue (see ReplicaPosition). */
+  positionEpoch: number;
+}
 
 export interface ReplicaFetchRequest {
   /** The follower's broker id. */
@@ -67,6 +139,663 @@ export interface ReplicaFetchResponse {
   divergingEpoch?: DivergingEpoch | undefined;
   batches: ReplicaBatch[];
 }
+
+function createBaseReplicateRequest(): ReplicateRequest {
+  return { replicaId: 0, positions: [], removed: [] };
+}
+
+export const ReplicateRequest: MessageFns<ReplicateRequest> = {
+  encode(message: ReplicateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replicaId !== 0) {
+      writer.uint32(8).int32(message.replicaId);
+    }
+    for (const v of message.positions) {
+      ReplicaPosition.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.removed) {
+      ReplicaPartitionRef.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.replicaId = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.positions.push(ReplicaPosition.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.removed.push(ReplicaPartitionRef.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicateRequest {
+    return {
+      replicaId: isSet(object.replicaId)
+        ? globalThis.Number(object.replicaId)
+        : isSet(object.replica_id)
+        ? globalThis.Number(object.replica_id)
+        : 0,
+      positions: globalThis.Array.isArray(object?.positions)
+        ? object.positions.map((e: any) => ReplicaPosition.fromJSON(e))
+        : [],
+      removed: globalThis.Array.isArray(object?.removed)
+        ? object.removed.map((e: any) => ReplicaPartitionRef.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReplicateRequest): unknown {
+    const obj: any = {};
+    if (message.replicaId !== 0) {
+      obj.replicaId = Math.round(message.replicaId);
+    }
+    if (message.positions?.length) {
+      obj.positions = message.positions.map((e) => ReplicaPosition.toJSON(e));
+    }
+    if (message.removed?.length) {
+      obj.removed = message.removed.map((e) => ReplicaPartitionRef.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicateRequest>, I>>(base?: I): ReplicateRequest {
+    return ReplicateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicateRequest>, I>>(object: I): ReplicateRequest {
+    const message = createBaseReplicateRequest();
+    message.replicaId = object.replicaId ?? 0;
+    message.positions = object.positions?.map((e) => ReplicaPosition.fromPartial(e)) || [];
+    message.removed = object.removed?.map((e) => ReplicaPartitionRef.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReplicaPartitionRef(): ReplicaPartitionRef {
+  return { topic: "", partition: 0 };
+}
+
+export const ReplicaPartitionRef: MessageFns<ReplicaPartitionRef> = {
+  encode(message: ReplicaPartitionRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.partition !== 0) {
+      writer.uint32(16).int32(message.partition);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPartitionRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaPartitionRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.partition = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaPartitionRef {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+    };
+  },
+
+  toJSON(message: ReplicaPartitionRef): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaPartitionRef>, I>>(base?: I): ReplicaPartitionRef {
+    return ReplicaPartitionRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaPartitionRef>, I>>(object: I): ReplicaPartitionRef {
+    const message = createBaseReplicaPartitionRef();
+    message.topic = object.topic ?? "";
+    message.partition = object.partition ?? 0;
+    return message;
+  },
+};
+
+function createBaseReplicaPosition(): ReplicaPosition {
+  return { topic: "", partition: 0, leaderEpoch: 0, logEndOffset: 0n, lastFetchedEpoch: 0, positionEpoch: 0 };
+}
+
+export const ReplicaPosition: MessageFns<ReplicaPosition> = {
+  encode(message: ReplicaPosition, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.partition !== 0) {
+      writer.uint32(16).int32(message.partition);
+    }
+    if (message.leaderEpoch !== 0) {
+      writer.uint32(24).int32(message.leaderEpoch);
+    }
+    if (message.logEndOffset !== 0n) {
+      if (BigInt.asIntN(64, message.logEndOffset) !== message.logEndOffset) {
+        throw new globalThis.Error("value provided for field message.logEndOffset of type int64 too large");
+      }
+      writer.uint32(32).int64(message.logEndOffset);
+    }
+    if (message.lastFetchedEpoch !== 0) {
+      writer.uint32(40).int32(message.lastFetchedEpoch);
+    }
+    if (message.positionEpoch !== 0) {
+      writer.uint32(48).uint32(message.positionEpoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPosition {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaPosition();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.partition = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.leaderEpoch = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.logEndOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lastFetchedEpoch = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.positionEpoch = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaPosition {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      leaderEpoch: isSet(object.leaderEpoch)
+        ? globalThis.Number(object.leaderEpoch)
+        : isSet(object.leader_epoch)
+        ? globalThis.Number(object.leader_epoch)
+        : 0,
+      logEndOffset: isSet(object.logEndOffset)
+        ? BigInt(object.logEndOffset)
+        : isSet(object.log_end_offset)
+        ? BigInt(object.log_end_offset)
+        : 0n,
+      lastFetchedEpoch: isSet(object.lastFetchedEpoch)
+        ? globalThis.Number(object.lastFetchedEpoch)
+        : isSet(object.last_fetched_epoch)
+        ? globalThis.Number(object.last_fetched_epoch)
+        : 0,
+      positionEpoch: isSet(object.positionEpoch)
+        ? globalThis.Number(object.positionEpoch)
+        : isSet(object.position_epoch)
+        ? globalThis.Number(object.position_epoch)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReplicaPosition): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    if (message.leaderEpoch !== 0) {
+      obj.leaderEpoch = Math.round(message.leaderEpoch);
+    }
+    if (message.logEndOffset !== 0n) {
+      obj.logEndOffset = message.logEndOffset.toString();
+    }
+    if (message.lastFetchedEpoch !== 0) {
+      obj.lastFetchedEpoch = Math.round(message.lastFetchedEpoch);
+    }
+    if (message.positionEpoch !== 0) {
+      obj.positionEpoch = Math.round(message.positionEpoch);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaPosition>, I>>(base?: I): ReplicaPosition {
+    return ReplicaPosition.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaPosition>, I>>(object: I): ReplicaPosition {
+    const message = createBaseReplicaPosition();
+    message.topic = object.topic ?? "";
+    message.partition = object.partition ?? 0;
+    message.leaderEpoch = object.leaderEpoch ?? 0;
+    message.logEndOffset = (object.logEndOffset !== undefined && object.logEndOffset !== null)
+      ? BigInt(object.logEndOffset)
+      : 0n;
+    message.lastFetchedEpoch = object.lastFetchedEpoch ?? 0;
+    message.positionEpoch = object.positionEpoch ?? 0;
+    return message;
+  },
+};
+
+function createBaseReplicateResponse(): ReplicateResponse {
+  return { partitions: [] };
+}
+
+export const ReplicateResponse: MessageFns<ReplicateResponse> = {
+  encode(message: ReplicateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.partitions) {
+      ReplicaPartitionData.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.partitions.push(ReplicaPartitionData.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicateResponse {
+    return {
+      partitions: globalThis.Array.isArray(object?.partitions)
+        ? object.partitions.map((e: any) => ReplicaPartitionData.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReplicateResponse): unknown {
+    const obj: any = {};
+    if (message.partitions?.length) {
+      obj.partitions = message.partitions.map((e) => ReplicaPartitionData.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicateResponse>, I>>(base?: I): ReplicateResponse {
+    return ReplicateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicateResponse>, I>>(object: I): ReplicateResponse {
+    const message = createBaseReplicateResponse();
+    message.partitions = object.partitions?.map((e) => ReplicaPartitionData.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReplicaPartitionData(): ReplicaPartitionData {
+  return {
+    topic: "",
+    partition: 0,
+    error: undefined,
+    highWatermark: 0n,
+    logStartOffset: 0n,
+    divergingEpoch: undefined,
+    batches: [],
+    positionEpoch: 0,
+  };
+}
+
+export const ReplicaPartitionData: MessageFns<ReplicaPartitionData> = {
+  encode(message: ReplicaPartitionData, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.partition !== 0) {
+      writer.uint32(16).int32(message.partition);
+    }
+    if (message.error !== undefined) {
+      PartitionError.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    if (message.highWatermark !== 0n) {
+      if (BigInt.asIntN(64, message.highWatermark) !== message.highWatermark) {
+        throw new globalThis.Error("value provided for field message.highWatermark of type int64 too large");
+      }
+      writer.uint32(32).int64(message.highWatermark);
+    }
+    if (message.logStartOffset !== 0n) {
+      if (BigInt.asIntN(64, message.logStartOffset) !== message.logStartOffset) {
+        throw new globalThis.Error("value provided for field message.logStartOffset of type int64 too large");
+      }
+      writer.uint32(40).int64(message.logStartOffset);
+    }
+    if (message.divergingEpoch !== undefined) {
+      DivergingEpoch.encode(message.divergingEpoch, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.batches) {
+      ReplicaBatch.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.positionEpoch !== 0) {
+      writer.uint32(64).uint32(message.positionEpoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPartitionData {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaPartitionData();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.partition = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = PartitionError.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.highWatermark = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.logStartOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.divergingEpoch = DivergingEpoch.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.batches.push(ReplicaBatch.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.positionEpoch = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaPartitionData {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      error: isSet(object.error) ? PartitionError.fromJSON(object.error) : undefined,
+      highWatermark: isSet(object.highWatermark)
+        ? BigInt(object.highWatermark)
+        : isSet(object.high_watermark)
+        ? BigInt(object.high_watermark)
+        : 0n,
+      logStartOffset: isSet(object.logStartOffset)
+        ? BigInt(object.logStartOffset)
+        : isSet(object.log_start_offset)
+        ? BigInt(object.log_start_offset)
+        : 0n,
+      divergingEpoch: isSet(object.divergingEpoch)
+        ? DivergingEpoch.fromJSON(object.divergingEpoch)
+        : isSet(object.diverging_epoch)
+        ? DivergingEpoch.fromJSON(object.diverging_epoch)
+        : undefined,
+      batches: globalThis.Array.isArray(object?.batches)
+        ? object.batches.map((e: any) => ReplicaBatch.fromJSON(e))
+        : [],
+      positionEpoch: isSet(object.positionEpoch)
+        ? globalThis.Number(object.positionEpoch)
+        : isSet(object.position_epoch)
+        ? globalThis.Number(object.position_epoch)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReplicaPartitionData): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    if (message.error !== undefined) {
+      obj.error = PartitionError.toJSON(message.error);
+    }
+    if (message.highWatermark !== 0n) {
+      obj.highWatermark = message.highWatermark.toString();
+    }
+    if (message.logStartOffset !== 0n) {
+      obj.logStartOffset = message.logStartOffset.toString();
+    }
+    if (message.divergingEpoch !== undefined) {
+      obj.divergingEpoch = DivergingEpoch.toJSON(message.divergingEpoch);
+    }
+    if (message.batches?.length) {
+      obj.batches = message.batches.map((e) => ReplicaBatch.toJSON(e));
+    }
+    if (message.positionEpoch !== 0) {
+      obj.positionEpoch = Math.round(message.positionEpoch);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaPartitionData>, I>>(base?: I): ReplicaPartitionData {
+    return ReplicaPartitionData.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaPartitionData>, I>>(object: I): ReplicaPartitionData {
+    const message = createBaseReplicaPartitionData();
+    message.topic = object.topic ?? "";
+    message.partition = object.partition ?? 0;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? PartitionError.fromPartial(object.error)
+      : undefined;
+    message.highWatermark = (object.highWatermark !== undefined && object.highWatermark !== null)
+      ? BigInt(object.highWatermark)
+      : 0n;
+    message.logStartOffset = (object.logStartOffset !== undefined && object.logStartOffset !== null)
+      ? BigInt(object.logStartOffset)
+      : 0n;
+    message.divergingEpoch = (object.divergingEpoch !== undefined && object.divergingEpoch !== null)
+      ? DivergingEpoch.fromPartial(object.divergingEpoch)
+      : undefined;
+    message.batches = object.batches?.map((e) => ReplicaBatch.fromPartial(e)) || [];
+    message.positionEpoch = object.positionEpoch ?? 0;
+    return message;
+  },
+};
 
 function createBaseReplicaFetchRequest(): ReplicaFetchRequest {
   return {
@@ -655,14 +1384,20 @@ export const ReplicaFetchResponse: MessageFns<ReplicaFetchResponse> = {
 };
 
 /**
- * ReplicaService is the inter-broker replication contract: followers pull from the partition
- * leader (as in Kafka), sending their log end offset and the epoch of their last batch; the
- * leader answers with batches exactly as stored (no re-encoding) and its high watermark, or tells
- * the follower where its log diverges so it truncates first (KIP-101/KIP-279).
+ * ReplicaService is the inter-broker replication contract. A follower tells the partition leader
+ * its log end offset and the epoch of its last batch; the leader answers with batches exactly as
+ * stored (no re-encoding) and its high watermark, or tells the follower where its log diverges so
+ * it truncates first (KIP-101/KIP-279), or that its whole log lies below the leader's log start
+ * (the follower then starts over, empty, at log_start_offset).
+ *
+ * Brokers replicate over Replicate: one long-lived stream per follower -> leader broker pair that
+ * carries every partition the two share, so an idle partition costs nothing (cf. Kafka's fetch
+ * sessions, KIP-227). ReplicaFetch, one partition per call, is the same exchange as a long poll;
+ * it is kept for tools and for brokers of an earlier version during a rolling upgrade.
  */
 export type ReplicaServiceService = typeof ReplicaServiceService;
 export const ReplicaServiceService = {
-  /** One long-poll fetch for one partition; the follower calls it in a loop. */
+  /** One long-poll fetch for one partition. */
   replicaFetch: {
     path: "/skein.broker.v1.ReplicaService/ReplicaFetch" as const,
     requestStream: false as const,
@@ -673,15 +1408,39 @@ export const ReplicaServiceService = {
       Buffer.from(ReplicaFetchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReplicaFetchResponse => ReplicaFetchResponse.decode(value),
   },
+  /**
+   * The replication stream. The follower sends the positions of the partitions it follows on this
+   * leader (all of them first, then each change); the leader pushes batches as they are appended
+   * and its high watermark as it moves. After appending, the follower sends its new position on
+   * the same stream: that acknowledgement is what moves the leader's high watermark, so an
+   * acks=all write is acknowledged one hop after the last in-sync follower appended it.
+   */
+  replicate: {
+    path: "/skein.broker.v1.ReplicaService/Replicate" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: ReplicateRequest): Buffer => Buffer.from(ReplicateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicateRequest => ReplicateRequest.decode(value),
+    responseSerialize: (value: ReplicateResponse): Buffer => Buffer.from(ReplicateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReplicateResponse => ReplicateResponse.decode(value),
+  },
 } as const;
 
 export interface ReplicaServiceServer extends UntypedServiceImplementation {
-  /** One long-poll fetch for one partition; the follower calls it in a loop. */
+  /** One long-poll fetch for one partition. */
   replicaFetch: handleUnaryCall<ReplicaFetchRequest, ReplicaFetchResponse>;
+  /**
+   * The replication stream. The follower sends the positions of the partitions it follows on this
+   * leader (all of them first, then each change); the leader pushes batches as they are appended
+   * and its high watermark as it moves. After appending, the follower sends its new position on
+   * the same stream: that acknowledgement is what moves the leader's high watermark, so an
+   * acks=all write is acknowledged one hop after the last in-sync follower appended it.
+   */
+  replicate: handleBidiStreamingCall<ReplicateRequest, ReplicateResponse>;
 }
 
 export interface ReplicaServiceClient extends Client {
-  /** One long-poll fetch for one partition; the follower calls it in a loop. */
+  /** One long-poll fetch for one partition. */
   replicaFetch(
     request: ReplicaFetchRequest,
     callback: (error: ServiceError | null, response: ReplicaFetchResponse) => void,
@@ -697,6 +1456,19 @@ export interface ReplicaServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReplicaFetchResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * The replication stream. The follower sends the positions of the partitions it follows on this
+   * leader (all of them first, then each change); the leader pushes batches as they are appended
+   * and its high watermark as it moves. After appending, the follower sends its new position on
+   * the same stream: that acknowledgement is what moves the leader's high watermark, so an
+   * acks=all write is acknowledged one hop after the last in-sync follower appended it.
+   */
+  replicate(): ClientDuplexStream<ReplicateRequest, ReplicateResponse>;
+  replicate(options: Partial<CallOptions>): ClientDuplexStream<ReplicateRequest, ReplicateResponse>;
+  replicate(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<ReplicateRequest, ReplicateResponse>;
 }
 
 export const ReplicaServiceClient = makeGenericClientConstructor(
