@@ -201,7 +201,7 @@ describe('bad input is refused precisely and changes nothing', () => {
       const stale = await rejection(ctl.alterPartition({ ...base, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch + 7 }));
       expect(stale.reason).toBe('STALE_PARTITION_EPOCH');
       const notLeader = await rejection(ctl.alterPartition({ ...base, brokerId: p.replicas.find((r) => r !== p.leaderId)!, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch }));
-      expect(notLeader.reason).toBe('NOT_LEADER_FOR_PARTITION');
+      expect(notLeader.reason).toBe('NOT_LEADER_OR_FOLLOWER');
       expect(notLeader.leaderHint?.leaderId).toBe(p.leaderId);
       const ok = await ctl.alterPartition({ ...base, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch });
       expect(ok.state).toMatchObject({ isr: [p.leaderId], partitionEpoch: p.partitionEpoch + 1, leaderEpoch: p.leaderEpoch });

@@ -26,7 +26,6 @@ export const REASONS = {
   UNKNOWN_TOPIC: [S.NOT_FOUND, false],
   UNKNOWN_PARTITION: [S.NOT_FOUND, false],
   NOT_CONTROLLER: [S.FAILED_PRECONDITION, true],
-  NOT_LEADER_FOR_PARTITION: [S.FAILED_PRECONDITION, true],
   FENCED_LEADER_EPOCH: [S.FAILED_PRECONDITION, false],
   STALE_PARTITION_EPOCH: [S.FAILED_PRECONDITION, false],
   INVALID_ISR: [S.INVALID_ARGUMENT, false],
@@ -41,7 +40,6 @@ export const REASONS = {
   // Over a per-client limit of the service shell (calls in flight): retry once some have finished.
   TOO_MANY_CALLS: [S.RESOURCE_EXHAUSTED, true],
   OFFSET_OUT_OF_RANGE: [S.OUT_OF_RANGE, false],
-  UNKNOWN_CODEC: [S.INVALID_ARGUMENT, false],
   OUT_OF_ORDER_SEQUENCE: [S.FAILED_PRECONDITION, false],
   INVALID_PRODUCER_EPOCH: [S.FAILED_PRECONDITION, false],
   UNKNOWN_PRODUCER_ID: [S.FAILED_PRECONDITION, false],
@@ -63,7 +61,8 @@ export const REASONS = {
   SHUTTING_DOWN: [S.UNAVAILABLE, true],
   // ReadReplicaLog on a broker started without --replica-log-read-enabled (off until authorization exists).
   REPLICA_LOG_READ_DISABLED: [S.FAILED_PRECONDITION, false],
-  // The broker data path uses Kafka's own names for these, so Kafka users recognise them.
+  // Kafka's names, so Kafka users recognise them. NOT_LEADER_OR_FOLLOWER is also the metadata
+  // service's answer to an AlterPartition from a broker that no longer leads the partition.
   NOT_LEADER_OR_FOLLOWER: [S.FAILED_PRECONDITION, true],
   // Retriable as in Kafka (an InvalidMetadataException): a broker may not have applied a new topic
   // yet. Clients retry it a bounded number of times while refreshing metadata.
@@ -77,6 +76,79 @@ export const REASONS = {
 } as const satisfies Record<string, readonly [grpc.status, boolean]>;
 
 export type Reason = keyof typeof REASONS;
+
+/**
+ * What each reason means and what the caller should do: the text of docs/errors.md, which
+ * scripts/errors-doc.js generates from this map and REASONS (npm test fails when the two drift).
+ * Every reason needs an entry; where two reasons look alike, the entry says how they differ.
+ */
+export const REASON_GUIDANCE = {
+  INVALID_REQUEST:
+    'A field is missing, out of range or inconsistent, or the request could not be decoded (also: a client-side misuse, such as send() on a closed producer). Fix the request; the same request fails again.',
+  INVALID_TOPIC_NAME: 'The topic name is empty, too long, or has characters other than [a-zA-Z0-9._-] (docs/limits.md). Choose a valid name.',
+  INVALID_PARTITIONS: 'CreateTopic: the partition count is outside 1..the per-topic maximum; CreatePartitions: the new total is not larger than the current count. Pick a count within docs/limits.md.',
+  INVALID_REPLICATION_FACTOR:
+    'The replication factor is outside the allowed range, larger than the number of live brokers, or a reassignment target is not a list of distinct brokers. Start more brokers or lower the factor.',
+  INVALID_CONFIG: 'A topic config value is of the wrong type or out of range. Fix the value; DescribeTopic lists the effective configs.',
+  UNKNOWN_CONFIG: 'A topic config key is not one Skein knows. Check the spelling against docs/operations.md.',
+  TOPIC_ALREADY_EXISTS: 'CreateTopic for a name that exists. Treat as done if DescribeTopic shows the settings you want; otherwise pick another name.',
+  UNKNOWN_TOPIC:
+    "The topic is not in the cluster's metadata: raised by the metadata service, the group coordinator and the client's own metadata lookup, which read the authoritative topic list, so it is final (not retriable). Create the topic or fix the name. Compare UNKNOWN_TOPIC_OR_PARTITION, the broker's retriable answer.",
+  UNKNOWN_PARTITION:
+    "The topic exists but has no partition with that number in the cluster's metadata (metadata service, group coordinator, client lookup); final. Use a partition below DescribeTopic's count. Compare UNKNOWN_TOPIC_OR_PARTITION.",
+  NOT_CONTROLLER:
+    'A controller operation reached a metadata service instance that is not (or no longer) the elected controller; ControllerHint names the controller when known. Retry against it (the client and the brokers do).',
+  FENCED_LEADER_EPOCH:
+    'The request carries a leader epoch older than the partition\'s current one: a deposed leader (AlterPartition), or a client or follower with stale metadata. Refresh metadata and send a new request with the current epoch; a deposed leader stops acting as leader.',
+  STALE_PARTITION_EPOCH: 'An AlterPartition or reassignment was computed from a partition state that has changed since. Re-read the partition and propose again.',
+  INVALID_ISR: 'A proposed ISR lists a broker twice, leaves out the leader, or names a broker that is not a replica. The leader re-reads the partition state before proposing again.',
+  BROKER_ID_IN_USE:
+    "RegisterBroker for an id that a live session holds (often this broker's previous run, until its session expires). Retried until the old session expires; if it persists, two brokers are configured with the same id.",
+  SESSION_EXPIRED:
+    'A heartbeat for a broker or service-instance session that the metadata service no longer has (its lease expired). Register again: brokers and libs/common service-registration do so automatically.',
+  BROKER_NOT_AVAILABLE:
+    "A broker needed for the request is not live (a reassignment target), or the broker has not applied cluster metadata yet after starting. The client also reports a gRPC UNAVAILABLE that carries no Skein details (connection refused, server gone) under this reason. Retry with backoff; if it persists, check the broker is running and reachable.",
+  COORDINATOR_NOT_AVAILABLE: 'No group coordinator is registered with the metadata service, or none answers. Retry with backoff; start a coordinator if none runs.',
+  STORE_UNAVAILABLE: 'The metadata store (etcd, or the embedded store) did not answer in time. Retry with backoff; check the store\'s health if it persists.',
+  CONCURRENT_MODIFICATION: 'A compare-and-set write lost to a concurrent change of the same object. Retry: the service re-reads and decides again.',
+  CORRUPT_MESSAGE:
+    "A record batch fails its CRC, framing or record-count checks, or a Produce request's batch could not be decoded. From a client's write: rebuild the batch. From stored data (gRPC DATA_LOSS, metadata source=storage): the replica's copy is damaged; see docs/operations.md. A consumer stops at the batch's offset. Compare INVALID_RECORD (a well-formed batch whose content is refused).",
+  MESSAGE_TOO_LARGE: "A batch or request is larger than max.message.bytes or the server's message limit, or decompresses past the limit. Send smaller batches, or raise the topic's max.message.bytes.",
+  TOO_MANY_CALLS: 'This client address has too many calls in flight on the service (--max-concurrent-calls-per-client). Retry once some of its calls have finished.',
+  OFFSET_OUT_OF_RANGE: 'The offset is before the log start or past the log end; OffsetRangeHint carries both. Reset to the earliest or latest offset (the consumer does, per its reset policy).',
+  OUT_OF_ORDER_SEQUENCE:
+    "An idempotent producer's sequence number is not the next one the partition expects: records were lost between this producer and the broker, or its state was reset. Not retriable: start a new producer (new producer id) and check for gaps.",
+  INVALID_PRODUCER_EPOCH: 'A newer instance with the same producer id has a higher epoch (this one is fenced), or the epoch is out of range. Stop this producer.',
+  UNKNOWN_PRODUCER_ID: "Reserved, not raised today (Kafka's reason for a producer whose state the broker no longer has).",
+  NOT_ENOUGH_REPLICAS: 'The ISR is smaller than min.insync.replicas, so an acks=all write was refused before it was appended (nothing written). Retry; operators: bring replicas back.',
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    'The leader appended the write, then the ISR fell below min.insync.replicas before enough replicas had it: the outcome is unknown (it may still become visible). Retry with an idempotent producer so a retry cannot duplicate.',
+  NOT_LEADER_AFTER_APPEND:
+    'The leader appended the write, then lost leadership before it was replicated: the outcome is unknown. Retry with an idempotent producer; the client re-routes to the new leader.',
+  REQUEST_TIMED_OUT:
+    'The server could not finish within the request\'s timeout (an acks=all write waiting for replication: outcome unknown; a watch client too slow to keep up; a broker rejoin still pending). Retry; writes with an idempotent producer.',
+  PARTITION_OFFLINE: "The partition has no live leader, or its log directory failed on the leader. Retry with backoff while the controller elects a leader from the ISR.",
+  UNKNOWN_GROUP: 'The consumer group has no members and no committed offsets. Check the group id; a group appears when a member joins or offsets are committed.',
+  INVALID_GROUP_ID: 'The group id is empty, too long or has characters other than [a-zA-Z0-9._-]. Choose a valid id.',
+  UNKNOWN_MEMBER: 'The member id is not in the group (it was removed after its session timed out, or left). Rejoin with member epoch 0; GroupConsumer does.',
+  STALE_MEMBER_EPOCH: 'The member epoch is not the current one, or the member committed a partition it does not own. Rejoin (GroupConsumer does) and commit only owned partitions.',
+  GROUP_NOT_EMPTY: 'The operation needs a group without members (offset reset, delete, commits from outside the group). Stop the consumers first.',
+  UNKNOWN_ASSIGNOR: 'The server assignor name is not one the coordinator has. Use range, roundrobin or uniform.',
+  INVALID_SUBSCRIPTION: 'The subscription is empty, lists too many topics, or its regex is too long or invalid. Fix the subscription (subscribe by regex for many topics).',
+  SHUTTING_DOWN: 'The service is stopping gracefully. Retry: the client moves to another instance or waits for the restart.',
+  REPLICA_LOG_READ_DISABLED: 'ReadReplicaLog is off on this broker (it reads any replica without authorization). Start the broker with --replica-log-read-enabled to allow it.',
+  NOT_LEADER_OR_FOLLOWER:
+    'Kafka\'s name for "the broker you addressed does not lead this partition": a broker\'s answer to Produce, Fetch, ListOffsets or a replica fetch, and the metadata service\'s answer to an AlterPartition from a broker that is no longer the leader. LeaderHint names the current leader, its epoch and address when known. Retry at the leader (the client re-routes on its own).',
+  UNKNOWN_TOPIC_OR_PARTITION:
+    "A broker hosts no replica of the partition, or the partition number is past the topic's count as the broker knows it. The broker may not have applied a topic just created yet, so clients retry it a bounded number of times while refreshing metadata (ClientOptions.unknownTopicAttempts); a topic that does not exist fails after those. Compare UNKNOWN_TOPIC and UNKNOWN_PARTITION, the authoritative answers.",
+  UNKNOWN_LEADER_EPOCH: 'The request carries a leader epoch newer than the broker knows: the broker has not applied the latest leader change yet. Retry after a short backoff.',
+  INVALID_RECORD:
+    'A well-formed batch whose content is refused: empty, an unsupported format version, no records, or timestamps out of order. Fix the producer. Compare CORRUPT_MESSAGE (damaged or undecodable bytes).',
+  UNSUPPORTED_COMPRESSION_TYPE: 'The batch names a compression codec this side does not support. Use none, gzip, snappy, lz4 or zstd.',
+  INVALID_PRODUCER_ID: 'An idempotent batch carries a producer id that InitProducerId did not hand out (zero or negative other than -1). Call InitProducerId first (the client does).',
+  UNAVAILABLE: 'A resource behind the request is briefly unavailable (today: a producer id block could not be allocated). Retry with backoff.',
+  INTERNAL: 'An unexpected failure; the service logged it with its input. Not retriable. Report it with the service\'s log.',
+} as const satisfies Record<Reason, string>;
 export const ERROR_DOMAIN = 'skein.dev';
 
 export interface SkeinErrorOptions {

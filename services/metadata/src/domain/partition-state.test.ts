@@ -76,7 +76,7 @@ describe('applyAlterPartition', () => {
   });
   it.each([
     [{ brokerId: 1, leaderEpoch: 1, partitionEpoch: 5, newIsr: [1, 2] }, 'FENCED_LEADER_EPOCH'],
-    [{ brokerId: 2, leaderEpoch: 2, partitionEpoch: 5, newIsr: [1, 2] }, 'NOT_LEADER_FOR_PARTITION'],
+    [{ brokerId: 2, leaderEpoch: 2, partitionEpoch: 5, newIsr: [1, 2] }, 'NOT_LEADER_OR_FOLLOWER'],
     [{ brokerId: 1, leaderEpoch: 2, partitionEpoch: 4, newIsr: [1, 2] }, 'STALE_PARTITION_EPOCH'],
     [{ brokerId: 1, leaderEpoch: 2, partitionEpoch: 5, newIsr: [2] }, 'INVALID_ISR'],
     [{ brokerId: 1, leaderEpoch: 2, partitionEpoch: 5, newIsr: [1, 9] }, 'INVALID_ISR'],
@@ -115,6 +115,6 @@ describe('applyLeaderReplicaOffline', () => {
   it('refuses when no other ISR member is live, and fences stale or foreign requests', () => {
     expect(applyLeaderReplicaOffline({ ...base, isr: [1, 2] }, { brokerId: 1, leaderEpoch: 4 }, new Set([1, 3]))).toMatchObject({ problem: { reason: 'INVALID_ISR' } });
     expect(applyLeaderReplicaOffline(base, { brokerId: 1, leaderEpoch: 3 }, new Set([1, 2, 3]))).toMatchObject({ problem: { reason: 'FENCED_LEADER_EPOCH' } });
-    expect(applyLeaderReplicaOffline(base, { brokerId: 2, leaderEpoch: 4 }, new Set([1, 2, 3]))).toMatchObject({ problem: { reason: 'NOT_LEADER_FOR_PARTITION' } });
+    expect(applyLeaderReplicaOffline(base, { brokerId: 2, leaderEpoch: 4 }, new Set([1, 2, 3]))).toMatchObject({ problem: { reason: 'NOT_LEADER_OR_FOLLOWER' } });
   });
 });

@@ -98,7 +98,7 @@ export function electPreferredLeader(current: PartitionRecord, live: ReadonlySet
 }
 
 export type AlterPartitionProblem =
-  | { reason: 'NOT_LEADER_FOR_PARTITION'; message: string }
+  | { reason: 'NOT_LEADER_OR_FOLLOWER'; message: string }
   | { reason: 'FENCED_LEADER_EPOCH'; message: string }
   | { reason: 'STALE_PARTITION_EPOCH'; message: string }
   | { reason: 'INVALID_ISR'; message: string };
@@ -113,7 +113,7 @@ export function applyAlterPartition(
     return { problem: { reason: 'FENCED_LEADER_EPOCH', message: `leader epoch ${request.leaderEpoch} is not the current ${current.leaderEpoch}` } };
   }
   if (request.brokerId !== current.leaderId) {
-    return { problem: { reason: 'NOT_LEADER_FOR_PARTITION', message: `broker ${request.brokerId} is not the leader (leader is ${current.leaderId})` } };
+    return { problem: { reason: 'NOT_LEADER_OR_FOLLOWER', message: `broker ${request.brokerId} is not the leader (leader is ${current.leaderId})` } };
   }
   if (request.partitionEpoch !== current.partitionEpoch) {
     return { problem: { reason: 'STALE_PARTITION_EPOCH', message: `partition epoch ${request.partitionEpoch} is not the current ${current.partitionEpoch}` } };
@@ -144,7 +144,7 @@ export function applyLeaderReplicaOffline(
     return { problem: { reason: 'FENCED_LEADER_EPOCH', message: `leader epoch ${request.leaderEpoch} is not the current ${current.leaderEpoch}` } };
   }
   if (request.brokerId !== current.leaderId) {
-    return { problem: { reason: 'NOT_LEADER_FOR_PARTITION', message: `broker ${request.brokerId} is not the leader (leader is ${current.leaderId})` } };
+    return { problem: { reason: 'NOT_LEADER_OR_FOLLOWER', message: `broker ${request.brokerId} is not the leader (leader is ${current.leaderId})` } };
   }
   const next = current.replicas.find((id) => id !== current.leaderId && current.isr.includes(id) && live.has(id));
   if (next === undefined) {
