@@ -191,8 +191,12 @@ describe.skipIf(skip)(`grpcurl recipes in ${DOC}`, () => {
     }
   });
 
-  it('health check: SERVING', async () => {
-    for (const { backend, json } of await runEach(recipe('grpc.health.v1.Health/Check'))) expect(json, backend.name).toEqual({ status: 'SERVING' });
+  it('health checks: SERVING (a whole server, and a broker’s partitions entry while no partition log is offline)', async () => {
+    const checks = recipes.filter((r) => targetOf(r) === 'grpc.health.v1.Health/Check');
+    expect(checks.map((r) => r.command.address)).toContain('skein-metadata:9090');
+    for (const r of checks) {
+      for (const { backend, json } of await runEach(r)) expect(json, where(r, backend.name)).toEqual({ status: 'SERVING' });
+    }
   });
 
   it('GetClusterMetadata lists the three brokers and names the controller', async () => {
@@ -345,7 +349,7 @@ describe.skipIf(skip)(`grpcurl recipes in ${DOC}`, () => {
     }
     for (const { backend, json } of await runEach(recipe('grpc.health.v1.Health/Check [proto]'))) expect(json, backend.name).toEqual({ status: 'SERVING' });
     // grpcurl asks the server for nothing with -proto: a service outside the files is not found.
-    const outside = recipeWith(recipe('grpc.health.v1.Health/Check'), {});
+    const outside = recipes.find((r) => targetOf(r) === 'grpc.health.v1.Health/Check' && r.command.address === 'skein-metadata:9090')!;
     const argv = ['grpcurl', '-import-path', 'proto', '-proto', 'skein/metadata/v1/metadata.proto', ...outside.argv.slice(1)];
     const refused = await runGrpcurl(argv, { resolveAddress: () => metadata[0]!.address, cwd: ROOT, bufBinary: BUF }).then(() => 'answered', (e: GrpcurlError) => e.message);
     expect(refused).toContain('target server does not expose service "grpc.health.v1.Health"');
