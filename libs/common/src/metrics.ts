@@ -5,6 +5,7 @@
 
 import { createServer, type Server } from 'node:http';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StoreObserver } from './store/instrumented-store.js';
 
 export class MetricsRegistry {
   readonly registry = new Registry();
@@ -20,6 +21,25 @@ export class MetricsRegistry {
       labelNames: ['service', 'method'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers: [this.registry],
     });
+  }
+
+  private storeObserver: StoreObserver | undefined;
+
+  /**
+   * The observer for `instrumentStore`: metadata store request latency by operation and outcome
+   * (`skein_store_request_duration_seconds{op, result}`); one histogram per process, however many
+   * stores it wraps.
+   */
+  storeRequests(): StoreObserver {
+    if (!this.storeObserver) {
+      const seconds = new Histogram({
+        name: 'skein_store_request_duration_seconds', help: 'Metadata store (etcd or embedded) request latency, by operation and result (ok, error)',
+        labelNames: ['op', 'result'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [this.registry],
+      });
+      this.storeObserver = (op, s, ok) => seconds.observe({ op, result: ok ? 'ok' : 'error' }, s);
+    }
+    return this.storeObserver;
   }
 }
 

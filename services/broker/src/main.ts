@@ -17,6 +17,7 @@ import { ReplicaStreamManager } from './replication/replica-streams.js';
 import { type AlterPartitionRequest, IsrManager } from './replication/isr-manager.js';
 import { ensureDirectoryId } from './log/data-dir.js';
 import { systemClock, systemTimers } from './runtime/timers.js';
+import { BrokerMetrics } from './runtime/broker-metrics.js';
 import { PartitionState } from '@skein/proto/skein/metadata/v1/metadata.js';
 
 await runService({
@@ -24,7 +25,7 @@ await runService({
   description: 'a Skein broker (partition logs, produce and fetch, replication)',
   schema: brokerConfigSchema,
   validate: validateBrokerConfig,
-  async start({ config, logger: rootLogger, serve }) {
+  async start({ config, logger: rootLogger, metrics, serve }) {
     const logger = rootLogger.child({ brokerId: config.brokerId });
     let follower: MetadataFollower | undefined;
     const metadataClients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
@@ -34,6 +35,7 @@ await runService({
       config,
       logger,
       awaitMetadata: true,
+      metrics: new BrokerMetrics(metrics.registry),
       metadata: {
         getMetadata: (topics) => follower!.cache.clusterView(topics),
         leaderOf: (topic, partition) => {

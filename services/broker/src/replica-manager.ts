@@ -27,6 +27,10 @@ import {
 } from './replication/replication-core.js';
 import { failpoint } from '@skein/common/failpoints.js';
 
+function sameMembers(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((r) => b.includes(r));
+}
+
 function minInsync(configs: Readonly<Record<string, string>>): number {
   const n = Number(configs['min.insync.replicas'] ?? '1');
   return Number.isInteger(n) && n >= 1 ? n : 1;
@@ -46,6 +50,16 @@ export interface PartitionAssignment {
   /** The controller's partition epoch: the CAS token for ISR proposals (AlterPartition). */
   partitionEpoch?: number;
 }
+
+/**
+ * What the replica manager reports for metrics (runtime/broker-metrics.ts counts them; nothing in
+ * the data path depends on who listens).
+ */
+export type ReplicaEvent =
+  | { type: 'appended'; topic: string; bytes: number; records: number }
+  /** The ISR of a partition this broker leads changed at its leader epoch (proposal accepted). */
+  | { type: 'isr-changed'; topic: string; partition: number; from: readonly number[]; to: readonly number[] }
+  | { type: 'log'; topic: string; partition: number; event: LogEvent };
 
 export interface LeaderInfo {
   leaderId: number;
@@ -208,6 +222,8 @@ export interface ReplicaManagerOptions {
    * half-known partition set. In-process tests that drive assignments themselves leave it off.
    */
   awaitMetadata?: boolean;
+  /** Told what happened, for metrics; must not throw. */
+  onEvent?: (e: ReplicaEvent) => void;
 }
 
 /**
@@ -305,6 +321,9 @@ export class ReplicaManager {
         }
         // The controller's newer state settles any proposal made against the older one.
         if (a.partitionEpoch !== undefined && a.partitionEpoch > p.partitionEpoch) p.pendingIsr = undefined;
+        // The ISR of a partition led on at the same epoch changed: the controller accepted a
+        // proposal (its answer, arriving later, then finds nothing new) or fenced a replica.
+        if (p.isLeader && a.leaderId === this.opts.brokerId && !epochChanged && !sameMembers(p.isr, a.isr)) this.isrChanged(p, p.isr, a.isr);
         p.leaderId = a.leaderId;
         p.leaderEpoch = a.leaderEpoch;
         p.partitionEpoch = a.partitionEpoch ?? p.partitionEpoch;
@@ -336,6 +355,11 @@ export class ReplicaManager {
     await p.log.delete();
     p.notify();
     this.opts.logger.info({ topic: p.topic, partition: p.partition, why }, 'partition removed');
+  }
+
+  /** Reports an ISR change of a partition this broker leads (here and from IsrManager's answers). */
+  isrChanged(p: Partition, from: readonly number[], to: readonly number[]): void {
+    this.opts.onEvent?.({ type: 'isr-changed', topic: p.topic, partition: p.partition, from, to });
   }
 
   getPartition(topic: string, partition: number): Partition | undefined {
@@ -397,6 +421,7 @@ export class ReplicaManager {
     // Crash tests: the batch is in the leader's log, no follower has it, nothing is acknowledged.
     failpoint('broker.produce.afterAppend');
     if (!result.duplicate) {
+      this.opts.onEvent?.({ type: 'appended', topic: p.topic, bytes: batch.length, records: result.recordCount });
       p.maybeAdvanceHighWatermark();
       // Followers long-polling for data are woken by the append.
       p.notify();
@@ -458,6 +483,7 @@ export class ReplicaManager {
   }
 
   private logEvent(logger: Logger, e: LogEvent, topic: string, partition: number): void {
+    this.opts.onEvent?.({ type: 'log', topic, partition, event: e });
     switch (e.type) {
       case 'recovered':
         logger.info({ segment: e.segment.toString(), ...e.report }, 'segment recovered');

@@ -16,6 +16,7 @@ import { ReplicaManager } from './replica-manager.js';
 import { encodeReplicaFetchResponse } from './grpc/wire-codec.js';
 import { createReplicaServiceHandlers, ReplicaServiceService } from './replication/replica-service.js';
 import { type Clock, systemClock, systemTimers, type Timers } from './runtime/timers.js';
+import type { BrokerMetrics } from './runtime/broker-metrics.js';
 
 export interface BrokerServerOptions {
   config: Pick<BrokerConfig, 'brokerId' | 'dataDir' | 'host' | 'port' | 'backgroundIntervalMs' | 'producerIdBlockSize' | 'fetchMaxBytes'> & Partial<Pick<BrokerConfig, 'replicaLogReadEnabled' | 'subscribeMaxBytes' | 'maxPartitionsPerRequest'>>;
@@ -27,6 +28,8 @@ export interface BrokerServerOptions {
   defaultLogConfig?: LogConfig;
   /** Refuse the data path until `replicas.markReady()` (the broker process; see ReplicaManager). */
   awaitMetadata?: boolean;
+  /** The process's broker metrics (on the shell's registry); none in most in-process tests. */
+  metrics?: BrokerMetrics;
 }
 
 /** The broker's services, as the service shell registers them. */
@@ -60,7 +63,9 @@ export class BrokerServer {
       defaultLogConfig: opts.defaultLogConfig,
       backgroundIntervalMs: opts.config.backgroundIntervalMs,
       awaitMetadata: opts.awaitMetadata,
+      onEvent: opts.metrics && ((e) => opts.metrics!.record(e)),
     });
+    opts.metrics?.watch({ listPartitions: () => this.replicas.listPartitions(), nowMs: () => clock.nowMs() });
     this.services = [
       {
         name: BROKER_SERVICE_NAME,
@@ -75,6 +80,7 @@ export class BrokerServer {
           subscribeMaxBytes: opts.config.subscribeMaxBytes,
           maxPartitionsPerRequest: opts.config.maxPartitionsPerRequest,
           replicaLogReadEnabled: opts.config.replicaLogReadEnabled,
+          metrics: opts.metrics,
         }),
       },
       {

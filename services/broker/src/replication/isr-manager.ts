@@ -113,6 +113,7 @@ export class IsrManager {
       .then((state) => {
         if (p.leaderEpoch !== proposedEpoch || state.leaderEpoch !== proposedEpoch) return;
         if (state.partitionEpoch > p.partitionEpoch) {
+          this.opts.replicas.isrChanged(p, p.isr, state.isr);
           p.isr = state.isr;
           p.partitionEpoch = state.partitionEpoch;
           this.opts.logger.info({ topic: p.topic, partition: p.partition, isr: state.isr, partitionEpoch: state.partitionEpoch }, 'ISR changed');
