@@ -12,14 +12,19 @@ import { hostname } from 'node:os';
 import { MetadataServiceClient, ServiceRole, type ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { BrokerServiceClient, OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
 import { coordinatorConfigSchema } from './config.js';
+import { CoordinatorMetrics } from './runtime/coordinator-metrics.js';
+import { instrumentStore } from '@skein/common/store/instrumented-store.js';
 import { GROUP_SERVICE_NAME, GroupCoordinatorServiceService, groupServiceHandlers, SessionRegistry, sweepGroups } from './grpc/group-service.js';
 
 await runService({
   name: 'group-coordinator',
   description: 'consumer groups with server-side assignment',
   schema: coordinatorConfigSchema,
-  async start({ config, logger, serve }) {
-    const store = await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store);
+  async start({ config, logger, metrics, serve }) {
+    // Store requests are timed (skein_store_request_duration_seconds), as on the metadata service.
+    const store = instrumentStore(await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store), metrics.storeRequests());
+    const coordinatorMetrics = new CoordinatorMetrics(metrics.registry, { store, prefix: config.prefix });
+    const onEvent = coordinatorMetrics.record.bind(coordinatorMetrics);
     const clients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
     let cached: { at: number; counts: Map<string, number>; metadata: ClusterMetadata } | undefined;
     let next = 0;
@@ -49,7 +54,7 @@ await runService({
     };
     const sessions = new SessionRegistry();
     const server = await serve({
-      services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes, sessions, topics, listOffset }) }],
+      services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes, sessions, topics, listOffset, onEvent }) }],
     });
     logger.info({ port: server.port }, 'group coordinator listening');
     // Clients and the CLI find coordinators from the metadata service (FindServiceInstances).
@@ -63,7 +68,7 @@ await runService({
     let sweeping: Promise<unknown> = Promise.resolve();
     // Jittered so that instances started together do not sweep in lockstep.
     const sweepTimer = setInterval(() => {
-      sweeping = sweepGroups({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, offsetsRetentionMs: config.offsetsRetentionMs })
+      sweeping = sweepGroups({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, offsetsRetentionMs: config.offsetsRetentionMs, onEvent })
         .catch((err: unknown) => logger.warn({ err }, 'group sweep failed; retrying next interval'));
     }, Math.round(config.sweepIntervalMs * (0.8 + Math.random() * 0.4)));
     return { stop: async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { emptyGroup, heartbeat, type GroupState, type HeartbeatResponse } from './group.js';
+import { emptyGroup, heartbeat, isReconciled, type GroupState, type HeartbeatResponse } from './group.js';
 
 const SESSION = 10_000;
 
@@ -126,5 +126,20 @@ describe('group reconciliation', () => {
       expect(new Set(owners).size).toBe(owners.length);
       expect(owners.length).toBe(expected);
     }
+  });
+});
+
+describe('isReconciled (a rebalance ends when it holds)', () => {
+  it('is false from a join until every member owns exactly its target, then true', () => {
+    const sim = new Simulation('uniform', new Map([['t', 6]]));
+    const a = sim.beat('', ['t']).memberId;
+    sim.settle();
+    expect(isReconciled(sim.group)).toBe(true);
+    sim.beat('', ['t']); // b joins: the group epoch moves, a still owns everything
+    expect(isReconciled(sim.group)).toBe(false);
+    sim.beat(a); // a is told to release three, has not confirmed
+    expect(isReconciled(sim.group)).toBe(false);
+    sim.settle();
+    expect(isReconciled(sim.group)).toBe(true);
   });
 });

@@ -177,3 +177,15 @@ export function structuralView(group: GroupState): string {
   const members = Object.fromEntries(Object.entries(group.members).sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, m]) => [id, { ...m, lastHeartbeatMs: 0 }]));
   return JSON.stringify({ ...group, members });
 }
+
+/**
+ * Whether the group has settled on its target assignment: every member is at the target epoch and
+ * owns exactly its target partitions (nothing left to revoke or to hand over). A rebalance runs
+ * from a group epoch bump until this holds.
+ */
+export function isReconciled(group: GroupState): boolean {
+  return Object.values(group.members).every((m) => {
+    const target = group.target[m.memberId] ?? [];
+    return m.memberEpoch === group.targetEpoch && m.owned.length === target.length && target.every((p) => m.owned.includes(p));
+  });
+}

@@ -14,6 +14,7 @@ import { GroupCoordinatorServiceService, ResetSpec, type GroupCoordinatorService
 import type { Logger } from 'pino';
 import { emptyGroup, expireMembers, heartbeat, offsetsExpired, trackEmptiness } from '../domain/group.js';
 import { ASSIGNORS, topicOf, tp, type TopicPartition } from '../domain/assignors.js';
+import type { GroupEvent } from '../runtime/coordinator-metrics.js';
 import { commitProblem, compileTopicRegex, fetchOffsetsProblem, groupIdProblem, heartbeatProblem, isLimitProblem, type LimitProblem, resetOffsetsProblem, type TopicRegex, TopicRegexCache } from '../domain/request-limits.js';
 
 export { GroupCoordinatorServiceService };
@@ -38,6 +39,8 @@ export interface GroupServiceDeps {
   nowMs?: () => number;
   /** Largest commit metadata string, in UTF-8 bytes (Kafka: offset.metadata.max.bytes, 4096). */
   offsetMetadataMaxBytes?: number;
+  /** Told what happened, for metrics; must not throw. */
+  onEvent?: (e: GroupEvent) => void;
 }
 
 /** Request bounds are checked before any work; a request over one is INVALID_ARGUMENT. */
@@ -94,7 +97,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
       if (!loaded.group) return loaded;
       const swept = trackEmptiness(expireMembers(loaded.group, now(), deps.sessionTimeoutMs), now());
       if (swept === loaded.group) return loaded;
-      await groups.save(groupId, loaded, swept);
+      if (await groups.save(groupId, loaded, swept)) deps.onEvent?.({ type: 'group-saved', before: loaded.group, after: swept, nowMs: now() });
     }
     throw new SkeinError('CONCURRENT_MODIFICATION', `group ${groupId} kept changing; retry`);
   }
@@ -121,6 +124,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
       if ('problem' in result) throw new SkeinError(result.problem.reason, result.problem.message, { metadata: { group_id: req.groupId } });
       const next = trackEmptiness(result.group, now());
       if (!(await groups.save(req.groupId, loaded, next))) continue; // another instance changed the group: decide again on its state
+      deps.onEvent?.({ type: 'group-saved', before: loaded.group, after: next, nowMs: now() });
       if (next.groupEpoch !== current.groupEpoch) deps.logger.info({ group: req.groupId, groupEpoch: next.groupEpoch, members: Object.keys(next.members).length }, 'group epoch changed');
       return { memberId: result.response.memberId, memberEpoch: result.response.memberEpoch, heartbeatIntervalMs: deps.heartbeatIntervalMs, assignment: fromTps(result.response.assignment) };
     }
@@ -144,6 +148,18 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
       deps.logger.info({ group: groupId, member: memberId, graceMs }, 'session stream broke; member expires after the grace unless it comes back');
     }
   }
+
+  /** Reports each CommitOffsets outcome (committed, or the error's reason) for metrics. */
+  const countCommits = <Req, Res>(fn: (req: Req) => Promise<Res>) => async (req: Req): Promise<Res> => {
+    try {
+      const res = await fn(req);
+      deps.onEvent?.({ type: 'commit' });
+      return res;
+    } catch (err) {
+      deps.onEvent?.({ type: 'commit', reason: (err as { reason?: string }).reason ?? 'INTERNAL' });
+      throw err;
+    }
+  };
 
   return {
     heartbeat: unary((req) => handleHeartbeat(req)),
@@ -184,7 +200,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
       }
     }),
 
-    commitOffsets: unary(async (req) => {
+    commitOffsets: unary(countCommits(async (req) => {
       refuse(commitProblem(req, offsetMetadataMaxBytes));
       const counts = await deps.topics();
       for (const o of req.offsets) {
@@ -213,7 +229,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
         if (await groups.commitOffsets(req.groupId, offsets, loaded.revision, trackEmptiness(emptyGroup(req.groupId), at))) return {};
       }
       throw new SkeinError('CONCURRENT_MODIFICATION', `group ${req.groupId} kept changing during the commit; retry`);
-    }),
+    })),
 
     fetchOffsets: unary(async (req) => {
       refuse(fetchOffsetsProblem(req));
@@ -308,7 +324,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
  * group heartbeats any more (so the group becomes empty and its retention clock starts), and
  * deletes empty groups whose offsets outlived the retention.
  */
-export async function sweepGroups(deps: Pick<GroupServiceDeps, 'store' | 'prefix' | 'logger' | 'sessionTimeoutMs' | 'offsetsRetentionMs' | 'nowMs'>): Promise<{ expiredMembers: number; deletedGroups: number }> {
+export async function sweepGroups(deps: Pick<GroupServiceDeps, 'store' | 'prefix' | 'logger' | 'sessionTimeoutMs' | 'offsetsRetentionMs' | 'nowMs' | 'onEvent'>): Promise<{ expiredMembers: number; deletedGroups: number }> {
   const now = deps.nowMs ?? Date.now;
   const groups = new GroupStore(deps.store, deps.prefix);
   let expiredMembers = 0;
@@ -320,6 +336,7 @@ export async function sweepGroups(deps: Pick<GroupServiceDeps, 'store' | 'prefix
     if (expired !== loaded.group) {
       const gone = Object.keys(loaded.group.members).length - Object.keys(expired.members).length;
       if (await groups.save(groupId, loaded, expired)) {
+        deps.onEvent?.({ type: 'group-saved', before: loaded.group, after: expired, nowMs: now() });
         expiredMembers += gone;
         if (gone > 0) deps.logger.info({ group: groupId, expired: gone, groupEpoch: expired.groupEpoch }, 'members expired');
       }
