@@ -9,12 +9,14 @@ import type { Logger } from 'pino';
 import { type GrpcServerHandle, limitsFromConfig, startGrpcServer } from '@skein/common/grpc-server.js';
 import { type ServeOptions, tlsFromConfig } from '@skein/common/service-shell.js';
 import { openMetadataStore } from '@skein/common/store/open-store.js';
+import { instrumentStore } from '@skein/common/store/instrumented-store.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
 import type { MetricsRegistry } from '@skein/common/metrics.js';
 import { MetadataKeys } from './domain/records.js';
 import { METADATA_SERVICE_NAME, type MetadataServiceDeps, MetadataServiceService, metadataServiceHandlers } from './grpc/metadata-service.js';
 import { MetadataAdmin } from './runtime/admin.js';
 import { Controller } from './runtime/controller.js';
+import { MetadataMetrics } from './runtime/metadata-metrics.js';
 import { MetadataView } from './runtime/metadata-view.js';
 import { ServiceInstances } from './runtime/service-instances.js';
 import type { MetadataConfig } from './config.js';
@@ -31,7 +33,10 @@ export interface MetadataServer {
 export type Serve = (options: ServeOptions) => Promise<GrpcServerHandle>;
 
 export async function startMetadataServer(config: MetadataConfig, logger: Logger, metrics?: MetricsRegistry, serve?: Serve): Promise<MetadataServer> {
-  const store = await openMetadataStore(config.store);
+  // Every store request is timed (skein_store_request_duration_seconds) when the process has metrics.
+  const opened = await openMetadataStore(config.store);
+  const store = metrics ? instrumentStore(opened, metrics.storeRequests()) : opened;
+  const metadataMetrics = metrics ? new MetadataMetrics(metrics.registry) : undefined;
   logger.info({ backend: store.kind, prefix: config.prefix }, 'metadata store opened');
   const keys = new MetadataKeys(config.prefix);
   const view = new MetadataView(store, keys, logger.child({ component: 'view' }));
@@ -57,7 +62,9 @@ export async function startMetadataServer(config: MetadataConfig, logger: Logger
     advertisedHost: config.advertisedHost || config.host,
     advertisedPort: server.port,
     sessionTtlMs: config.controllerSessionTtlMs,
+    onEvent: metadataMetrics && ((e) => metadataMetrics.record(e)),
   }, logger.child({ component: 'controller' }));
+  metadataMetrics?.watch({ isController: () => controller.isLeader, image: () => view.current });
   deps.controller = controller;
   controller.start();
   logger.info({ port: server.port, clusterId }, 'metadata service listening');

@@ -33,11 +33,24 @@ import { SkeinError } from '@skein/common/errors.js';
 /** etcd refuses transactions with more than 128 operations by default; stay well below. */
 const MAX_OPS_PER_TXN = 100;
 
+/** What the controller reports for metrics (runtime/metadata-metrics.ts counts them). */
+export type ControllerEvent =
+  /** This instance won the controller election. */
+  | { type: 'became-controller' }
+  /**
+   * A partition leader election was committed: `failover` (the leader left; a new one from the ISR),
+   * `unclean` (from outside the ISR), `preferred` (an operator's preferred-leader election),
+   * `leader-replica-offline` (the leader's log failed and it handed over).
+   */
+  | { type: 'leader-elected'; kind: 'failover' | 'unclean' | 'preferred' | 'leader-replica-offline' };
+
 export interface ControllerOptions {
   instanceId: string;
   advertisedHost: string;
   advertisedPort: number;
   sessionTtlMs: number;
+  /** Told what happened, for metrics; must not throw. */
+  onEvent?: (e: ControllerEvent) => void;
 }
 
 export class Controller {
@@ -103,6 +116,7 @@ export class Controller {
     // as new as our epoch.
     await this.view.waitForRevision(leadership.revision);
     this.leadership = leadership;
+    this.options.onEvent?.({ type: 'became-controller' });
     this.logger.info({ controllerEpoch: leadership.revision.toString() }, 'became controller');
     const sub = this.view.subscribe((batch) => {
       const relevant = batch.resync || batch.directoriesChanged || batch.changes.some((c) =>
@@ -144,7 +158,7 @@ export class Controller {
     const image = this.view.current;
     const live = image.liveBrokerIds();
     const fenced = fencedBrokers([...image.directories.values()].map((d) => d.record));
-    const writes: Array<{ compare: Compare[]; op: TxnOp; describe: string }> = [];
+    const writes: Array<{ compare: Compare[]; op: TxnOp; describe: string; onCommitted?: () => void }> = [];
     for (const [name, topic] of image.topics) {
       for (const p of image.missingPartitionStates(name)) {
         const replicas = topic.record.assignment[p]!;
@@ -165,7 +179,11 @@ export class Controller {
         const reconciled = reconcilePartition(state.record, live, { uncleanLeaderElection: unclean, fenced });
         const next = completeReassignment(reconciled ?? state.record) ?? reconciled;
         if (!next) continue;
-        writes.push(this.partitionWrite(name, p, state.modRevision, next));
+        const write = this.partitionWrite(name, p, state.modRevision, next);
+        if (next.leaderId >= 0 && next.leaderId !== state.record.leaderId) {
+          const kind = state.record.isr.includes(next.leaderId) ? 'failover' : 'unclean';
+          writes.push({ ...write, onCommitted: () => this.options.onEvent?.({ type: 'leader-elected', kind }) });
+        } else writes.push(write);
         this.logger.info({ topic: name, partition: p, leader: next.leaderId, leaderEpoch: next.leaderEpoch, isr: next.isr }, 'partition state change');
       }
     }
@@ -210,7 +228,7 @@ export class Controller {
    * whole if any compare fails; then each of its writes is retried alone so one stale partition
    * does not block the others (the next reconcile recomputes the stale one from a fresh view).
    */
-  private async commitInChunks(leadership: Leadership, writes: Array<{ compare: Compare[]; op: TxnOp; describe: string }>): Promise<bigint> {
+  private async commitInChunks(leadership: Leadership, writes: Array<{ compare: Compare[]; op: TxnOp; describe: string; onCommitted?: () => void }>): Promise<bigint> {
     let revision = 0n;
     const guard = leadership.guard();
     const perTxn = Math.floor((MAX_OPS_PER_TXN - 1) / 2);
@@ -219,11 +237,15 @@ export class Controller {
       const result = await this.store.txn({ compare: [guard, ...chunk.flatMap((w) => w.compare)], success: chunk.map((w) => w.op) });
       if (result.succeeded) {
         revision = result.revision;
+        for (const w of chunk) w.onCommitted?.();
         continue;
       }
       for (const w of chunk) {
         const single = await this.store.txn({ compare: [guard, ...w.compare], success: [w.op] });
-        if (single.succeeded) revision = single.revision;
+        if (single.succeeded) {
+          revision = single.revision;
+          w.onCommitted?.();
+        }
         else if (!(await this.stillLeader(leadership))) throw new SkeinError('NOT_CONTROLLER', 'this instance lost the controller election');
       }
     }
@@ -265,6 +287,7 @@ export class Controller {
         if (!(await this.stillLeader(leadership))) throw new SkeinError('NOT_CONTROLLER', 'this instance lost the controller election');
         throw new SkeinError('STALE_PARTITION_EPOCH', 'the partition changed concurrently; refresh and retry', { metadata: { topic: request.topic, partition: String(request.partition) } });
       }
+      if (request.leaderReplicaOffline && result.next.leaderId !== state.record.leaderId) this.options.onEvent?.({ type: 'leader-elected', kind: 'leader-replica-offline' });
       await this.view.waitForRevision(txn.revision);
       this.logger.info({ topic: request.topic, partition: request.partition, isr: result.next.isr, leaderId: result.next.leaderId, partitionEpoch: result.next.partitionEpoch, leaderReplicaOffline: request.leaderReplicaOffline === true }, request.leaderReplicaOffline ? 'leader replica offline: leadership moved' : 'ISR changed by leader');
       return result.next;
@@ -277,7 +300,7 @@ export class Controller {
       const image = this.view.current;
       const live = image.liveBrokerIds();
       const wanted = filter.length === 0 ? [...image.topics.keys()].map((topic) => ({ topic, partitions: [] as number[] })) : filter;
-      const writes: Array<{ compare: Compare[]; op: TxnOp; describe: string }> = [];
+      const writes: Array<{ compare: Compare[]; op: TxnOp; describe: string; onCommitted?: () => void }> = [];
       const elected: Array<{ topic: string; topicId: string; partition: number; record: PartitionRecord }> = [];
       for (const { topic, partitions } of wanted) {
         if (!image.topics.has(topic)) throw new SkeinError('UNKNOWN_TOPIC', `topic ${topic} does not exist`, { metadata: { topic } });
@@ -289,7 +312,7 @@ export class Controller {
           if (partitions.length > 0 && !partitions.includes(p)) continue;
           const next = electPreferredLeader(state.record, live);
           if (!next) continue;
-          writes.push(this.partitionWrite(topic, p, state.modRevision, next));
+          writes.push({ ...this.partitionWrite(topic, p, state.modRevision, next), onCommitted: () => this.options.onEvent?.({ type: 'leader-elected', kind: 'preferred' }) });
           elected.push({ topic, topicId: next.topicId, partition: p, record: next });
         }
       }
