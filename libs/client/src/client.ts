@@ -6,9 +6,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, REASONS, SkeinError, type Reason } from '@skein/common/errors.js';
 import { buildRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
-import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type PartitionError, type RecordBatch } from '@skein/proto/skein/broker/v1/broker.js';
+import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
 import {
-  MetadataServiceClient, ServiceRole, type ClusterMetadata, type DescribeTopicResponse, type FindServiceInstancesResponse, type ListTopicsResponse,
+  MetadataServiceClient, ServiceRole, type ClusterMetadata, type DescribeTopicResponse,
   type ListTopicsResponse_TopicSummary, type ServiceInstance, type Topic,
 } from '@skein/proto/skein/metadata/v1/metadata.js';
 
@@ -17,6 +17,7 @@ export { ServiceRole };
 import { Producer, type ProducerOptions, type ProducerRecord } from './producer.js';
 import { backoffMs, shouldRetry } from './retry.js';
 import { decodeFetchedBatches, DEFAULT_MAX_UNCOMPRESSED_BYTES } from './fetched-batches.js';
+import { callUnary, type UnaryStub } from './rpc.js';
 
 export { Acks, CompressionCodec, OffsetSpec, SkeinError };
 export type { ConsumedRecord, RecordInput };
@@ -34,12 +35,10 @@ export interface ClientOptions {
   unknownTopicAttempts?: number;
 }
 
-type Callback<Res> = (err: grpc.ServiceError | null, res: Res) => void;
-
-function unary<Req, Res>(client: grpc.Client, method: string, req: Req, timeoutMs: number): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const fn = (client as unknown as Record<string, (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: Callback<Res>) => void>)[method]!;
-    fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
+/** A generated stub called with a deadline, its failure decoded into a SkeinError. */
+function unary<Req, Res>(stub: UnaryStub<Req, Res>, req: Req, timeoutMs: number): Promise<Res> {
+  return callUnary(stub, req, timeoutMs).catch((err: grpc.ServiceError) => {
+    throw fromServiceError(err);
   });
 }
 
@@ -81,13 +80,16 @@ export class SkeinClient {
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
   }
 
-  /** Calls the metadata service, trying each address in turn on UNAVAILABLE. */
-  async meta<Req, Res>(method: string, req: Req): Promise<Res> {
+  /**
+   * Calls the metadata service through a generated stub (`(c) => c.listTopics.bind(c)`), trying each
+   * address in turn on UNAVAILABLE.
+   */
+  async meta<Req, Res>(rpc: (client: MetadataServiceClient) => UnaryStub<Req, Res>, req: Req): Promise<Res> {
     let last: unknown;
     for (let i = 0; i < this.metadataClients.length; i++) {
       const client = this.metadataClients[(this.next + i) % this.metadataClients.length]!;
       try {
-        return await unary<Req, Res>(client, method, req, this.timeoutMs);
+        return await unary(rpc(client), req, this.timeoutMs);
       } catch (err) {
         last = err;
         if ((err as SkeinError).code !== grpc.status.UNAVAILABLE) throw err;
@@ -99,32 +101,32 @@ export class SkeinClient {
 
   /** Creates a topic; 0 partitions or replication factor take the cluster defaults. */
   async createTopic(name: string, options: { partitions?: number; replicationFactor?: number; configs?: Record<string, string>; validateOnly?: boolean } = {}): Promise<Topic> {
-    const res = await this.meta<object, { topic: Topic }>('createTopic', { name, partitions: options.partitions ?? 0, replicationFactor: options.replicationFactor ?? 0, configs: options.configs ?? {}, validateOnly: options.validateOnly ?? false });
-    return res.topic;
+    const res = await this.meta((c) => c.createTopic.bind(c), { name, partitions: options.partitions ?? 0, replicationFactor: options.replicationFactor ?? 0, configs: options.configs ?? {}, validateOnly: options.validateOnly ?? false });
+    return res.topic!;
   }
 
   async listTopics(): Promise<ListTopicsResponse_TopicSummary[]> {
-    return (await this.meta<object, ListTopicsResponse>('listTopics', {})).topics;
+    return (await this.meta((c) => c.listTopics.bind(c), {})).topics;
   }
 
   /** Partitions (leader, epoch, replicas, ISR) and every effective config, overrides and defaults. */
   async describeTopic(name: string): Promise<DescribeTopicResponse> {
-    return this.meta<object, DescribeTopicResponse>('describeTopic', { name });
+    return this.meta((c) => c.describeTopic.bind(c), { name });
   }
 
   /** Sets and removes config overrides of a topic. */
   async alterTopicConfigs(name: string, changes: { set?: Record<string, string>; remove?: string[]; validateOnly?: boolean }): Promise<Topic> {
-    return (await this.meta<object, { topic: Topic }>('alterTopicConfigs', { name, set: changes.set ?? {}, remove: changes.remove ?? [], validateOnly: changes.validateOnly ?? false })).topic;
+    return (await this.meta((c) => c.alterTopicConfigs.bind(c), { name, set: changes.set ?? {}, remove: changes.remove ?? [], validateOnly: changes.validateOnly ?? false })).topic!;
   }
 
   /** Grows a topic to `totalCount` partitions (keyed records then map differently, as in Kafka). */
   async createPartitions(name: string, totalCount: number, validateOnly = false): Promise<Topic> {
-    return (await this.meta<object, { topic: Topic }>('createPartitions', { name, totalCount, validateOnly })).topic;
+    return (await this.meta((c) => c.createPartitions.bind(c), { name, totalCount, validateOnly })).topic!;
   }
 
   /** Deletes a topic and its data; resolves with the deleted topic's id. */
   async deleteTopic(name: string): Promise<string> {
-    return (await this.meta<object, { topicId: string }>('deleteTopic', { name })).topicId;
+    return (await this.meta((c) => c.deleteTopic.bind(c), { name })).topicId;
   }
 
   /** Brokers, controller, cluster id and every topic's partitions (also refreshes the routing cache). */
@@ -134,7 +136,7 @@ export class SkeinClient {
 
   /** The live instances of a role (every role for SERVICE_ROLE_UNSPECIFIED), as registered with the metadata service. */
   async findServiceInstances(role: ServiceRole = ServiceRole.SERVICE_ROLE_UNSPECIFIED): Promise<ServiceInstance[]> {
-    return (await this.meta<{ role: ServiceRole }, FindServiceInstancesResponse>('findServiceInstances', { role })).instances;
+    return (await this.meta((c) => c.findServiceInstances.bind(c), { role })).instances;
   }
 
   /**
@@ -151,7 +153,7 @@ export class SkeinClient {
 
   async refreshMetadata(): Promise<ClusterMetadata> {
     this.stats.metadataRefreshes++;
-    const res = await this.meta<{ topics: string[] }, { metadata?: ClusterMetadata }>('getClusterMetadata', { topics: [] });
+    const res = await this.meta((c) => c.getClusterMetadata.bind(c), { topics: [] });
     this.cluster = res.metadata!;
     return this.cluster;
   }
@@ -245,7 +247,7 @@ export class SkeinClient {
   async produceBatch(topic: string, partition: number, records: ProducerRecord[], options: { acks?: Acks; compression?: CompressionCodec; producerId?: bigint; producerEpoch?: number; baseSequence?: number } = {}): Promise<bigint> {
     const batch = buildRecordBatch(stamp(records, Date.now()), { compression: options.compression, producerId: options.producerId, producerEpoch: options.producerEpoch, baseSequence: options.baseSequence });
     return this.withLeader(topic, partition, async (broker) => {
-      const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; baseOffset: bigint }> }> }>(broker, 'produce', {
+      const res = await unary(broker.produce.bind(broker), {
         acks: options.acks ?? Acks.ACKS_ALL, timeoutMs: this.timeoutMs, topics: [{ topic, partitions: [{ partition, batch }] }],
       }, this.timeoutMs + 2000);
       const r = res.topics[0]!.partitions[0]!;
@@ -266,14 +268,12 @@ export class SkeinClient {
 
   /** A producer id for idempotent produce, from the partition's leader (which asks the metadata service for a block). */
   initProducerId(topic: string, partition: number): Promise<bigint> {
-    return this.withLeader(topic, partition, (b) => new Promise<bigint>((resolve, reject) => {
-      b.initProducerId({ clientId: 'skein-client' }, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res.producerId)));
-    }));
+    return this.withLeader(topic, partition, async (b) => (await unary(b.initProducerId.bind(b), { clientId: 'skein-client' }, this.timeoutMs)).producerId);
   }
 
   async listOffset(topic: string, partition: number, spec: OffsetSpec, timestampMs = 0n): Promise<bigint> {
     return this.withLeader(topic, partition, async (broker) => {
-      const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; offset: bigint }> }> }>(broker, 'listOffsets', { topics: [{ topic, partitions: [{ partition, spec, timestampMs }] }] }, this.timeoutMs);
+      const res = await unary(broker.listOffsets.bind(broker), { topics: [{ topic, partitions: [{ partition, spec, timestampMs }] }] }, this.timeoutMs);
       const r = res.topics[0]!.partitions[0]!;
       if (r.error) throw partitionError(r.error, { topic, partition });
       return r.offset;
@@ -292,7 +292,7 @@ export class SkeinClient {
   async fetch(topic: string, partition: number, offset: bigint, options: { maxWaitMs?: number; maxBytes?: number; maxUncompressedBytes?: number } = {}): Promise<{ records: ConsumedRecord[]; highWatermark: bigint }> {
     return this.withLeader(topic, partition, async (broker) => {
       const maxBytes = options.maxBytes ?? 4 << 20;
-      const res = await unary<object, { topics: Array<{ partitions: Array<{ error?: PartitionError; highWatermark: bigint; batches: Array<{ baseOffset: bigint; batch?: RecordBatch }> }> }> }>(broker, 'fetch', {
+      const res = await unary(broker.fetch.bind(broker), {
         maxWaitMs: options.maxWaitMs ?? 0, minBytes: 1, maxBytes, topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: maxBytes, currentLeaderEpoch: -1 }] }],
       }, this.timeoutMs + (options.maxWaitMs ?? 0));
       const r = res.topics[0]!.partitions[0]!;

@@ -29,9 +29,10 @@ import { fromServiceError, SkeinError } from '@skein/common/errors.js';
 import { isRetriableError } from './retry.js';
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
 import { OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
-import { type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type SessionResponse, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
+import { type GroupCoordinatorServiceClient, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type SessionResponse, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import type { SkeinClient } from './client.js';
 import { CoordinatorPool } from './coordinators.js';
+import { callUnary, type UnaryStub } from './rpc.js';
 
 export interface ConsumerOptions {
   groupId: string;
@@ -197,24 +198,24 @@ export class GroupConsumer implements AsyncIterable<Message> {
     return run;
   }
 
-  private async call<Res>(method: string, req: object): Promise<Res> {
+  /** Calls a coordinator RPC through its generated stub (`(c) => c.heartbeat.bind(c)`). */
+  private async call<Req, Res>(rpc: (c: GroupCoordinatorServiceClient) => UnaryStub<Req, Res>, req: Req): Promise<Res> {
     // Any coordinator instance serves any group; move to the next one on failure.
     const c = await this.coordinators.current();
-    return new Promise<Res>((resolve, reject) => {
-      (c as unknown as Record<string, Function>)[method]!.call(c, req, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e: grpc.ServiceError | null, r: Res) => {
-        if (e) {
-          if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) this.coordinators.failed();
-          reject(fromServiceError(e));
-        } else resolve(r);
-      });
-    });
+    try {
+      return await callUnary(rpc(c), req, 5000);
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) this.coordinators.failed();
+      throw fromServiceError(e);
+    }
   }
 
   private stream: { call: grpc.ClientDuplexStream<SessionRequest, SessionResponse>; waiting: Array<{ resolve: (r: HeartbeatResponse) => void; reject: (e: unknown) => void }> } | undefined;
 
   /** One heartbeat: over the session stream (opened on demand, on the next instance after a failure) or unary. */
   private async sendHeartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    if ((this.options.session ?? 'stream') === 'unary') return this.call<HeartbeatResponse>('heartbeat', req);
+    if ((this.options.session ?? 'stream') === 'unary') return this.call((c) => c.heartbeat.bind(c), req);
     const coordinator = this.stream ? undefined : await this.coordinators.current();
     if (!this.stream && coordinator) {
       const call = coordinator.session();
@@ -283,7 +284,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
       this.memberEpoch = res.memberEpoch;
       const added = [...assignment].filter((k) => !this.owned.has(k));
       if (added.length > 0) {
-        const committed = await this.call<{ offsets: Array<{ topic: string; partition: number; offset: bigint }> }>('fetchOffsets', { groupId: this.options.groupId, partitions: [] });
+        const committed = await this.call((c) => c.fetchOffsets.bind(c), { groupId: this.options.groupId, partitions: [] });
         const applied: string[] = [];
         for (const k of added) {
           const [t, p] = split(k);
@@ -320,7 +321,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
       return { topic, partition, offset: this.positions.get(k)!, metadata: '' };
     });
     if (offsets.length === 0) return;
-    await retry(() => this.call('commitOffsets', { groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, offsets }), {
+    await retry(() => this.call((c) => c.commitOffsets.bind(c), { groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, offsets }), {
       initialMs: 100, maxMs: 800, maxAttempts: 5, retryIf: (err) => (err as SkeinError).retriable,
     });
     for (const o of offsets) this.committed.set(key(o.topic, o.partition), o.offset);

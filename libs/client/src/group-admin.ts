@@ -8,10 +8,12 @@ import * as grpc from '@grpc/grpc-js';
 import { fromServiceError } from '@skein/common/errors.js';
 import {
   ResetSpec,
+  type GroupCoordinatorServiceClient,
   type DescribeGroupResponse, type GroupSummary, type OffsetCommit,
 } from '@skein/proto/skein/group/v1/group.js';
 import type { SkeinClient } from './client.js';
 import { CoordinatorPool } from './coordinators.js';
+import { callUnary, type UnaryStub } from './rpc.js';
 
 export { ResetSpec };
 export type { DescribeGroupResponse, GroupSummary, OffsetCommit };
@@ -33,14 +35,15 @@ export class GroupAdmin {
     this.pool = new CoordinatorPool(Array.isArray(coordinators) ? coordinators : () => coordinators.findCoordinators(), credentials);
   }
 
-  /** Calls any coordinator instance, moving on to the next one when one is unreachable. */
-  private async call<Res>(method: string, req: object): Promise<Res> {
+  /**
+   * Calls an RPC through its generated stub (`(c) => c.listGroups.bind(c)`) on any coordinator
+   * instance, moving on to the next one when one is unreachable.
+   */
+  private async call<Req, Res>(rpc: (c: GroupCoordinatorServiceClient) => UnaryStub<Req, Res>, req: Req): Promise<Res> {
     for (let tries = 1; ; tries++) {
       const c = await this.pool.current();
       try {
-        return await new Promise<Res>((resolve, reject) => {
-          (c as unknown as Record<string, Function>)[method]!.call(c, req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (e: grpc.ServiceError | null, r: Res) => (e ? reject(e) : resolve(r)));
-        });
+        return await callUnary(rpc(c), req, this.timeoutMs);
       } catch (err) {
         const e = fromServiceError(err as grpc.ServiceError);
         if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || tries >= this.pool.triesPerCall) throw e;
@@ -50,26 +53,26 @@ export class GroupAdmin {
   }
 
   async listGroups(): Promise<GroupSummary[]> {
-    return (await this.call<{ groups: GroupSummary[] }>('listGroups', {})).groups;
+    return (await this.call((c) => c.listGroups.bind(c), {})).groups;
   }
 
   /** State, members with their assignments, committed offsets, and lag per partition. */
   describeGroup(groupId: string): Promise<DescribeGroupResponse> {
-    return this.call('describeGroup', { groupId });
+    return this.call((c) => c.describeGroup.bind(c), { groupId });
   }
 
   /** Deletes an empty group and its committed offsets. */
   async deleteGroup(groupId: string): Promise<void> {
-    await this.call('deleteGroup', { groupId });
+    await this.call((c) => c.deleteGroup.bind(c), { groupId });
   }
 
   async fetchOffsets(groupId: string, partitions: Array<{ topic: string; partitions: number[] }> = []): Promise<OffsetCommit[]> {
-    return (await this.call<{ offsets: OffsetCommit[] }>('fetchOffsets', { groupId, partitions })).offsets;
+    return (await this.call((c) => c.fetchOffsets.bind(c), { groupId, partitions })).offsets;
   }
 
   /** Commits offsets for a group with no members (e.g. a standalone reader tracking its position in a group). */
   async commitOffsets(groupId: string, offsets: Array<{ topic: string; partition: number; offset: bigint; metadata?: string }>): Promise<void> {
-    await this.call('commitOffsets', { groupId, memberId: '', memberEpoch: -1, offsets: offsets.map((o) => ({ ...o, metadata: o.metadata ?? '' })) });
+    await this.call((c) => c.commitOffsets.bind(c), { groupId, memberId: '', memberEpoch: -1, offsets: offsets.map((o) => ({ ...o, metadata: o.metadata ?? '' })) });
   }
 
   /** Moves an empty group's offsets for a topic; `dryRun` (default true) only reports where they would go. */
@@ -83,7 +86,7 @@ export class GroupAdmin {
       case 'offset': spec = ResetSpec.RESET_SPEC_TO_OFFSET; value = target.offset; break;
       case 'shift-by': spec = ResetSpec.RESET_SPEC_SHIFT_BY; value = target.shift; break;
     }
-    return (await this.call<{ offsets: OffsetCommit[] }>('resetOffsets', { groupId, topic, partitions: options.partitions ?? [], spec, value, dryRun: options.dryRun ?? true })).offsets;
+    return (await this.call((c) => c.resetOffsets.bind(c), { groupId, topic, partitions: options.partitions ?? [], spec, value, dryRun: options.dryRun ?? true })).offsets;
   }
 
   close(): void {
