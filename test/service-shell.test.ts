@@ -12,16 +12,21 @@
 // - a second, standalone metadata service (own embedded store, nobody registers with it) runs TLS.
 // Not covered yet: TLS between services, mTLS on a cluster (only the shell's unit test checks
 // --tls-require-client-cert), and the coordinator's ListOffsets path to a TLS broker.
+//
+// No unhandled rejection: every process runs with --unhandled-rejections=strict, under which an
+// unhandled rejection becomes an uncaught exception and the shell exits 1. After a workload that
+// also breaks streams off mid-flight, each process must still stop gracefully with exit code 0.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BrokerServiceClient } from '@skein/proto/skein/broker/v1/broker.js';
+import { buildRecordBatch } from '@skein/common/records/record-batch.js';
+import { Acks, BrokerServiceClient, type ProduceStreamResponse } from '@skein/proto/skein/broker/v1/broker.js';
 import { GroupCoordinatorServiceClient } from '@skein/proto/skein/group/v1/group.js';
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
-import { promisify, rejection } from './harness/clients.js';
+import { metadataClient, promisify, rejection } from './harness/clients.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import { stopChild, track } from './harness/processes.js';
 import { skipUnless } from './harness/requirements.js';
@@ -83,15 +88,16 @@ describe.skipIf(noOpenssl)('TLS and /metrics on every service', () => {
     creds = grpc.credentials.createSsl(readFileSync(tls.caFile));
     const tlsArgs = ['--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--metrics-port', '0'];
     const store = (name: string) => ['--store', `embedded:${join(dir, `${name}.db`)}`];
-    metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: [...store('metadata'), '--metrics-port', '0'] });
+    const env = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --unhandled-rejections=strict`.trim() };
+    metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, env, args: [...store('metadata'), '--metrics-port', '0'] });
     [tlsMetadata, broker, coordinator] = await Promise.all([
-      startService({ name: 'metadata-tls', entry: METADATA_ENTRY, args: [...store('metadata-tls'), ...tlsArgs], credentials: creds }),
+      startService({ name: 'metadata-tls', entry: METADATA_ENTRY, env, args: [...store('metadata-tls'), ...tlsArgs], credentials: creds }),
       startService({
-        name: 'broker-1', entry: BROKER_ENTRY, dataDirFlag: '--data-dir', credentials: creds,
+        name: 'broker-1', entry: BROKER_ENTRY, dataDirFlag: '--data-dir', credentials: creds, env,
         args: ['--broker-id', '1', '--metadata-addresses', metadata.address, ...tlsArgs],
       }),
       startService({
-        name: 'coordinator', entry: COORDINATOR_ENTRY, credentials: creds,
+        name: 'coordinator', entry: COORDINATOR_ENTRY, credentials: creds, env,
         args: [...store('coordinator'), '--metadata-addresses', metadata.address, ...tlsArgs],
       }),
     ]);
@@ -149,6 +155,65 @@ describe.skipIf(noOpenssl)('TLS and /metrics on every service', () => {
 
   it('the plaintext metadata service serves /metrics too', async () => {
     await expectHandled(metadata, 'RegisterBroker');
+  });
+
+  it('after produce, fetch, groups and streams broken off mid-flight, every process stops gracefully (exit 0): no unhandled rejection', async () => {
+    const topic = `shell-${process.pid}`;
+    const meta = metadataClient(metadata.address);
+    const brokerRaw = new BrokerServiceClient(broker.address, creds);
+    const brokerApi = promisify(brokerRaw);
+    const groupsRaw = new GroupCoordinatorServiceClient(coordinator.address, creds);
+    const groupsApi = promisify(groupsRaw);
+    const batch = (value: string) => buildRecordBatch([{ key: 'k', value, timestampMs: Date.now() }]);
+    try {
+      await meta.createTopic({ name: topic, partitions: 1, replicationFactor: 1, configs: {}, validateOnly: false });
+      await waitFor(async () => {
+        const res = await brokerApi.produce({ acks: Acks.ACKS_LEADER, timeoutMs: 5000, topics: [{ topic, partitions: [{ partition: 0, batch: batch('first') }] }] });
+        return res.topics[0]!.partitions[0]!.error === undefined;
+      }, { timeoutMs: 20_000, message: `broker 1 leads ${topic}-0` });
+
+      // A ProduceStream the client cancels while answers are still due, then one it ends properly.
+      const cancelled = brokerRaw.produceStream();
+      cancelled.on('error', () => undefined);
+      const firstAnswer = new Promise<void>((resolve) => cancelled.once('data', () => resolve()));
+      for (let i = 0; i < 20; i++) cancelled.write({ correlationId: BigInt(i), acks: Acks.ACKS_ALL, timeoutMs: 5000, topics: [{ topic, partitions: [{ partition: 0, batch: batch(`c${i}`) }] }] });
+      await firstAnswer;
+      cancelled.cancel();
+      const ended = brokerRaw.produceStream();
+      const answers: bigint[] = [];
+      ended.on('data', (r: ProduceStreamResponse) => answers.push(r.correlationId));
+      const done = new Promise<void>((resolve, reject) => { ended.on('end', resolve); ended.on('error', reject); });
+      for (let i = 0; i < 5; i++) ended.write({ correlationId: BigInt(i), acks: Acks.ACKS_LEADER, timeoutMs: 5000, topics: [{ topic, partitions: [{ partition: 0, batch: batch(`e${i}`) }] }] });
+      ended.end();
+      await done;
+      expect(answers).toEqual([0n, 1n, 2n, 3n, 4n]);
+      const fetched = await brokerApi.fetch({ maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1 }] }] });
+      expect(fetched.topics[0]!.partitions[0]!.error).toBeUndefined();
+
+      // Groups: a commit on the empty group, a member joining, and a session stream broken off.
+      const group = `shell-group-${process.pid}`;
+      await groupsApi.commitOffsets({ groupId: group, memberId: '', memberEpoch: -1, offsets: [{ topic, partition: 0, offset: 1n, metadata: '' }] });
+      const joined = await groupsApi.heartbeat({ groupId: group, memberId: '', memberEpoch: 0, clientId: 'shell-test', subscribedTopics: [topic], subscribedTopicRegex: '', serverAssignor: '', ownedPartitions: [] });
+      expect(joined.memberEpoch).toBeGreaterThan(0);
+      const session = groupsRaw.session();
+      session.on('error', () => undefined);
+      const sessionAnswer = new Promise<void>((resolve) => session.once('data', () => resolve()));
+      session.write({ heartbeat: { groupId: group, memberId: joined.memberId, memberEpoch: joined.memberEpoch, clientId: 'shell-test', subscribedTopics: [topic], subscribedTopicRegex: '', serverAssignor: '', ownedPartitions: [] } });
+      await sessionAnswer;
+      session.cancel();
+    } finally {
+      meta.close();
+      brokerApi.close();
+      groupsApi.close();
+    }
+
+    for (const service of [coordinator, broker, tlsMetadata, metadata]) {
+      await service.stop();
+      const { code, signal } = await service.exited();
+      const log = readFileSync(service.logFile, 'utf8');
+      expect({ service: service.name, code, signal }).toEqual({ service: service.name, code: 0, signal: null });
+      expect(log).not.toMatch(/unhandled rejection|uncaught exception|UnhandledPromiseRejection/i);
+    }
   });
 });
 

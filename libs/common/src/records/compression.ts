@@ -434,7 +434,7 @@ export function zstdWorker(): ZstdWorker {
     if (zstdWorkerInstance === instance) zstdWorkerInstance = undefined;
     for (const p of pending.values()) p.reject(err);
     pending.clear();
-    void worker.terminate();
+    void worker.terminate().catch(() => {});
   };
   worker.on('message', ({ id, result }: { id: number; result: ZstdDecoded }) => {
     const p = pending.get(id);

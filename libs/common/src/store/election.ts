@@ -70,7 +70,8 @@ export class Election {
       const finish = (err?: Error) => {
         if (done) return;
         done = true;
-        void handle?.close();
+        // A watch that fails to close (etcd unreachable) ends with its client; never a rejection.
+        void handle?.close().catch(() => {});
         signal?.removeEventListener('abort', onAbort);
         if (err) reject(err); else resolve();
       };
@@ -81,7 +82,7 @@ export class Election {
         fromRevision,
         onBatch: (batch) => { if (batch.events.some((e) => e.type === 'delete')) finish(); },
         onError: () => finish(),
-      }).then((h) => { handle = h; if (done) void h.close(); }, (err: Error) => finish(err));
+      }).then((h) => { handle = h; if (done) void h.close().catch(() => {}); }, (err: Error) => finish(err));
     });
   }
 

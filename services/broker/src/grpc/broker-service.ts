@@ -343,6 +343,13 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
         tail = tail.then(async () => {
           const r = await response;
           if (!call.cancelled) call.write({ correlationId: req.correlationId, topics: r.topics }, () => settle(bytes));
+        }).catch((e: unknown) => {
+          // Partition errors are answers; anything thrown here is a bug or a broken stream: it is
+          // logged as unexpected and fails the stream instead of becoming an unhandled rejection,
+          // and the chain stays resolved for the 'end' handler.
+          if (failed) return;
+          failed = true;
+          call.emit('error', toServiceError(toLogError(e, unexpected('ProduceStream'))));
         });
       });
       call.on('end', () => {
