@@ -7,6 +7,7 @@
  * controller moves leadership away, then drains calls and closes the logs.
  */
 import * as grpc from '@grpc/grpc-js';
+import { retry } from '@skein/common/backoff.js';
 import { fromServiceError } from '@skein/common/errors.js';
 import { runService } from '@skein/common/service-shell.js';
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
@@ -60,7 +61,9 @@ await runService({
     /** Proposes an ISR change to the controller (following NOT_CONTROLLER hints); resolves with the accepted state. */
     async function alterPartition(req: AlterPartitionRequest): Promise<PartitionState> {
       let address: string | undefined;
-      for (let attempt = 0; attempt < 4; attempt++) {
+      // Up to 4 tries, each after a short jittered wait (a controller election settling); the
+      // last NOT_CONTROLLER is thrown, and the ISR manager proposes again later.
+      return retry(async () => {
         const client = address ? new MetadataServiceClient(address, grpc.credentials.createInsecure()) : metadataClients[nextClient++ % metadataClients.length]!;
         try {
           const res = await new Promise<{ state?: PartitionState }>((resolve, reject) => {
@@ -69,14 +72,15 @@ await runService({
           return res.state!;
         } catch (err) {
           const e = err as { reason?: string; controllerHint?: { controllerEndpoint?: { host: string; port: number } } };
-          if (e.reason !== 'NOT_CONTROLLER') throw err;
-          const ep = e.controllerHint?.controllerEndpoint;
-          address = ep ? `${ep.host}:${ep.port}` : undefined;
+          if (e.reason === 'NOT_CONTROLLER') {
+            const ep = e.controllerHint?.controllerEndpoint;
+            address = ep ? `${ep.host}:${ep.port}` : undefined;
+          }
+          throw err;
         } finally {
-          if (address && !metadataClients.includes(client)) client.close();
+          if (!metadataClients.includes(client)) client.close();
         }
-      }
-      throw new Error('no controller accepted the ISR change');
+      }, { initialMs: 50, maxMs: 1000, maxAttempts: 4, retryIf: (err) => (err as { reason?: string }).reason === 'NOT_CONTROLLER' });
     }
 
     const port = await server.start(serve);

@@ -10,6 +10,8 @@
  * serialized on one queue; decisions come from the pure functions in domain/partition-state.ts.
  */
 
+import { backoffDelayMs, type BackoffPolicy } from '@skein/common/backoff.js';
+import { sleep } from '@skein/common/timers.js';
 import type { Compare, MetadataStore, TxnOp } from '@skein/common/store/types.js';
 import { Election, type Leadership } from '@skein/common/store/election.js';
 import { StoreSession } from '@skein/common/store/session.js';
@@ -32,6 +34,11 @@ import { SkeinError } from '@skein/common/errors.js';
 
 /** etcd refuses transactions with more than 128 operations by default; stay well below. */
 const MAX_OPS_PER_TXN = 100;
+
+/** A failed campaign (store unreachable) is retried 100 ms doubling to 2 s, jittered. */
+const CAMPAIGN_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 2000 };
+/** A failed reconcile pass is retried 500 ms doubling to 5 s, jittered, unless a change comes first. */
+const RECONCILE_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 5000 };
 
 /** What the controller reports for metrics (runtime/metadata-metrics.ts counts them). */
 export type ControllerEvent =
@@ -61,6 +68,8 @@ export class Controller {
   private campaignAbort = new AbortController();
   private unsubscribe: (() => void) | undefined;
   private reconcileScheduled = false;
+  /** Reconcile passes failed in a row (the backoff before the next retry grows with it). */
+  private reconcileFailures = 0;
 
   constructor(
     private readonly store: MetadataStore,
@@ -106,7 +115,7 @@ export class Controller {
       } catch (err) {
         if (this.stopped) return;
         this.logger.warn({ err, attempt }, 'controller campaign failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))));
+        await sleep(backoffDelayMs(CAMPAIGN_BACKOFF, attempt));
       }
     }
   }
@@ -140,9 +149,11 @@ export class Controller {
       this.reconcileScheduled = false;
       try {
         await this.reconcileAll();
+        this.reconcileFailures = 0;
       } catch (err) {
-        this.logger.warn({ err }, 'reconcile failed; will retry on the next change');
-        setTimeout(() => { if (this.leadership) this.scheduleReconcile(); }, 500).unref();
+        const delayMs = backoffDelayMs(RECONCILE_BACKOFF, this.reconcileFailures++);
+        this.logger.warn({ err, attempt: this.reconcileFailures, delayMs: Math.round(delayMs) }, 'reconcile failed; retrying (or on the next change)');
+        setTimeout(() => { if (this.leadership) this.scheduleReconcile(); }, delayMs).unref();
       }
     });
   }
