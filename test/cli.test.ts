@@ -2,7 +2,7 @@
 // stdin with Kafka-compatible partitioning, consume, and exit codes.
 import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionForKey } from '@skein/client/murmur2.js';
+import { partitionForKey } from '@skein/client';
 import { startStores, type TestStores } from './harness/stores.js';
 import { startService, stopAll, waitFor } from './harness/services.js';
 import { metadataClient } from './harness/clients.js';

@@ -5,7 +5,7 @@
 // processing); and idempotent retries that leave no duplicates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupAdmin, GroupConsumer, SkeinClient, type RecordMetadata } from '@skein/client';
-import { KAFKA_MURMUR2_VECTORS } from '@skein/client/murmur2-vectors.js';
+import { KAFKA_MURMUR2_VECTORS } from '../libs/client/src/murmur2-vectors.js';
 import { startStores, type TestStores } from './harness/stores.js';
 import { brokerClient, metadataClient } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
