@@ -127,10 +127,14 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
       if (pending.length === 0) return;
       const batch = pending;
       pending = [];
-      outstanding.push(producer.send(topic, batch).then(() => {
+      const sent = producer.send(topic, batch).then(() => {
         count += batch.length;
         shown.add(batch.length, batch.reduce((n, r) => n + recordBytes(r), 0));
-      }));
+      });
+      // Awaited below (shift or Promise.all), where a failure ends the command with its message;
+      // marked handled now so one that fails early is not an unhandled rejection before then.
+      sent.catch(() => {});
+      outstanding.push(sent);
       if (outstanding.length > 16) await outstanding.shift();
     };
     for await (const line of lines) {
@@ -180,6 +184,8 @@ program.command('consume <topic>').description('read records: in a group (--grou
       // offset under --auto-offset-reset none: it holds the partition) ends the command after the
       // records before it were printed; others are warnings while the consumer keeps trying.
       let failure: unknown;
+      // Closing from a callback: a failure to close (the final commit) is the command's failure.
+      const close = () => { consumer.close().catch((err: unknown) => { failure ??= err; }); };
       const consumer: GroupConsumer = new GroupConsumer(c, {
         groupId: o.group, coordinator: coordinatorAddresses(), topics: [topic], clientId: 'skein-cli',
         autoOffsetReset: o.autoOffsetReset ?? (o.fromBeginning ? 'earliest' : 'latest'),
@@ -190,15 +196,15 @@ program.command('consume <topic>').description('read records: in a group (--grou
             return;
           }
           failure ??= err;
-          void consumer.close();
+          close();
         },
         onOffsetReset: (r) => console.error(`skein: ${r.topic}-${r.partition}: offset ${r.from} is out of range; moved to ${r.to} (${r.policy})`),
       });
       let seen = 0;
       let lastRecordAt = Date.now();
       // Without --follow, stop once the group's partitions have been quiet for --idle-ms.
-      const idle = o.follow ? undefined : setInterval(() => { if (Date.now() - lastRecordAt > Number(o.idleMs)) void consumer.close(); }, 100);
-      const stop = () => void consumer.close();
+      const idle = o.follow ? undefined : setInterval(() => { if (Date.now() - lastRecordAt > Number(o.idleMs)) close(); }, 100);
+      const stop = close;
       process.once('SIGINT', stop);
       try {
         for await (const m of consumer) {
