@@ -94,6 +94,14 @@ describe('the README quick start', () => {
     const env = { SKEIN_METADATA: `127.0.0.1:${base}` };
     const first = await startCluster(base);
     expect(first.output()).toContain('read back: ');
+    // The banner lists each service's /metrics URL, and each serves that service's metrics.
+    const banner = first.output().slice(first.output().indexOf('Skein is running.'));
+    const urls = [...banner.matchAll(/^\s*(?:\/metrics)?\s+(metadata|broker-\d|coordinator)\s+(http:\/\/\S+\/metrics)$/gm)].map((m) => ({ name: m[1]!, url: m[2]! }));
+    expect(urls.map((u) => u.name).sort()).toEqual(['broker-0', 'broker-1', 'broker-2', 'coordinator', 'metadata']);
+    for (const { name, url } of urls) {
+      const prefix = name === 'coordinator' ? 'skein_coordinator_' : name === 'metadata' ? 'skein_metadata_' : 'skein_broker_';
+      expect(await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text(), name).toContain(prefix);
+    }
 
     const run = await sh(script, env, 240_000);
     expect(run.code, `quick start failed:\n${run.stderr.slice(-3000)}`).toBe(0);
