@@ -9,7 +9,11 @@ describe('instrumentStore', () => {
     const seen: Array<{ op: StoreOperation; seconds: number; ok: boolean }> = [];
     let tick = 0n;
     // A clock that moves 2 ms per reading: each request takes exactly 2 ms.
-    const store = instrumentStore(inner, (op, seconds, ok) => seen.push({ op, seconds, ok }), () => (tick += 2_000_000n));
+    const store = instrumentStore(
+      inner,
+      (op, seconds, ok) => seen.push({ op, seconds, ok }),
+      () => (tick += 2_000_000n),
+    );
     expect(store.kind).toBe('embedded');
     const put = await store.txn({ compare: [], success: [{ type: 'put', key: 'a', value: Buffer.from('1') }] });
     expect(put.succeeded).toBe(true);
@@ -19,7 +23,11 @@ describe('instrumentStore', () => {
     await store.revokeLease(lease.leaseId);
     expect(seen).toEqual(['txn', 'get', 'range', 'grantLease', 'revokeLease'].map((op) => ({ op, seconds: 0.002, ok: true })));
 
-    const failing = instrumentStore({ ...inner, kind: 'embedded', get: () => Promise.reject(new Error('down')) } as MetadataStore, (op, seconds, ok) => seen.push({ op, seconds, ok }), () => (tick += 1_000_000n));
+    const failing = instrumentStore(
+      { ...inner, kind: 'embedded', get: () => Promise.reject(new Error('down')) } as MetadataStore,
+      (op, seconds, ok) => seen.push({ op, seconds, ok }),
+      () => (tick += 1_000_000n),
+    );
     await expect(failing.get('a')).rejects.toThrow('down');
     expect(seen.at(-1)).toEqual({ op: 'get', seconds: 0.001, ok: false });
     await store.close();
