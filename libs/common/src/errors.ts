@@ -71,6 +71,11 @@ export const REASONS = {
   INVALID_RECORD: [S.INVALID_ARGUMENT, false],
   UNSUPPORTED_COMPRESSION_TYPE: [S.INVALID_ARGUMENT, false],
   INVALID_PRODUCER_ID: [S.INVALID_ARGUMENT, false],
+  // Transactions (issue 16). Kafka's names; a transactional producer fenced by a newer epoch gets
+  // PRODUCER_FENCED (Kafka maps InvalidProducerEpoch to it for transactional producers).
+  PRODUCER_FENCED: [S.FAILED_PRECONDITION, false],
+  INVALID_TXN_STATE: [S.FAILED_PRECONDITION, false],
+  TRANSACTION_COORDINATOR_FENCED: [S.FAILED_PRECONDITION, false],
   UNAVAILABLE: [S.UNAVAILABLE, true],
   INTERNAL: [S.INTERNAL, false],
 } as const satisfies Record<string, readonly [grpc.status, boolean]>;
@@ -146,6 +151,12 @@ export const REASON_GUIDANCE = {
     'A well-formed batch whose content is refused: empty, an unsupported format version, no records, or timestamps out of order. Fix the producer. Compare CORRUPT_MESSAGE (damaged or undecodable bytes).',
   UNSUPPORTED_COMPRESSION_TYPE: 'The batch names a compression codec this side does not support. Use none, gzip, snappy, lz4 or zstd.',
   INVALID_PRODUCER_ID: 'An idempotent batch carries a producer id that InitProducerId did not hand out (zero or negative other than -1). Call InitProducerId first (the client does).',
+  PRODUCER_FENCED:
+    'A transactional producer (or a transaction marker) carries an older producer epoch than the partition or the transaction coordinator has seen: a newer instance with the same transactional id took over, or the transaction was aborted by timeout or by an operator. Not retriable: stop this producer instance (a new one calls InitProducerId). Compare INVALID_PRODUCER_EPOCH, the idempotent (non-transactional) producer\'s reason.',
+  INVALID_TXN_STATE:
+    'The request does not fit the state of the transaction: on a broker, a transactional batch for a partition where the producer has no open transaction (the coordinator never began it there, or it has ended: e.g. a retry arriving after the abort), a non-transactional batch from a producer whose transaction is open, or a begin/marker while an earlier transaction of the producer is still open there. Not retriable: abort the transaction (add the partition with AddPartitionsToTxn before producing to it).',
+  TRANSACTION_COORDINATOR_FENCED:
+    'A BeginTxn for a transaction that is older than, or the same as, one already ended on the partition (coordinator_epoch at or below it): a late or zombie coordinator call. Not retriable; the transaction it belongs to is over.',
   UNAVAILABLE: 'A resource behind the request is briefly unavailable (today: a producer id block could not be allocated). Retry with backoff.',
   INTERNAL: 'An unexpected failure; the service logged it with its input. Not retriable. Report it with the service\'s log.',
 } as const satisfies Record<Reason, string>;

@@ -101,6 +101,62 @@ export function compressionCodecToJSON(object: CompressionCodec): string {
   }
 }
 
+/** The kinds of control batch. */
+export enum ControlRecordType {
+  /** CONTROL_RECORD_TYPE_UNSPECIFIED - Not set: a reader treats a control batch of an unknown type as having no effect. */
+  CONTROL_RECORD_TYPE_UNSPECIFIED = 0,
+  /**
+   * CONTROL_RECORD_TYPE_BEGIN - Written by BeginTxn: the producer's transaction is open on this partition from this offset on
+   * (this offset is the transaction's first offset, which bounds the last stable offset).
+   */
+  CONTROL_RECORD_TYPE_BEGIN = 1,
+  /** CONTROL_RECORD_TYPE_COMMIT - Commit marker: the producer's transactional records since its BEGIN are committed. */
+  CONTROL_RECORD_TYPE_COMMIT = 2,
+  /**
+   * CONTROL_RECORD_TYPE_ABORT - Abort marker: the producer's transactional records since its BEGIN are aborted; READ_COMMITTED
+   * readers drop them (Fetch lists the transaction in `aborted_transactions`).
+   */
+  CONTROL_RECORD_TYPE_ABORT = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function controlRecordTypeFromJSON(object: any): ControlRecordType {
+  switch (object) {
+    case 0:
+    case "CONTROL_RECORD_TYPE_UNSPECIFIED":
+      return ControlRecordType.CONTROL_RECORD_TYPE_UNSPECIFIED;
+    case 1:
+    case "CONTROL_RECORD_TYPE_BEGIN":
+      return ControlRecordType.CONTROL_RECORD_TYPE_BEGIN;
+    case 2:
+    case "CONTROL_RECORD_TYPE_COMMIT":
+      return ControlRecordType.CONTROL_RECORD_TYPE_COMMIT;
+    case 3:
+    case "CONTROL_RECORD_TYPE_ABORT":
+      return ControlRecordType.CONTROL_RECORD_TYPE_ABORT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ControlRecordType.UNRECOGNIZED;
+  }
+}
+
+export function controlRecordTypeToJSON(object: ControlRecordType): string {
+  switch (object) {
+    case ControlRecordType.CONTROL_RECORD_TYPE_UNSPECIFIED:
+      return "CONTROL_RECORD_TYPE_UNSPECIFIED";
+    case ControlRecordType.CONTROL_RECORD_TYPE_BEGIN:
+      return "CONTROL_RECORD_TYPE_BEGIN";
+    case ControlRecordType.CONTROL_RECORD_TYPE_COMMIT:
+      return "CONTROL_RECORD_TYPE_COMMIT";
+    case ControlRecordType.CONTROL_RECORD_TYPE_ABORT:
+      return "CONTROL_RECORD_TYPE_ABORT";
+    case ControlRecordType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** How many replicas must have a batch before the broker answers a produce. */
 export enum Acks {
   /** ACKS_UNSPECIFIED - Not set: treated as ACKS_ALL, the safe default. */
@@ -154,13 +210,77 @@ export function acksToJSON(object: Acks): string {
   }
 }
 
+/** Which records a reader may see (Kafka's isolation.level). */
+export enum IsolationLevel {
+  /** ISOLATION_LEVEL_UNSPECIFIED - Not set: READ_UNCOMMITTED, what readers got before transactions existed. */
+  ISOLATION_LEVEL_UNSPECIFIED = 0,
+  /**
+   * ISOLATION_LEVEL_READ_UNCOMMITTED - Everything below the high watermark, transactional records of open and aborted transactions
+   * included. Control batches are returned too; readers skip them (RecordBatch.is_control).
+   */
+  ISOLATION_LEVEL_READ_UNCOMMITTED = 1,
+  /**
+   * ISOLATION_LEVEL_READ_COMMITTED - Only batches below the last stable offset (LSO: the first offset of the earliest transaction
+   * still open on the partition, or the high watermark when none is), with the transactions that
+   * were aborted in the returned range listed in `aborted_transactions`. The reader drops the
+   * aborted records itself, as Kafka's consumer does:
+   *   keep the listed aborted transactions ordered by first_offset; walking the batches in offset
+   *   order, before each batch move every listed transaction with first_offset <= the batch's
+   *   base_offset into an "aborted producers" set; skip a transactional data batch whose
+   *   producer_id is in the set; on an ABORT control batch of a producer in the set, remove it
+   *   (its aborted transaction ends there); skip every control batch.
+   * Why on the client: the broker serves stored bytes as they are (DESIGN section 4) and never
+   * parses batches on the read path; filtering would make it read every batch header of every
+   * read_committed fetch and break the one-copy Subscribe path, while the list of aborted
+   * transactions comes from a small per-segment index (aborts are rare). The records an aborted
+   * transaction wrote still travel to the client, which only matters when aborts are frequent.
+   */
+  ISOLATION_LEVEL_READ_COMMITTED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function isolationLevelFromJSON(object: any): IsolationLevel {
+  switch (object) {
+    case 0:
+    case "ISOLATION_LEVEL_UNSPECIFIED":
+      return IsolationLevel.ISOLATION_LEVEL_UNSPECIFIED;
+    case 1:
+    case "ISOLATION_LEVEL_READ_UNCOMMITTED":
+      return IsolationLevel.ISOLATION_LEVEL_READ_UNCOMMITTED;
+    case 2:
+    case "ISOLATION_LEVEL_READ_COMMITTED":
+      return IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return IsolationLevel.UNRECOGNIZED;
+  }
+}
+
+export function isolationLevelToJSON(object: IsolationLevel): string {
+  switch (object) {
+    case IsolationLevel.ISOLATION_LEVEL_UNSPECIFIED:
+      return "ISOLATION_LEVEL_UNSPECIFIED";
+    case IsolationLevel.ISOLATION_LEVEL_READ_UNCOMMITTED:
+      return "ISOLATION_LEVEL_READ_UNCOMMITTED";
+    case IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED:
+      return "ISOLATION_LEVEL_READ_COMMITTED";
+    case IsolationLevel.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Which offset ListOffsets looks up. */
 export enum OffsetSpec {
   /** OFFSET_SPEC_UNSPECIFIED - Not set: refused. */
   OFFSET_SPEC_UNSPECIFIED = 0,
   /** OFFSET_SPEC_EARLIEST - The log start offset. */
   OFFSET_SPEC_EARLIEST = 1,
-  /** OFFSET_SPEC_LATEST - The high watermark (the offset the next consumed record will have). */
+  /**
+   * OFFSET_SPEC_LATEST - The high watermark (the offset the next consumed record will have); under READ_COMMITTED the
+   * last stable offset.
+   */
   OFFSET_SPEC_LATEST = 2,
   /** OFFSET_SPEC_TIMESTAMP - The first offset whose record timestamp is at or after `timestamp_ms`. */
   OFFSET_SPEC_TIMESTAMP = 3,
@@ -241,6 +361,47 @@ export interface RecordBatch {
   crc32c: number;
   /** A `Records` message, encoded, then compressed with `compression`. */
   records: Buffer;
+  /**
+   * Kafka's transactional attribute bit: the records belong to the open transaction of
+   * (producer_id, producer_epoch) on this partition and become visible to READ_COMMITTED readers
+   * only once a COMMIT control batch of that producer follows them (an ABORT hides them forever).
+   * Needs an idempotent producer (producer_id, producer_epoch and base_sequence set). The broker
+   * refuses a transactional batch unless the transaction coordinator has begun the transaction on
+   * this partition (BrokerTxnService.BeginTxn, which writes a BEGIN control batch): without an
+   * open transaction the answer is INVALID_TXN_STATE, with an older producer_epoch than the
+   * partition knows PRODUCER_FENCED. A non-transactional batch from a producer whose transaction is
+   * open on the partition is refused with INVALID_TXN_STATE. Not covered by crc32c (as no header
+   * field is).
+   */
+  isTransactional?:
+    | boolean
+    | undefined;
+  /**
+   * Kafka's control attribute bit: a control batch written by the broker itself, never by a
+   * producer (a produced batch with is_control set is refused with INVALID_RECORD). Readers skip
+   * control batches: they hold no application records, only offsets. A control batch is stored as:
+   * is_transactional = true, producer_id/producer_epoch = the transaction's producer (the epoch
+   * of the marker, which may be higher than the data's when the coordinator fenced the producer),
+   * base_sequence = -1 (control batches take no part in sequence checks), compression NONE,
+   * record_count = 1, first_timestamp_ms = max_timestamp_ms = the broker's clock at append, and
+   * `records` = an encoded `Records` holding exactly one `Record` with an empty key, timestamp
+   * delta 0, no headers, and `value` = an encoded `ControlRecord`. It occupies one offset.
+   */
+  isControl?: boolean | undefined;
+}
+
+/**
+ * What a control batch says. Kafka keeps the type in the record key and the coordinator epoch in
+ * the value; Skein keeps both in the one record's value as this message.
+ */
+export interface ControlRecord {
+  /** What the control batch does. */
+  type: ControlRecordType;
+  /**
+   * The coordinator_epoch of the transaction (see BrokerTxnService): identifies the transaction
+   * among those of the same producer id.
+   */
+  coordinatorEpoch: bigint;
 }
 
 /** The payload of a RecordBatch, before compression. */
@@ -411,6 +572,19 @@ export interface FetchRequest {
   maxBytes: number;
   /** Partitions to read: at most 10,000 partition entries (--max-partitions-per-request). */
   topics: TopicFetchData[];
+  /** Which records to return; unset is READ_UNCOMMITTED. */
+  isolationLevel?: IsolationLevel | undefined;
+}
+
+/** A transaction aborted on a partition, as READ_COMMITTED readers need it. */
+export interface AbortedTransaction {
+  /** The producer whose transactional batches to drop. */
+  producerId: bigint;
+  /**
+   * The transaction's first offset on the partition (its BEGIN control batch): drop that
+   * producer's transactional batches from here up to its next ABORT control batch.
+   */
+  firstOffset: bigint;
 }
 
 /** A stored batch and where it sits in its partition. */
@@ -437,9 +611,20 @@ export interface PartitionFetchResponse {
   logStartOffset: bigint;
   /**
    * Batches in offset order. The first may start before fetch_offset (a batch is never split):
-   * skip records below fetch_offset.
+   * skip records below fetch_offset. Under READ_COMMITTED only batches below last_stable_offset.
    */
   batches: FetchedBatch[];
+  /**
+   * The last stable offset: the first offset of the earliest transaction still open on the
+   * partition, or the high watermark when none is (never above it). READ_COMMITTED readers see
+   * only offsets below it. Filled for both isolation levels.
+   */
+  lastStableOffset: bigint;
+  /**
+   * READ_COMMITTED only: the aborted transactions that overlap the returned batches, ordered by
+   * first_offset (see ISOLATION_LEVEL_READ_COMMITTED for how to use them). Empty otherwise.
+   */
+  abortedTransactions: AbortedTransaction[];
 }
 
 /** What the partitions of one topic returned. */
@@ -472,6 +657,11 @@ export interface SubscribeRequest {
   maxBytes: number;
   /** As in PartitionFetchData. */
   currentLeaderEpoch: number;
+  /**
+   * As in FetchRequest: under READ_COMMITTED the stream pushes batches as the last stable offset
+   * (not the high watermark) moves.
+   */
+  isolationLevel?: IsolationLevel | undefined;
 }
 
 export interface SubscribeResponse {
@@ -479,8 +669,18 @@ export interface SubscribeResponse {
   highWatermark: bigint;
   /** Log start offset when this message was sent. */
   logStartOffset: bigint;
-  /** New batches, continuing where the previous message ended. */
+  /**
+   * New batches, continuing where the previous message ended (under READ_COMMITTED, all below
+   * last_stable_offset).
+   */
   batches: FetchedBatch[];
+  /** As in PartitionFetchResponse. */
+  lastStableOffset: bigint;
+  /**
+   * As in PartitionFetchResponse: READ_COMMITTED only, the aborted transactions overlapping this
+   * message's batches. The reader keeps its "aborted producers" set across messages of a stream.
+   */
+  abortedTransactions: AbortedTransaction[];
 }
 
 /** One partition to look up. */
@@ -504,6 +704,11 @@ export interface ListOffsetsTopic {
 export interface ListOffsetsRequest {
   /** Topics and partitions to look up: at most 10,000 partition entries (--max-partitions-per-request). */
   topics: ListOffsetsTopic[];
+  /**
+   * Unset is READ_UNCOMMITTED. READ_COMMITTED: LATEST answers the last stable offset, and
+   * TIMESTAMP finds only offsets below it (-1 when the first match is at or above it).
+   */
+  isolationLevel?: IsolationLevel | undefined;
 }
 
 /** The answer for one partition. */
@@ -611,6 +816,128 @@ export interface ReadReplicaLogResponse {
   batches: StoredBatch[];
 }
 
+/** Partitions of one topic, for BrokerTxnService requests. */
+export interface TxnTopicPartitions {
+  /** Topic name, at most 249 characters. */
+  topic: string;
+  /** Partition numbers, 0 or more. */
+  partitions: number[];
+}
+
+/** The outcome for one partition of a BrokerTxnService request. */
+export interface TxnPartitionResult {
+  /** Partition number. */
+  partition: number;
+  /** Unset when the partition is done (written, or nothing to write). */
+  error?: PartitionError | undefined;
+}
+
+/** Outcomes for the partitions of one topic, in request order. */
+export interface TxnTopicResult {
+  /** Topic name. */
+  topic: string;
+  /** One per requested partition, in request order. */
+  partitions: TxnPartitionResult[];
+}
+
+export interface BeginTxnRequest {
+  /** The transactional producer. */
+  producerId: bigint;
+  /** Its current epoch; its transactional batches must carry this epoch. */
+  producerEpoch: number;
+  /** The transaction's identity among the producer's transactions (see BrokerTxnService), 0 or more. */
+  coordinatorEpoch: bigint;
+  /** Partitions to open the transaction on: at most 10,000 partition entries in all. */
+  topics: TxnTopicPartitions[];
+  /** How long to wait for the in-sync replicas, in milliseconds; 0 takes the broker default (30 s). */
+  timeoutMs: number;
+}
+
+export interface BeginTxnResponse {
+  /** By topic, in request order. */
+  topics: TxnTopicResult[];
+}
+
+/** One transaction to end on some partitions. */
+export interface TxnMarker {
+  /** The transactional producer. */
+  producerId: bigint;
+  /** The epoch to write the marker with: at least the transaction's epoch. */
+  producerEpoch: number;
+  /** True writes COMMIT, false writes ABORT. */
+  commit: boolean;
+  /** The transaction's identity, as given to BeginTxn, 0 or more. */
+  coordinatorEpoch: bigint;
+  /** Partitions to write the marker on. */
+  topics: TxnTopicPartitions[];
+}
+
+export interface WriteTxnMarkersRequest {
+  /** Markers to write; at most 10,000 partition entries in all. */
+  markers: TxnMarker[];
+  /** As in BeginTxnRequest. */
+  timeoutMs: number;
+}
+
+/** Outcomes of one marker. */
+export interface TxnMarkerResult {
+  /** The marker's producer id. */
+  producerId: bigint;
+  /** By topic, in the marker's order. */
+  topics: TxnTopicResult[];
+}
+
+export interface WriteTxnMarkersResponse {
+  /** One per marker, in request order. */
+  markers: TxnMarkerResult[];
+}
+
+export interface DescribeProducersRequest {
+  /** Partitions to describe (this broker must lead them): at most 10,000 partition entries. */
+  topics: TxnTopicPartitions[];
+}
+
+/** One producer as a partition leader knows it. */
+export interface ProducerDescription {
+  /** Producer id. */
+  producerId: bigint;
+  /** The highest epoch seen on the partition. */
+  producerEpoch: number;
+  /** Sequence of the last record appended, -1 when none is remembered. */
+  lastSequence: number;
+  /** Largest timestamp of its last batch, milliseconds since the Unix epoch. */
+  lastTimestampMs: bigint;
+  /** The highest coordinator_epoch seen on the partition for this producer, -1 when none. */
+  coordinatorEpoch: bigint;
+  /** First offset of its open transaction on the partition, -1 when none is open. */
+  currentTxnStartOffset: bigint;
+}
+
+/** Producers of one partition. */
+export interface DescribeProducersPartition {
+  /** Partition number. */
+  partition: number;
+  /** Set when the partition could not be described. */
+  error?:
+    | PartitionError
+    | undefined;
+  /** Producers with state on the partition. */
+  producers: ProducerDescription[];
+}
+
+/** Producers of the partitions of one topic. */
+export interface DescribeProducersTopic {
+  /** Topic name. */
+  topic: string;
+  /** One per requested partition, in request order. */
+  partitions: DescribeProducersPartition[];
+}
+
+export interface DescribeProducersResponse {
+  /** By topic, in request order. */
+  topics: DescribeProducersTopic[];
+}
+
 function createBaseRecordBatch(): RecordBatch {
   return {
     formatVersion: 0,
@@ -623,6 +950,8 @@ function createBaseRecordBatch(): RecordBatch {
     maxTimestampMs: 0n,
     crc32c: 0,
     records: Buffer.alloc(0),
+    isTransactional: undefined,
+    isControl: undefined,
   };
 }
 
@@ -666,6 +995,12 @@ export const RecordBatch: MessageFns<RecordBatch> = {
     }
     if (message.records.length !== 0) {
       writer.uint32(82).bytes(message.records);
+    }
+    if (message.isTransactional !== undefined) {
+      writer.uint32(88).bool(message.isTransactional);
+    }
+    if (message.isControl !== undefined) {
+      writer.uint32(96).bool(message.isControl);
     }
     return writer;
   },
@@ -763,6 +1098,22 @@ export const RecordBatch: MessageFns<RecordBatch> = {
             message.records = Buffer.from(reader.bytes());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.isTransactional = reader.bool();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.isControl = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -815,6 +1166,16 @@ export const RecordBatch: MessageFns<RecordBatch> = {
         : 0n,
       crc32c: isSet(object.crc32c) ? globalThis.Number(object.crc32c) : 0,
       records: isSet(object.records) ? Buffer.from(bytesFromBase64(object.records)) : Buffer.alloc(0),
+      isTransactional: isSet(object.isTransactional)
+        ? globalThis.Boolean(object.isTransactional)
+        : isSet(object.is_transactional)
+        ? globalThis.Boolean(object.is_transactional)
+        : undefined,
+      isControl: isSet(object.isControl)
+        ? globalThis.Boolean(object.isControl)
+        : isSet(object.is_control)
+        ? globalThis.Boolean(object.is_control)
+        : undefined,
     };
   },
 
@@ -850,6 +1211,12 @@ export const RecordBatch: MessageFns<RecordBatch> = {
     if (message.records.length !== 0) {
       obj.records = base64FromBytes(message.records);
     }
+    if (message.isTransactional !== undefined) {
+      obj.isTransactional = message.isTransactional;
+    }
+    if (message.isControl !== undefined) {
+      obj.isControl = message.isControl;
+    }
     return obj;
   },
 
@@ -874,6 +1241,102 @@ export const RecordBatch: MessageFns<RecordBatch> = {
       : 0n;
     message.crc32c = object.crc32c ?? 0;
     message.records = object.records ?? Buffer.alloc(0);
+    message.isTransactional = object.isTransactional ?? undefined;
+    message.isControl = object.isControl ?? undefined;
+    return message;
+  },
+};
+
+function createBaseControlRecord(): ControlRecord {
+  return { type: 0, coordinatorEpoch: 0n };
+}
+
+export const ControlRecord: MessageFns<ControlRecord> = {
+  encode(message: ControlRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== 0) {
+      writer.uint32(8).int32(message.type);
+    }
+    if (message.coordinatorEpoch !== 0n) {
+      if (BigInt.asIntN(64, message.coordinatorEpoch) !== message.coordinatorEpoch) {
+        throw new globalThis.Error("value provided for field message.coordinatorEpoch of type int64 too large");
+      }
+      writer.uint32(16).int64(message.coordinatorEpoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ControlRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseControlRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.coordinatorEpoch = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ControlRecord {
+    return {
+      type: isSet(object.type) ? controlRecordTypeFromJSON(object.type) : 0,
+      coordinatorEpoch: isSet(object.coordinatorEpoch)
+        ? BigInt(object.coordinatorEpoch)
+        : isSet(object.coordinator_epoch)
+        ? BigInt(object.coordinator_epoch)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ControlRecord): unknown {
+    const obj: any = {};
+    if (message.type !== 0) {
+      obj.type = controlRecordTypeToJSON(message.type);
+    }
+    if (message.coordinatorEpoch !== 0n) {
+      obj.coordinatorEpoch = message.coordinatorEpoch.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ControlRecord>, I>>(base?: I): ControlRecord {
+    return ControlRecord.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ControlRecord>, I>>(object: I): ControlRecord {
+    const message = createBaseControlRecord();
+    message.type = object.type ?? 0;
+    message.coordinatorEpoch = (object.coordinatorEpoch !== undefined && object.coordinatorEpoch !== null)
+      ? BigInt(object.coordinatorEpoch)
+      : 0n;
     return message;
   },
 };
@@ -2363,7 +2826,7 @@ export const TopicFetchData: MessageFns<TopicFetchData> = {
 };
 
 function createBaseFetchRequest(): FetchRequest {
-  return { maxWaitMs: 0, minBytes: 0, maxBytes: 0, topics: [] };
+  return { maxWaitMs: 0, minBytes: 0, maxBytes: 0, topics: [], isolationLevel: undefined };
 }
 
 export const FetchRequest: MessageFns<FetchRequest> = {
@@ -2379,6 +2842,9 @@ export const FetchRequest: MessageFns<FetchRequest> = {
     }
     for (const v of message.topics) {
       TopicFetchData.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.isolationLevel !== undefined) {
+      writer.uint32(40).int32(message.isolationLevel);
     }
     return writer;
   },
@@ -2428,6 +2894,14 @@ export const FetchRequest: MessageFns<FetchRequest> = {
             message.topics.push(TopicFetchData.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.isolationLevel = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2458,6 +2932,11 @@ export const FetchRequest: MessageFns<FetchRequest> = {
         ? globalThis.Number(object.max_bytes)
         : 0,
       topics: globalThis.Array.isArray(object?.topics) ? object.topics.map((e: any) => TopicFetchData.fromJSON(e)) : [],
+      isolationLevel: isSet(object.isolationLevel)
+        ? isolationLevelFromJSON(object.isolationLevel)
+        : isSet(object.isolation_level)
+        ? isolationLevelFromJSON(object.isolation_level)
+        : undefined,
     };
   },
 
@@ -2475,6 +2954,9 @@ export const FetchRequest: MessageFns<FetchRequest> = {
     if (message.topics?.length) {
       obj.topics = message.topics.map((e) => TopicFetchData.toJSON(e));
     }
+    if (message.isolationLevel !== undefined) {
+      obj.isolationLevel = isolationLevelToJSON(message.isolationLevel);
+    }
     return obj;
   },
 
@@ -2487,6 +2969,110 @@ export const FetchRequest: MessageFns<FetchRequest> = {
     message.minBytes = object.minBytes ?? 0;
     message.maxBytes = object.maxBytes ?? 0;
     message.topics = object.topics?.map((e) => TopicFetchData.fromPartial(e)) || [];
+    message.isolationLevel = object.isolationLevel ?? undefined;
+    return message;
+  },
+};
+
+function createBaseAbortedTransaction(): AbortedTransaction {
+  return { producerId: 0n, firstOffset: 0n };
+}
+
+export const AbortedTransaction: MessageFns<AbortedTransaction> = {
+  encode(message: AbortedTransaction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.producerId !== 0n) {
+      if (BigInt.asIntN(64, message.producerId) !== message.producerId) {
+        throw new globalThis.Error("value provided for field message.producerId of type int64 too large");
+      }
+      writer.uint32(8).int64(message.producerId);
+    }
+    if (message.firstOffset !== 0n) {
+      if (BigInt.asIntN(64, message.firstOffset) !== message.firstOffset) {
+        throw new globalThis.Error("value provided for field message.firstOffset of type int64 too large");
+      }
+      writer.uint32(16).int64(message.firstOffset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AbortedTransaction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAbortedTransaction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.producerId = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.firstOffset = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AbortedTransaction {
+    return {
+      producerId: isSet(object.producerId)
+        ? BigInt(object.producerId)
+        : isSet(object.producer_id)
+        ? BigInt(object.producer_id)
+        : 0n,
+      firstOffset: isSet(object.firstOffset)
+        ? BigInt(object.firstOffset)
+        : isSet(object.first_offset)
+        ? BigInt(object.first_offset)
+        : 0n,
+    };
+  },
+
+  toJSON(message: AbortedTransaction): unknown {
+    const obj: any = {};
+    if (message.producerId !== 0n) {
+      obj.producerId = message.producerId.toString();
+    }
+    if (message.firstOffset !== 0n) {
+      obj.firstOffset = message.firstOffset.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AbortedTransaction>, I>>(base?: I): AbortedTransaction {
+    return AbortedTransaction.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AbortedTransaction>, I>>(object: I): AbortedTransaction {
+    const message = createBaseAbortedTransaction();
+    message.producerId = (object.producerId !== undefined && object.producerId !== null)
+      ? BigInt(object.producerId)
+      : 0n;
+    message.firstOffset = (object.firstOffset !== undefined && object.firstOffset !== null)
+      ? BigInt(object.firstOffset)
+      : 0n;
     return message;
   },
 };
@@ -2608,7 +3194,15 @@ export const FetchedBatch: MessageFns<FetchedBatch> = {
 };
 
 function createBasePartitionFetchResponse(): PartitionFetchResponse {
-  return { partition: 0, error: undefined, highWatermark: 0n, logStartOffset: 0n, batches: [] };
+  return {
+    partition: 0,
+    error: undefined,
+    highWatermark: 0n,
+    logStartOffset: 0n,
+    batches: [],
+    lastStableOffset: 0n,
+    abortedTransactions: [],
+  };
 }
 
 export const PartitionFetchResponse: MessageFns<PartitionFetchResponse> = {
@@ -2633,6 +3227,15 @@ export const PartitionFetchResponse: MessageFns<PartitionFetchResponse> = {
     }
     for (const v of message.batches) {
       FetchedBatch.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.lastStableOffset !== 0n) {
+      if (BigInt.asIntN(64, message.lastStableOffset) !== message.lastStableOffset) {
+        throw new globalThis.Error("value provided for field message.lastStableOffset of type int64 too large");
+      }
+      writer.uint32(48).int64(message.lastStableOffset);
+    }
+    for (const v of message.abortedTransactions) {
+      AbortedTransaction.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -2690,6 +3293,22 @@ export const PartitionFetchResponse: MessageFns<PartitionFetchResponse> = {
             message.batches.push(FetchedBatch.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.lastStableOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.abortedTransactions.push(AbortedTransaction.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2719,6 +3338,16 @@ export const PartitionFetchResponse: MessageFns<PartitionFetchResponse> = {
       batches: globalThis.Array.isArray(object?.batches)
         ? object.batches.map((e: any) => FetchedBatch.fromJSON(e))
         : [],
+      lastStableOffset: isSet(object.lastStableOffset)
+        ? BigInt(object.lastStableOffset)
+        : isSet(object.last_stable_offset)
+        ? BigInt(object.last_stable_offset)
+        : 0n,
+      abortedTransactions: globalThis.Array.isArray(object?.abortedTransactions)
+        ? object.abortedTransactions.map((e: any) => AbortedTransaction.fromJSON(e))
+        : globalThis.Array.isArray(object?.aborted_transactions)
+        ? object.aborted_transactions.map((e: any) => AbortedTransaction.fromJSON(e))
+        : [],
     };
   },
 
@@ -2739,6 +3368,12 @@ export const PartitionFetchResponse: MessageFns<PartitionFetchResponse> = {
     if (message.batches?.length) {
       obj.batches = message.batches.map((e) => FetchedBatch.toJSON(e));
     }
+    if (message.lastStableOffset !== 0n) {
+      obj.lastStableOffset = message.lastStableOffset.toString();
+    }
+    if (message.abortedTransactions?.length) {
+      obj.abortedTransactions = message.abortedTransactions.map((e) => AbortedTransaction.toJSON(e));
+    }
     return obj;
   },
 
@@ -2758,6 +3393,10 @@ export const PartitionFetchResponse: MessageFns<PartitionFetchResponse> = {
       ? BigInt(object.logStartOffset)
       : 0n;
     message.batches = object.batches?.map((e) => FetchedBatch.fromPartial(e)) || [];
+    message.lastStableOffset = (object.lastStableOffset !== undefined && object.lastStableOffset !== null)
+      ? BigInt(object.lastStableOffset)
+      : 0n;
+    message.abortedTransactions = object.abortedTransactions?.map((e) => AbortedTransaction.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2921,7 +3560,7 @@ export const FetchResponse: MessageFns<FetchResponse> = {
 };
 
 function createBaseSubscribeRequest(): SubscribeRequest {
-  return { topic: "", partition: 0, offset: 0n, maxBytes: 0, currentLeaderEpoch: 0 };
+  return { topic: "", partition: 0, offset: 0n, maxBytes: 0, currentLeaderEpoch: 0, isolationLevel: undefined };
 }
 
 export const SubscribeRequest: MessageFns<SubscribeRequest> = {
@@ -2943,6 +3582,9 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     }
     if (message.currentLeaderEpoch !== 0) {
       writer.uint32(40).int32(message.currentLeaderEpoch);
+    }
+    if (message.isolationLevel !== undefined) {
+      writer.uint32(48).int32(message.isolationLevel);
     }
     return writer;
   },
@@ -3000,6 +3642,14 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
             message.currentLeaderEpoch = reader.int32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.isolationLevel = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3027,6 +3677,11 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         : isSet(object.current_leader_epoch)
         ? globalThis.Number(object.current_leader_epoch)
         : 0,
+      isolationLevel: isSet(object.isolationLevel)
+        ? isolationLevelFromJSON(object.isolationLevel)
+        : isSet(object.isolation_level)
+        ? isolationLevelFromJSON(object.isolation_level)
+        : undefined,
     };
   },
 
@@ -3047,6 +3702,9 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     if (message.currentLeaderEpoch !== 0) {
       obj.currentLeaderEpoch = Math.round(message.currentLeaderEpoch);
     }
+    if (message.isolationLevel !== undefined) {
+      obj.isolationLevel = isolationLevelToJSON(message.isolationLevel);
+    }
     return obj;
   },
 
@@ -3060,12 +3718,13 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     message.offset = (object.offset !== undefined && object.offset !== null) ? BigInt(object.offset) : 0n;
     message.maxBytes = object.maxBytes ?? 0;
     message.currentLeaderEpoch = object.currentLeaderEpoch ?? 0;
+    message.isolationLevel = object.isolationLevel ?? undefined;
     return message;
   },
 };
 
 function createBaseSubscribeResponse(): SubscribeResponse {
-  return { highWatermark: 0n, logStartOffset: 0n, batches: [] };
+  return { highWatermark: 0n, logStartOffset: 0n, batches: [], lastStableOffset: 0n, abortedTransactions: [] };
 }
 
 export const SubscribeResponse: MessageFns<SubscribeResponse> = {
@@ -3084,6 +3743,15 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
     }
     for (const v of message.batches) {
       FetchedBatch.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.lastStableOffset !== 0n) {
+      if (BigInt.asIntN(64, message.lastStableOffset) !== message.lastStableOffset) {
+        throw new globalThis.Error("value provided for field message.lastStableOffset of type int64 too large");
+      }
+      writer.uint32(32).int64(message.lastStableOffset);
+    }
+    for (const v of message.abortedTransactions) {
+      AbortedTransaction.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -3125,6 +3793,22 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
             message.batches.push(FetchedBatch.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lastStableOffset = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.abortedTransactions.push(AbortedTransaction.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3152,6 +3836,16 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
       batches: globalThis.Array.isArray(object?.batches)
         ? object.batches.map((e: any) => FetchedBatch.fromJSON(e))
         : [],
+      lastStableOffset: isSet(object.lastStableOffset)
+        ? BigInt(object.lastStableOffset)
+        : isSet(object.last_stable_offset)
+        ? BigInt(object.last_stable_offset)
+        : 0n,
+      abortedTransactions: globalThis.Array.isArray(object?.abortedTransactions)
+        ? object.abortedTransactions.map((e: any) => AbortedTransaction.fromJSON(e))
+        : globalThis.Array.isArray(object?.aborted_transactions)
+        ? object.aborted_transactions.map((e: any) => AbortedTransaction.fromJSON(e))
+        : [],
     };
   },
 
@@ -3165,6 +3859,12 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
     }
     if (message.batches?.length) {
       obj.batches = message.batches.map((e) => FetchedBatch.toJSON(e));
+    }
+    if (message.lastStableOffset !== 0n) {
+      obj.lastStableOffset = message.lastStableOffset.toString();
+    }
+    if (message.abortedTransactions?.length) {
+      obj.abortedTransactions = message.abortedTransactions.map((e) => AbortedTransaction.toJSON(e));
     }
     return obj;
   },
@@ -3181,6 +3881,10 @@ export const SubscribeResponse: MessageFns<SubscribeResponse> = {
       ? BigInt(object.logStartOffset)
       : 0n;
     message.batches = object.batches?.map((e) => FetchedBatch.fromPartial(e)) || [];
+    message.lastStableOffset = (object.lastStableOffset !== undefined && object.lastStableOffset !== null)
+      ? BigInt(object.lastStableOffset)
+      : 0n;
+    message.abortedTransactions = object.abortedTransactions?.map((e) => AbortedTransaction.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3383,13 +4087,16 @@ export const ListOffsetsTopic: MessageFns<ListOffsetsTopic> = {
 };
 
 function createBaseListOffsetsRequest(): ListOffsetsRequest {
-  return { topics: [] };
+  return { topics: [], isolationLevel: undefined };
 }
 
 export const ListOffsetsRequest: MessageFns<ListOffsetsRequest> = {
   encode(message: ListOffsetsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.topics) {
       ListOffsetsTopic.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.isolationLevel !== undefined) {
+      writer.uint32(16).int32(message.isolationLevel);
     }
     return writer;
   },
@@ -3415,6 +4122,14 @@ export const ListOffsetsRequest: MessageFns<ListOffsetsRequest> = {
             message.topics.push(ListOffsetsTopic.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.isolationLevel = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3432,6 +4147,11 @@ export const ListOffsetsRequest: MessageFns<ListOffsetsRequest> = {
       topics: globalThis.Array.isArray(object?.topics)
         ? object.topics.map((e: any) => ListOffsetsTopic.fromJSON(e))
         : [],
+      isolationLevel: isSet(object.isolationLevel)
+        ? isolationLevelFromJSON(object.isolationLevel)
+        : isSet(object.isolation_level)
+        ? isolationLevelFromJSON(object.isolation_level)
+        : undefined,
     };
   },
 
@@ -3439,6 +4159,9 @@ export const ListOffsetsRequest: MessageFns<ListOffsetsRequest> = {
     const obj: any = {};
     if (message.topics?.length) {
       obj.topics = message.topics.map((e) => ListOffsetsTopic.toJSON(e));
+    }
+    if (message.isolationLevel !== undefined) {
+      obj.isolationLevel = isolationLevelToJSON(message.isolationLevel);
     }
     return obj;
   },
@@ -3449,6 +4172,7 @@ export const ListOffsetsRequest: MessageFns<ListOffsetsRequest> = {
   fromPartial<I extends Exact<DeepPartial<ListOffsetsRequest>, I>>(object: I): ListOffsetsRequest {
     const message = createBaseListOffsetsRequest();
     message.topics = object.topics?.map((e) => ListOffsetsTopic.fromPartial(e)) || [];
+    message.isolationLevel = object.isolationLevel ?? undefined;
     return message;
   },
 };
@@ -4554,6 +5278,1457 @@ export const ReadReplicaLogResponse: MessageFns<ReadReplicaLogResponse> = {
   },
 };
 
+function createBaseTxnTopicPartitions(): TxnTopicPartitions {
+  return { topic: "", partitions: [] };
+}
+
+export const TxnTopicPartitions: MessageFns<TxnTopicPartitions> = {
+  encode(message: TxnTopicPartitions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.partitions.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.partitions) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnTopicPartitions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnTopicPartitions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.partitions.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.partitions.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnTopicPartitions {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partitions: globalThis.Array.isArray(object?.partitions)
+        ? object.partitions.map((e: any) => globalThis.Number(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TxnTopicPartitions): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partitions?.length) {
+      obj.partitions = message.partitions.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TxnTopicPartitions>, I>>(base?: I): TxnTopicPartitions {
+    return TxnTopicPartitions.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TxnTopicPartitions>, I>>(object: I): TxnTopicPartitions {
+    const message = createBaseTxnTopicPartitions();
+    message.topic = object.topic ?? "";
+    message.partitions = object.partitions?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTxnPartitionResult(): TxnPartitionResult {
+  return { partition: 0, error: undefined };
+}
+
+export const TxnPartitionResult: MessageFns<TxnPartitionResult> = {
+  encode(message: TxnPartitionResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partition !== 0) {
+      writer.uint32(8).int32(message.partition);
+    }
+    if (message.error !== undefined) {
+      PartitionError.encode(message.error, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnPartitionResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnPartitionResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.partition = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = PartitionError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnPartitionResult {
+    return {
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      error: isSet(object.error) ? PartitionError.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: TxnPartitionResult): unknown {
+    const obj: any = {};
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    if (message.error !== undefined) {
+      obj.error = PartitionError.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TxnPartitionResult>, I>>(base?: I): TxnPartitionResult {
+    return TxnPartitionResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TxnPartitionResult>, I>>(object: I): TxnPartitionResult {
+    const message = createBaseTxnPartitionResult();
+    message.partition = object.partition ?? 0;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? PartitionError.fromPartial(object.error)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTxnTopicResult(): TxnTopicResult {
+  return { topic: "", partitions: [] };
+}
+
+export const TxnTopicResult: MessageFns<TxnTopicResult> = {
+  encode(message: TxnTopicResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    for (const v of message.partitions) {
+      TxnPartitionResult.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnTopicResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnTopicResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.partitions.push(TxnPartitionResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnTopicResult {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partitions: globalThis.Array.isArray(object?.partitions)
+        ? object.partitions.map((e: any) => TxnPartitionResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TxnTopicResult): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partitions?.length) {
+      obj.partitions = message.partitions.map((e) => TxnPartitionResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TxnTopicResult>, I>>(base?: I): TxnTopicResult {
+    return TxnTopicResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TxnTopicResult>, I>>(object: I): TxnTopicResult {
+    const message = createBaseTxnTopicResult();
+    message.topic = object.topic ?? "";
+    message.partitions = object.partitions?.map((e) => TxnPartitionResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBeginTxnRequest(): BeginTxnRequest {
+  return { producerId: 0n, producerEpoch: 0, coordinatorEpoch: 0n, topics: [], timeoutMs: 0 };
+}
+
+export const BeginTxnRequest: MessageFns<BeginTxnRequest> = {
+  encode(message: BeginTxnRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.producerId !== 0n) {
+      if (BigInt.asIntN(64, message.producerId) !== message.producerId) {
+        throw new globalThis.Error("value provided for field message.producerId of type int64 too large");
+      }
+      writer.uint32(8).int64(message.producerId);
+    }
+    if (message.producerEpoch !== 0) {
+      writer.uint32(16).int32(message.producerEpoch);
+    }
+    if (message.coordinatorEpoch !== 0n) {
+      if (BigInt.asIntN(64, message.coordinatorEpoch) !== message.coordinatorEpoch) {
+        throw new globalThis.Error("value provided for field message.coordinatorEpoch of type int64 too large");
+      }
+      writer.uint32(24).int64(message.coordinatorEpoch);
+    }
+    for (const v of message.topics) {
+      TxnTopicPartitions.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(40).int32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BeginTxnRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBeginTxnRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.producerId = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.producerEpoch = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.coordinatorEpoch = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.topics.push(TxnTopicPartitions.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeoutMs = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BeginTxnRequest {
+    return {
+      producerId: isSet(object.producerId)
+        ? BigInt(object.producerId)
+        : isSet(object.producer_id)
+        ? BigInt(object.producer_id)
+        : 0n,
+      producerEpoch: isSet(object.producerEpoch)
+        ? globalThis.Number(object.producerEpoch)
+        : isSet(object.producer_epoch)
+        ? globalThis.Number(object.producer_epoch)
+        : 0,
+      coordinatorEpoch: isSet(object.coordinatorEpoch)
+        ? BigInt(object.coordinatorEpoch)
+        : isSet(object.coordinator_epoch)
+        ? BigInt(object.coordinator_epoch)
+        : 0n,
+      topics: globalThis.Array.isArray(object?.topics)
+        ? object.topics.map((e: any) => TxnTopicPartitions.fromJSON(e))
+        : [],
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: BeginTxnRequest): unknown {
+    const obj: any = {};
+    if (message.producerId !== 0n) {
+      obj.producerId = message.producerId.toString();
+    }
+    if (message.producerEpoch !== 0) {
+      obj.producerEpoch = Math.round(message.producerEpoch);
+    }
+    if (message.coordinatorEpoch !== 0n) {
+      obj.coordinatorEpoch = message.coordinatorEpoch.toString();
+    }
+    if (message.topics?.length) {
+      obj.topics = message.topics.map((e) => TxnTopicPartitions.toJSON(e));
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BeginTxnRequest>, I>>(base?: I): BeginTxnRequest {
+    return BeginTxnRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BeginTxnRequest>, I>>(object: I): BeginTxnRequest {
+    const message = createBaseBeginTxnRequest();
+    message.producerId = (object.producerId !== undefined && object.producerId !== null)
+      ? BigInt(object.producerId)
+      : 0n;
+    message.producerEpoch = object.producerEpoch ?? 0;
+    message.coordinatorEpoch = (object.coordinatorEpoch !== undefined && object.coordinatorEpoch !== null)
+      ? BigInt(object.coordinatorEpoch)
+      : 0n;
+    message.topics = object.topics?.map((e) => TxnTopicPartitions.fromPartial(e)) || [];
+    message.timeoutMs = object.timeoutMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseBeginTxnResponse(): BeginTxnResponse {
+  return { topics: [] };
+}
+
+export const BeginTxnResponse: MessageFns<BeginTxnResponse> = {
+  encode(message: BeginTxnResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.topics) {
+      TxnTopicResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BeginTxnResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBeginTxnResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topics.push(TxnTopicResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BeginTxnResponse {
+    return {
+      topics: globalThis.Array.isArray(object?.topics) ? object.topics.map((e: any) => TxnTopicResult.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BeginTxnResponse): unknown {
+    const obj: any = {};
+    if (message.topics?.length) {
+      obj.topics = message.topics.map((e) => TxnTopicResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BeginTxnResponse>, I>>(base?: I): BeginTxnResponse {
+    return BeginTxnResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BeginTxnResponse>, I>>(object: I): BeginTxnResponse {
+    const message = createBaseBeginTxnResponse();
+    message.topics = object.topics?.map((e) => TxnTopicResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTxnMarker(): TxnMarker {
+  return { producerId: 0n, producerEpoch: 0, commit: false, coordinatorEpoch: 0n, topics: [] };
+}
+
+export const TxnMarker: MessageFns<TxnMarker> = {
+  encode(message: TxnMarker, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.producerId !== 0n) {
+      if (BigInt.asIntN(64, message.producerId) !== message.producerId) {
+        throw new globalThis.Error("value provided for field message.producerId of type int64 too large");
+      }
+      writer.uint32(8).int64(message.producerId);
+    }
+    if (message.producerEpoch !== 0) {
+      writer.uint32(16).int32(message.producerEpoch);
+    }
+    if (message.commit !== false) {
+      writer.uint32(24).bool(message.commit);
+    }
+    if (message.coordinatorEpoch !== 0n) {
+      if (BigInt.asIntN(64, message.coordinatorEpoch) !== message.coordinatorEpoch) {
+        throw new globalThis.Error("value provided for field message.coordinatorEpoch of type int64 too large");
+      }
+      writer.uint32(32).int64(message.coordinatorEpoch);
+    }
+    for (const v of message.topics) {
+      TxnTopicPartitions.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnMarker {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnMarker();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.producerId = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.producerEpoch = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.commit = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.coordinatorEpoch = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.topics.push(TxnTopicPartitions.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnMarker {
+    return {
+      producerId: isSet(object.producerId)
+        ? BigInt(object.producerId)
+        : isSet(object.producer_id)
+        ? BigInt(object.producer_id)
+        : 0n,
+      producerEpoch: isSet(object.producerEpoch)
+        ? globalThis.Number(object.producerEpoch)
+        : isSet(object.producer_epoch)
+        ? globalThis.Number(object.producer_epoch)
+        : 0,
+      commit: isSet(object.commit) ? globalThis.Boolean(object.commit) : false,
+      coordinatorEpoch: isSet(object.coordinatorEpoch)
+        ? BigInt(object.coordinatorEpoch)
+        : isSet(object.coordinator_epoch)
+        ? BigInt(object.coordinator_epoch)
+        : 0n,
+      topics: globalThis.Array.isArray(object?.topics)
+        ? object.topics.map((e: any) => TxnTopicPartitions.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TxnMarker): unknown {
+    const obj: any = {};
+    if (message.producerId !== 0n) {
+      obj.producerId = message.producerId.toString();
+    }
+    if (message.producerEpoch !== 0) {
+      obj.producerEpoch = Math.round(message.producerEpoch);
+    }
+    if (message.commit !== false) {
+      obj.commit = message.commit;
+    }
+    if (message.coordinatorEpoch !== 0n) {
+      obj.coordinatorEpoch = message.coordinatorEpoch.toString();
+    }
+    if (message.topics?.length) {
+      obj.topics = message.topics.map((e) => TxnTopicPartitions.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TxnMarker>, I>>(base?: I): TxnMarker {
+    return TxnMarker.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TxnMarker>, I>>(object: I): TxnMarker {
+    const message = createBaseTxnMarker();
+    message.producerId = (object.producerId !== undefined && object.producerId !== null)
+      ? BigInt(object.producerId)
+      : 0n;
+    message.producerEpoch = object.producerEpoch ?? 0;
+    message.commit = object.commit ?? false;
+    message.coordinatorEpoch = (object.coordinatorEpoch !== undefined && object.coordinatorEpoch !== null)
+      ? BigInt(object.coordinatorEpoch)
+      : 0n;
+    message.topics = object.topics?.map((e) => TxnTopicPartitions.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWriteTxnMarkersRequest(): WriteTxnMarkersRequest {
+  return { markers: [], timeoutMs: 0 };
+}
+
+export const WriteTxnMarkersRequest: MessageFns<WriteTxnMarkersRequest> = {
+  encode(message: WriteTxnMarkersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.markers) {
+      TxnMarker.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(16).int32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WriteTxnMarkersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWriteTxnMarkersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.markers.push(TxnMarker.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.timeoutMs = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WriteTxnMarkersRequest {
+    return {
+      markers: globalThis.Array.isArray(object?.markers) ? object.markers.map((e: any) => TxnMarker.fromJSON(e)) : [],
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: WriteTxnMarkersRequest): unknown {
+    const obj: any = {};
+    if (message.markers?.length) {
+      obj.markers = message.markers.map((e) => TxnMarker.toJSON(e));
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WriteTxnMarkersRequest>, I>>(base?: I): WriteTxnMarkersRequest {
+    return WriteTxnMarkersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WriteTxnMarkersRequest>, I>>(object: I): WriteTxnMarkersRequest {
+    const message = createBaseWriteTxnMarkersRequest();
+    message.markers = object.markers?.map((e) => TxnMarker.fromPartial(e)) || [];
+    message.timeoutMs = object.timeoutMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseTxnMarkerResult(): TxnMarkerResult {
+  return { producerId: 0n, topics: [] };
+}
+
+export const TxnMarkerResult: MessageFns<TxnMarkerResult> = {
+  encode(message: TxnMarkerResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.producerId !== 0n) {
+      if (BigInt.asIntN(64, message.producerId) !== message.producerId) {
+        throw new globalThis.Error("value provided for field message.producerId of type int64 too large");
+      }
+      writer.uint32(8).int64(message.producerId);
+    }
+    for (const v of message.topics) {
+      TxnTopicResult.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnMarkerResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnMarkerResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.producerId = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.topics.push(TxnTopicResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnMarkerResult {
+    return {
+      producerId: isSet(object.producerId)
+        ? BigInt(object.producerId)
+        : isSet(object.producer_id)
+        ? BigInt(object.producer_id)
+        : 0n,
+      topics: globalThis.Array.isArray(object?.topics) ? object.topics.map((e: any) => TxnTopicResult.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: TxnMarkerResult): unknown {
+    const obj: any = {};
+    if (message.producerId !== 0n) {
+      obj.producerId = message.producerId.toString();
+    }
+    if (message.topics?.length) {
+      obj.topics = message.topics.map((e) => TxnTopicResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TxnMarkerResult>, I>>(base?: I): TxnMarkerResult {
+    return TxnMarkerResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TxnMarkerResult>, I>>(object: I): TxnMarkerResult {
+    const message = createBaseTxnMarkerResult();
+    message.producerId = (object.producerId !== undefined && object.producerId !== null)
+      ? BigInt(object.producerId)
+      : 0n;
+    message.topics = object.topics?.map((e) => TxnTopicResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWriteTxnMarkersResponse(): WriteTxnMarkersResponse {
+  return { markers: [] };
+}
+
+export const WriteTxnMarkersResponse: MessageFns<WriteTxnMarkersResponse> = {
+  encode(message: WriteTxnMarkersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.markers) {
+      TxnMarkerResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WriteTxnMarkersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWriteTxnMarkersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.markers.push(TxnMarkerResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WriteTxnMarkersResponse {
+    return {
+      markers: globalThis.Array.isArray(object?.markers)
+        ? object.markers.map((e: any) => TxnMarkerResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: WriteTxnMarkersResponse): unknown {
+    const obj: any = {};
+    if (message.markers?.length) {
+      obj.markers = message.markers.map((e) => TxnMarkerResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WriteTxnMarkersResponse>, I>>(base?: I): WriteTxnMarkersResponse {
+    return WriteTxnMarkersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WriteTxnMarkersResponse>, I>>(object: I): WriteTxnMarkersResponse {
+    const message = createBaseWriteTxnMarkersResponse();
+    message.markers = object.markers?.map((e) => TxnMarkerResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeProducersRequest(): DescribeProducersRequest {
+  return { topics: [] };
+}
+
+export const DescribeProducersRequest: MessageFns<DescribeProducersRequest> = {
+  encode(message: DescribeProducersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.topics) {
+      TxnTopicPartitions.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeProducersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeProducersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topics.push(TxnTopicPartitions.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeProducersRequest {
+    return {
+      topics: globalThis.Array.isArray(object?.topics)
+        ? object.topics.map((e: any) => TxnTopicPartitions.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeProducersRequest): unknown {
+    const obj: any = {};
+    if (message.topics?.length) {
+      obj.topics = message.topics.map((e) => TxnTopicPartitions.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeProducersRequest>, I>>(base?: I): DescribeProducersRequest {
+    return DescribeProducersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeProducersRequest>, I>>(object: I): DescribeProducersRequest {
+    const message = createBaseDescribeProducersRequest();
+    message.topics = object.topics?.map((e) => TxnTopicPartitions.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseProducerDescription(): ProducerDescription {
+  return {
+    producerId: 0n,
+    producerEpoch: 0,
+    lastSequence: 0,
+    lastTimestampMs: 0n,
+    coordinatorEpoch: 0n,
+    currentTxnStartOffset: 0n,
+  };
+}
+
+export const ProducerDescription: MessageFns<ProducerDescription> = {
+  encode(message: ProducerDescription, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.producerId !== 0n) {
+      if (BigInt.asIntN(64, message.producerId) !== message.producerId) {
+        throw new globalThis.Error("value provided for field message.producerId of type int64 too large");
+      }
+      writer.uint32(8).int64(message.producerId);
+    }
+    if (message.producerEpoch !== 0) {
+      writer.uint32(16).int32(message.producerEpoch);
+    }
+    if (message.lastSequence !== 0) {
+      writer.uint32(24).int32(message.lastSequence);
+    }
+    if (message.lastTimestampMs !== 0n) {
+      if (BigInt.asIntN(64, message.lastTimestampMs) !== message.lastTimestampMs) {
+        throw new globalThis.Error("value provided for field message.lastTimestampMs of type int64 too large");
+      }
+      writer.uint32(32).int64(message.lastTimestampMs);
+    }
+    if (message.coordinatorEpoch !== 0n) {
+      if (BigInt.asIntN(64, message.coordinatorEpoch) !== message.coordinatorEpoch) {
+        throw new globalThis.Error("value provided for field message.coordinatorEpoch of type int64 too large");
+      }
+      writer.uint32(40).int64(message.coordinatorEpoch);
+    }
+    if (message.currentTxnStartOffset !== 0n) {
+      if (BigInt.asIntN(64, message.currentTxnStartOffset) !== message.currentTxnStartOffset) {
+        throw new globalThis.Error("value provided for field message.currentTxnStartOffset of type int64 too large");
+      }
+      writer.uint32(48).int64(message.currentTxnStartOffset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProducerDescription {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProducerDescription();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.producerId = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.producerEpoch = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lastSequence = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lastTimestampMs = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.coordinatorEpoch = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.currentTxnStartOffset = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProducerDescription {
+    return {
+      producerId: isSet(object.producerId)
+        ? BigInt(object.producerId)
+        : isSet(object.producer_id)
+        ? BigInt(object.producer_id)
+        : 0n,
+      producerEpoch: isSet(object.producerEpoch)
+        ? globalThis.Number(object.producerEpoch)
+        : isSet(object.producer_epoch)
+        ? globalThis.Number(object.producer_epoch)
+        : 0,
+      lastSequence: isSet(object.lastSequence)
+        ? globalThis.Number(object.lastSequence)
+        : isSet(object.last_sequence)
+        ? globalThis.Number(object.last_sequence)
+        : 0,
+      lastTimestampMs: isSet(object.lastTimestampMs)
+        ? BigInt(object.lastTimestampMs)
+        : isSet(object.last_timestamp_ms)
+        ? BigInt(object.last_timestamp_ms)
+        : 0n,
+      coordinatorEpoch: isSet(object.coordinatorEpoch)
+        ? BigInt(object.coordinatorEpoch)
+        : isSet(object.coordinator_epoch)
+        ? BigInt(object.coordinator_epoch)
+        : 0n,
+      currentTxnStartOffset: isSet(object.currentTxnStartOffset)
+        ? BigInt(object.currentTxnStartOffset)
+        : isSet(object.current_txn_start_offset)
+        ? BigInt(object.current_txn_start_offset)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ProducerDescription): unknown {
+    const obj: any = {};
+    if (message.producerId !== 0n) {
+      obj.producerId = message.producerId.toString();
+    }
+    if (message.producerEpoch !== 0) {
+      obj.producerEpoch = Math.round(message.producerEpoch);
+    }
+    if (message.lastSequence !== 0) {
+      obj.lastSequence = Math.round(message.lastSequence);
+    }
+    if (message.lastTimestampMs !== 0n) {
+      obj.lastTimestampMs = message.lastTimestampMs.toString();
+    }
+    if (message.coordinatorEpoch !== 0n) {
+      obj.coordinatorEpoch = message.coordinatorEpoch.toString();
+    }
+    if (message.currentTxnStartOffset !== 0n) {
+      obj.currentTxnStartOffset = message.currentTxnStartOffset.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProducerDescription>, I>>(base?: I): ProducerDescription {
+    return ProducerDescription.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProducerDescription>, I>>(object: I): ProducerDescription {
+    const message = createBaseProducerDescription();
+    message.producerId = (object.producerId !== undefined && object.producerId !== null)
+      ? BigInt(object.producerId)
+      : 0n;
+    message.producerEpoch = object.producerEpoch ?? 0;
+    message.lastSequence = object.lastSequence ?? 0;
+    message.lastTimestampMs = (object.lastTimestampMs !== undefined && object.lastTimestampMs !== null)
+      ? BigInt(object.lastTimestampMs)
+      : 0n;
+    message.coordinatorEpoch = (object.coordinatorEpoch !== undefined && object.coordinatorEpoch !== null)
+      ? BigInt(object.coordinatorEpoch)
+      : 0n;
+    message.currentTxnStartOffset =
+      (object.currentTxnStartOffset !== undefined && object.currentTxnStartOffset !== null)
+        ? BigInt(object.currentTxnStartOffset)
+        : 0n;
+    return message;
+  },
+};
+
+function createBaseDescribeProducersPartition(): DescribeProducersPartition {
+  return { partition: 0, error: undefined, producers: [] };
+}
+
+export const DescribeProducersPartition: MessageFns<DescribeProducersPartition> = {
+  encode(message: DescribeProducersPartition, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partition !== 0) {
+      writer.uint32(8).int32(message.partition);
+    }
+    if (message.error !== undefined) {
+      PartitionError.encode(message.error, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.producers) {
+      ProducerDescription.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeProducersPartition {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeProducersPartition();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.partition = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = PartitionError.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.producers.push(ProducerDescription.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeProducersPartition {
+    return {
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      error: isSet(object.error) ? PartitionError.fromJSON(object.error) : undefined,
+      producers: globalThis.Array.isArray(object?.producers)
+        ? object.producers.map((e: any) => ProducerDescription.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeProducersPartition): unknown {
+    const obj: any = {};
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    if (message.error !== undefined) {
+      obj.error = PartitionError.toJSON(message.error);
+    }
+    if (message.producers?.length) {
+      obj.producers = message.producers.map((e) => ProducerDescription.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeProducersPartition>, I>>(base?: I): DescribeProducersPartition {
+    return DescribeProducersPartition.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeProducersPartition>, I>>(object: I): DescribeProducersPartition {
+    const message = createBaseDescribeProducersPartition();
+    message.partition = object.partition ?? 0;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? PartitionError.fromPartial(object.error)
+      : undefined;
+    message.producers = object.producers?.map((e) => ProducerDescription.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeProducersTopic(): DescribeProducersTopic {
+  return { topic: "", partitions: [] };
+}
+
+export const DescribeProducersTopic: MessageFns<DescribeProducersTopic> = {
+  encode(message: DescribeProducersTopic, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    for (const v of message.partitions) {
+      DescribeProducersPartition.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeProducersTopic {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeProducersTopic();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.partitions.push(DescribeProducersPartition.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeProducersTopic {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      partitions: globalThis.Array.isArray(object?.partitions)
+        ? object.partitions.map((e: any) => DescribeProducersPartition.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeProducersTopic): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.partitions?.length) {
+      obj.partitions = message.partitions.map((e) => DescribeProducersPartition.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeProducersTopic>, I>>(base?: I): DescribeProducersTopic {
+    return DescribeProducersTopic.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeProducersTopic>, I>>(object: I): DescribeProducersTopic {
+    const message = createBaseDescribeProducersTopic();
+    message.topic = object.topic ?? "";
+    message.partitions = object.partitions?.map((e) => DescribeProducersPartition.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeProducersResponse(): DescribeProducersResponse {
+  return { topics: [] };
+}
+
+export const DescribeProducersResponse: MessageFns<DescribeProducersResponse> = {
+  encode(message: DescribeProducersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.topics) {
+      DescribeProducersTopic.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeProducersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeProducersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topics.push(DescribeProducersTopic.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeProducersResponse {
+    return {
+      topics: globalThis.Array.isArray(object?.topics)
+        ? object.topics.map((e: any) => DescribeProducersTopic.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeProducersResponse): unknown {
+    const obj: any = {};
+    if (message.topics?.length) {
+      obj.topics = message.topics.map((e) => DescribeProducersTopic.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeProducersResponse>, I>>(base?: I): DescribeProducersResponse {
+    return DescribeProducersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeProducersResponse>, I>>(object: I): DescribeProducersResponse {
+    const message = createBaseDescribeProducersResponse();
+    message.topics = object.topics?.map((e) => DescribeProducersTopic.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * BrokerService is the data plane of Skein: producers append record batches to partitions this
  * broker leads, consumers fetch them back by offset. Batches are opaque to the broker: it checks a
@@ -4899,6 +7074,220 @@ export const BrokerServiceClient = makeGenericClientConstructor(
 ) as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): BrokerServiceClient;
   service: typeof BrokerServiceService;
+  serviceName: string;
+};
+
+/**
+ * BrokerTxnService is the broker's side of transactions (Kafka KIP-98, with KIP-890's defence
+ * against hanging transactions), called by the transaction coordinator and by admin tools, not by
+ * producers or consumers. Every broker serves it on its client port; each call must reach the
+ * leader of the partitions it lists (per-partition NOT_LEADER_OR_FOLLOWER with a LeaderHint
+ * otherwise). Once authorization exists it is for internal principals only.
+ *
+ * The life of a transaction on one partition, all in the partition's log:
+ *   BeginTxn            -> a BEGIN control batch: the transaction is open from its offset on
+ *   Produce (is_transactional) -> data batches of the producer, accepted only while it is open
+ *   WriteTxnMarkers     -> a COMMIT or ABORT control batch: the transaction is over
+ * Because the BEGIN is written by the coordinator's call, not by the first data batch (as in
+ * Kafka), the broker never opens a transaction the coordinator does not know: a produce that
+ * arrives late (a retry after the abort, a zombie) finds no open transaction and is refused with
+ * INVALID_TXN_STATE, so it cannot pin the last stable offset forever. This is Redpanda's
+ * begin_tx/fence design and does what KIP-890 part 1's verification does, without the broker
+ * having to find the coordinator.
+ *
+ * Identity and fencing. A transaction on a partition is (producer_id, coordinator_epoch). What the
+ * coordinator must guarantee:
+ *   1. coordinator_epoch strictly increases from one transaction to the next of the same
+ *      producer_id (across producer epochs too) - e.g. the metadata-store revision at which the
+ *      coordinator recorded the transaction's start - and is the same in the BeginTxn and in every
+ *      marker of one transaction;
+ *   2. BeginTxn for a partition only after the partition is recorded in the transaction in the
+ *      store (so every transaction a broker opens gets a marker, even after a coordinator crash);
+ *   3. a marker carries producer_epoch >= the epoch given to BeginTxn (higher when the coordinator
+ *      bumped the epoch to fence the producer and aborts its transaction), and markers go to every
+ *      partition recorded in the transaction, BeginTxn acknowledged or not (a marker for a
+ *      partition where the BEGIN never landed is written anyway: it fences a late BeginTxn).
+ * The broker keeps, per producer and partition, the highest producer epoch and coordinator_epoch
+ * seen in its log and the open transaction if any; that state is rebuilt from the log after a
+ * restart or a leader change, so these rules hold across failover.
+ *
+ * Both writes are answered after the control batch is on every in-sync replica (acks=all, and the
+ * ISR has at least min.insync.replicas): an acknowledged BEGIN or marker survives leader failover.
+ * Both are idempotent, so the coordinator simply retries a partition whose answer was retriable.
+ */
+export type BrokerTxnServiceService = typeof BrokerTxnServiceService;
+export const BrokerTxnServiceService = {
+  /**
+   * Opens the producer's transaction on each listed partition (a BEGIN control batch). Per
+   * partition: OK when written, or when this transaction (same coordinator_epoch) is already open
+   * there (a retry); PRODUCER_FENCED when producer_epoch is below the epoch the partition has for
+   * the producer; TRANSACTION_COORDINATOR_FENCED when coordinator_epoch is at or below one already
+   * ended on the partition for this producer (a late or zombie call: never reopen a transaction);
+   * INVALID_TXN_STATE when another (earlier) transaction of the producer is still open there (its
+   * markers must be written first); plus the usual NOT_LEADER_OR_FOLLOWER,
+   * UNKNOWN_TOPIC_OR_PARTITION, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), REQUEST_TIMED_OUT,
+   * PARTITION_OFFLINE (retriable: retry the partition).
+   */
+  beginTxn: {
+    path: "/skein.broker.v1.BrokerTxnService/BeginTxn" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BeginTxnRequest): Buffer => Buffer.from(BeginTxnRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BeginTxnRequest => BeginTxnRequest.decode(value),
+    responseSerialize: (value: BeginTxnResponse): Buffer => Buffer.from(BeginTxnResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BeginTxnResponse => BeginTxnResponse.decode(value),
+  },
+  /**
+   * Ends transactions: writes a COMMIT or ABORT control batch for each marker on each listed
+   * partition; an ABORT also records the transaction in the partition's aborted-transaction index.
+   * Per partition: OK when written, and OK without writing anything when the transaction is
+   * already over there (idempotent: a retry, a second coordinator finishing the same decision, or
+   * a marker older than a transaction begun since); PRODUCER_FENCED when producer_epoch is below
+   * the epoch of the transaction's data or BEGIN; INVALID_TXN_STATE when an earlier transaction
+   * of the producer (lower coordinator_epoch) is open there; plus the usual retriable ones as in
+   * BeginTxn.
+   */
+  writeTxnMarkers: {
+    path: "/skein.broker.v1.BrokerTxnService/WriteTxnMarkers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WriteTxnMarkersRequest): Buffer =>
+      Buffer.from(WriteTxnMarkersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WriteTxnMarkersRequest => WriteTxnMarkersRequest.decode(value),
+    responseSerialize: (value: WriteTxnMarkersResponse): Buffer =>
+      Buffer.from(WriteTxnMarkersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WriteTxnMarkersResponse => WriteTxnMarkersResponse.decode(value),
+  },
+  /**
+   * Lists the producers a partition leader knows, with their open transaction (Kafka's
+   * DescribeProducers, KIP-664): how an operator finds a hanging transaction and the epochs to
+   * abort it with (WriteTxnMarkers with commit=false and the listed coordinator_epoch).
+   */
+  describeProducers: {
+    path: "/skein.broker.v1.BrokerTxnService/DescribeProducers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeProducersRequest): Buffer =>
+      Buffer.from(DescribeProducersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeProducersRequest => DescribeProducersRequest.decode(value),
+    responseSerialize: (value: DescribeProducersResponse): Buffer =>
+      Buffer.from(DescribeProducersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeProducersResponse => DescribeProducersResponse.decode(value),
+  },
+} as const;
+
+export interface BrokerTxnServiceServer extends UntypedServiceImplementation {
+  /**
+   * Opens the producer's transaction on each listed partition (a BEGIN control batch). Per
+   * partition: OK when written, or when this transaction (same coordinator_epoch) is already open
+   * there (a retry); PRODUCER_FENCED when producer_epoch is below the epoch the partition has for
+   * the producer; TRANSACTION_COORDINATOR_FENCED when coordinator_epoch is at or below one already
+   * ended on the partition for this producer (a late or zombie call: never reopen a transaction);
+   * INVALID_TXN_STATE when another (earlier) transaction of the producer is still open there (its
+   * markers must be written first); plus the usual NOT_LEADER_OR_FOLLOWER,
+   * UNKNOWN_TOPIC_OR_PARTITION, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), REQUEST_TIMED_OUT,
+   * PARTITION_OFFLINE (retriable: retry the partition).
+   */
+  beginTxn: handleUnaryCall<BeginTxnRequest, BeginTxnResponse>;
+  /**
+   * Ends transactions: writes a COMMIT or ABORT control batch for each marker on each listed
+   * partition; an ABORT also records the transaction in the partition's aborted-transaction index.
+   * Per partition: OK when written, and OK without writing anything when the transaction is
+   * already over there (idempotent: a retry, a second coordinator finishing the same decision, or
+   * a marker older than a transaction begun since); PRODUCER_FENCED when producer_epoch is below
+   * the epoch of the transaction's data or BEGIN; INVALID_TXN_STATE when an earlier transaction
+   * of the producer (lower coordinator_epoch) is open there; plus the usual retriable ones as in
+   * BeginTxn.
+   */
+  writeTxnMarkers: handleUnaryCall<WriteTxnMarkersRequest, WriteTxnMarkersResponse>;
+  /**
+   * Lists the producers a partition leader knows, with their open transaction (Kafka's
+   * DescribeProducers, KIP-664): how an operator finds a hanging transaction and the epochs to
+   * abort it with (WriteTxnMarkers with commit=false and the listed coordinator_epoch).
+   */
+  describeProducers: handleUnaryCall<DescribeProducersRequest, DescribeProducersResponse>;
+}
+
+export interface BrokerTxnServiceClient extends Client {
+  /**
+   * Opens the producer's transaction on each listed partition (a BEGIN control batch). Per
+   * partition: OK when written, or when this transaction (same coordinator_epoch) is already open
+   * there (a retry); PRODUCER_FENCED when producer_epoch is below the epoch the partition has for
+   * the producer; TRANSACTION_COORDINATOR_FENCED when coordinator_epoch is at or below one already
+   * ended on the partition for this producer (a late or zombie call: never reopen a transaction);
+   * INVALID_TXN_STATE when another (earlier) transaction of the producer is still open there (its
+   * markers must be written first); plus the usual NOT_LEADER_OR_FOLLOWER,
+   * UNKNOWN_TOPIC_OR_PARTITION, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), REQUEST_TIMED_OUT,
+   * PARTITION_OFFLINE (retriable: retry the partition).
+   */
+  beginTxn(
+    request: BeginTxnRequest,
+    callback: (error: ServiceError | null, response: BeginTxnResponse) => void,
+  ): ClientUnaryCall;
+  beginTxn(
+    request: BeginTxnRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BeginTxnResponse) => void,
+  ): ClientUnaryCall;
+  beginTxn(
+    request: BeginTxnRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BeginTxnResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Ends transactions: writes a COMMIT or ABORT control batch for each marker on each listed
+   * partition; an ABORT also records the transaction in the partition's aborted-transaction index.
+   * Per partition: OK when written, and OK without writing anything when the transaction is
+   * already over there (idempotent: a retry, a second coordinator finishing the same decision, or
+   * a marker older than a transaction begun since); PRODUCER_FENCED when producer_epoch is below
+   * the epoch of the transaction's data or BEGIN; INVALID_TXN_STATE when an earlier transaction
+   * of the producer (lower coordinator_epoch) is open there; plus the usual retriable ones as in
+   * BeginTxn.
+   */
+  writeTxnMarkers(
+    request: WriteTxnMarkersRequest,
+    callback: (error: ServiceError | null, response: WriteTxnMarkersResponse) => void,
+  ): ClientUnaryCall;
+  writeTxnMarkers(
+    request: WriteTxnMarkersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WriteTxnMarkersResponse) => void,
+  ): ClientUnaryCall;
+  writeTxnMarkers(
+    request: WriteTxnMarkersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WriteTxnMarkersResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Lists the producers a partition leader knows, with their open transaction (Kafka's
+   * DescribeProducers, KIP-664): how an operator finds a hanging transaction and the epochs to
+   * abort it with (WriteTxnMarkers with commit=false and the listed coordinator_epoch).
+   */
+  describeProducers(
+    request: DescribeProducersRequest,
+    callback: (error: ServiceError | null, response: DescribeProducersResponse) => void,
+  ): ClientUnaryCall;
+  describeProducers(
+    request: DescribeProducersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeProducersResponse) => void,
+  ): ClientUnaryCall;
+  describeProducers(
+    request: DescribeProducersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeProducersResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const BrokerTxnServiceClient = makeGenericClientConstructor(
+  BrokerTxnServiceService,
+  "skein.broker.v1.BrokerTxnService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): BrokerTxnServiceClient;
+  service: typeof BrokerTxnServiceService;
   serviceName: string;
 };
 
