@@ -13,6 +13,14 @@ import { backoffDelayMs, type BackoffPolicy, retry } from '@skein/common/backoff
 import { sleep } from '@skein/common/timers.js';
 import { type AssignmentDelta, ClusterCache } from './cluster-cache.js';
 
+/** A generated unary stub in its (request, metadata, options, callback) form, the last overload ts-proto emits. */
+type UnaryStub<Req, Res> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: Partial<grpc.CallOptions>,
+  callback: (err: grpc.ServiceError | null, response: Res) => void,
+) => grpc.ClientUnaryCall;
+
 /** Registration retries: 200 ms doubling to 2 s, jittered (brokers restarted together spread out). */
 const REGISTER_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 2000 };
 /** Re-opening the metadata watch: at once-ish after a stream that delivered, up to 1.6 s while it keeps failing. */
@@ -79,10 +87,10 @@ export class MetadataFollower {
     if (this.registered && this.snapshotApplied) this.readyResolve();
   }
 
-  private unary<Req, Res>(method: string, req: Req, timeoutMs = 5000): Promise<Res> {
+  /** Calls the current metadata client through its generated stub (\`(c) => c.registerBroker.bind(c)\`), typed by the contract. */
+  private unary<Req, Res>(rpc: (c: MetadataServiceClient) => UnaryStub<Req, Res>, req: Req, timeoutMs = 5000): Promise<Res> {
     return new Promise((resolve, reject) => {
-      const fn = (this.client as unknown as Record<string, Function>)[method]!;
-      fn.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: Res) => {
+      rpc(this.client)(req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) reject(fromServiceError(err));
         else resolve(res);
       });
@@ -91,7 +99,7 @@ export class MetadataFollower {
 
   private async registerLoop(): Promise<void> {
     await retry(async () => {
-      const res = await this.unary<object, { sessionId: bigint; sessionTtlMs: number; heartbeatIntervalMs: number }>('registerBroker', {
+      const res = await this.unary((c) => c.registerBroker.bind(c), {
         brokerId: this.options.brokerId,
         endpoint: { host: this.options.advertisedHost, port: this.options.advertisedPort },
         rack: this.options.rack,
@@ -120,7 +128,7 @@ export class MetadataFollower {
     this.heartbeatTimer = setInterval(() => {
       const sessionId = this.sessionId;
       if (sessionId === undefined || this.stopped) return;
-      this.unary('brokerHeartbeat', { brokerId: this.options.brokerId, sessionId }, intervalMs).catch((err: { reason?: string }) => {
+      this.unary((c) => c.brokerHeartbeat.bind(c), { brokerId: this.options.brokerId, sessionId }, intervalMs).catch((err: { reason?: string }) => {
         if (err.reason === 'SESSION_EXPIRED' && this.sessionId === sessionId && !this.stopped) {
           this.options.logger.warn('broker session expired; registering again');
           clearInterval(this.heartbeatTimer);
@@ -174,7 +182,7 @@ export class MetadataFollower {
     this.stopped = true; // no re-registration from here on
     if (sessionId === undefined) return;
     try {
-      await this.unary('unregisterBroker', { brokerId: this.options.brokerId, sessionId }, 3000);
+      await this.unary((c) => c.unregisterBroker.bind(c), { brokerId: this.options.brokerId, sessionId }, 3000);
     } catch (err) {
       this.options.logger.warn({ err }, 'unregister failed; the session will expire by itself');
       return;
