@@ -15,6 +15,8 @@ export const coordinatorConfigSchema = {
   sessionBreakGraceMs: { type: 'int', default: 3000, min: 0, max: 600_000, doc: 'A member whose session stream broke without leaving keeps its partitions this long (at least two heartbeat intervals; instead of the whole session timeout), waiting for it to come back' },
   offsetsRetentionMs: { type: 'int', default: 7 * 24 * 3600_000, min: 1000, max: 365 * 24 * 3600_000, doc: 'Committed offsets of a group with no members are deleted this long after it became empty or last committed (Kafka: offsets.retention.minutes, 7 days)' },
   offsetMetadataMaxBytes: { type: 'int', default: 4096, min: 0, max: 1024 * 1024, doc: 'Largest metadata string of a committed offset, in UTF-8 bytes (Kafka: offset.metadata.max.bytes)' },
+  maxTxnOps: { type: 'int', default: 128, min: 2, max: 1_000_000, doc: 'Most operations (and compares) in one store transaction of a group commit: set to etcd\'s --max-txn-ops (default 128); larger commits are split' },
+  maxTxnBytes: { type: 'int', default: 1024 * 1024, min: 16 * 1024, max: 64 * 1024 * 1024, doc: 'Most bytes of keys and values in one store transaction of a group commit: keep below etcd\'s --max-request-bytes (default 1.5 MiB)' },
   sweepIntervalMs: { type: 'int', default: 5000, min: 100, max: 600_000, doc: 'How often this instance removes expired members and expired empty groups (every instance sweeps; the writes are compare-and-set)' },
 } as const;
 

@@ -54,7 +54,7 @@ await runService({
     };
     const sessions = new SessionRegistry();
     const server = await serve({
-      services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes, sessions, topics, listOffset, onEvent }) }],
+      services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes, commitTxnLimits: { maxTxnOps: config.maxTxnOps, maxTxnBytes: config.maxTxnBytes }, sessions, topics, listOffset, onEvent }) }],
     });
     logger.info({ port: server.port }, 'group coordinator listening');
     // Clients and the CLI find coordinators from the metadata service (FindServiceInstances).

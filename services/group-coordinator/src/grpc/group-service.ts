@@ -10,6 +10,8 @@ import { SkeinError } from '@skein/common/errors.js';
 import { bidiStreaming, unary } from '@skein/common/grpc-server.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
 import { GroupStore, type CommittedOffset } from '../store/group-store.js';
+import { GroupCommitter } from '../store/group-committer.js';
+import type { TxnLimits } from '../store/commit-batch.js';
 import { GroupCoordinatorServiceService, ResetSpec, type GroupCoordinatorServiceServer, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import type { Logger } from 'pino';
 import { emptyGroup, expireMembers, heartbeat, offsetsExpired, trackEmptiness } from '../domain/group.js';
@@ -39,6 +41,8 @@ export interface GroupServiceDeps {
   nowMs?: () => number;
   /** Largest commit metadata string, in UTF-8 bytes (Kafka: offset.metadata.max.bytes, 4096). */
   offsetMetadataMaxBytes?: number;
+  /** Store transaction limits for group commit (etcd --max-txn-ops and a bound below --max-request-bytes). */
+  commitTxnLimits?: TxnLimits;
   /** Told what happened, for metrics; must not throw. */
   onEvent?: (e: GroupEvent) => void;
 }
@@ -75,6 +79,8 @@ function fromTps(list: readonly TopicPartition[]): TopicPartitions[] {
 }
 
 const MAX_CAS_ATTEMPTS = 10;
+/** etcd's defaults: --max-txn-ops 128; --max-request-bytes 1.5 MiB, of which offsets take at most 1 MiB. */
+export const DEFAULT_TXN_LIMITS: TxnLimits = Object.freeze({ maxTxnOps: 128, maxTxnBytes: 1024 * 1024 });
 
 function offsetsToWire(list: readonly CommittedOffset[]) {
   return list.map(({ topic, partition, offset, metadata }) => ({ topic, partition, offset, metadata }));
@@ -86,6 +92,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
   const checkGroupId = (id: string) => refuse(groupIdProblem(id));
   const offsetMetadataMaxBytes = deps.offsetMetadataMaxBytes ?? 4096;
   const regexes = new TopicRegexCache();
+  const committer = new GroupCommitter(groups, { limits: deps.commitTxnLimits ?? DEFAULT_TXN_LIMITS, nowMs: now });
   /**
    * Loads a group with members past their session removed and written back, so admin operations
    * that need an empty group see what describe shows, and an expired member cannot come back
@@ -209,26 +216,11 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
         if (o.partition < 0 || o.partition >= n) throw new SkeinError('UNKNOWN_PARTITION', `partition ${o.partition} of ${o.topic} does not exist`, { metadata: { topic: o.topic, partition: String(o.partition) } });
         if (o.offset < 0n) throw new SkeinError('OFFSET_OUT_OF_RANGE', `offset must not be negative, got ${o.offset}`, { metadata: { topic: o.topic, partition: String(o.partition) } });
       }
-      for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-        const loaded = await groups.loadState(req.groupId);
-        const members = loaded.group ? Object.values(loaded.group.members) : [];
-        const member = loaded.group?.members[req.memberId];
-        if (req.memberEpoch === -1) {
-          if (members.length > 0) throw new SkeinError('GROUP_NOT_EMPTY', `group ${req.groupId} has members; commit as a member`, { metadata: { group_id: req.groupId } });
-        } else {
-          if (!member) throw new SkeinError('UNKNOWN_MEMBER', `member ${req.memberId} is not in group ${req.groupId}`, { metadata: { group_id: req.groupId } });
-          if (member.memberEpoch !== req.memberEpoch) throw new SkeinError('STALE_MEMBER_EPOCH', `member epoch ${req.memberEpoch} is not the current ${member.memberEpoch}`, { metadata: { group_id: req.groupId } });
-          const notOwned = req.offsets.find((o) => !member.owned.includes(tp(o.topic, o.partition)));
-          if (notOwned) {
-            throw new SkeinError('STALE_MEMBER_EPOCH', `member ${req.memberId} does not own ${notOwned.topic}-${notOwned.partition}`, { metadata: { topic: notOwned.topic, partition: String(notOwned.partition) } });
-          }
-        }
-        const at = now();
-        const offsets = req.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata, committedAtMs: at }));
-        // Guarded by the group's revision: a commit validated against a stale view of ownership is decided again.
-        if (await groups.commitOffsets(req.groupId, offsets, loaded.revision, trackEmptiness(emptyGroup(req.groupId), at))) return {};
-      }
-      throw new SkeinError('CONCURRENT_MODIFICATION', `group ${req.groupId} kept changing during the commit; retry`);
+      // Group commit: validated against the group's state and written guarded by its revision,
+      // in one transaction with other commits that arrived meanwhile (store/group-committer.ts).
+      const at = now();
+      await committer.commit({ groupId: req.groupId, memberId: req.memberId, memberEpoch: req.memberEpoch, offsets: req.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata, committedAtMs: at })) });
+      return {};
     })),
 
     fetchOffsets: unary(async (req) => {
@@ -300,10 +292,8 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
         }
         offsets.push({ topic: req.topic, partition, offset: offset < 0n ? latest : offset, metadata: '', committedAtMs: at });
       }
-      // Guarded by the group key: a member joining meanwhile makes the reset fail rather than race it.
-      if (!req.dryRun && !(await groups.commitOffsets(req.groupId, offsets, loaded.revision, trackEmptiness(emptyGroup(req.groupId), at)))) {
-        throw new SkeinError('CONCURRENT_MODIFICATION', `group ${req.groupId} changed during the reset; retry`);
-      }
+      // An admin commit (epoch -1): refused if a member joined meanwhile; split over transactions when the topic is large.
+      if (!req.dryRun) await committer.commit({ groupId: req.groupId, memberId: '', memberEpoch: -1, offsets });
       return { offsets: offsetsToWire(offsets) };
     }),
 

@@ -142,12 +142,35 @@ export class GroupStore implements OffsetStore {
     });
   }
 
+  /** The key commits are guarded by: its modRevision changes with every change of the group's state. */
+  groupKeyOf(groupId: string): string {
+    return this.groupKey(groupId);
+  }
+
+  /** The key and stored value of one committed offset. */
+  offsetWrite(groupId: string, o: CommittedOffset): { key: string; value: Buffer } {
+    return { key: `${this.offsetPrefix(groupId)}${o.topic}/${o.partition}`, value: Buffer.from(JSON.stringify({ v: 1, offset: o.offset.toString(), metadata: o.metadata, committedAtMs: o.committedAtMs })) };
+  }
+
+  /** The group key's value for a group created by a commit (offsets are never stored without one). */
+  groupWrite(groupId: string, state: GroupState): { key: string; value: Buffer } {
+    return { key: this.groupKey(groupId), value: Buffer.from(JSON.stringify(state)) };
+  }
+
+  /**
+   * One transaction of a group commit: puts `writes` if every group key in `guards` is still at
+   * its revision (0n: still missing). The revision it ran at tells the new revision of a group key
+   * it created.
+   */
+  async guardedPut(guards: ReadonlyArray<{ groupId: string; revision: bigint }>, writes: ReadonlyArray<{ key: string; value: Buffer }>): Promise<{ succeeded: boolean; revision: bigint }> {
+    return this.store.txn({
+      compare: guards.map((g) => ({ key: this.groupKey(g.groupId), target: 'modRevision', op: '=', value: g.revision })),
+      success: writes.map((w) => ({ type: 'put', key: w.key, value: w.value })),
+    });
+  }
+
   async commitOffsets(groupId: string, offsets: readonly CommittedOffset[], groupRevision: bigint, createGroup?: GroupState): Promise<boolean> {
-    const ops: TxnOp[] = offsets.map((o) => ({
-      type: 'put',
-      key: `${this.offsetPrefix(groupId)}${o.topic}/${o.partition}`,
-      value: Buffer.from(JSON.stringify({ v: 1, offset: o.offset.toString(), metadata: o.metadata, committedAtMs: o.committedAtMs })),
-    }));
+    const ops: TxnOp[] = offsets.map((o) => ({ type: 'put', ...this.offsetWrite(groupId, o) }));
     // Offsets are never stored without a group key, so retention and listing find every group.
     if (createGroup && groupRevision === 0n) ops.push({ type: 'put', key: this.groupKey(groupId), value: Buffer.from(JSON.stringify(createGroup)) });
     return (await this.store.txn({ compare: [{ key: this.groupKey(groupId), target: 'modRevision', op: '=', value: groupRevision }], success: ops })).succeeded;
