@@ -21,6 +21,7 @@ import { CompressionCodec } from '@skein/proto/skein/broker/v1/broker.js';
 import { decompressAsync, isCodecSupported as codecSupportedHere } from '@skein/common/records/compression.js';
 import { scanRecordsFraming } from '@skein/common/records/record-framing.js';
 import { LogError } from './log-error.js';
+import type { RecordsSpan } from './entry-format.js';
 
 export interface BatchHeader {
   compression: CompressionCodec;
@@ -30,6 +31,11 @@ export interface BatchHeader {
   baseSequence: number;
   firstTimestampMs: bigint;
   maxTimestampMs: bigint;
+  /**
+   * Where the records payload is in the batch bytes, and its CRC-32C: computed here and equal to
+   * the batch's, so the log's entry CRC can reuse it instead of reading the payload again.
+   */
+  records: RecordsSpan;
 }
 
 const SUPPORTED_FORMAT_VERSION = 1;
@@ -122,7 +128,9 @@ function readBatch(bytes: Buffer, maxMessageBytes: number, isCodecSupported: (c:
     if (producerEpoch < 0 || producerEpoch > 0x7fff) throw new LogError('INVALID_PRODUCER_EPOCH', `producer_epoch ${producerEpoch} out of range`);
     if (baseSequence < 0) throw new LogError('OUT_OF_ORDER_SEQUENCE', `base_sequence ${baseSequence} is negative for an idempotent batch`);
   }
-  return { header: { compression, recordCount, producerId, producerEpoch, baseSequence, firstTimestampMs, maxTimestampMs }, records };
+  const start = records.byteOffset - bytes.byteOffset;
+  const span = { start, end: start + records.length, crc32c: have };
+  return { header: { compression, recordCount, producerId, producerEpoch, baseSequence, firstTimestampMs, maxTimestampMs, records: span }, records };
 }
 
 /**

@@ -6,7 +6,16 @@
  * - `partition.checkpoint`: JSON {topicId, recoveryPoint, logStartOffset, highWatermark}, written
  *   atomically on roll, flush-checkpoint and close;
  * - `leader-epoch-checkpoint`: the leader-epoch history (see leader-epoch-cache.ts);
- * - `producer-state.snapshot`: idempotent producer state (see producer-state.ts).
+ * - `producer-state.snapshot`: idempotent producer state (see producer-state.ts);
+ * - `<base offset>.txnindex`: the aborted transactions whose ABORT marker is in that segment (see
+ *   aborted-index.ts).
+ *
+ * Transactions (issue 16): control batches (BEGIN, COMMIT, ABORT; control-batch.ts) are appended by
+ * `appendControlAsLeader` after the producer state's rules allow them, and replicated and recovered
+ * like any batch; the producer state tracks each producer's open transaction, which bounds the last
+ * stable offset (`lastStableOffset`); each ABORT adds an entry to the aborted index. Truncation
+ * replays the log into a fresh producer state when it holds transaction state, since a truncated
+ * marker must reopen its transaction.
  *
  * Invariants: segment base offsets strictly increase and each segment's offsets are below the next
  * segment's base; logStartOffset <= highWatermark <= logEndOffset; everything below recoveryPoint
@@ -30,7 +39,9 @@ import { LeaderEpochCache } from './leader-epoch-cache.js';
 import { type LogConfig } from './log-config.js';
 import { isLogError, LogError } from './log-error.js';
 import { LogSegment, type SegmentReport } from './log-segment.js';
-import { ProducerStateManager } from './producer-state.js';
+import { ProducerStateManager, type CompletedTxn, type ProducerEntry } from './producer-state.js';
+import { AbortedTxnIndex, type AbortedTxn } from './aborted-index.js';
+import { buildControlBatch, readControlMarker, readTxnAttributes, type ControlMarker } from './control-batch.js';
 import { segmentsToDelete, type RetentionDecision } from './retention.js';
 import { readFileIfExists, writeFileAtomic } from './checkpoint-file.js';
 import { failpoint } from '@skein/common/failpoints.js';
@@ -90,6 +101,7 @@ export class PartitionLog {
   private segments: LogSegment[] = [];
   private readonly epochs: LeaderEpochCache;
   private producers: ProducerStateManager;
+  private aborted!: AbortedTxnIndex;
   private offline: unknown;
   private unflushedMessages = 0;
   private firstUnflushedAtMs: number | undefined;
@@ -210,6 +222,7 @@ export class PartitionLog {
     this.epochs.truncateFromEnd(leo);
     this.epochs.truncateFromStart(this.logStartOffset);
 
+    this.aborted = AbortedTxnIndex.load(dir, this.segments.map((s) => s.baseOffset), leo);
     this.loadProducerState();
     this.writeCheckpoints();
   }
@@ -234,13 +247,37 @@ export class PartitionLog {
       const reason = typeof loaded === 'string' ? loaded : `snapshot at ${loaded.offset} is past the log end ${this.logEndOffset}`;
       if (this.logEndOffset > this.logStartOffset) this.emit({ type: 'producer-state-rebuilt', fromOffset: from, reason });
     }
-    // Replayed producers count as active now (their append times are not stored in the log).
+    // The replay re-derives the aborted transactions whose markers it passes.
+    this.aborted.truncateFrom(from);
+    this.replayProducerState(from, true);
+  }
+
+  /**
+   * Replays the log from `from` into the producer state, and with `indexAborts` adds the aborts it
+   * passes to the aborted index. Replayed producers count as active now (their append times are
+   * not stored in the log).
+   */
+  private replayProducerState(from: bigint, indexAborts: boolean): void {
     const now = BigInt(this.opts.clock.nowMs());
-    for (const seg of this.segments) {
-      if (seg.nextOffset <= from) continue;
-      seg.scan(0, false, (e) => {
-        if (e.baseOffset >= from && e.producerId > 0n) this.producers.update(e, e.baseOffset, now);
-      });
+    this.producers.replayingFromStart = from <= this.logStartOffset;
+    try {
+      for (const seg of this.segments) {
+        if (seg.nextOffset <= from) continue;
+        seg.scan(0, false, (e) => {
+          if (e.baseOffset < from || e.producerId <= 0n) return;
+          const attrs = readTxnAttributes(e.batch);
+          if (!attrs.isControl) {
+            this.producers.update(e, e.baseOffset, now);
+            return;
+          }
+          const marker = readControlMarker(e.batch);
+          if (!marker) return;
+          const done = this.producers.applyControl(e.producerId, e.producerEpoch, marker.type, marker.coordinatorEpoch, e.baseOffset, now, this.logStartOffset);
+          if (indexAborts && done?.aborted) this.aborted.add(done, seg.baseOffset);
+        });
+      }
+    } finally {
+      this.producers.replayingFromStart = false;
     }
   }
 
@@ -342,10 +379,52 @@ export class PartitionLog {
     return this.append(batch, header, leaderEpoch, true);
   }
 
-  private append(batch: Buffer, header: BatchHeader, leaderEpoch: number, asFollower = false): AppendResult {
+  /**
+   * Appends a transaction control batch as leader, if the producer state's rules say it does
+   * anything (see producer-state.ts); `undefined` when it is a no-op (a retry, a transaction
+   * already over). Throws PRODUCER_FENCED, INVALID_TXN_STATE or TRANSACTION_COORDINATOR_FENCED.
+   */
+  appendControlAsLeader(producerId: bigint, producerEpoch: number, marker: ControlMarker, leaderEpoch: number): AppendResult | undefined {
+    this.ensureOnline();
+    if (this.producers.checkControl(producerId, producerEpoch, marker.type, marker.coordinatorEpoch).kind === 'noop') return undefined;
+    const batch = buildControlBatch(producerId, producerEpoch, marker, this.opts.clock.nowMs());
+    const header = validateBatch(batch, Number.MAX_SAFE_INTEGER, isCodecSupported);
+    return this.append(batch, header, leaderEpoch, false, marker);
+  }
+
+  /**
+   * The last stable offset: the first offset of the earliest open transaction, or the high
+   * watermark when none is open or it starts at or above it. READ_COMMITTED reads stop here.
+   */
+  get lastStableOffset(): bigint {
+    const first = this.producers.firstUnstableOffset();
+    return first !== undefined && first < this.highWatermark ? first : this.highWatermark;
+  }
+
+  /** The aborted transactions a READ_COMMITTED read of [fromOffset, upTo) must list (aborted-index.ts). */
+  abortedTransactions(fromOffset: bigint, upTo: bigint): AbortedTxn[] {
+    return this.aborted.collect(fromOffset, upTo);
+  }
+
+  /** The producers this replica knows, with their transaction state (DescribeProducers). */
+  describeProducers(): ProducerEntry[] {
+    return [...this.producers.entries()];
+  }
+
+  private append(batch: Buffer, header: BatchHeader, leaderEpoch: number, asFollower = false, control?: ControlMarker): AppendResult {
     const idempotent = header.producerId > 0n;
-    if (idempotent && !asFollower) {
-      const check = this.producers.check(header);
+    // Transaction attributes are read from the batch only where they can matter: an idempotent
+    // batch (a control or transactional batch always is), or any batch from a producer, which
+    // must not claim to be a control batch.
+    const attrs = control ? { isTransactional: true, isControl: true } : idempotent || !asFollower ? readTxnAttributes(batch) : undefined;
+    let marker = control;
+    if (!asFollower && !control) {
+      if (attrs?.isControl) throw new LogError('INVALID_RECORD', 'control batches are written by brokers only (is_control must not be set by a producer)');
+      if (attrs?.isTransactional && !idempotent) throw new LogError('INVALID_RECORD', 'a transactional batch needs a producer id, epoch and sequence (an idempotent producer)');
+    }
+    if (asFollower && attrs?.isControl) marker = readControlMarker(batch);
+    if (idempotent && !asFollower && !control) {
+      const check = this.producers.check(header, attrs?.isTransactional === true);
       if (check.kind === 'duplicate') return { baseOffset: check.baseOffset, duplicate: true, recordCount: header.recordCount };
     }
     const now = this.opts.clock.nowMs();
@@ -364,17 +443,31 @@ export class PartitionLog {
           baseSequence: header.baseSequence,
         },
         batch,
+        header.records,
       );
     } catch (e) {
       throw this.fail(e);
     }
     // Producer expiry runs on broker time: record timestamps are the producer's and may be anything.
-    if (idempotent) this.producers.update(header, baseOffset, BigInt(now));
+    if (attrs?.isControl) {
+      if (marker) this.applyControl(header, marker, baseOffset, BigInt(now));
+    } else if (idempotent) this.producers.update(header, baseOffset, BigInt(now));
     this.unflushedMessages += header.recordCount;
     this.firstUnflushedAtMs ??= now;
     const result: AppendResult = { baseOffset, duplicate: false, recordCount: header.recordCount };
     if (this.unflushedMessages >= this.config.flushMessages) result.flushed = this.flush();
     return result;
+  }
+
+  /** Updates the producer state for an appended control batch; an abort goes into the index. */
+  private applyControl(header: BatchHeader, marker: ControlMarker, offset: bigint, nowMs: bigint): void {
+    const done: CompletedTxn | undefined = this.producers.applyControl(header.producerId, header.producerEpoch, marker.type, marker.coordinatorEpoch, offset, nowMs);
+    if (!done?.aborted) return;
+    try {
+      this.aborted.add(done, this.active.baseOffset);
+    } catch (e) {
+      throw this.fail(e);
+    }
   }
 
   private maybeRoll(entryBytes: number, nowMs: number, recordCount: number): void {
@@ -458,8 +551,10 @@ export class PartitionLog {
    * Reads stored batches from `offset` up to about `maxBytes` (at least one batch when one is
    * available), never at or above `maxOffset` (the high watermark for consumers). The first batch
    * may start before `offset`. Throws OFFSET_OUT_OF_RANGE outside [logStartOffset, logEndOffset].
+   * `check` 'header' is for replication: the follower verifies each batch's payload CRC itself, so
+   * the leader checks the stored entry but that payload (see log-segment.ts).
    */
-  read(offset: bigint, maxBytes: number, maxOffset: bigint = this.highWatermark): FetchedEntry[] {
+  read(offset: bigint, maxBytes: number, maxOffset: bigint = this.highWatermark, check: 'full' | 'header' = 'full'): FetchedEntry[] {
     this.ensureOnline();
     this.checkFetchOffset(offset, maxOffset);
     const out: FetchedEntry[] = [];
@@ -470,7 +565,7 @@ export class PartitionLog {
     try {
       for (; i < this.segments.length && budget > 0; i++) {
         const seg = this.segments[i]!;
-        const entries: Entry[] = seg.read(from, budget, maxOffset);
+        const entries: Entry[] = seg.read(from, budget, maxOffset, check);
         for (const e of entries) {
           if (out.length > 0 && e.size > budget) return out;
           out.push({ baseOffset: e.baseOffset, leaderEpoch: e.leaderEpoch, lastOffset: lastOffsetOf(e), batch: e.batch, size: e.size });
@@ -574,14 +669,23 @@ export class PartitionLog {
     if (offset >= this.logEndOffset) return;
     if (offset < this.logStartOffset) offset = this.logStartOffset;
     try {
+      const removed: bigint[] = [];
       while (this.segments.length > 1 && this.active.baseOffset >= offset) {
         const s = this.segments.pop()!;
+        removed.push(s.baseOffset);
         await s.delete();
       }
       this.active.truncateTo(offset);
       const leo = this.logEndOffset;
       this.epochs.truncateFromEnd(leo);
-      this.producers.truncateTo(leo);
+      this.aborted.deleteSegments(removed);
+      this.aborted.truncateFrom(leo);
+      if (this.producers.hasTransactionState) {
+        // A truncated marker must reopen its transaction: only a replay knows (the index below the
+        // new end is already right).
+        this.producers = new ProducerStateManager();
+        this.replayProducerState(this.logStartOffset, false);
+      } else this.producers.truncateTo(leo);
       if (this.highWatermark > leo) this.highWatermark = leo;
       if (this.recoveryPoint > leo) this.recoveryPoint = leo;
       this.writeCheckpoints();
@@ -602,6 +706,7 @@ export class PartitionLog {
     try {
       const old = this.segments.splice(0);
       for (const s of old) await s.delete();
+      this.aborted.deleteSegments(old.map((s) => s.baseOffset));
       this.segments.push(LogSegment.create(this.opts.dir, offset, { indexIntervalBytes: this.config.indexIntervalBytes }, this.opts.clock.nowMs()));
       this.logStartOffset = offset;
       this.highWatermark = offset;
@@ -633,6 +738,7 @@ export class PartitionLog {
     this.epochs.truncateFromStart(this.logStartOffset);
     this.writeCheckpoints();
     try {
+      this.aborted.deleteSegments(doomed.map((s) => s.baseOffset));
       for (const s of doomed) await s.delete();
     } catch (e) {
       throw this.fail(e);
@@ -656,7 +762,7 @@ export class PartitionLog {
    * by the cleaner under `<base>.log.cleaned`, with the same base offset as the first replaced).
    * Synchronous, so no read sees a half-swapped log.
    */
-  async replaceSegments(replaced: readonly LogSegment[], cleanedPath: string): Promise<void> {
+  async replaceSegments(replaced: readonly LogSegment[], cleanedPath: string, keepAborted?: (e: AbortedTxn) => boolean): Promise<void> {
     const first = replaced[0];
     if (!first) return;
     const at = this.segments.indexOf(first);
@@ -666,6 +772,7 @@ export class PartitionLog {
     fs.renameSync(cleanedPath, first.path('.log'));
     const { segment } = LogSegment.open(this.opts.dir, first.baseOffset, { indexIntervalBytes: this.config.indexIntervalBytes }, this.opts.clock.nowMs(), -1n);
     this.segments.splice(at, replaced.length, segment);
+    this.aborted.mergeSegments(replaced.map((s) => s.baseOffset), keepAborted);
   }
 
   async close(): Promise<void> {
