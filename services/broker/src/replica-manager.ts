@@ -14,6 +14,7 @@ import { DEFAULT_LOG_CONFIG, type LogConfig, parseLogConfig } from './log/log-co
 import { LogError } from './log/log-error.js';
 import { type AppendResult, type LogEvent, PartitionLog } from './log/partition-log.js';
 import { compactLog } from './log/log-cleaner.js';
+import type { ControlMarker } from './log/control-batch.js';
 import type { Clock, Timers } from './runtime/timers.js';
 import {
   acksAllDecision,
@@ -430,6 +431,28 @@ export class ReplicaManager {
     // acks=all: acknowledged once the watermark passed the batch, i.e. at least min.insync.replicas
     // replicas hold it (replication-core.ts). A duplicate waits too: its first copy may not be.
     if (acksAll) await p.waitForAcksAll(result.baseOffset + BigInt(result.recordCount), appendEpoch, timeoutMs > 0 ? timeoutMs : 30_000, this.opts.timers);
+    return result;
+  }
+
+  /**
+   * Appends a transaction control batch (BEGIN, COMMIT, ABORT) to a partition this broker leads,
+   * at its leader epoch, with acks=all semantics: resolves once the ISR has it (a no-op — a retry
+   * or a transaction already over — resolves at once, after the ISR has the log up to its end, so
+   * a retry is not acknowledged before the first write is). Refused up front below min.insync.replicas.
+   */
+  async appendControlToLeader(p: Partition, producerId: bigint, producerEpoch: number, marker: ControlMarker, timeoutMs = 30_000): Promise<AppendResult | undefined> {
+    if (!mayAppendAcksAll(p)) {
+      throw new LogError('NOT_ENOUGH_REPLICAS', `ISR size ${p.isr.length} is below min.insync.replicas ${p.minInsyncReplicas}; nothing was written`);
+    }
+    const appendEpoch = p.leaderEpoch;
+    const result = p.log.appendControlAsLeader(producerId, producerEpoch, marker, appendEpoch);
+    if (result) {
+      p.maybeAdvanceHighWatermark();
+      p.notify();
+      if (result.flushed) await result.flushed;
+    }
+    const endOffset = result ? result.baseOffset + 1n : p.log.logEndOffset;
+    await p.waitForAcksAll(endOffset, appendEpoch, timeoutMs > 0 ? timeoutMs : 30_000, this.opts.timers);
     return result;
   }
 

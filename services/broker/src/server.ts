@@ -15,6 +15,8 @@ import { ProducerIdManager, type ProducerIdSource } from './producer-id-manager.
 import { ReplicaManager } from './replica-manager.js';
 import { encodeReplicaFetchResponse } from './grpc/wire-codec.js';
 import { createReplicaServiceHandlers, ReplicaServiceService } from './replication/replica-service.js';
+import { BrokerTxnServiceService } from '@skein/proto/skein/broker/v1/broker.js';
+import { BROKER_TXN_SERVICE_NAME, createTxnServiceHandlers } from './grpc/txn-service.js';
 import { type Clock, systemClock, systemTimers, type Timers } from './runtime/timers.js';
 import type { BrokerMetrics } from './runtime/broker-metrics.js';
 
@@ -94,6 +96,18 @@ export class BrokerServer {
           replicate: { ...ReplicaServiceService.replicate, responseSerialize: (b: Buffer) => b },
         } as unknown as grpc.ServiceDefinition,
         implementation: createReplicaServiceHandlers({ replicas: this.replicas, clock, timers, logger: opts.logger.child({ component: 'replica-service' }) }),
+      },
+      {
+        // Transactions: control batches for the transaction coordinator (broker.proto, BrokerTxnService).
+        name: BROKER_TXN_SERVICE_NAME,
+        internal: true,
+        definition: BrokerTxnServiceService as unknown as grpc.ServiceDefinition,
+        implementation: createTxnServiceHandlers({
+          replicas: this.replicas,
+          metadata: opts.metadata,
+          logger: opts.logger.child({ component: 'txn-service' }),
+          maxPartitionsPerRequest: opts.config.maxPartitionsPerRequest,
+        }) as unknown as grpc.UntypedServiceImplementation,
       },
     ];
   }

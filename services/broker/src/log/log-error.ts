@@ -28,6 +28,9 @@ export type LogErrorReason =
   | 'BROKER_NOT_AVAILABLE'
   | 'REPLICA_LOG_READ_DISABLED'
   | 'UNAVAILABLE'
+  | 'PRODUCER_FENCED'
+  | 'INVALID_TXN_STATE'
+  | 'TRANSACTION_COORDINATOR_FENCED'
   | 'INTERNAL';
 
 export interface LogErrorOptions {

@@ -382,7 +382,8 @@ export interface RecordBatch {
    * control batches: they hold no application records, only offsets. A control batch is stored as:
    * is_transactional = true, producer_id/producer_epoch = the transaction's producer (the epoch
    * of the marker, which may be higher than the data's when the coordinator fenced the producer),
-   * base_sequence = -1 (control batches take no part in sequence checks), compression NONE,
+   * base_sequence = 0 (control batches take no part in sequence checks: the producer's next data
+   * batch follows its previous data batch), compression NONE,
    * record_count = 1, first_timestamp_ms = max_timestamp_ms = the broker's clock at append, and
    * `records` = an encoded `Records` holding exactly one `Record` with an empty key, timestamp
    * delta 0, no headers, and `value` = an encoded `ControlRecord`. It occupies one offset.
