@@ -50,6 +50,8 @@ interface Watcher {
 }
 
 const COMPACT_LOG_BYTES = 4 * 1024 * 1024;
+/** Per event in the watch history, beyond its key and values: the objects and revisions (an estimate). */
+const HISTORY_EVENT_OVERHEAD_BYTES = 200;
 
 export class EmbeddedStore implements MetadataStore {
   readonly kind = 'embedded' as const;
@@ -57,18 +59,29 @@ export class EmbeddedStore implements MetadataStore {
   private readonly leases = new Map<bigint, Lease>();
   private revision = 0n;
   private nextLeaseId = 1n;
-  private readonly history: WatchBatch[] = [];
+  /**
+   * Recent revisions, for watches that start in the past (etcd keeps them until compacted). Bounded
+   * by count and by bytes: a batch can be large (a group commit writes up to --max-txn-ops keys),
+   * so a count alone would let a busy store hold gigabytes. Older revisions are compacted away: a
+   * watch from one fails with StoreCompactedError and the watcher re-reads a snapshot.
+   */
+  private readonly history: Array<{ batch: WatchBatch; bytes: number }> = [];
+  private historyBytes = 0;
   private compactRevision = 0n;
   private readonly watchers = new Set<Watcher>();
   private fd: number | undefined;
   private logBytes = 0;
   private closed = false;
 
-  private constructor(private readonly path: string | undefined, private readonly clock: Clock, private readonly historyLimit: number) {}
+  private constructor(private readonly path: string | undefined, private readonly clock: Clock, private readonly historyLimit: number, private readonly historyMaxBytes: number) {}
 
-  /** Opens (or creates) the store at `path`; without a path it is in memory only (tests). */
-  static async open(options: { path?: string; clock?: Clock; historyLimit?: number } = {}): Promise<EmbeddedStore> {
-    const store = new EmbeddedStore(options.path, options.clock ?? systemClock, options.historyLimit ?? 10_000);
+  /**
+   * Opens (or creates) the store at `path`; without a path it is in memory only (tests). Watch
+   * history keeps at most `historyLimit` revisions (10,000) and `historyMaxBytes` of keys and
+   * values (64 MiB), whichever is reached first.
+   */
+  static async open(options: { path?: string; clock?: Clock; historyLimit?: number; historyMaxBytes?: number } = {}): Promise<EmbeddedStore> {
+    const store = new EmbeddedStore(options.path, options.clock ?? systemClock, options.historyLimit ?? 10_000, options.historyMaxBytes ?? 64 * 1024 * 1024);
     store.load();
     return store;
   }
@@ -234,8 +247,15 @@ export class EmbeddedStore implements MetadataStore {
       }
     }
     const batch: WatchBatch = { revision: rev, events };
-    this.history.push(batch);
-    if (this.history.length > this.historyLimit) this.compactRevision = this.history.shift()!.revision;
+    const bytes = events.reduce((n, e) => n + HISTORY_EVENT_OVERHEAD_BYTES + (e.type === 'put' ? e.kv.key.length + e.kv.value.length : e.key.length) + (e.prevKv?.value.length ?? 0), 0);
+    this.history.push({ batch, bytes });
+    this.historyBytes += bytes;
+    // The newest revision always stays, however large: a watch from it must see it.
+    while (this.history.length > 1 && (this.history.length > this.historyLimit || this.historyBytes > this.historyMaxBytes)) {
+      const dropped = this.history.shift()!;
+      this.historyBytes -= dropped.bytes;
+      this.compactRevision = dropped.batch.revision;
+    }
     for (const w of this.watchers) this.enqueue(w, batch);
     return rev;
   }
@@ -291,7 +311,7 @@ export class EmbeddedStore implements MetadataStore {
       throw new StoreCompactedError(from, this.compactRevision + 1n);
     }
     const watcher: Watcher = { prefix, options, queue: [], draining: false, closed: false };
-    if (from !== undefined) for (const batch of this.history) if (batch.revision >= from) this.enqueue(watcher, batch);
+    if (from !== undefined) for (const { batch } of this.history) if (batch.revision >= from) this.enqueue(watcher, batch);
     this.watchers.add(watcher);
     return {
       close: async () => {
