@@ -3,7 +3,7 @@
 //   npm run bench                 full run (10-15 minutes on 2 cores)
 //   npm run bench -- --quick      shorter runs, fewer latency points (under 5 minutes)
 // Options (node bench/run.js ...):
-//   --only raw,skein1,skein3,nats1,nats3,partitions   a subset of the phases (writes partial.*)
+//   --only raw,skein1,skein3,nats1,nats3,partitions,scaling   a subset of the phases (writes partial.*)
 //   --profile DIR                 brokers and load workers under node --cpu-prof; without --only,
 //                                 the highest-load workloads on one broker, and DIR/summary.md with
 //                                 self time per workload window (node bench/profile-summary.js DIR)
@@ -48,7 +48,7 @@ const { values } = parseArgs({
 installSignalHandlers();
 
 const QUICK = values.quick;
-const ALL_PHASES = ['raw', 'skein1', 'skein3', 'nats1', 'nats3', 'partitions'];
+const ALL_PHASES = ['raw', 'skein1', 'skein3', 'nats1', 'nats3', 'partitions', 'scaling'];
 const phases = values.only ? values.only.split(',') : values.profile ? ['profile'] : ALL_PHASES;
 for (const p of phases) if (![...ALL_PHASES, 'profile'].includes(p)) throw new Error(`unknown phase ${p}; phases: ${ALL_PHASES.join(', ')}, profile`);
 const profileDir = values.profile ? resolve(values.profile) : undefined;
@@ -329,6 +329,83 @@ async function phasePartitions() {
   }
 }
 
+// ---------------------------------------------------------------- scaling (issue 15)
+// How cost grows: RF 3 acks=all produce with 1, 4 and 16 producers (each on its own partition),
+// and the 5 MB/s end-to-end latency row with 0, 100, 1,000 and 2,000 idle RF 3 partitions present
+// on the same three brokers (idle partitions must cost nothing: the row may not get worse).
+const scaling = { producers: [], idlePartitions: [] };
+async function phaseScaling() {
+  const system = 'Skein RF3';
+  const cluster = await startSkein({ brokers: 3, brokerEntry, label: 'skein-scaling' });
+  const pool = await startPool(SETTINGS.severalProducers, { execArgv: profileArgs('scaling-worker') });
+  try {
+    for (const producers of QUICK ? [1, 4, 16] : [1, 4, 16]) {
+      await attempt(`scaling: ${producers} producers`, async () => {
+        const topic = `scale-p${producers}`;
+        await cluster.createTopic(topic, { partitions: producers, replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
+        const leaders = await cluster.leaders(topic);
+        const { recordBytes, recordsPerBatch } = SETTINGS.kib;
+        const r = await measured(cluster, () => parallel({ call: (i, job, params) => pool.call(i % pool.size, job, params) }, producers, 'skeinProduce', (i) => ({
+          // The same bytes in flight whatever the number of producers: 16 × 16 requests of 1 MB would
+          // queue ~256 MB of unreplicated data, which measures the ISR's lag limit, not throughput.
+          address: leaders[i], topic, partition: i, recordBytes, recordsPerBatch, acks: Acks.ACKS_ALL, inflight: Math.max(1, Math.floor(SETTINGS.skeinInflight / producers) * 4), durationMs: S.produceMs,
+        })));
+        scaling.producers.push({ producers, MBps: r.bytes / r.seconds / 1e6, cpuSecondsPerGB: r.cpuSecondsPerGB });
+        throughputRow(system, `scaling-produce:${producers}`, `produce 1 KiB, acks=all, ${producers} producer${producers > 1 ? 's' : ''} (scaling)`, r, { kind: 'scaling-produce', producers });
+      });
+    }
+    let idle = 0;
+    for (const target of QUICK ? [0, 1000, 2000] : [0, 100, 1000, 2000]) {
+      await attempt(`scaling: latency with ${target} idle partitions`, async () => {
+        for (; idle < target; idle += 100) await cluster.createTopic(`idle-${idle}`, { partitions: 100, replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
+        const before = rows.length;
+        await latencyRows(cluster, pool, system, [5], async () => {
+          const topic = `scale-lat-${target}`;
+          await cluster.createTopic(topic, { partitions: 1, replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
+          const [address] = await cluster.leaders(topic);
+          return {
+            acksLabel: `acks=all, ${target} idle partitions`,
+            consumeJob: 'skeinLatencyConsume', consumeParams: { address, topic },
+            produceJob: 'skeinFixedRate', produceParams: { address, topic, acks: Acks.ACKS_ALL, inflight: SETTINGS.skeinLatencyInflight, lingerMs: SETTINGS.skeinLingerMs },
+          };
+        });
+        const r = rows[rows.length - 1];
+        if (rows.length > before && r) {
+          r.key = `scaling-latency:${target}`;
+          r.kind = 'scaling-latency';
+          r.label = `e2e latency at 5 MB/s (1 KiB, acks=all) with ${target} idle RF 3 partitions`;
+          scaling.idlePartitions.push({ idlePartitions: target, p50Ms: r.p50Ms, p99Ms: r.p99Ms });
+        }
+      });
+    }
+  } finally {
+    await pool.close();
+    await cluster.stop();
+  }
+}
+
+/** Two small charts side by side: produce MB/s by producers, and p99 by idle partitions. */
+function renderScalingSvg() {
+  const w = 720;
+  const h = 260;
+  const panel = (x0, title, points, xs, yOf, yLabel) => {
+    const maxY = Math.max(1, ...points.map(yOf)) * 1.15;
+    const px = (i) => x0 + 50 + (i * 260) / Math.max(1, xs.length - 1);
+    const py = (v) => 210 - (v / maxY) * 170;
+    const path = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${px(i).toFixed(1)},${py(yOf(p)).toFixed(1)}`).join(' ');
+    return `<text x="${x0 + 50}" y="22" font-size="13">${title}</text>`
+      + `<line x1="${x0 + 50}" y1="210" x2="${x0 + 320}" y2="210" stroke="#888"/><line x1="${x0 + 50}" y1="40" x2="${x0 + 50}" y2="210" stroke="#888"/>`
+      + `<text x="${x0 + 8}" y="45" font-size="11">${maxY.toFixed(0)}</text><text x="${x0 + 8}" y="125" font-size="11" transform="rotate(-90 ${x0 + 18} 125)">${yLabel}</text>`
+      + xs.map((x, i) => `<text x="${px(i) - 8}" y="228" font-size="11">${x}</text>`).join('')
+      + `<path d="${path}" fill="none" stroke="#3366cc" stroke-width="2"/>`
+      + points.map((p, i) => `<circle cx="${px(i).toFixed(1)}" cy="${py(yOf(p)).toFixed(1)}" r="3.5" fill="#3366cc"/><text x="${px(i) + 5}" y="${py(yOf(p)) - 6}" font-size="10">${yOf(p).toFixed(1)}</text>`).join('');
+  };
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif">`
+    + panel(0, 'RF 3 acks=all produce, MB/s by producers', scaling.producers, scaling.producers.map((p) => p.producers), (p) => p.MBps, 'MB/s')
+    + panel(360, 'p99 ms at 5 MB/s by idle RF 3 partitions', scaling.idlePartitions, scaling.idlePartitions.map((p) => p.idlePartitions), (p) => p.p99Ms, 'p99 ms')
+    + '</svg>\n';
+}
+
 // ---------------------------------------------------------------- profile
 function profileArgs(name) {
   return profileDir ? (i) => ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${name}-${i}.cpuprofile`] : undefined;
@@ -379,6 +456,7 @@ try {
     if (phase === 'nats1') await attempt('NATS R1', () => phaseNats(1));
     if (phase === 'nats3') await attempt('NATS R3', () => phaseNats(3));
     if (phase === 'partitions') await attempt('1,000 partitions', phasePartitions);
+    if (phase === 'scaling') await attempt('scaling', phaseScaling);
     if (phase === 'profile') await attempt('profile', phaseProfile);
   }
   const durationSeconds = (performance.now() - started) / 1000;
@@ -387,7 +465,7 @@ try {
   log(`other processes on this machine used ${otherCpuCores.toFixed(2)} cores on average during the run`);
   const report = {
     generatedAt: new Date().toISOString(), mode: QUICK ? 'quick' : 'full', phases, durationSeconds, machine: { ...versions(), otherCpuCores },
-    settings: { ...S, ...SETTINGS }, raw, rows: rows.map(({ histogram, ...r }) => r), partitions: partitionsResult, errors,
+    settings: { ...S, ...SETTINGS }, raw, rows: rows.map(({ histogram, ...r }) => r), partitions: partitionsResult, scaling, errors,
   };
   report.targets = evaluateTargets(report);
   const base = values.only || profileDir || brokerEntry ? 'partial' : 'latest';
@@ -396,6 +474,7 @@ try {
   writeFileSync(join(values.out, `${base}.md`), md);
   writeFileSync(join(values.out, `${base}.json`), JSON.stringify({ ...report, histograms: Object.fromEntries(rows.filter((r) => r.histogram).map((r) => [`${r.system} ${r.key}`, r.histogram])) }, null, 2) + '\n');
   writeFileSync(join(values.out, base === 'latest' ? 'latency.svg' : 'partial-latency.svg'), renderSvg(report));
+  if (scaling.producers.length + scaling.idlePartitions.length > 0) writeFileSync(join(values.out, base === 'latest' ? 'scaling.svg' : 'partial-scaling.svg'), renderScalingSvg());
   console.log(`\n${md}`);
   if (profileDir) {
     writeFileSync(join(profileDir, 'summary.md'), summarizeProfiles(profileDir));

@@ -76,6 +76,11 @@ export const REASONS = {
   PRODUCER_FENCED: [S.FAILED_PRECONDITION, false],
   INVALID_TXN_STATE: [S.FAILED_PRECONDITION, false],
   TRANSACTION_COORDINATOR_FENCED: [S.FAILED_PRECONDITION, false],
+  // The transaction coordinator's (skein.txn.v1): the previous transaction of the id is still
+  // being completed (Kafka's CONCURRENT_TRANSACTIONS, retriable there too).
+  CONCURRENT_TRANSACTIONS: [S.FAILED_PRECONDITION, true],
+  TRANSACTION_TIMED_OUT: [S.FAILED_PRECONDITION, false],
+  UNKNOWN_TRANSACTIONAL_ID: [S.NOT_FOUND, false],
   UNAVAILABLE: [S.UNAVAILABLE, true],
   INTERNAL: [S.INTERNAL, false],
 } as const satisfies Record<string, readonly [grpc.status, boolean]>;
@@ -157,6 +162,11 @@ export const REASON_GUIDANCE = {
     'The request does not fit the state of the transaction: on a broker, a transactional batch for a partition where the producer has no open transaction (the coordinator never began it there, or it has ended: e.g. a retry arriving after the abort), a non-transactional batch from a producer whose transaction is open, or a begin/marker while an earlier transaction of the producer is still open there. Not retriable: abort the transaction (add the partition with AddPartitionsToTxn before producing to it).',
   TRANSACTION_COORDINATOR_FENCED:
     'A BeginTxn for a transaction that is older than, or the same as, one already ended on the partition (coordinator_epoch at or below it): a late or zombie coordinator call. Not retriable; the transaction it belongs to is over.',
+  CONCURRENT_TRANSACTIONS:
+    'The previous transaction of this transactional id is decided but its markers are still being written (or a newer producer instance is fencing it). Retry after a short backoff; the transactional producer does.',
+  TRANSACTION_TIMED_OUT:
+    "The producer's transaction ran past its transaction timeout and the coordinator aborted it (its epoch was bumped). Not retriable as is: call InitProducerId with the producer id and epoch you hold to go on (the transactional producer's initTransactions() does), then redo the transaction.",
+  UNKNOWN_TRANSACTIONAL_ID: 'A transaction request for a transactional id the coordinator has never seen. Call InitProducerId first.',
   UNAVAILABLE: 'A resource behind the request is briefly unavailable (today: a producer id block could not be allocated). Retry with backoff.',
   INTERNAL: 'An unexpected failure; the service logged it with its input. Not retriable. Report it with the service\'s log.',
 } as const satisfies Record<Reason, string>;

@@ -18,6 +18,9 @@ export const coordinatorConfigSchema = {
   maxTxnOps: { type: 'int', default: 128, min: 2, max: 1_000_000, doc: 'Most operations (and compares) in one store transaction of a group commit: set to etcd\'s --max-txn-ops (default 128); larger commits are split' },
   maxTxnBytes: { type: 'int', default: 1024 * 1024, min: 16 * 1024, max: 64 * 1024 * 1024, doc: 'Most bytes of keys and values in one store transaction of a group commit: keep below etcd\'s --max-request-bytes (default 1.5 MiB)' },
   sweepIntervalMs: { type: 'int', default: 5000, min: 100, max: 600_000, doc: 'How often this instance removes expired members and expired empty groups (every instance sweeps; the writes are compare-and-set)' },
+  txnSweepIntervalMs: { type: 'int', default: 1000, min: 50, max: 600_000, doc: 'How often this instance finishes decided transactions left unfinished and aborts transactions past their timeout (every instance sweeps; the writes are compare-and-set)' },
+  txnCompletionWaitMs: { type: 'int', default: 5000, min: 100, max: 120_000, doc: 'How long EndTxn (and a request that must first finish the previous transaction) waits for the markers before answering without them' },
+  txnCompletionGraceMs: { type: 'int', default: 3000, min: 0, max: 600_000, doc: 'A decided transaction is left this long to the instance that decided it before another instance\'s sweep finishes it' },
 } as const;
 
 export type CoordinatorConfig = ConfigOf<typeof coordinatorConfigSchema>;

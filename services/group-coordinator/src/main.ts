@@ -4,7 +4,7 @@
  * Started by the one service shell (TLS, limits, health, reflection, metrics, shutdown).
  */
 import * as grpc from '@grpc/grpc-js';
-import { fromServiceError } from '@skein/common/errors.js';
+import { fromServiceError, SkeinError } from '@skein/common/errors.js';
 import { runService } from '@skein/common/service-shell.js';
 import { openMetadataStore } from '@skein/common/store/open-store.js';
 import { startServiceRegistration } from '@skein/common/service-registration.js';
@@ -15,6 +15,9 @@ import { coordinatorConfigSchema } from './config.js';
 import { CoordinatorMetrics } from './runtime/coordinator-metrics.js';
 import { instrumentStore } from '@skein/common/store/instrumented-store.js';
 import { GROUP_SERVICE_NAME, GroupCoordinatorServiceService, groupServiceHandlers, SessionRegistry, sweepGroups } from './grpc/group-service.js';
+import { TransactionCoordinator, TransactionCoordinatorServiceService, TXN_SERVICE_NAME, txnServiceHandlers } from './grpc/txn-service.js';
+import { GrpcTxnBrokerGateway } from './runtime/txn-brokers.js';
+import { ProducerIdBlocks } from './runtime/producer-ids.js';
 
 await runService({
   name: 'group-coordinator',
@@ -52,9 +55,30 @@ await runService({
       if (r.error) throw new Error(r.error.reason);
       return r.offset;
     };
+    // The transaction coordinator (skein.txn.v1) shares the process, store and metadata cache.
+    const txnBrokers = new GrpcTxnBrokerGateway({
+      async leaderAddress(topic, partition, force) {
+        if (force) cached = undefined;
+        const md = (await refresh()).metadata;
+        const t = md.topics.find((x) => x.name === topic);
+        if (!t) throw new SkeinError('UNKNOWN_TOPIC', `topic ${topic} does not exist`);
+        const p = t.partitions.find((x) => x.partition === partition);
+        if (!p) throw new SkeinError('UNKNOWN_PARTITION', `partition ${partition} of ${topic} does not exist`);
+        const ep = md.brokers.find((b) => b.brokerId === p.leaderId)?.endpoint;
+        return ep ? `${ep.host}:${ep.port}` : undefined;
+      },
+    }, logger.child({ component: 'txn-brokers' }));
+    const producerIds = new ProducerIdBlocks((count) => new Promise((resolve, reject) => {
+      const client = clients[next++ % clients.length]!;
+      client.allocateProducerIds({ brokerId: -1, count }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve({ first: r.firstProducerId, count: r.count })));
+    }));
+    const txnCoordinator = new TransactionCoordinator({
+      store, prefix: config.prefix, logger: logger.child({ component: 'txn' }), brokers: txnBrokers, newProducerId: () => producerIds.generate(), topics,
+      completionWaitMs: config.txnCompletionWaitMs, completionGraceMs: config.txnCompletionGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes,
+    });
     const sessions = new SessionRegistry();
     const server = await serve({
-      services: [{ name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes, commitTxnLimits: { maxTxnOps: config.maxTxnOps, maxTxnBytes: config.maxTxnBytes }, sessions, topics, listOffset, onEvent }) }],
+      services: [{ name: TXN_SERVICE_NAME, definition: TransactionCoordinatorServiceService, implementation: txnServiceHandlers(txnCoordinator) }, { name: GROUP_SERVICE_NAME, definition: GroupCoordinatorServiceService, implementation: groupServiceHandlers({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs, sessionBreakGraceMs: config.sessionBreakGraceMs, offsetMetadataMaxBytes: config.offsetMetadataMaxBytes, commitTxnLimits: { maxTxnOps: config.maxTxnOps, maxTxnBytes: config.maxTxnBytes }, sessions, topics, listOffset, onEvent }) }],
     });
     logger.info({ port: server.port }, 'group coordinator listening');
     // Clients and the CLI find coordinators from the metadata service (FindServiceInstances).
@@ -71,16 +95,29 @@ await runService({
       sweeping = sweepGroups({ store, prefix: config.prefix, logger, sessionTimeoutMs: config.sessionTimeoutMs, offsetsRetentionMs: config.offsetsRetentionMs, onEvent })
         .catch((err: unknown) => logger.warn({ err }, 'group sweep failed; retrying next interval'));
     }, Math.round(config.sweepIntervalMs * (0.8 + Math.random() * 0.4)));
+    let txnSweeping: Promise<unknown> = Promise.resolve();
+    let txnSweepBusy = false;
+    const txnSweepTimer = setInterval(() => {
+      // One pass at a time: a pass waiting on an unreachable leader must not pile up behind itself.
+      if (txnSweepBusy) return;
+      txnSweepBusy = true;
+      txnSweeping = txnCoordinator.sweep()
+        .catch((err: unknown) => logger.warn({ err }, 'transaction sweep failed; retrying next interval'))
+        .finally(() => (txnSweepBusy = false));
+    }, Math.round(config.txnSweepIntervalMs * (0.8 + Math.random() * 0.4)));
     return { stop: async () => {
       clearInterval(sweepTimer);
+      clearInterval(txnSweepTimer);
       // Unlisted first, so no client finds this instance while it drains.
       await registration.stop();
       // Long-lived session streams would hold a graceful shutdown up: end them so members move on now.
       sessions.closeAll();
       await sweeping;
+      await txnSweeping;
       await server.shutdown(config.shutdownGraceMs);
       for (const c of clients) c.close();
       for (const c of brokers.values()) c.close();
+      txnBrokers.close();
       await store.close();
     } };
   },
