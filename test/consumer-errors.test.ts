@@ -149,10 +149,12 @@ describe('consumers never spin silently', () => {
     {
       const counting = new SkeinClient({ metadata: [metadataAddress] });
       const fetches = new Map<string, number>();
-      const fetch = counting.fetch.bind(counting);
-      counting.fetch = (t, p, o, opts) => {
-        fetches.set(t, (fetches.get(t) ?? 0) + 1);
-        return fetch(t, p, o, opts);
+      // The consumer fetches through fetchFrom (one request per broker for all its partitions):
+      // count the requests that ask for each topic.
+      const fetchFrom = counting.fetchFrom.bind(counting);
+      counting.fetchFrom = (address, request, timeoutMs, signal) => {
+        for (const t of request.topics) fetches.set(t.topic, (fetches.get(t.topic) ?? 0) + 1);
+        return fetchFrom(address, request, timeoutMs, signal);
       };
       const errors: Array<{ err: SkeinError; offset: bigint }> = [];
       const got: Array<{ topic: string; value: string }> = [];

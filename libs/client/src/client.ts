@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, REASONS, SkeinError, type Reason } from '@skein/common/errors.js';
 import { buildRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
-import { Acks, BrokerServiceClient, CompressionCodec, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
+import { Acks, BrokerServiceClient, CompressionCodec, type FetchRequest, type FetchResponse, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
 import {
   MetadataServiceClient, ServiceRole, type ClusterMetadata, type DescribeTopicResponse,
   type ListTopicsResponse_TopicSummary, type ServiceInstance, type Topic,
@@ -43,7 +43,7 @@ function unary<Req, Res>(stub: UnaryStub<Req, Res>, req: Req, timeoutMs: number)
 }
 
 /** A per-partition error from a broker answer as a SkeinError, keeping its hints (leader, offset range). */
-function partitionError(e: PartitionError, where: { topic: string; partition: number }): SkeinError {
+export function partitionError(e: PartitionError, where: { topic: string; partition: number }): SkeinError {
   const known = e.reason in REASONS;
   const err = new SkeinError(known ? (e.reason as Reason) : 'INTERNAL', e.message, {
     metadata: { topic: where.topic, partition: String(where.partition) },
@@ -259,6 +259,31 @@ export class SkeinClient {
   /** A batching producer (see producer.ts): Kafka-compatible key partitioning, idempotent by default. */
   producer(options: ProducerOptions = {}): Producer {
     return new Producer(this, options);
+  }
+
+  /**
+   * The partition's leader broker and its address per cached metadata, without a call (undefined
+   * when the cache has no live leader for it): what a caller that groups partitions by leader (the
+   * consumer's fetcher) asks; after NOT_LEADER it refreshes with refreshMetadata() and asks again.
+   */
+  cachedLeader(topic: string, partition: number): { brokerId: number; address: string } | undefined {
+    const leaderId = this.cachedLeaderId(topic, partition);
+    const ep = leaderId === undefined ? undefined : this.cluster?.brokers.find((b) => b.brokerId === leaderId)?.endpoint;
+    return leaderId === undefined || !ep ? undefined : { brokerId: leaderId, address: `${ep.host}:${ep.port}` };
+  }
+
+  /**
+   * One Fetch call to one broker, for any number of partitions (see fetcher.ts), without retries:
+   * per-partition errors stay in the answer (partitionError() turns one into a SkeinError); a
+   * failed call rejects with a SkeinError. `signal` cancels the call (a long-poll being dropped).
+   */
+  fetchFrom(address: string, request: FetchRequest, timeoutMs: number, signal?: AbortSignal): Promise<FetchResponse> {
+    const broker = this.brokerClient(address);
+    return new Promise((resolve, reject) => {
+      // A gRPC deadline is wall-clock time by definition, whatever clock the caller runs on.
+      const call = broker.fetch(request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
+      signal?.addEventListener('abort', () => call.cancel(), { once: true });
+    });
   }
 
   /** The partition's leader per cached metadata, without a call (undefined when unknown). */

@@ -14,10 +14,15 @@
  * For at-most-once, turn auto-commit off and `commit()` a record's offset before processing it;
  * for your own scheme, turn auto-commit off and call `commit()` when you choose.
  *
+ * Fetching is Kafka's (fetcher.ts): one long-polling Fetch request per broker for every assigned
+ * partition it leads, the next one in flight while your handler runs, no timer between a record's
+ * arrival and your handler (time is injected, `clock`/`timers`, and only paces heartbeats,
+ * auto-commit and backoff after errors).
+ *
  * Fetch failures never spin silently. Each partition is in one of three fetch states: FETCHING;
  * BACKING_OFF after an error that outlived the client's own retries (reported to `onError`, tried
- * again after a jittered, growing delay); or AWAITING_SEEK after an error about the data at the
- * position, which fetching again cannot fix (a corrupt batch, a batch over the decompression
+ * again after a jittered, growing delay); or HELD (awaiting seek) after an error about the data at
+ * the position, which fetching again cannot fix (a corrupt batch, a batch over the decompression
  * limit, an out-of-range position under `autoOffsetReset: 'none'`), reported to `onError` once
  * and not fetched again until you `seek()` it or it is reassigned, as Kafka's poll() keeps
  * failing until you seek.
@@ -26,6 +31,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { backoffDelayMs, type BackoffPolicy, retry } from '@skein/common/backoff.js';
 import { fromServiceError, SkeinError } from '@skein/common/errors.js';
+import { type Clock, systemClock, systemTimers, type Timers } from '@skein/common/timers.js';
+import { Fetcher } from './fetcher.js';
 import { isRetriableError } from './retry.js';
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
 import { OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
@@ -73,8 +80,21 @@ export interface ConsumerOptions {
   onAssigned?: (partitions: string[]) => void | Promise<void>;
   /** Called when partitions are taken away (after their positions were committed, with auto-commit). */
   onRevoked?: (partitions: string[]) => void | Promise<void>;
-  /** Largest fetch per partition. */
+  /** Most bytes per partition per fetch (Kafka: max.partition.fetch.bytes). Default 1 MiB. */
   maxBytesPerPartition?: number;
+  /**
+   * Longest a broker holds a fetch while it has nothing new (Kafka: fetch.max.wait.ms). Default
+   * 500. It bounds how often an idle consumer asks (one request per broker per maxWaitMs), not
+   * latency: a broker answers as soon as a record arrives.
+   */
+  maxWaitMs?: number;
+  /** Bytes a broker waits for before answering a fetch (Kafka: fetch.min.bytes). Default 1. */
+  minBytes?: number;
+  /** Most bytes per fetch, all partitions together (Kafka: fetch.max.bytes). Default 50 MiB. */
+  maxBytes?: number;
+  /** Time for heartbeats, auto-commit and backoff (tests pass a manual or frozen one). Default the system's. */
+  clock?: Clock;
+  timers?: Timers;
   /**
    * 'stream' (default): heartbeats travel over one Session stream, so that when this process dies
    * its connection breaks and the coordinator moves its partitions after a short grace instead of
@@ -105,9 +125,6 @@ export interface OffsetReset {
   to: bigint;
 }
 
-/** A partition's fetch state (absent from the map: FETCHING). */
-type FetchState = { kind: 'BACKING_OFF'; untilMs: number; failures: number } | { kind: 'AWAITING_SEEK'; error: unknown };
-
 export type FetchErrorAction = { action: 'reset'; to: 'earliest' | 'latest' } | { action: 'hold' } | { action: 'backoff'; delayMs: number };
 
 /**
@@ -120,6 +137,8 @@ const HOLD_REASONS = new Set(['CORRUPT_MESSAGE', 'MESSAGE_TOO_LARGE', 'UNSUPPORT
 
 /** A partition whose fetches keep failing waits 100 ms doubling to 5 s (jittered) between tries. */
 const FETCH_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 5000 };
+/** A record whose handler threw is handed out again after this long. */
+const HANDLER_RETRY_MS = 200;
 
 /**
  * What the consumer does after fetching a partition failed (the client has already retried what
@@ -157,7 +176,6 @@ const split = (k: string): [string, number] => {
   const i = k.lastIndexOf(':');
   return [k.slice(0, i), Number(k.slice(i + 1))];
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Returned by the iterator's internal handler for a record handed out but not confirmed processed. */
 const ABANDONED = Symbol('abandoned');
 
@@ -169,16 +187,20 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private readonly positions = new Map<string, bigint>();
   private readonly committed = new Map<string, bigint>();
   private readonly paused = new Set<string>();
-  private readonly fetchStates = new Map<string, FetchState>();
   private readonly autoOffsetReset: AutoOffsetReset;
-  /** Bumped by seek(): a fetch made before a seek is not applied after it. */
-  private readonly seekGeneration = new Map<string, number>();
   private readonly pendingSeeks = new Map<string, bigint>();
+  /**
+   * Fetches every assigned partition, from assignment (once its start is known) to revocation;
+   * its generations tell a chunk fetched before a seek, pause or reset from one fetched after.
+   */
+  private readonly fetcher: Fetcher;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
   private stopped = false;
   private started = false;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private cancelHeartbeat: (() => void) | undefined;
   private heartbeatIntervalMs = 1000;
-  private commitTimer: NodeJS.Timeout | undefined;
+  private cancelAutoCommit: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   /** Heartbeats and commits are serialized: a commit must use the epoch the coordinator last gave. */
   private serial: Promise<unknown> = Promise.resolve();
@@ -190,6 +212,12 @@ export class GroupConsumer implements AsyncIterable<Message> {
     this.autoOffsetReset = options.autoOffsetReset ?? (options.fromBeginning === false ? 'latest' : 'earliest');
     if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) throw new Error(`autoOffsetReset must be earliest, latest or none, got ${String(this.autoOffsetReset)}`);
     this.coordinators = new CoordinatorPool(options.coordinator?.length ? options.coordinator : () => client.findCoordinators());
+    this.clock = options.clock ?? systemClock;
+    this.timers = options.timers ?? systemTimers;
+    this.fetcher = new Fetcher(client, {
+      maxWaitMs: options.maxWaitMs, minBytes: options.minBytes, maxBytes: options.maxBytes, maxBytesPerPartition: options.maxBytesPerPartition,
+      maxUncompressedBytes: options.maxUncompressedBytes, clock: this.clock, timers: this.timers,
+    });
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -234,12 +262,12 @@ export class GroupConsumer implements AsyncIterable<Message> {
     }
     const session = this.stream!;
     return new Promise<HeartbeatResponse>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancelTimer = this.timers.setTimeout(() => {
         // An answer this late means the instance is in trouble: drop the stream and try another.
         this.coordinators.failed();
         session.call.cancel();
       }, 5000);
-      session.waiting.push({ resolve: (r) => { clearTimeout(timer); resolve(r); }, reject: (e) => { clearTimeout(timer); reject(e); } });
+      session.waiting.push({ resolve: (r) => { cancelTimer(); resolve(r); }, reject: (e) => { cancelTimer(); reject(e); } });
       session.call.write({ heartbeat: req });
     });
   }
@@ -258,7 +286,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
       this.owned.delete(k);
       this.positions.delete(k);
       this.committed.delete(k);
-      this.fetchStates.delete(k);
+      const [t, p] = split(k);
+      this.fetcher.remove(t, p);
     }
     if (partitions.length > 0) await this.options.onRevoked?.(partitions);
   }
@@ -292,8 +321,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
           let start = this.pendingSeeks.get(k) ?? c?.offset;
           if (start === undefined && this.autoOffsetReset === 'none') {
             // Kafka's NoOffsetForPartitionException: owned, but not read until the application seeks.
+            // Left out of the fetcher until seek() puts it in.
             const err = new SkeinError('OFFSET_OUT_OF_RANGE', `${t}-${p} has no committed offset in group ${this.options.groupId} and autoOffsetReset is none: seek() it`, { metadata: { topic: t, partition: String(p) } });
-            this.fetchStates.set(k, { kind: 'AWAITING_SEEK', error: err });
             this.committed.set(k, -1n);
             this.owned.add(k);
             applied.push(k);
@@ -308,6 +337,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
           this.positions.set(k, start);
           this.committed.set(k, c?.offset ?? -1n);
           this.owned.add(k);
+          this.fetcher.assign(t, p, start);
+          if (this.paused.has(k)) this.fetcher.pause(t, p);
           applied.push(k);
         }
         if (applied.length > 0) await this.options.onAssigned?.(applied);
@@ -322,7 +353,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     });
     if (offsets.length === 0) return;
     await retry(() => this.call((c) => c.commitOffsets.bind(c), { groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, offsets }), {
-      initialMs: 100, maxMs: 800, maxAttempts: 5, retryIf: (err) => (err as SkeinError).retriable,
+      initialMs: 100, maxMs: 800, maxAttempts: 5, retryIf: (err) => (err as SkeinError).retriable, timers: this.timers,
     });
     for (const o of offsets) this.committed.set(key(o.topic, o.partition), o.offset);
   }
@@ -353,9 +384,9 @@ export class GroupConsumer implements AsyncIterable<Message> {
     if (!h.eachMessage && !h.eachBatch) throw new Error('run() needs eachMessage or eachBatch');
     // Joining retries while the coordinators are unreachable (one restarting, say); bad input
     // (an invalid group id or subscription) fails at once.
-    await retry(() => this.heartbeat(), { initialMs: 50, maxMs: 1000, retryIf: (err) => (err as SkeinError).retriable && !this.stopped });
+    await retry(() => this.heartbeat(), { initialMs: 50, maxMs: 1000, retryIf: (err) => (err as SkeinError).retriable && !this.stopped, timers: this.timers });
     const beat = () => {
-      this.heartbeatTimer = setTimeout(() => {
+      this.cancelHeartbeat = this.timers.setTimeout(() => {
         if (this.stopped) return;
         this.heartbeat().then(beat, async (err: { reason?: string }) => {
           if (FENCED.has(err.reason ?? '')) {
@@ -371,7 +402,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
       }, this.heartbeatIntervalMs);
     };
     beat();
-    if (this.options.autoCommit ?? true) this.commitTimer = setInterval(() => void this.commit().catch(() => {}), this.options.autoCommitIntervalMs ?? 1000);
+    if (this.options.autoCommit ?? true) this.cancelAutoCommit = this.timers.setInterval(() => void this.commit().catch(() => {}), this.options.autoCommitIntervalMs ?? 1000);
     // The loop catches its own failures; should one escape anyway, it is reported, not unhandled.
     this.loop = this.fetchLoop(h).catch((err) => this.report(err, { topic: '', partition: -1, offset: -1n }));
   }
@@ -392,18 +423,15 @@ export class GroupConsumer implements AsyncIterable<Message> {
   /** After a fetch of `k` at `from` failed: reset the position, back off, or wait for seek(). */
   private async fetchFailed(k: string, from: bigint, err: unknown, stillValid: () => boolean): Promise<void> {
     const [topic, partition] = split(k);
-    const state = this.fetchStates.get(k);
-    const failures = state?.kind === 'BACKING_OFF' ? state.failures : 0;
+    const failures = this.fetcher.failures(topic, partition);
     const decision = fetchErrorAction(err, this.autoOffsetReset, failures);
     const backOff = (e: unknown, delayMs: number) => {
-      this.fetchStates.set(k, { kind: 'BACKING_OFF', untilMs: Date.now() + delayMs, failures: failures + 1 });
+      this.fetcher.backOff(topic, partition, delayMs);
       this.report(e, { topic, partition, offset: from });
     };
     if (decision.action === 'backoff') return backOff(err, decision.delayMs);
-    if (decision.action === 'hold') {
-      this.fetchStates.set(k, { kind: 'AWAITING_SEEK', error: err });
-      return this.report(err, { topic, partition, offset: from });
-    }
+    // The fetcher holds the partition until a seek (or a reassignment) starts it again.
+    if (decision.action === 'hold') return this.report(err, { topic, partition, offset: from });
     let to: bigint;
     try {
       to = await this.client.listOffset(topic, partition, decision.to === 'earliest' ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST);
@@ -412,7 +440,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     }
     if (!stillValid()) return;
     this.positions.set(k, to);
-    this.fetchStates.delete(k);
+    this.fetcher.assign(topic, partition, to);
     try {
       this.options.onOffsetReset?.({ topic, partition, policy: decision.to, from, to });
     } catch {
@@ -420,50 +448,47 @@ export class GroupConsumer implements AsyncIterable<Message> {
     }
   }
 
+  /**
+   * Hands each fetched chunk to the handlers, in arrival order. No sleeps: it waits on the fetcher,
+   * which answers when a broker does; a chunk that went stale meanwhile (revoked, paused, seeked)
+   * is skipped, and one that goes stale while its handler runs stops there.
+   */
   private async fetchLoop(h: RunHandlers): Promise<void> {
     while (!this.stopped) {
-      let got = 0;
-      for (const k of [...this.owned]) {
-        if (this.stopped) break;
-        if (this.paused.has(k)) continue;
-        const state = this.fetchStates.get(k);
-        if (state?.kind === 'AWAITING_SEEK' || (state?.kind === 'BACKING_OFF' && Date.now() < state.untilMs)) continue;
-        const [topic, partition] = split(k);
-        const from = this.positions.get(k);
-        if (from === undefined) continue;
-        const generation = this.seekGeneration.get(k) ?? 0;
-        const stillValid = () => this.owned.has(k) && !this.stopped && (this.seekGeneration.get(k) ?? 0) === generation && !this.paused.has(k);
-        let fetched: { records: ConsumedRecord[]; highWatermark: bigint };
-        try {
-          // The client retries what is retriable (re-routing to a new leader) before this fails.
-          fetched = await this.client.fetch(topic, partition, from, { maxWaitMs: 0, maxBytes: this.options.maxBytesPerPartition, maxUncompressedBytes: this.options.maxUncompressedBytes });
-        } catch (err) {
-          if (stillValid()) await this.fetchFailed(k, from, err, stillValid);
-          continue;
-        }
-        if (stillValid()) this.fetchStates.delete(k);
-        const { records, highWatermark } = fetched;
-        if (records.length === 0 || !stillValid()) continue;
-        try {
-          if (h.eachBatch) {
-            await h.eachBatch({ topic, partition, highWatermark, messages: records.map((r) => ({ ...r, topic, partition })) });
-            if (this.owned.has(k) && (this.seekGeneration.get(k) ?? 0) === generation) this.positions.set(k, records[records.length - 1]!.offset + 1n);
-            got += records.length;
-          } else {
-            for (const r of records) {
-              if (!stillValid()) break;
-              if ((await h.eachMessage!({ ...r, topic, partition })) === (ABANDONED as unknown)) break;
-              if (!this.owned.has(k) || (this.seekGeneration.get(k) ?? 0) !== generation) break;
-              this.positions.set(k, r.offset + 1n);
-              got++;
-            }
+      const chunk = await this.fetcher.next();
+      if (!chunk) break;
+      const { topic, partition, generation } = chunk;
+      const k = key(topic, partition);
+      const current = () => this.owned.has(k) && this.fetcher.generation(topic, partition) === generation;
+      const stillValid = () => !this.stopped && current() && !this.paused.has(k);
+      if (!stillValid()) continue;
+      if (chunk.kind === 'error') {
+        await this.fetchFailed(k, chunk.fetchOffset, chunk.error, stillValid);
+        continue;
+      }
+      const { records, highWatermark } = chunk;
+      try {
+        if (h.eachBatch) {
+          await h.eachBatch({ topic, partition, highWatermark, messages: records.map((r) => ({ ...r, topic, partition })) });
+          if (current()) this.positions.set(k, records[records.length - 1]!.offset + 1n);
+        } else {
+          for (const r of records) {
+            if (!stillValid()) break;
+            if ((await h.eachMessage!({ ...r, topic, partition })) === (ABANDONED as unknown)) break;
+            if (!current()) break;
+            this.positions.set(k, r.offset + 1n);
           }
-        } catch (err) {
-          this.report(err, { topic, partition, offset: this.positions.get(k) ?? from });
-          await sleep(200);
+        }
+      } catch (err) {
+        this.report(err, { topic, partition, offset: this.positions.get(k) ?? chunk.fetchOffset });
+        // Handed out again after a short backoff: the fetcher goes back to the first record not
+        // processed (dropping what it fetched past it), unless a seek or revocation moved on.
+        const position = this.positions.get(k);
+        if (current() && position !== undefined) {
+          this.fetcher.assign(topic, partition, position);
+          this.fetcher.backOff(topic, partition, HANDLER_RETRY_MS);
         }
       }
-      if (got === 0) await sleep(50);
     }
   }
 
@@ -511,20 +536,32 @@ export class GroupConsumer implements AsyncIterable<Message> {
   /** Reads `partition` from `offset` next (now if assigned, else when it is assigned to this consumer). */
   seek(topic: string, partition: number, offset: bigint): void {
     const k = key(topic, partition);
-    this.seekGeneration.set(k, (this.seekGeneration.get(k) ?? 0) + 1);
-    // A seek is the way out of AWAITING_SEEK (and ends any backoff).
-    this.fetchStates.delete(k);
-    if (this.owned.has(k)) this.positions.set(k, offset);
-    else this.pendingSeeks.set(k, offset);
+    if (!this.owned.has(k)) {
+      this.pendingSeeks.set(k, offset);
+      return;
+    }
+    this.positions.set(k, offset);
+    // A new generation: what was fetched or is in flight from the old position is dropped. A seek
+    // is also the way out of HELD (and ends any backoff).
+    this.fetcher.assign(topic, partition, offset);
+    if (this.paused.has(k)) this.fetcher.pause(topic, partition);
   }
 
-  /** Stops fetching these partitions (they stay assigned, and the group does not rebalance). */
+  /** Stops fetching these partitions (they stay assigned, and the group does not rebalance); records fetched for them are dropped. */
   pause(partitions: Array<{ topic: string; partition: number }>): void {
-    for (const p of partitions) this.paused.add(key(p.topic, p.partition));
+    for (const p of partitions) {
+      this.paused.add(key(p.topic, p.partition));
+      this.fetcher.pause(p.topic, p.partition);
+    }
   }
 
   resume(partitions: Array<{ topic: string; partition: number }>): void {
-    for (const p of partitions) this.paused.delete(key(p.topic, p.partition));
+    for (const p of partitions) {
+      const k = key(p.topic, p.partition);
+      if (!this.paused.delete(k)) continue;
+      const position = this.positions.get(k);
+      if (position !== undefined) this.fetcher.resume(p.topic, p.partition, position);
+    }
   }
 
   /** Partitions assigned to this consumer now, as "topic:partition". */
@@ -548,8 +585,9 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private async shutdown(): Promise<void> {
     this.stopped = true;
     this.wakeIterator?.();
-    clearTimeout(this.heartbeatTimer);
-    clearInterval(this.commitTimer);
+    this.cancelHeartbeat?.();
+    this.cancelAutoCommit?.();
+    this.fetcher.close();
     await this.loop;
     if (this.started) {
       if (this.options.autoCommit ?? true) await this.commit().catch(() => {});

@@ -4,3 +4,4 @@ export * from './consumer.js';
 export * from './murmur2.js';
 export { isRetriableError } from './retry.js';
 export * from './group-admin.js';
+export { Fetcher, type FetcherOptions, type FetchedChunk, type FetchedRecords, type FetchFailure } from './fetcher.js';
