@@ -14,6 +14,7 @@ import {
   type GetMetadataResponse,
   InitProducerIdRequest,
   type InitProducerIdResponse,
+  IsolationLevel,
   ListOffsetsRequest,
   type ListOffsetsPartitionResponse,
   type ListOffsetsResponse,
@@ -244,6 +245,14 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
     served: Array<{ topic: string; entries: Array<{ size: number; baseOffset: bigint; lastOffset: bigint }> }>;
   }
 
+  /** The aborted transactions overlapping the entries read (READ_COMMITTED answers). */
+  function abortedIn(p: Partition, entries: ReadonlyArray<{ baseOffset: bigint; lastOffset: bigint }>): Array<{ producerId: bigint; firstOffset: bigint }> {
+    const first = entries[0];
+    const last = entries[entries.length - 1];
+    if (!first || !last) return [];
+    return p.log.abortedTransactions(first.baseOffset, last.lastOffset + 1n).map((a) => ({ producerId: a.producerId, firstOffset: a.firstOffset }));
+  }
+
   function readAll(req: FetchRequest, maxBytes: number): Read {
     const out: Read = { responses: [], bytes: 0, errors: 0, partitions: [], served: [] };
     let remaining = maxBytes;
@@ -257,7 +266,10 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
           const p = replicas.leaderPartition(t.topic, pf.partition, pf.currentLeaderEpoch, hint);
           out.partitions.push(p);
           const limit = Math.min(pf.partitionMaxBytes > 0 ? pf.partitionMaxBytes : remaining, remaining);
-          const entries = limit > 0 ? p.log.read(pf.fetchOffset, limit) : [];
+          // READ_COMMITTED stops at the last stable offset and lists the aborts in what it returns.
+          const lso = p.log.lastStableOffset;
+          const readCommitted = req.isolationLevel === IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED;
+          const entries = limit > 0 ? p.log.read(pf.fetchOffset, limit, readCommitted ? lso : p.log.highWatermark) : [];
           let size = 0;
           for (const e of entries) size += e.size;
           remaining -= size;
@@ -268,6 +280,8 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
             highWatermark: p.log.highWatermark,
             logStartOffset: p.log.logStartOffset,
             batches: entries.map((e) => ({ baseOffset: e.baseOffset, leaderEpoch: e.leaderEpoch, batch: e.batch })),
+            lastStableOffset: lso,
+            abortedTransactions: readCommitted ? abortedIn(p, entries) : undefined,
           });
         } catch (e) {
           let err = toLogError(e, unexpected('Fetch', { topic: t.topic, partition: pf.partition }));
@@ -429,6 +443,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       const cap = deps.subscribeMaxBytes ?? DEFAULT_SUBSCRIBE_MAX_BYTES_CAP;
       const maxBytes = Math.min(req.maxBytes === 0 ? DEFAULT_SUBSCRIBE_MAX_BYTES : req.maxBytes, cap);
       let offset = req.offset;
+      const readCommitted = req.isolationLevel === IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED;
       let cancelled = false;
       let wake: (() => void) | undefined;
       call.on('cancelled', () => {
@@ -439,8 +454,9 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
         while (!cancelled) {
           const p = replicas.leaderPartition(req.topic, req.partition, req.currentLeaderEpoch, hint);
           let entries;
+          const lso = p.log.lastStableOffset;
           try {
-            entries = p.log.read(offset, maxBytes);
+            entries = p.log.read(offset, maxBytes, readCommitted ? lso : p.log.highWatermark);
           } catch (e) {
             const err = toLogError(e);
             if (err.reason === 'OFFSET_OUT_OF_RANGE' && !err.offsetRange) {
@@ -453,6 +469,8 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
               p.log.highWatermark,
               p.log.logStartOffset,
               entries.map((e) => ({ baseOffset: e.baseOffset, leaderEpoch: e.leaderEpoch, batch: e.batch })),
+              lso,
+              readCommitted ? abortedIn(p, entries) : undefined,
             );
             offset = entries[entries.length - 1]!.lastOffset + 1n;
             // Flow control, one message at a time: the write callback fires once HTTP/2 has sent the
@@ -487,6 +505,8 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       if (isMalformed(req)) return callback(toServiceError(invalid(`malformed ListOffsetsRequest: ${req.malformed}`)));
       const badEntries = checkPartitionEntries(req.topics, maxPartitionsPerRequest);
       if (badEntries) return callback(toServiceError(invalid(badEntries)));
+      // READ_COMMITTED: the latest offset is the last stable offset, and a timestamp finds only below it.
+      const readCommitted = req.isolationLevel === IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED;
       const topics = req.topics.map((t) => ({
         topic: t.topic,
         partitions: t.partitions.map((lp): ListOffsetsPartitionResponse => {
@@ -497,11 +517,12 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
               case OffsetSpec.OFFSET_SPEC_EARLIEST:
                 return { partition: lp.partition, error: undefined, offset: log.logStartOffset, timestampMs: -1n, leaderEpoch: log.epochForOffset(log.logStartOffset) };
               case OffsetSpec.OFFSET_SPEC_LATEST:
-                return { partition: lp.partition, error: undefined, offset: log.highWatermark, timestampMs: -1n, leaderEpoch: p.leaderEpoch };
+                return { partition: lp.partition, error: undefined, offset: readCommitted ? log.lastStableOffset : log.highWatermark, timestampMs: -1n, leaderEpoch: p.leaderEpoch };
               case OffsetSpec.OFFSET_SPEC_TIMESTAMP: {
                 if (lp.timestampMs < 0n) throw invalid(`timestamp_ms must not be negative, got ${lp.timestampMs}`);
+                const lso = log.lastStableOffset;
                 const found = log.findOffsetByTimestamp(lp.timestampMs);
-                return found
+                return found && (!readCommitted || found.offset < lso)
                   ? { partition: lp.partition, error: undefined, offset: found.offset, timestampMs: found.timestampMs, leaderEpoch: found.leaderEpoch }
                   : { partition: lp.partition, error: undefined, offset: -1n, timestampMs: -1n, leaderEpoch: -1 };
               }

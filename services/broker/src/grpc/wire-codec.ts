@@ -78,6 +78,32 @@ export interface PartitionFetchResponseWire {
   highWatermark: bigint;
   logStartOffset: bigint;
   batches: FetchedBatchWire[];
+  /** PartitionFetchResponse.last_stable_offset (field 6); left out when undefined. */
+  lastStableOffset?: bigint;
+  /** PartitionFetchResponse.aborted_transactions (field 7), READ_COMMITTED only. */
+  abortedTransactions?: readonly AbortedTransactionWire[];
+}
+
+export interface AbortedTransactionWire {
+  producerId: bigint;
+  firstOffset: bigint;
+}
+
+/** The last stable offset (field `lsoField`) and AbortedTransaction messages (field `abortedField`). */
+function pushTxnFields(out: Buffer[], lsoField: number, abortedField: number, lso: bigint | undefined, aborted: readonly AbortedTransactionWire[] | undefined): number {
+  let size = 0;
+  if (lso !== undefined) {
+    const b = varintFields([[lsoField, lso]]);
+    out.push(b);
+    size += b.length;
+  }
+  for (const a of aborted ?? []) {
+    const inner = varintFields([[1, a.producerId], [2, a.firstOffset]]);
+    const prefix = lengthPrefix(abortedField, inner.length);
+    out.push(prefix, inner);
+    size += prefix.length + inner.length;
+  }
+  return size;
 }
 
 // Responses that carry batches are built as a list of buffers (small headers, and the stored batch
@@ -188,6 +214,7 @@ export function encodeFetchResponse(topics: ReadonlyArray<{ topic: string; parti
       out.push(offsets);
       partSize += offsets.length;
       for (const b of p.batches) partSize += pushBatch(out, 5, b);
+      partSize += pushTxnFields(out, 6, 7, p.lastStableOffset, p.abortedTransactions);
       const partPrefix = lengthPrefix(2, partSize);
       out[partSlot] = partPrefix;
       topicSize += partPrefix.length + partSize;
@@ -200,10 +227,17 @@ export function encodeFetchResponse(topics: ReadonlyArray<{ topic: string; parti
 }
 
 /** Encodes skein.broker.v1.SubscribeResponse. */
-export function encodeSubscribeResponse(highWatermark: bigint, logStartOffset: bigint, batches: readonly FetchedBatchWire[]): Buffer {
+export function encodeSubscribeResponse(
+  highWatermark: bigint,
+  logStartOffset: bigint,
+  batches: readonly FetchedBatchWire[],
+  lastStableOffset?: bigint,
+  abortedTransactions?: readonly AbortedTransactionWire[],
+): Buffer {
   const out: Buffer[] = [varintFields([[1, highWatermark], [2, logStartOffset]])];
   let total = out[0]!.length;
   for (const b of batches) total += pushBatch(out, 3, b);
+  total += pushTxnFields(out, 4, 5, lastStableOffset, abortedTransactions);
   return Buffer.concat(out, total);
 }
 

@@ -1,0 +1,197 @@
+/**
+ * Transactions on one in-process broker (issue 16): BrokerTxnService writes BEGIN and markers,
+ * Fetch / ListOffsets honour isolation_level, and the last stable offset and the aborted index
+ * survive a restart.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  BrokerTxnServiceClient,
+  type FetchResponse,
+  IsolationLevel,
+  OffsetSpec,
+  type RecordBatch,
+} from '@skein/proto/skein/broker/v1/broker.js';
+import { buildRecordBatch } from '@skein/common/records/record-batch.js';
+import { decodeFetchedBatches } from '../../../libs/client/src/fetched-batches.js';
+import { assignment, call, type Harness, produceOne, startBroker } from './broker-harness.js';
+import { tempDir } from './helpers.js';
+
+const RC = IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED;
+const RU = IsolationLevel.ISOLATION_LEVEL_READ_UNCOMMITTED;
+const T = 'tx';
+
+let dir: ReturnType<typeof tempDir>;
+let h: Harness;
+let txn: BrokerTxnServiceClient;
+
+async function start(): Promise<void> {
+  h = await startBroker(dir.dir);
+  txn = new BrokerTxnServiceClient(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure());
+  await h.server.replicas.applyPartitionAssignment(assignment(T, 0));
+}
+
+async function stop(): Promise<void> {
+  txn.close();
+  await h.stop();
+}
+
+beforeEach(async () => {
+  dir = tempDir('skein-txn-');
+  await start();
+});
+
+afterEach(async () => {
+  await stop();
+  dir.cleanup();
+});
+
+function txnBatch(producerId: bigint, producerEpoch: number, baseSequence: number, values: string[]): RecordBatch {
+  const b = buildRecordBatch(values.map((v, i) => ({ value: v, timestampMs: 1_000 + i })), { producerId, producerEpoch, baseSequence });
+  return { ...b, isTransactional: true };
+}
+
+async function begin(producerId: bigint, producerEpoch: number, coordinatorEpoch: bigint) {
+  const r = await call(txn.beginTxn.bind(txn), { producerId, producerEpoch, coordinatorEpoch, topics: [{ topic: T, partitions: [0] }], timeoutMs: 5_000 });
+  return r.topics[0]!.partitions[0]!.error?.reason ?? 'OK';
+}
+
+async function marker(producerId: bigint, producerEpoch: number, coordinatorEpoch: bigint, commit: boolean) {
+  const r = await call(txn.writeTxnMarkers.bind(txn), {
+    markers: [{ producerId, producerEpoch, coordinatorEpoch, commit, topics: [{ topic: T, partitions: [0] }] }],
+    timeoutMs: 5_000,
+  });
+  return r.markers[0]!.topics[0]!.partitions[0]!.error?.reason ?? 'OK';
+}
+
+async function produce(batch: RecordBatch) {
+  const r = await produceOne(h.client, T, 0, batch, 3);
+  const p = r.topics[0]!.partitions[0]!;
+  return p.error?.reason ?? 'OK';
+}
+
+async function fetch(isolationLevel: IsolationLevel, fetchOffset = 0n) {
+  const r: FetchResponse = await call(h.client.fetch.bind(h.client), {
+    maxWaitMs: 0,
+    minBytes: 0,
+    maxBytes: 1 << 20,
+    isolationLevel,
+    topics: [{ topic: T, partitions: [{ partition: 0, fetchOffset, partitionMaxBytes: 0, currentLeaderEpoch: -1 }] }],
+  });
+  const p = r.topics[0]!.partitions[0]!;
+  const decoded = decodeFetchedBatches({ topic: T, partition: 0, fetchOffset }, p.batches, undefined, p.abortedTransactions);
+  return { ...p, values: decoded.records.map((x) => x.value!.toString()), nextOffset: decoded.nextOffset };
+}
+
+async function latest(isolationLevel: IsolationLevel) {
+  const r = await call(h.client.listOffsets.bind(h.client), { isolationLevel, topics: [{ topic: T, partitions: [{ partition: 0, spec: OffsetSpec.OFFSET_SPEC_LATEST, timestampMs: 0n }] }] });
+  return r.topics[0]!.partitions[0]!.offset;
+}
+
+describe('transactions on the broker', () => {
+  it('refuses transactional data for a partition the coordinator did not begin', async () => {
+    expect(await produce(txnBatch(5n, 0, 0, ['a']))).toBe('INVALID_TXN_STATE');
+    const r = await fetch(RU);
+    expect(r.batches).toHaveLength(0);
+  });
+
+  it('holds the last stable offset at an open transaction; a commit makes it visible to read_committed', async () => {
+    expect(await produce(buildRecordBatch([{ value: 'plain', timestampMs: 1 }]))).toBe('OK'); // offset 0
+    expect(await begin(5n, 0, 1n)).toBe('OK'); // BEGIN at 1
+    expect(await produce(txnBatch(5n, 0, 0, ['t1', 't2']))).toBe('OK'); // 2..3
+
+    const rc = await fetch(RC);
+    expect(rc.highWatermark).toBe(4n);
+    expect(rc.lastStableOffset).toBe(1n);
+    expect(rc.values).toEqual(['plain']);
+    expect(await latest(RC)).toBe(1n);
+    expect(await latest(RU)).toBe(4n);
+    const ru = await fetch(RU);
+    expect(ru.values).toEqual(['plain', 't1', 't2']); // the BEGIN control batch is skipped
+
+    expect(await marker(5n, 0, 1n, true)).toBe('OK'); // COMMIT at 4
+    const after = await fetch(RC);
+    expect(after.lastStableOffset).toBe(5n);
+    expect(after.highWatermark).toBe(5n);
+    expect(after.values).toEqual(['plain', 't1', 't2']);
+    expect(after.abortedTransactions).toEqual([]);
+    expect(after.nextOffset).toBe(5n); // past the marker
+    expect(await latest(RC)).toBe(5n);
+  });
+
+  it('an aborted transaction is listed and dropped; read_uncommitted still sees it', async () => {
+    expect(await begin(5n, 0, 1n)).toBe('OK'); // 0
+    expect(await produce(txnBatch(5n, 0, 0, ['gone']))).toBe('OK'); // 1
+    expect(await begin(6n, 0, 1n)).toBe('OK'); // 2
+    expect(await produce(txnBatch(6n, 0, 0, ['kept']))).toBe('OK'); // 3
+    expect(await marker(5n, 0, 1n, false)).toBe('OK'); // ABORT at 4
+    expect((await fetch(RC)).lastStableOffset).toBe(2n); // 6 is still open
+    expect(await marker(6n, 0, 1n, true)).toBe('OK'); // COMMIT at 5
+
+    const rc = await fetch(RC);
+    expect(rc.abortedTransactions).toEqual([{ producerId: 5n, firstOffset: 0n }]);
+    expect(rc.values).toEqual(['kept']);
+    expect((await fetch(RU)).values).toEqual(['gone', 'kept']);
+    // A read starting after the abort does not list it.
+    expect((await fetch(RC, 5n)).abortedTransactions).toEqual([]);
+  });
+
+  it('fences older epochs, refuses late retries, and answers repeated markers without writing', async () => {
+    expect(await begin(5n, 1, 1n)).toBe('OK');
+    expect(await produce(txnBatch(5n, 0, 0, ['zombie']))).toBe('PRODUCER_FENCED');
+    expect(await produce(txnBatch(5n, 1, 0, ['a']))).toBe('OK');
+    expect(await begin(5n, 0, 1n)).toBe('PRODUCER_FENCED');
+    expect(await marker(5n, 1, 1n, false)).toBe('OK');
+    const end = h.server.replicas.getPartition(T, 0)!.log.logEndOffset;
+    expect(await marker(5n, 1, 1n, false)).toBe('OK'); // retry: nothing written
+    expect(await marker(5n, 1, 1n, true)).toBe('OK'); // a second coordinator with the same transaction: over already
+    expect(h.server.replicas.getPartition(T, 0)!.log.logEndOffset).toBe(end);
+    expect(await produce(txnBatch(5n, 1, 1, ['late retry']))).toBe('INVALID_TXN_STATE');
+    expect(await begin(5n, 1, 1n)).toBe('TRANSACTION_COORDINATOR_FENCED'); // a late BeginTxn
+    expect((await fetch(RC)).lastStableOffset).toBe(end);
+    // The next transaction of the same producer.
+    expect(await begin(5n, 1, 2n)).toBe('OK');
+    expect(await produce(txnBatch(5n, 1, 1, ['b']))).toBe('OK');
+    expect(await marker(5n, 1, 2n, true)).toBe('OK');
+    expect((await fetch(RC)).values).toEqual(['b']);
+
+    const d = await call(txn.describeProducers.bind(txn), { topics: [{ topic: T, partitions: [0] }] });
+    expect(d.topics[0]!.partitions[0]!.producers).toMatchObject([{ producerId: 5n, producerEpoch: 1, coordinatorEpoch: 2n, currentTxnStartOffset: -1n }]);
+  });
+
+  it('refuses control batches from producers and malformed transaction requests', async () => {
+    expect(await produce({ ...buildRecordBatch([{ value: 'x', timestampMs: 1 }], { producerId: 5n, producerEpoch: 0, baseSequence: 0 }), isControl: true })).toBe('INVALID_RECORD');
+    expect(await produce({ ...buildRecordBatch([{ value: 'x', timestampMs: 1 }]), isTransactional: true })).toBe('INVALID_RECORD');
+    await expect(call(txn.beginTxn.bind(txn), { producerId: 0n, producerEpoch: 0, coordinatorEpoch: 1n, topics: [{ topic: T, partitions: [0] }], timeoutMs: 0 })).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+    });
+  });
+
+  for (const snapshot of ['kept', 'deleted'] as const) {
+    it(`keeps the last stable offset and the aborted index across a restart (snapshot ${snapshot})`, async () => {
+      expect(await begin(5n, 0, 1n)).toBe('OK'); // 0
+      expect(await produce(txnBatch(5n, 0, 0, ['gone']))).toBe('OK'); // 1
+      expect(await marker(5n, 0, 1n, false)).toBe('OK'); // ABORT at 2
+      expect(await begin(6n, 0, 1n)).toBe('OK'); // 3, left open
+      expect(await produce(txnBatch(6n, 0, 0, ['open']))).toBe('OK'); // 4
+      expect(await produce(buildRecordBatch([{ value: 'plain', timestampMs: 1 }]))).toBe('OK'); // 5
+      await stop();
+      const pdir = join(dir.dir, `${T}-0`);
+      expect(fs.readdirSync(pdir).filter((n) => n.endsWith('.txnindex'))).toHaveLength(1);
+      if (snapshot === 'deleted') fs.rmSync(join(pdir, 'producer-state.snapshot'));
+      await start();
+
+      const rc = await fetch(RC);
+      expect(rc.lastStableOffset).toBe(3n);
+      expect(rc.abortedTransactions).toEqual([{ producerId: 5n, firstOffset: 0n }]);
+      expect(rc.values).toEqual([]);
+      expect(await produce(txnBatch(5n, 0, 1, ['late']))).toBe('INVALID_TXN_STATE');
+      expect(await marker(6n, 0, 1n, true)).toBe('OK');
+      const after = await fetch(RC);
+      expect(after.values).toEqual(['open', 'plain']);
+      expect(after.abortedTransactions).toEqual([{ producerId: 5n, firstOffset: 0n }]); // listed once, not twice
+    });
+  }
+});
