@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { Acks, CompressionCodec, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
+import { Acks, CompressionCodec, Fetcher, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
 import { formatTable, type Cell } from './table.js';
 import { processProgressContext, Progress, shouldShowProgress } from './progress.js';
 
@@ -231,24 +231,35 @@ program.command('consume <topic>').description('read records: in a group (--grou
       else if (o.timestamp !== undefined) positions.set(p, await c.listOffset(topic, p, OffsetSpec.OFFSET_SPEC_TIMESTAMP, BigInt(o.timestamp)));
       else positions.set(p, await c.listOffset(topic, p, o.fromBeginning ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST));
     }
+    // Without --follow: read up to the end offsets of now (or until --idle-ms passes without a
+    // record, should the end be unreachable, e.g. behind control records).
+    const ends = new Map<number, bigint>();
+    if (!o.follow) for (const p of partitions) ends.set(p, await c.listOffset(topic, p, OffsetSpec.OFFSET_SPEC_LATEST));
+    const caughtUp = () => !o.follow && partitions.every((p) => positions.get(p)! >= ends.get(p)!);
+    // One long-polling Fetch per broker for all the partitions it leads, as the group consumer.
+    const fetcher = new Fetcher(c);
+    for (const p of partitions) fetcher.assign(topic, p, positions.get(p)!);
+    let lastRecordAt = Date.now();
+    const idle = o.follow ? undefined : setInterval(() => { if (Date.now() - lastRecordAt > Number(o.idleMs)) fetcher.close(); }, 100);
     let seen = 0;
     try {
-      for (;;) {
-        let got = 0;
-        for (const p of partitions) {
-          const { records } = await c.fetch(topic, p, positions.get(p)!, { maxWaitMs: o.follow ? 200 : 0 });
-          for (const r of records) {
-            if (seen >= max) return;
-            printRecord({ ...r, partition: p }, fields);
-            shown.add(1, recordBytes(r));
-            seen++;
-            got++;
-            positions.set(p, r.offset + 1n);
-          }
+      while (seen < max && !caughtUp()) {
+        const chunk = await fetcher.next();
+        if (!chunk) break;
+        // The fetcher has retried what can be retried; a corrupt batch or an out-of-range offset ends the command.
+        if (chunk.kind === 'error') throw chunk.error;
+        for (const r of chunk.records) {
+          if (seen >= max) break;
+          printRecord({ ...r, partition: chunk.partition }, fields);
+          shown.add(1, recordBytes(r));
+          seen++;
+          positions.set(chunk.partition, r.offset + 1n);
         }
-        if (seen >= max || (got === 0 && !o.follow)) return;
+        lastRecordAt = Date.now();
       }
     } finally {
+      clearInterval(idle);
+      fetcher.close();
       shown.stop();
     }
   }));
@@ -353,18 +364,26 @@ perf.command('consume <topic>').description('read a topic from the beginning; re
     let bytes = 0;
     const start = performance.now();
     const shown = progress('read', false, o);
-    while (count < total) {
-      let got = 0;
-      await Promise.all(t.partitions.map(async (p) => {
-        const { records } = await c.fetch(topic, p.partition, positions.get(p.partition)!, { maxWaitMs: 100, maxBytes: 8 << 20 });
+    // One Fetch per broker for all its partitions, the next in flight while this one is counted.
+    const fetcher = new Fetcher(c, { maxBytesPerPartition: 8 << 20 });
+    for (const p of t.partitions) fetcher.assign(topic, p.partition, positions.get(p.partition)!);
+    let lastRecordAt = performance.now();
+    // Gives up after a minute if the topic holds fewer records than asked for.
+    const watchdog = setInterval(() => { if (performance.now() - start > 60_000 && performance.now() - lastRecordAt > 1000) fetcher.close(); }, 250);
+    try {
+      while (count < total) {
+        const chunk = await fetcher.next();
+        if (!chunk) break;
+        if (chunk.kind === 'error') throw chunk.error;
         const before = bytes;
-        for (const r of records) bytes += (r.value?.length ?? 0) + r.key.length;
-        got += records.length;
-        shown.add(records.length, bytes - before);
-        if (records.length > 0) positions.set(p.partition, records[records.length - 1]!.offset + 1n);
-      }));
-      count += got;
-      if (got === 0 && performance.now() - start > 60_000) break;
+        for (const r of chunk.records) bytes += (r.value?.length ?? 0) + r.key.length;
+        count += chunk.records.length;
+        shown.add(chunk.records.length, bytes - before);
+        lastRecordAt = performance.now();
+      }
+    } finally {
+      clearInterval(watchdog);
+      fetcher.close();
     }
     shown.stop();
     const seconds = (performance.now() - start) / 1000;

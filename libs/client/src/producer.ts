@@ -3,12 +3,22 @@
  * `batchSize` bytes or have waited `lingerMs`, like Kafka's producer. Each record's promise
  * resolves with its partition and offset once the batch is acknowledged.
  *
- * Ordering and idempotence: with idempotence (on by default) one batch per partition is in flight
+ * Sending. A batch is due when it is full (`batchSize`) or has waited `lingerMs`; with `lingerMs: 0`
+ * it is due at once, and goes out at the end of the send() that filled it, with no timer between.
+ * A due batch whose partition cannot send yet (a batch of it in flight) stays open and keeps
+ * taking records until it can, as Kafka's accumulator does: under load, batches grow instead of
+ * queueing up one small request per send().
+ *
+ * Ordering and idempotence: with idempotence (on by default) one batch per PARTITION is in flight
  * at a time and each carries the producer id and its partition's next sequence number, so a batch
  * retried after a lost answer is acknowledged as a duplicate by the broker instead of being
- * appended twice, and order is kept. Without idempotence up to `maxInFlightPerBroker` batches of a
- * partition may be in flight (faster; as in Kafka, a retry can then reorder or duplicate).
- * Different partitions go out concurrently, up to `maxInFlightPerBroker` requests per broker. Retries (inside SkeinClient.produceBatch) are for retriable errors only,
+ * appended twice, and order is kept. Not more: the broker (producer-state.ts) remembers five
+ * batches per producer for duplicates but appends only the batch whose sequence follows the last
+ * one appended, and a batch's retries happen inside SkeinClient.produceBatch, so a second batch in
+ * flight could overtake a first being retried and be refused (OUT_OF_ORDER_SEQUENCE). Without
+ * idempotence up to `maxInFlightPerBroker` batches of a partition may be in flight (as in Kafka, a
+ * retry can then reorder or duplicate). Across partitions, up to `maxInFlightPerBroker` requests
+ * per broker are in flight either way. Retries (inside SkeinClient.produceBatch) are for retriable errors only,
  * with jittered backoff, re-routing on NOT_LEADER hints; a batch that still fails rejects its
  * records' promises, and the producer takes a fresh producer id so that later batches of that
  * partition are not refused as out of sequence.
@@ -19,6 +29,7 @@
  */
 import { SkeinError } from '@skein/common/errors.js';
 import type { RecordInput } from '@skein/common/records/record-batch.js';
+import { systemTimers, type Timers } from '@skein/common/timers.js';
 import { Acks, CompressionCodec } from '@skein/proto/skein/broker/v1/broker.js';
 import type { SkeinClient } from './client.js';
 import { partitionForKey } from './murmur2.js';
@@ -33,7 +44,11 @@ export interface ProducerOptions {
   compression?: CompressionCodec;
   /** Default true: retries never duplicate records. */
   idempotent?: boolean;
-  /** How long a batch waits for more records before it is sent (Kafka: linger.ms). Default 5. */
+  /**
+   * How long a batch waits for more records before it is sent (Kafka: linger.ms). Default 5. With 0
+   * a batch is sent as soon as its send() returns (no timer), unless its partition already has one
+   * in flight, in which case it takes more records until that one is answered.
+   */
   lingerMs?: number;
   /**
    * Bytes (approximate, uncompressed) at which a batch is sent at once (Kafka: batch.size).
@@ -46,6 +61,8 @@ export interface ProducerOptions {
   maxInFlightPerBroker?: number;
   /** Chooses a record's partition; the default is Kafka's (murmur2 for keys, sticky without). */
   partitioner?: (key: Buffer | undefined, partitionCount: number, topic: string) => number;
+  /** Timers for linger.ms (tests pass manual ones). Default the system's. */
+  timers?: Timers;
 }
 
 /**
@@ -75,7 +92,9 @@ interface Batch {
   records: RecordInput[];
   pending: Pending[];
   bytes: number;
-  timer?: NodeJS.Timeout;
+  /** Full or lingered out: send it as soon as its partition and broker can take a request. */
+  due: boolean;
+  cancelLinger?: () => void;
 }
 
 const isBytes = (v: unknown) => typeof v === 'string' || v instanceof Uint8Array;
@@ -110,7 +129,7 @@ export class Producer {
   private readonly idempotent: boolean;
   /** The batch still accepting records, per partition. */
   private readonly open = new Map<string, Batch>();
-  /** Sealed batches waiting to be sent, in order, per partition. */
+  /** Full batches waiting to be sent, in order, per partition. */
   private readonly ready = new Map<string, Batch[]>();
   /** Requests in flight per partition: at most one with idempotence (order and sequences), else up to maxInFlightPerBroker. */
   private readonly inFlightPerPartition = new Map<string, number>();
@@ -123,12 +142,14 @@ export class Producer {
   private readonly appending = new Set<Promise<unknown>>();
   private idleWaiters: Array<() => void> = [];
   private closed = false;
+  private readonly timers: Timers;
 
   constructor(private readonly client: SkeinClient, private readonly options: ProducerOptions = {}) {
     this.lingerMs = options.lingerMs ?? 5;
     this.batchSize = options.batchSize ?? 1024 * 1024;
     this.maxInFlight = Math.max(1, options.maxInFlightPerBroker ?? 5);
     this.idempotent = options.idempotent ?? true;
+    this.timers = options.timers ?? systemTimers;
   }
 
   /**
@@ -194,8 +215,8 @@ export class Producer {
         batch = this.open.get(k); // sealing may have moved a sticky partition, not this key's batch
       }
       if (!batch) {
-        const b: Batch = { topic, partition, records: [], pending: [], bytes: 0 };
-        b.timer = setTimeout(() => this.seal(k, b), this.lingerMs);
+        const b: Batch = { topic, partition, records: [], pending: [], bytes: 0, due: this.lingerMs <= 0 };
+        if (!b.due) b.cancelLinger = this.timers.setTimeout(() => this.lingered(k, b), this.lingerMs);
         this.open.set(k, b);
         batch = b;
       }
@@ -225,38 +246,60 @@ export class Producer {
       this.unsettled++;
       if (batch.bytes >= this.batchSize) this.seal(k, batch);
     });
+    // lingerMs 0: this send's batches are due now; they go out here, not on a timer.
+    if (this.lingerMs <= 0) this.pump();
     return async () => {
       await Promise.all(waits);
       return out;
     };
   }
 
+  /** A full batch (or every batch, on flush): closed to records, queued to be sent in order. */
   private seal(k: string, batch: Batch): void {
     if (this.open.get(k) !== batch) return;
-    clearTimeout(batch.timer);
-    this.open.delete(k);
-    // Keyless records move to another partition once their batch is full or lingered out.
-    if (this.sticky.get(batch.topic) === batch.partition) this.sticky.delete(batch.topic);
+    this.detach(k, batch);
     const queue = this.ready.get(k) ?? [];
     queue.push(batch);
     this.ready.set(k, queue);
     this.pump();
   }
 
+  private lingered(k: string, batch: Batch): void {
+    if (this.open.get(k) !== batch) return;
+    batch.due = true;
+    this.pump();
+  }
+
+  /** Closes an open batch to further records. */
+  private detach(k: string, batch: Batch): void {
+    batch.cancelLinger?.();
+    this.open.delete(k);
+    // Keyless records move to another partition once their batch is full or lingered out.
+    if (this.sticky.get(batch.topic) === batch.partition) this.sticky.delete(batch.topic);
+  }
+
   private leaderOf(topic: string, partition: number): number {
     return this.client.cachedLeaderId(topic, partition) ?? -1;
   }
 
+  /** Sends every full or due batch whose partition and broker can take one more request now. */
   private pump(): void {
-    for (const [k, queue] of this.ready) {
+    const due = [...this.open].filter(([, b]) => b.due).map(([k]) => k);
+    for (const k of new Set([...this.ready.keys(), ...due])) {
       const partitionInFlight = this.inFlightPerPartition.get(k) ?? 0;
-      if (queue.length === 0 || partitionInFlight >= (this.idempotent ? 1 : this.maxInFlight)) continue;
-      const batch = queue[0]!;
+      if (partitionInFlight >= (this.idempotent ? 1 : this.maxInFlight)) continue;
+      // Full batches first: they hold the partition's older records.
+      const queue = this.ready.get(k);
+      const open = this.open.get(k);
+      const batch = queue?.[0] ?? (open?.due ? open : undefined);
+      if (!batch) continue;
       const broker = this.leaderOf(batch.topic, batch.partition);
       const inFlight = this.inFlightPerBroker.get(broker) ?? 0;
       if (inFlight >= this.maxInFlight) continue;
-      queue.shift();
-      if (queue.length === 0) this.ready.delete(k);
+      if (queue?.[0] === batch) {
+        queue.shift();
+        if (queue.length === 0) this.ready.delete(k);
+      } else this.detach(k, batch);
       this.inFlightPerPartition.set(k, partitionInFlight + 1);
       this.inFlightPerBroker.set(broker, inFlight + 1);
       void this.dispatch(k, batch).finally(() => {
