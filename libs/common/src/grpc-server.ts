@@ -76,6 +76,13 @@ export interface GrpcServerLimits {
   keepaliveTimeoutMs: number;
   /** Connections are closed gracefully after this age (spreads clients over new instances); 0 = never. */
   maxConnectionAgeMs: number;
+  /**
+   * HTTP/2 receive window of each stream (SETTINGS_INITIAL_WINDOW_SIZE) and of each connection, in
+   * bytes; 0 = Node's default (64 KiB). A sender stops after this much unacknowledged data, so it
+   * bounds a stream's throughput to window / round trip, and the unread data a connection can
+   * queue. grpc-js servers read it only with patches/@grpc+grpc-js+*.patch (README).
+   */
+  http2WindowBytes: number;
 }
 
 export const DEFAULT_GRPC_SERVER_LIMITS: Readonly<GrpcServerLimits> = Object.freeze({
@@ -88,6 +95,7 @@ export const DEFAULT_GRPC_SERVER_LIMITS: Readonly<GrpcServerLimits> = Object.fre
   keepaliveTimeMs: 60_000,
   keepaliveTimeoutMs: 20_000,
   maxConnectionAgeMs: 0,
+  http2WindowBytes: 0,
 });
 
 const D = DEFAULT_GRPC_SERVER_LIMITS;
@@ -102,6 +110,7 @@ export const grpcServerLimitsConfigSchema = {
   keepaliveTimeMs: { type: 'int', default: D.keepaliveTimeMs, min: 1000, max: 86_400_000, doc: 'Ping a silent connection after this long' },
   keepaliveTimeoutMs: { type: 'int', default: D.keepaliveTimeoutMs, min: 1000, max: 600_000, doc: 'Close a connection whose ping is not answered within this' },
   maxConnectionAgeMs: { type: 'int', default: D.maxConnectionAgeMs, min: 0, max: 86_400_000 * 30, doc: 'Close connections gracefully after this age; 0 = never' },
+  http2WindowBytes: { type: 'int', default: D.http2WindowBytes, min: 0, max: 2 ** 31 - 1, doc: "HTTP/2 receive window per stream and per connection, in bytes; 0 = Node's default (64 KiB)" },
 } as const satisfies ConfigSchema;
 
 export function limitsFromConfig(config: ConfigOf<typeof grpcServerLimitsConfigSchema>): GrpcServerLimits {
@@ -311,6 +320,8 @@ function serverChannelOptions(limits: GrpcServerLimits, metrics?: MetricsRegistr
     'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
     'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
     ...(limits.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': limits.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': limits.keepaliveTimeoutMs } : {}),
+    // Read by servers only with our grpc-js patch (grpc/grpc-node PR #3058 adds it upstream).
+    ...(limits.http2WindowBytes > 0 ? { 'grpc-node.flow_control_window': limits.http2WindowBytes } : {}),
     interceptors: [shellInterceptor(limits, metrics)],
   };
 }

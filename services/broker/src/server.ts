@@ -8,7 +8,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { type GrpcServerHandle, type ServiceRegistration, startGrpcServer } from '@skein/common/grpc-server.js';
 import type { ServeOptions } from '@skein/common/service-shell.js';
-import type { BrokerConfig } from './config.js';
+import { type BrokerConfig, brokerConfigSchema } from './config.js';
 import { brokerServiceDefinition, type BrokerMetadataView, createBrokerServiceHandlers } from './grpc/broker-service.js';
 import type { LogConfig } from './log/log-config.js';
 import { ProducerIdManager, type ProducerIdSource } from './producer-id-manager.js';
@@ -21,7 +21,7 @@ import { type Clock, systemClock, systemTimers, type Timers } from './runtime/ti
 import type { BrokerMetrics } from './runtime/broker-metrics.js';
 
 export interface BrokerServerOptions {
-  config: Pick<BrokerConfig, 'brokerId' | 'dataDir' | 'host' | 'port' | 'backgroundIntervalMs' | 'producerIdBlockSize' | 'fetchMaxBytes'> & Partial<Pick<BrokerConfig, 'replicaLogReadEnabled' | 'subscribeMaxBytes' | 'maxPartitionsPerRequest'>>;
+  config: Pick<BrokerConfig, 'brokerId' | 'dataDir' | 'host' | 'port' | 'backgroundIntervalMs' | 'producerIdBlockSize' | 'fetchMaxBytes'> & Partial<Pick<BrokerConfig, 'replicaLogReadEnabled' | 'subscribeMaxBytes' | 'maxPartitionsPerRequest' | 'http2WindowBytes'>>;
   logger: Logger;
   metadata: BrokerMetadataView;
   producerIdSource: ProducerIdSource;
@@ -125,7 +125,7 @@ export class BrokerServer {
     // Through the shell the configured limits apply (the broker's schema defaults to larger messages).
     this.handle = serve
       ? await serve({ services: this.services, health })
-      : await startGrpcServer({ host, port, services: this.services, logger: this.opts.logger, limits: { maxReceiveMessageBytes: BROKER_MAX_MESSAGE_BYTES }, health });
+      : await startGrpcServer({ host, port, services: this.services, logger: this.opts.logger, limits: { maxReceiveMessageBytes: BROKER_MAX_MESSAGE_BYTES, http2WindowBytes: this.opts.config.http2WindowBytes ?? brokerConfigSchema.http2WindowBytes.default }, health });
     this.replicas.startBackgroundTasks();
     this.opts.logger.info({ host, port: this.handle.port, brokerId: this.opts.config.brokerId }, 'broker serving');
     return this.handle.port;

@@ -97,6 +97,9 @@ class LeaderStream {
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
         'grpc.http2.write_buffer_size': 1024 * 1024,
+        // The follower receives the leader's pushes: with Node's 64 KiB window the leader would
+        // wait a round trip per 64 KiB (the broker's server side gets the same via http2WindowBytes).
+        'grpc-node.flow_control_window': 8 * 1024 * 1024,
       } as grpc.ChannelOptions);
       this.address = address;
     }
