@@ -195,3 +195,41 @@ describe('transactions on the broker', () => {
     });
   }
 });
+
+describe('compaction with transactions', () => {
+  it('drops aborted records (they never supersede a committed value), keeps markers and committed transactional records', async () => {
+    await h.server.replicas.applyPartitionAssignment(assignment('cmp', 0, { 'cleanup.policy': 'compact', 'delete.retention.ms': '0', 'min.compaction.lag.ms': '0' }));
+    const p = h.server.replicas.getPartition('cmp', 0)!;
+    const beginOn = async (producerId: bigint, c: bigint) =>
+      (await call(txn.beginTxn.bind(txn), { producerId, producerEpoch: 0, coordinatorEpoch: c, topics: [{ topic: 'cmp', partitions: [0] }], timeoutMs: 5_000 })).topics[0]!.partitions[0]!.error;
+    const end = async (producerId: bigint, c: bigint, commit: boolean) =>
+      (await call(txn.writeTxnMarkers.bind(txn), { markers: [{ producerId, producerEpoch: 0, coordinatorEpoch: c, commit, topics: [{ topic: 'cmp', partitions: [0] }] }], timeoutMs: 5_000 })).markers[0]!.topics[0]!.partitions[0]!.error;
+    const put = async (key: string, value: string, producerId?: bigint, seq = 0) => {
+      const b = buildRecordBatch([{ key, value, timestampMs: 1 }], producerId ? { producerId, producerEpoch: 0, baseSequence: seq } : {});
+      const r = await produceOne(h.client, 'cmp', 0, producerId ? { ...b, isTransactional: true } : b, 3);
+      expect(r.topics[0]!.partitions[0]!.error).toBeUndefined();
+    };
+    await put('k', 'committed'); // 0
+    expect(await beginOn(5n, 1n)).toBeUndefined(); // 1
+    await put('k', 'aborted', 5n); // 2
+    expect(await end(5n, 1n, false)).toBeUndefined(); // ABORT 3
+    expect(await beginOn(6n, 1n)).toBeUndefined(); // 4
+    await put('j', 'txn', 6n); // 5
+    await put('j', 'txn2', 6n, 1); // 6: supersedes 5 inside a committed transaction
+    expect(await end(6n, 1n, true)).toBeUndefined(); // COMMIT 7
+    p.log.roll();
+    await put('z', 'active'); // 8
+
+    await h.server.replicas.compact(p);
+    const stored = p.log.read(0n, 1 << 20);
+    expect(stored.map((e) => e.baseOffset)).toEqual([0n, 1n, 3n, 4n, 6n, 7n, 8n]);
+    const rc = await call(h.client.fetch.bind(h.client), {
+      maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: RC,
+      topics: [{ topic: 'cmp', partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 0, currentLeaderEpoch: -1 }] }],
+    });
+    const part = rc.topics[0]!.partitions[0]!;
+    const values = decodeFetchedBatches({ topic: 'cmp', partition: 0, fetchOffset: 0n }, part.batches, undefined, part.abortedTransactions).records.map((x) => x.value!.toString());
+    expect(values).toEqual(['committed', 'txn2', 'active']);
+    expect(part.batches.find((b) => b.baseOffset === 6n)!.batch!.isTransactional).toBe(true);
+  });
+});

@@ -14,6 +14,15 @@
  * which only makes the cleaner keep more (an older version it cannot prove superseded); a segment
  * with a damaged entry (checksum mismatch) is not rewritten, and its keys after the damage are
  * unknown likewise. Each is reported through the log (`corrupt-batch` event, a warn log).
+ *
+ * Transactions (issue 16), as Kafka's cleaner: only offsets below the last stable offset are
+ * cleaned (an open transaction's outcome is not known yet); the records of aborted transactions
+ * (a transactional batch of a producer inside an entry of the aborted index) are dropped and never
+ * count as the latest value of their key; rewritten batches keep is_transactional; control batches
+ * (BEGIN, COMMIT, ABORT markers) are kept, so a reader still meets the ABORT that ends an aborted
+ * transaction, and an aborted-index entry stays until retention deletes its segment. (Kafka also
+ * removes markers once their transaction's data is gone and delete.retention.ms has passed; not
+ * done yet: a marker is one small batch per partition per transaction.)
  */
 import * as fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -24,6 +33,8 @@ import { encodeEntryHeader, type Entry, lastOffsetOf } from './entry-format.js';
 import { isLogError, type LogError } from './log-error.js';
 import type { LogSegment } from './log-segment.js';
 import type { PartitionLog } from './partition-log.js';
+import type { AbortedTxn } from './aborted-index.js';
+import { readTxnAttributes } from './control-batch.js';
 
 const READ_SLICE_BYTES = 1 << 20;
 
@@ -48,6 +59,15 @@ interface VisitedBatch {
   batch: Buffer;
   /** The decoded records, or undefined when the batch cannot be decoded (kept as it is). */
   records: ConsumedRecord[] | undefined;
+  /** A transactional data batch of an aborted transaction: every record goes. */
+  aborted: boolean;
+  /** A control batch (kept as it is). */
+  control: boolean;
+}
+
+/** Whether a transactional batch of `producerId` at `offset` belongs to an aborted transaction. Pure. */
+export function inAbortedTxn(aborted: readonly AbortedTxn[], producerId: bigint, offset: bigint): boolean {
+  return aborted.some((a) => a.producerId === producerId && a.firstOffset <= offset && offset < a.lastOffset);
 }
 
 function isCorrupt(e: unknown): e is LogError {
@@ -59,7 +79,7 @@ function isCorrupt(e: unknown): e is LogError {
  * walk (the rest of the segment cannot be read). `report` reports unreadable batches (pass 1
  * only, so each cleaning run reports a batch once).
  */
-async function forEachBatch(log: PartitionLog, seg: LogSegment, endOffset: bigint, report: boolean, visit: (b: VisitedBatch) => void): Promise<boolean> {
+async function forEachBatch(log: PartitionLog, seg: LogSegment, endOffset: bigint, report: boolean, visit: (b: VisitedBatch) => void, abortedTxns: readonly AbortedTxn[] = []): Promise<boolean> {
   const maxUncompressedBytes = maxDecompressedBytes(log.config.maxMessageBytes);
   let from = seg.baseOffset;
   while (from < seg.nextOffset && from < endOffset) {
@@ -74,6 +94,9 @@ async function forEachBatch(log: PartitionLog, seg: LogSegment, endOffset: bigin
     }
     if (entries.length === 0) break;
     for (const entry of entries) {
+      const attrs = entry.producerId > 0n ? readTxnAttributes(entry.batch) : undefined;
+      const control = attrs?.isControl === true;
+      const aborted = attrs?.isTransactional === true && !control && inAbortedTxn(abortedTxns, entry.producerId, entry.baseOffset);
       let records: ConsumedRecord[] | undefined;
       try {
         records = decodeRecordBatch(RecordBatch.decode(entry.batch), entry.baseOffset, { maxUncompressedBytes });
@@ -81,7 +104,7 @@ async function forEachBatch(log: PartitionLog, seg: LogSegment, endOffset: bigin
         if (report) log.reportCorruptBatch(entry.baseOffset, lastOffsetOf(entry), 'compaction', (e as Error).message);
         records = undefined;
       }
-      visit({ entry, batch: Buffer.from(entry.batch), records });
+      visit({ entry, batch: Buffer.from(entry.batch), records, aborted, control });
       // From the entry header, not the records: a batch whose count lies must not shift the walk.
       from = lastOffsetOf(entry) + 1n;
     }
@@ -93,25 +116,32 @@ async function forEachBatch(log: PartitionLog, seg: LogSegment, endOffset: bigin
 export async function compactLog(log: PartitionLog, nowMs: number): Promise<CleanResult> {
   const result: CleanResult = { segmentsCleaned: 0, recordsRemoved: 0, bytesBefore: 0, bytesAfter: 0 };
   const lagMs = log.config.minCompactionLagMs;
-  const cleanable = log.cleanableSegments().filter((s) => Number(s.maxTimestampMs) <= nowMs - lagMs);
+  // Up to the last stable offset: past it, a transaction's outcome is not known yet.
+  const endOffset = log.lastStableOffset;
+  const cleanable = log.cleanableSegments().filter((s) => Number(s.maxTimestampMs) <= nowMs - lagMs && s.nextOffset <= endOffset);
   if (cleanable.length === 0) return result;
-  const endOffset = log.highWatermark;
+  const abortedTxns = log.abortedTransactions(log.logStartOffset, endOffset);
 
-  // Pass 1: the latest offset of every key up to the high watermark.
+  // Pass 1: the latest offset of every key up to the last stable offset; aborted records and
+  // markers are no value of any key.
   const latest = new Map<string, bigint>();
   for (const seg of log.allSegments()) {
-    await forEachBatch(log, seg, endOffset, true, ({ records }) => {
-      if (records) for (const r of records) if (r.key.length > 0) latest.set(r.key.toString('latin1'), r.offset);
-    });
+    await forEachBatch(log, seg, endOffset, true, ({ records, aborted, control }) => {
+      if (records && !aborted && !control) for (const r of records) if (r.key.length > 0) latest.set(r.key.toString('latin1'), r.offset);
+    }, abortedTxns);
   }
 
   // Pass 2: rewrite each cleanable segment that loses something.
   for (const seg of cleanable) {
     const parts: Buffer[] = [];
     let removed = 0;
-    const whole = await forEachBatch(log, seg, endOffset, false, ({ entry, batch, records }) => {
+    const whole = await forEachBatch(log, seg, endOffset, false, ({ entry, batch, records, aborted, control }) => {
       const leaderEpoch = entry.leaderEpoch;
-      if (!records) {
+      if (aborted && records) {
+        removed += records.length;
+        return;
+      }
+      if (!records || control) {
         // Unreadable: kept exactly as stored, header included.
         parts.push(Buffer.concat([encodeEntryHeader(entry, batch), batch]));
         return;
@@ -121,7 +151,8 @@ export async function compactLog(log: PartitionLog, nowMs: number): Promise<Clea
         parts.push(frame(records[0]!.offset, leaderEpoch, records, batch));
         return;
       }
-      const original = RecordBatch.decode(batch);
+      const orig = original(batch);
+      const isTransactional = orig.isTransactional === true;
       let i = 0;
       while (i < records.length) {
         if (!keep[i]) {
@@ -132,17 +163,19 @@ export async function compactLog(log: PartitionLog, nowMs: number): Promise<Clea
         let j = i;
         while (j < records.length && keep[j]) j++;
         const run = records.slice(i, j);
-        const rebuilt = encodeRecordBatch(
-          buildRecordBatch(
+        const rebuilt = encodeRecordBatch({
+          ...buildRecordBatch(
             run.map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestampMs: r.timestampMs })),
             {
-              compression: original.compression,
-              producerId: original.producerId,
-              producerEpoch: original.producerEpoch,
-              baseSequence: original.baseSequence < 0 ? -1 : original.baseSequence + i,
+              compression: orig.compression,
+              producerId: orig.producerId,
+              producerEpoch: orig.producerEpoch,
+              baseSequence: orig.baseSequence < 0 ? -1 : orig.baseSequence + i,
             },
           ),
-        );
+          // A committed transaction's records stay transactional (readers track the producer by it).
+          ...(isTransactional ? { isTransactional: true } : {}),
+        });
         parts.push(frame(run[0]!.offset, leaderEpoch, run, rebuilt));
         i = j;
       }
@@ -162,6 +195,10 @@ export async function compactLog(log: PartitionLog, nowMs: number): Promise<Clea
     result.recordsRemoved += removed;
   }
   return result;
+}
+
+function original(batch: Buffer): RecordBatch {
+  return RecordBatch.decode(batch);
 }
 
 function frame(baseOffset: bigint, leaderEpoch: number, records: ConsumedRecord[], batch: Buffer): Buffer {
