@@ -31,12 +31,19 @@ await runService({
     const clients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
     let cached: { at: number; counts: Map<string, number>; metadata: ClusterMetadata } | undefined;
     let next = 0;
+    let refreshing: Promise<NonNullable<typeof cached>> | undefined;
     const refresh = async () => {
       if (cached && Date.now() - cached.at < 500) return cached;
-      const client = clients[next++ % clients.length]!;
-      const md = await new Promise<ClusterMetadata>((resolve, reject) => client.getClusterMetadata({ topics: [] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r.metadata!))));
-      cached = { at: Date.now(), counts: new Map(md.topics.map((t) => [t.name, t.partitions.length])), metadata: md };
-      return cached;
+      // One request for everyone waiting: under load, hundreds of commits find the cache stale at once.
+      refreshing ??= (async () => {
+        const client = clients[next++ % clients.length]!;
+        const md = await new Promise<ClusterMetadata>((resolve, reject) => client.getClusterMetadata({ topics: [] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r.metadata!))));
+        cached = { at: Date.now(), counts: new Map(md.topics.map((t) => [t.name, t.partitions.length])), metadata: md };
+        return cached;
+      })().finally(() => {
+        refreshing = undefined;
+      });
+      return refreshing;
     };
     const topics = async (): Promise<Map<string, number>> => (await refresh()).counts;
     const brokers = new Map<string, BrokerServiceClient>();
