@@ -233,3 +233,36 @@ describe('compaction with transactions', () => {
     expect(part.batches.find((b) => b.baseOffset === 6n)!.batch!.isTransactional).toBe(true);
   });
 });
+
+describe('the partition log with transactions', () => {
+  it('a truncated marker reopens its transaction; retention deletes a segment with its aborted-index file', async () => {
+    const { PartitionLog } = await import('../src/log/partition-log.js');
+    const { DEFAULT_LOG_CONFIG } = await import('../src/log/log-config.js');
+    const { ControlRecordType } = await import('@skein/proto/skein/broker/v1/broker.js');
+    const { encodeRecordBatch } = await import('@skein/common/records/record-batch.js');
+    const now = { nowMs: () => 1_000 };
+    const logDir = join(dir.dir, 'plain-0');
+    const log = PartitionLog.open({ dir: logDir, topicId: 'id', config: { ...DEFAULT_LOG_CONFIG, cleanupDelete: true, retentionMs: -1, retentionBytes: 1 }, clock: now });
+    const BEGIN = { type: ControlRecordType.CONTROL_RECORD_TYPE_BEGIN, coordinatorEpoch: 1n };
+    log.appendControlAsLeader(9n, 0, BEGIN, 0); // 0
+    log.appendAsLeader(encodeRecordBatch(txnBatch(9n, 0, 0, ['a'])), 0); // 1
+    log.appendControlAsLeader(9n, 0, { type: ControlRecordType.CONTROL_RECORD_TYPE_ABORT, coordinatorEpoch: 1n }, 0); // 2
+    log.updateHighWatermark(3n);
+    expect(log.lastStableOffset).toBe(3n);
+    expect(log.abortedTransactions(0n, 3n)).toEqual([{ producerId: 9n, firstOffset: 0n, lastOffset: 2n }]);
+
+    await log.truncateTo(2n); // a follower loses the marker
+    expect(log.abortedTransactions(0n, 3n)).toEqual([]);
+    log.updateHighWatermark(2n);
+    expect(log.lastStableOffset).toBe(0n); // open again
+    expect(log.appendControlAsLeader(9n, 0, { type: ControlRecordType.CONTROL_RECORD_TYPE_ABORT, coordinatorEpoch: 1n }, 1)).toBeDefined();
+    log.roll();
+    log.appendAsLeader(encodeRecordBatch(buildRecordBatch([{ value: 'x', timestampMs: 1 }])), 1); // 3, new segment
+    log.updateHighWatermark(log.logEndOffset);
+    expect(fs.readdirSync(logDir).filter((n) => n.endsWith('.txnindex'))).toHaveLength(1);
+    expect(await log.applyRetention(2_000)).toBe(1);
+    expect(fs.readdirSync(logDir).filter((n) => n.endsWith('.txnindex'))).toHaveLength(0);
+    expect(log.abortedTransactions(0n, 10n)).toEqual([]);
+    await log.close();
+  });
+});

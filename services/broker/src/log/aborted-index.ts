@@ -119,7 +119,7 @@ export class AbortedTxnIndex {
   /** See abortedInRange. */
   collect(fromOffset: bigint, upTo: bigint): AbortedTxn[] {
     if (this.entries.length === 0) return [];
-    return abortedInRange(this.entries, fromOffset, upTo);
+    return abortedInRange(this.entries, fromOffset, upTo).map(({ producerId, firstOffset, lastOffset }) => ({ producerId, firstOffset, lastOffset }));
   }
 
   /** Drops entries whose marker is at or after `offset` (log truncation), rewriting their files. */
