@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, REASONS, SkeinError, type Reason } from '@skein/common/errors.js';
 import { buildRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
-import { Acks, BrokerServiceClient, CompressionCodec, type FetchRequest, type FetchResponse, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
+import { Acks, BrokerServiceClient, CompressionCodec, type FetchRequest, type FetchResponse, IsolationLevel, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
 import {
   MetadataServiceClient, ServiceRole, type ClusterMetadata, type DescribeTopicResponse,
   type ListTopicsResponse_TopicSummary, type ServiceInstance, type Topic,
@@ -15,6 +15,7 @@ import {
 export type { ClusterMetadata, DescribeTopicResponse, ListTopicsResponse_TopicSummary as TopicSummary, ServiceInstance, Topic };
 export { ServiceRole };
 import { Producer, type ProducerOptions, type ProducerRecord } from './producer.js';
+import { TransactionalProducer, type TransactionalProducerOptions } from './transactional-producer.js';
 import { backoffMs, shouldRetry } from './retry.js';
 import { decodeFetchedBatches, DEFAULT_MAX_UNCOMPRESSED_BYTES } from './fetched-batches.js';
 import { callUnary, type UnaryStub } from './rpc.js';
@@ -59,6 +60,9 @@ export function partitionError(e: PartitionError, where: { topic: string; partit
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const stamp = (records: readonly ProducerRecord[], nowMs: number): RecordInput[] => records.map((r) => (r.timestampMs == null ? { ...r, timestampMs: nowMs } : (r as RecordInput)));
+
+/** Which records a reader sees (Kafka's isolation.level): everything below the high watermark, or only committed transactions' records below the last stable offset. */
+export type IsolationLevelName = 'read_uncommitted' | 'read_committed';
 
 export class SkeinClient {
   private readonly metadataClients: MetadataServiceClient[];
@@ -244,8 +248,8 @@ export class SkeinClient {
    * Produces records to one partition as one batch; resolves with the base offset. A record
    * without `timestampMs` gets the time of this call (Kafka's CreateTime).
    */
-  async produceBatch(topic: string, partition: number, records: ProducerRecord[], options: { acks?: Acks; compression?: CompressionCodec; producerId?: bigint; producerEpoch?: number; baseSequence?: number } = {}): Promise<bigint> {
-    const batch = buildRecordBatch(stamp(records, Date.now()), { compression: options.compression, producerId: options.producerId, producerEpoch: options.producerEpoch, baseSequence: options.baseSequence });
+  async produceBatch(topic: string, partition: number, records: ProducerRecord[], options: { acks?: Acks; compression?: CompressionCodec; producerId?: bigint; producerEpoch?: number; baseSequence?: number; isTransactional?: boolean } = {}): Promise<bigint> {
+    const batch = buildRecordBatch(stamp(records, Date.now()), { compression: options.compression, producerId: options.producerId, producerEpoch: options.producerEpoch, baseSequence: options.baseSequence, isTransactional: options.isTransactional });
     return this.withLeader(topic, partition, async (broker) => {
       const res = await unary(broker.produce.bind(broker), {
         acks: options.acks ?? Acks.ACKS_ALL, timeoutMs: this.timeoutMs, topics: [{ topic, partitions: [{ partition, batch }] }],
@@ -256,8 +260,15 @@ export class SkeinClient {
     });
   }
 
-  /** A batching producer (see producer.ts): Kafka-compatible key partitioning, idempotent by default. */
-  producer(options: ProducerOptions = {}): Producer {
+  /**
+   * A batching producer (see producer.ts): Kafka-compatible key partitioning, idempotent by default.
+   * With `transactionalId`, a transactional producer (transactional-producer.ts): initTransactions(),
+   * beginTransaction(), send(), sendOffsetsToTransaction(), commitTransaction(), abortTransaction().
+   */
+  producer(options: TransactionalProducerOptions): TransactionalProducer;
+  producer(options?: ProducerOptions): Producer;
+  producer(options: ProducerOptions | TransactionalProducerOptions = {}): Producer | TransactionalProducer {
+    if ('transactionalId' in options && options.transactionalId !== undefined) return new TransactionalProducer(this, options);
     return new Producer(this, options);
   }
 
@@ -314,17 +325,20 @@ export class SkeinClient {
    * over the decompression limit), naming the batch's offset. An offset outside the partition
    * fails with OFFSET_OUT_OF_RANGE carrying `offsetRangeHint` (log start and end offsets).
    */
-  async fetch(topic: string, partition: number, offset: bigint, options: { maxWaitMs?: number; maxBytes?: number; maxUncompressedBytes?: number } = {}): Promise<{ records: ConsumedRecord[]; highWatermark: bigint }> {
+  async fetch(topic: string, partition: number, offset: bigint, options: { maxWaitMs?: number; maxBytes?: number; maxUncompressedBytes?: number; isolationLevel?: IsolationLevelName } = {}): Promise<{ records: ConsumedRecord[]; highWatermark: bigint; lastStableOffset: bigint; nextOffset?: bigint }> {
     return this.withLeader(topic, partition, async (broker) => {
       const maxBytes = options.maxBytes ?? 4 << 20;
       const res = await unary(broker.fetch.bind(broker), {
         maxWaitMs: options.maxWaitMs ?? 0, minBytes: 1, maxBytes, topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: maxBytes, currentLeaderEpoch: -1 }] }],
+        ...(options.isolationLevel === 'read_committed' ? { isolationLevel: IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED } : {}),
       }, this.timeoutMs + (options.maxWaitMs ?? 0));
       const r = res.topics[0]!.partitions[0]!;
       if (r.error) throw partitionError(r.error, { topic, partition });
-      const { records, error } = decodeFetchedBatches({ topic, partition, fetchOffset: offset }, r.batches, options.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED_BYTES);
+      // Control batches (transaction markers) are skipped; under read_committed the aborted
+      // transactions' batches too. `nextOffset` moves a reader past a fetch of only skipped batches.
+      const { records, error, nextOffset } = decodeFetchedBatches({ topic, partition, fetchOffset: offset }, r.batches, options.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED_BYTES, r.abortedTransactions);
       if (error && records.length === 0) throw error;
-      return { records, highWatermark: r.highWatermark };
+      return { records, highWatermark: r.highWatermark, lastStableOffset: r.lastStableOffset, nextOffset };
     });
   }
 

@@ -73,6 +73,12 @@ export interface ConsumerOptions {
    * `onError`, never an out-of-memory crash.
    */
   maxUncompressedBytes?: number;
+  /**
+   * 'read_committed': only records of committed transactions (and non-transactional ones), up to
+   * the last stable offset; aborted transactions' records are dropped (Kafka's isolation.level).
+   * Default 'read_uncommitted'. Transaction markers are never handed out.
+   */
+  isolationLevel?: 'read_uncommitted' | 'read_committed';
   autoCommit?: boolean;
   autoCommitIntervalMs?: number;
   clientId?: string;
@@ -216,7 +222,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     this.timers = options.timers ?? systemTimers;
     this.fetcher = new Fetcher(client, {
       maxWaitMs: options.maxWaitMs, minBytes: options.minBytes, maxBytes: options.maxBytes, maxBytesPerPartition: options.maxBytesPerPartition,
-      maxUncompressedBytes: options.maxUncompressedBytes, clock: this.clock, timers: this.timers,
+      maxUncompressedBytes: options.maxUncompressedBytes, isolationLevel: options.isolationLevel, clock: this.clock, timers: this.timers,
     });
   }
 
@@ -565,6 +571,15 @@ export class GroupConsumer implements AsyncIterable<Message> {
   }
 
   /** Partitions assigned to this consumer now, as "topic:partition". */
+  /**
+   * Who this consumer is in its group right now, for offsets committed in a transaction
+   * (TransactionalProducer.sendOffsetsToTransaction): the coordinator commits them only if this
+   * member still has this epoch and owns the partitions when the transaction commits.
+   */
+  groupMetadata(): { groupId: string; memberId: string; memberEpoch: number } {
+    return { groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch };
+  }
+
   get assignment(): string[] {
     return [...this.owned].sort();
   }

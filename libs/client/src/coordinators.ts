@@ -12,14 +12,22 @@ import { GroupCoordinatorServiceClient } from '@skein/proto/skein/group/v1/group
 /** Fixed addresses, or a function that finds the live ones (SkeinClient.findCoordinators). */
 export type CoordinatorSource = readonly string[] | (() => Promise<string[]>);
 
-export class CoordinatorPool {
-  private clients: Array<{ address: string; client: GroupCoordinatorServiceClient }> = [];
+/**
+ * The pool hands out group coordinator stubs by default; the transactional producer passes its own
+ * factory for the transaction coordinator stubs of the same instances (one service, two contracts).
+ */
+export class CoordinatorPool<C extends { close(): void } = GroupCoordinatorServiceClient> {
+  private clients: Array<{ address: string; client: C }> = [];
   private next = 0;
   /** Failures since the list was last fetched: after one per address, a discovering pool fetches again. */
   private failures = 0;
   private discovering: Promise<void> | undefined;
 
-  constructor(private readonly source: CoordinatorSource, private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
+  constructor(
+    private readonly source: CoordinatorSource,
+    private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    private readonly makeClient: (address: string, credentials: grpc.ChannelCredentials) => C = (address, credentials) => new GroupCoordinatorServiceClient(address, credentials) as unknown as C,
+  ) {
     if (typeof source !== 'function') {
       if (source.length === 0) throw new Error('at least one group coordinator address is required');
       this.replace(source);
@@ -27,7 +35,7 @@ export class CoordinatorPool {
   }
 
   /** The instance to call now (discovering them first when needed). */
-  async current(): Promise<GroupCoordinatorServiceClient> {
+  async current(): Promise<C> {
     if (typeof this.source === 'function' && (this.clients.length === 0 || this.failures >= this.clients.length)) {
       this.discovering ??= this.source().then((addresses) => this.replace(addresses)).finally(() => { this.discovering = undefined; });
       await this.discovering;
@@ -55,7 +63,7 @@ export class CoordinatorPool {
   private replace(addresses: readonly string[]): void {
     const keep = new Map(this.clients.map((c) => [c.address, c.client]));
     this.clients = addresses.map((address) => {
-      const client = keep.get(address) ?? new GroupCoordinatorServiceClient(address, this.credentials);
+      const client = keep.get(address) ?? this.makeClient(address, this.credentials);
       keep.delete(address);
       return { address, client };
     });

@@ -33,7 +33,7 @@
 import { SkeinError } from '@skein/common/errors.js';
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
 import { type Clock, systemClock, systemTimers, type Timers } from '@skein/common/timers.js';
-import type { FetchRequest, FetchResponse } from '@skein/proto/skein/broker/v1/broker.js';
+import { type FetchRequest, type FetchResponse, IsolationLevel } from '@skein/proto/skein/broker/v1/broker.js';
 import { partitionError, type SkeinClient } from './client.js';
 import { DEFAULT_MAX_UNCOMPRESSED_BYTES, decodeFetchedBatches } from './fetched-batches.js';
 import { backoffMs, shouldRetry } from './retry.js';
@@ -49,6 +49,12 @@ export interface FetcherOptions {
   maxBytesPerPartition?: number;
   /** Most bytes one partition's compressed batches of one answer may decompress to (fetched-batches.ts). */
   maxUncompressedBytes?: number;
+  /**
+   * 'read_committed': only committed transactions' records, up to the last stable offset, with
+   * aborted transactions' records dropped (Kafka's isolation.level). Default 'read_uncommitted'.
+   * Transaction markers are skipped either way.
+   */
+  isolationLevel?: 'read_uncommitted' | 'read_committed';
   clock?: Clock;
   timers?: Timers;
 }
@@ -129,14 +135,14 @@ export function groupByLeader<T extends { topic: string; partition: number }>(pa
 }
 
 /** One FetchRequest for `parts` (topics in first-seen order, partitions in the order given). Pure. */
-export function buildFetchRequest(parts: ReadonlyArray<{ topic: string; partition: number; offset: bigint }>, limits: { maxWaitMs: number; minBytes: number; maxBytes: number; maxBytesPerPartition: number }): FetchRequest {
+export function buildFetchRequest(parts: ReadonlyArray<{ topic: string; partition: number; offset: bigint }>, limits: { maxWaitMs: number; minBytes: number; maxBytes: number; maxBytesPerPartition: number }, readCommitted = false): FetchRequest {
   const topics = new Map<string, FetchRequest['topics'][number]>();
   for (const p of parts) {
     let t = topics.get(p.topic);
     if (!t) topics.set(p.topic, (t = { topic: p.topic, partitions: [] }));
     t.partitions.push({ partition: p.partition, fetchOffset: p.offset, partitionMaxBytes: limits.maxBytesPerPartition, currentLeaderEpoch: -1 });
   }
-  return { maxWaitMs: limits.maxWaitMs, minBytes: limits.minBytes, maxBytes: limits.maxBytes, topics: [...topics.values()] };
+  return { maxWaitMs: limits.maxWaitMs, minBytes: limits.minBytes, maxBytes: limits.maxBytes, topics: [...topics.values()], ...(readCommitted ? { isolationLevel: IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED } : {}) };
 }
 
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -146,6 +152,7 @@ export class Fetcher {
   private readonly timers: Timers;
   private readonly limits: { maxWaitMs: number; minBytes: number; maxBytes: number; maxBytesPerPartition: number };
   private readonly maxUncompressedBytes: number;
+  private readonly readCommitted: boolean;
   private readonly slots = new Map<string, Slot>();
   private readonly queue: Queued[] = [];
   /** The request in flight per broker address. */
@@ -175,6 +182,7 @@ export class Fetcher {
       maxBytesPerPartition: options.maxBytesPerPartition ?? 1 << 20,
     };
     this.maxUncompressedBytes = options.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED_BYTES;
+    this.readCommitted = options.isolationLevel === 'read_committed';
     for (const [name, v] of Object.entries(this.limits)) {
       if (!Number.isSafeInteger(v) || v < 0 || v > 0x7fffffff) throw new SkeinError('INVALID_REQUEST', `${name} must be an integer from 0 to 2^31-1, got ${v}`);
     }
@@ -397,6 +405,7 @@ export class Fetcher {
     const request = buildFetchRequest(
       parts.map((p) => ({ topic: p.slot.topic, partition: p.slot.partition, offset: p.offset })),
       this.limits,
+      this.readCommitted,
     );
     this.client.fetchFrom(address, request, this.limits.maxWaitMs + this.client.timeoutMs, controller.abort.signal).then(
       (res) => this.answered(address, controller, parts, res),
@@ -426,7 +435,9 @@ export class Fetcher {
       }
       slot.retries = 0;
       slot.failures = 0;
-      const { records, error } = decodeFetchedBatches({ ...where, fetchOffset: offset }, r.batches, this.maxUncompressedBytes);
+      const { records, error, nextOffset } = decodeFetchedBatches({ ...where, fetchOffset: offset }, r.batches, this.maxUncompressedBytes, r.abortedTransactions);
+      // Only skipped batches (transaction markers, an aborted transaction's records): move past them.
+      if (records.length === 0 && !error && nextOffset !== undefined && nextOffset > offset) slot.offset = nextOffset;
       if (records.length > 0) {
         slot.offset = records[records.length - 1]!.offset + 1n;
         this.enqueue(slot, { kind: 'records', ...where, fetchOffset: offset, records, highWatermark: r.highWatermark, generation }, address);

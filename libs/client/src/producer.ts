@@ -78,6 +78,19 @@ export interface RecordMetadata {
   offset: bigint;
 }
 
+/**
+ * How a transactional producer (transactional-producer.ts) steers this one, which does the
+ * batching: the producer id and epoch to stamp (from the transaction coordinator), a step before a
+ * partition's batch is sent (adding the partition to the transaction), and word of a failed batch
+ * (the transaction can then only abort). Batches are then marked transactional and sequenced per
+ * epoch (each epoch starts at sequence 0).
+ */
+export interface TransactionHooks {
+  identity(): { producerId: bigint; producerEpoch: number };
+  beforeSend(topic: string, partition: number): Promise<void>;
+  failed(err: unknown): void;
+}
+
 /** The records one send() put into one batch: contiguous from `first`, settled together. */
 interface Pending {
   first: number;
@@ -144,7 +157,7 @@ export class Producer {
   private closed = false;
   private readonly timers: Timers;
 
-  constructor(private readonly client: SkeinClient, private readonly options: ProducerOptions = {}) {
+  constructor(private readonly client: SkeinClient, private readonly options: ProducerOptions = {}, private readonly txn?: TransactionHooks) {
     this.lingerMs = options.lingerMs ?? 5;
     this.batchSize = options.batchSize ?? 1024 * 1024;
     this.maxInFlight = Math.max(1, options.maxInFlightPerBroker ?? 5);
@@ -325,7 +338,14 @@ export class Producer {
   private async dispatch(k: string, batch: Batch): Promise<void> {
     try {
       let idempotence = {};
-      if (this.idempotent) {
+      if (this.txn) {
+        await this.txn.beforeSend(batch.topic, batch.partition);
+        const { producerId, producerEpoch } = this.txn.identity();
+        const seqKey = `${producerId}\u0000${producerEpoch}\u0000${k}`;
+        const baseSequence = this.sequences.get(seqKey) ?? 0;
+        this.sequences.set(seqKey, (baseSequence + batch.records.length) % 2 ** 31);
+        idempotence = { producerId, producerEpoch, baseSequence, isTransactional: true };
+      } else if (this.idempotent) {
         const producerId = await this.ensureProducerId(batch.topic, batch.partition);
         const seqKey = `${producerId}\u0000${k}`;
         const baseSequence = this.sequences.get(seqKey) ?? 0;
@@ -337,7 +357,8 @@ export class Producer {
     } catch (err) {
       // The broker may or may not have this batch: later batches of the partition would be out of
       // sequence under this producer id, so continue under a fresh one.
-      if (this.idempotent) this.producerId = undefined;
+      if (this.txn) this.txn.failed(err);
+      else if (this.idempotent) this.producerId = undefined;
       for (const p of batch.pending) p.reject(err);
     }
   }
@@ -348,6 +369,29 @@ export class Producer {
     for (const [k, batch] of [...this.open]) this.seal(k, batch);
     if (this.unsettled === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Fails every batch not yet sent with `err` (records still accepting or waiting to go out); batches
+   * in flight settle as they will. The transactional producer's abort: nothing queued for the
+   * aborted transaction may go out afterwards, under the next epoch.
+   */
+  async discard(err: unknown): Promise<void> {
+    // Sends still looking up their topic put their records in batches first, to be dropped with them.
+    await Promise.allSettled([...this.appending]);
+    const dropped: Batch[] = [];
+    for (const [k, batch] of [...this.open]) {
+      batch.cancelLinger?.();
+      this.open.delete(k);
+      dropped.push(batch);
+    }
+    for (const queue of this.ready.values()) dropped.push(...queue.splice(0));
+    this.ready.clear();
+    for (const batch of dropped) {
+      this.unsettled -= batch.records.length;
+      for (const p of batch.pending) p.reject(err);
+    }
+    if (this.unsettled === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Flushes, then refuses further sends. */

@@ -37,6 +37,8 @@ export interface BuildBatchOptions {
   producerId?: bigint;
   producerEpoch?: number;
   baseSequence?: number;
+  /** Part of a transaction (skein.broker.v1.RecordBatch.is_transactional); needs the producer fields. */
+  isTransactional?: boolean;
 }
 
 /** A record read back from a batch, with its offset. */
@@ -81,6 +83,8 @@ export function buildRecordBatch(records: readonly RecordInput[], options: Build
     maxTimestampMs: max,
     crc32c: crc32c(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)) >>> 0,
     records: payload,
+    // Left unset (not false) outside transactions: the bytes stay those of a batch before transactions existed.
+    ...(options.isTransactional ? { isTransactional: true } : {}),
   };
 }
 
