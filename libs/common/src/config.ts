@@ -93,5 +93,17 @@ export const commonServerConfigSchema = {
   tlsKeyFile: { type: 'string', default: '', doc: 'Server private key (PEM)' },
   tlsCaFile: { type: 'string', default: '', doc: 'CA bundle (PEM) to verify client certificates' },
   tlsRequireClientCert: { type: 'bool', default: false, doc: 'Require client certificates (mTLS)' },
+  // The service's own clients (tls.ts clientTlsFromConfig): a service serving TLS dials TLS, with
+  // its server certificate as client certificate unless these say otherwise.
+  tlsClientCaFile: { type: 'string', default: '', doc: 'CA bundle (PEM) to verify the services this one dials (default: --tls-ca-file)' },
+  tlsClientCertFile: { type: 'string', default: '', doc: 'Certificate (PEM) this service presents when it dials another (default: --tls-cert-file)' },
+  tlsClientKeyFile: { type: 'string', default: '', doc: 'Key (PEM) of --tls-client-cert-file (default: --tls-key-file)' },
+  tlsServerName: { type: 'string', default: '', doc: 'Host name to verify the certificates of dialled services against instead of the dialled host' },
+  tlsRefreshIntervalMs: { type: 'int', default: 10_000, min: 100, max: 86_400_000, doc: 'How often TLS files are checked for changes (rotation without restart)' },
+  // Authentication (security/authentication.ts).
+  sslPrincipalMappingRules: { type: 'string', default: 'DEFAULT', doc: 'How a client certificate names its principal: Kafka ssl.principal.mapping.rules (RULE:pattern/replacement/[LU], DEFAULT) plus SAN:<DNS|URI|EMAIL|IP>:pattern/replacement/' },
+  superUsers: { type: 'string', default: '', doc: 'Principals allowed everything, separated by semicolons (User:admin;User:ops-*)' },
+  internalPrincipals: { type: 'string', default: '', doc: "The cluster's own services' principals, separated by semicolons; a trailing * matches a prefix (User:broker-*)" },
+  authenticationRequired: { type: 'bool', default: false, doc: 'Answer calls without an authenticated principal with UNAUTHENTICATED (health checks stay open)' },
   shutdownGraceMs: { type: 'int', default: 10_000, min: 0, max: 600_000, doc: 'Time in-flight calls get to finish on SIGTERM' },
 } as const satisfies ConfigSchema;

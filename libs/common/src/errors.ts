@@ -61,6 +61,8 @@ export const REASONS = {
   SHUTTING_DOWN: [S.UNAVAILABLE, true],
   // ReadReplicaLog on a broker started without --replica-log-read-enabled (off until authorization exists).
   REPLICA_LOG_READ_DISABLED: [S.FAILED_PRECONDITION, false],
+  // The service requires authentication (--authentication-required) and the call has none.
+  AUTHENTICATION_REQUIRED: [S.UNAUTHENTICATED, false],
   // Kafka's names, so Kafka users recognise them. NOT_LEADER_OR_FOLLOWER is also the metadata
   // service's answer to an AlterPartition from a broker that no longer leads the partition.
   NOT_LEADER_OR_FOLLOWER: [S.FAILED_PRECONDITION, true],
@@ -147,6 +149,8 @@ export const REASON_GUIDANCE = {
   INVALID_SUBSCRIPTION: 'The subscription is empty, lists too many topics, or its regex is too long or invalid. Fix the subscription (subscribe by regex for many topics).',
   SHUTTING_DOWN: 'The service is stopping gracefully. Retry: the client moves to another instance or waits for the restart.',
   REPLICA_LOG_READ_DISABLED: 'ReadReplicaLog is off on this broker (it reads any replica without authorization). Start the broker with --replica-log-read-enabled to allow it.',
+  AUTHENTICATION_REQUIRED:
+    'The service requires authentication (--authentication-required) and the call carries none it accepts: no client certificate signed by the cluster CA, or one that no principal mapping rule maps (the message says which). Connect with a client certificate (SKEIN_TLS_CERT_FILE / SKEIN_TLS_KEY_FILE, docs/security.md); not retriable as is.',
   NOT_LEADER_OR_FOLLOWER:
     'Kafka\'s name for "the broker you addressed does not lead this partition": a broker\'s answer to Produce, Fetch, ListOffsets or a replica fetch, and the metadata service\'s answer to an AlterPartition from a broker that is no longer the leader. LeaderHint names the current leader, its epoch and address when known. Retry at the leader (the client re-routes on its own).',
   UNKNOWN_TOPIC_OR_PARTITION:

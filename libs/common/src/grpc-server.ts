@@ -15,7 +15,6 @@
  *   accepted connections to grpc-js through its connection injector (grpc-js has no such limit).
  */
 
-import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
@@ -24,6 +23,8 @@ import type { ConfigOf, ConfigSchema } from './config.js';
 import { SkeinError, toServiceError, truncateUtf8 } from './errors.js';
 import type { MetricsRegistry } from './metrics.js';
 import { addReflection } from './reflection.js';
+import type { Authenticator } from './security/authentication.js';
+import { serverCredentials as tlsServerCredentials, type ServerTlsConfig } from './tls.js';
 
 export interface ServiceRegistration {
   /** Full service name, e.g. skein.metadata.v1.MetadataService. */
@@ -34,12 +35,8 @@ export interface ServiceRegistration {
   internal?: boolean;
 }
 
-export interface TlsOptions {
-  certFile: string;
-  keyFile: string;
-  caFile?: string;
-  requireClientCert?: boolean;
-}
+/** Server TLS from PEM files, re-read when they change (tls.ts). */
+export type TlsOptions = ServerTlsConfig;
 
 export interface GrpcServerOptions {
   host: string;
@@ -54,6 +51,8 @@ export interface GrpcServerOptions {
   maxReceiveMessageBytes?: number;
   /** Initial health per service name ('' = the whole server), over the default SERVING for each service. */
   health?: Record<string, 'SERVING' | 'NOT_SERVING'>;
+  /** Identifies callers; with `required`, unauthenticated calls get UNAUTHENTICATED before any handler. */
+  authenticator?: Authenticator;
 }
 
 /** What one server lets a client hold. Each has a config key (grpcServerLimitsConfigSchema). */
@@ -193,13 +192,9 @@ export function bidiStreaming<Req, Res>(fn: (call: grpc.ServerDuplexStream<Req, 
   };
 }
 
-export function serverCredentials(tls?: TlsOptions): grpc.ServerCredentials {
-  if (!tls) return grpc.ServerCredentials.createInsecure();
-  return grpc.ServerCredentials.createSsl(
-    tls.caFile ? readFileSync(tls.caFile) : null,
-    [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
-    tls.requireClientCert ?? false,
-  );
+/** Plaintext, or TLS/mTLS whose files are re-read on change (new connections use rotated certificates). */
+export function serverCredentials(tls?: TlsOptions, logger?: Logger): grpc.ServerCredentials {
+  return tlsServerCredentials(tls, logger);
 }
 
 /**
@@ -252,6 +247,8 @@ class ShellServer extends grpc.Server {
 
 /**
  * The shell's interceptor, around every call of every service:
+ * - with authentication required, answers a call without an authenticated principal with
+ *   UNAUTHENTICATED / AUTHENTICATION_REQUIRED before its handler runs (health checks excepted);
  * - counts calls in flight per client address and refuses one over maxConcurrentCallsPerClient
  *   with RESOURCE_EXHAUSTED before its handler runs (metadata is never forwarded, so no handler
  *   is invoked); the count drops when the call ends, however it ends;
@@ -259,7 +256,7 @@ class ShellServer extends grpc.Server {
  *   (for every call shape: a unary handler is never invoked; a streaming handler's call is
  *   cancelled when the status is sent). Later messages and the half-close of that call are dropped.
  */
-function shellInterceptor(limits: GrpcServerLimits, metrics?: MetricsRegistry): grpc.ServerInterceptor {
+function shellInterceptor(limits: GrpcServerLimits, metrics?: MetricsRegistry, authenticator?: Authenticator): grpc.ServerInterceptor {
   const callsPerClient = new Map<string, number>();
   return (method, call) => {
     let rejected = false;
@@ -276,6 +273,15 @@ function shellInterceptor(limits: GrpcServerLimits, metrics?: MetricsRegistry): 
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => next({
         onReceiveMetadata: (metadata: grpc.Metadata, forward: (m: grpc.Metadata) => void) => {
+          if (authenticator?.required) {
+            const refused = authenticator.check(service, authenticator.identify({ getAuthContext: () => call.getAuthContext(), metadata }));
+            if (refused) {
+              rejected = true;
+              metrics?.rpcHandled.inc({ service, method: rpc, code: 'UNAUTHENTICATED' });
+              call.sendStatus(toServiceError(refused));
+              return;
+            }
+          }
           const inFlight = callsPerClient.get(client) ?? 0;
           if (limits.maxConcurrentCallsPerClient > 0 && inFlight >= limits.maxConcurrentCallsPerClient) {
             rejected = true;
@@ -311,7 +317,7 @@ function shellInterceptor(limits: GrpcServerLimits, metrics?: MetricsRegistry): 
 }
 
 /** grpc-js channel options for the limits (only options grpc-js 1.x servers read; see docs/limits.md). */
-function serverChannelOptions(limits: GrpcServerLimits, metrics?: MetricsRegistry): grpc.ServerOptions {
+function serverChannelOptions(limits: GrpcServerLimits, metrics?: MetricsRegistry, authenticator?: Authenticator): grpc.ServerOptions {
   return {
     'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
     'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
@@ -322,7 +328,7 @@ function serverChannelOptions(limits: GrpcServerLimits, metrics?: MetricsRegistr
     ...(limits.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': limits.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': limits.keepaliveTimeoutMs } : {}),
     // Read by servers only with our grpc-js patch (grpc/grpc-node PR #3058 adds it upstream).
     ...(limits.http2WindowBytes > 0 ? { 'grpc-node.flow_control_window': limits.http2WindowBytes } : {}),
-    interceptors: [shellInterceptor(limits, metrics)],
+    interceptors: [shellInterceptor(limits, metrics, authenticator)],
   };
 }
 
@@ -375,7 +381,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...(options.maxReceiveMessageBytes !== undefined ? { maxReceiveMessageBytes: options.maxReceiveMessageBytes } : {}),
     ...options.limits,
   };
-  const server = new ShellServer(serverChannelOptions(limits, options.metrics));
+  const server = new ShellServer(serverChannelOptions(limits, options.metrics, options.authenticator));
   for (const reg of options.services) server.addService(reg.definition, instrument(reg, options.logger, options.metrics));
 
   const statuses: Record<string, 'SERVING' | 'NOT_SERVING'> = { '': 'SERVING' };
@@ -383,7 +389,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   Object.assign(statuses, options.health);
   const health = addHealthAndReflection(server, statuses);
 
-  const listener = await listen(server, options.host, options.port, serverCredentials(options.tls), limits, options.logger);
+  const listener = await listen(server, options.host, options.port, serverCredentials(options.tls, options.logger), limits, options.logger);
   const port = (listener.address() as net.AddressInfo).port;
 
   return {

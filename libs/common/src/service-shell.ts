@@ -4,18 +4,25 @@
  * - configuration: `--help`, flags and `SKEIN_*` environment through one schema, validated once;
  *   an invalid value stops start-up (exit 2) naming the key; `SKEIN_*` variables no service
  *   knows are reported at start-up;
- * - the gRPC server (grpc-server.ts): TLS/mTLS from the common keys, connection and message limits,
- *   health, reflection, per-RPC metrics, malformed-request and error mapping;
+ * - the gRPC server (grpc-server.ts): TLS/mTLS from the common keys (files re-read when they
+ *   change), connection and message limits, health, reflection, per-RPC metrics, malformed-request
+ *   and error mapping;
+ * - security: the Authenticator (principals from client certificates; UNAUTHENTICATED with
+ *   --authentication-required) and the client TLS every internal client dials with
+ *   (`clientCredentials`), so no service builds its own;
  * - `/metrics` (prom-client) when `--metrics-port` is set, with the URL in the log;
  * - graceful shutdown on SIGTERM/SIGINT (shutdown.ts), and one place for failures no code caught:
  *   an unhandled rejection is logged and the process keeps serving; an uncaught exception is fatal.
  */
+import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { type ConfigOf, ConfigError, configHelp, envName, loadConfig, type ConfigSchema, commonServerConfigSchema } from './config.js';
-import { type GrpcServerHandle, type GrpcServerLimits, grpcServerLimitsConfigSchema, limitsFromConfig, type ServiceRegistration, startGrpcServer, type TlsOptions } from './grpc-server.js';
+import { type GrpcServerHandle, type GrpcServerLimits, grpcServerLimitsConfigSchema, limitsFromConfig, type ServiceRegistration, serverCredentials, startGrpcServer, type TlsOptions } from './grpc-server.js';
 import { createLogger } from './logger.js';
 import { MetricsRegistry, startMetricsServer } from './metrics.js';
 import { onShutdownSignal } from './shutdown.js';
+import { type Authenticator, authenticatorFromConfig } from './security/authentication.js';
+import { channelCredentials, type ClientTlsConfig, clientTlsFromConfig } from './tls.js';
 
 /** The keys the shell itself honours; every service schema spreads them. */
 export const serviceShellConfigSchema = {
@@ -37,6 +44,12 @@ export interface ServiceContext<C> {
   config: C;
   logger: Logger;
   metrics: MetricsRegistry;
+  /** Who calls: principalOf(call) / identify(call) in handlers; the server's interceptor uses the same one. */
+  authenticator: Authenticator;
+  /** TLS for this service's own clients (undefined: plaintext), from the --tls-client-* keys. */
+  clientTls: ClientTlsConfig | undefined;
+  /** Credentials every internal client (metadata, brokers, coordinators) dials with: channelCredentials(clientTls). */
+  clientCredentials: grpc.ChannelCredentials;
   /** Starts the service's gRPC server with the configured TLS, limits, health, reflection and metrics. */
   serve(options: ServeOptions): Promise<GrpcServerHandle>;
 }
@@ -53,7 +66,7 @@ export interface ServiceDefinition<S extends ConfigSchema> {
 
 /** TLS settings from the common keys, or undefined; inconsistent combinations are refused. */
 export function tlsFromConfig(config: ConfigOf<typeof commonServerConfigSchema>): TlsOptions | undefined {
-  const { tlsCertFile, tlsKeyFile, tlsCaFile, tlsRequireClientCert } = config;
+  const { tlsCertFile, tlsKeyFile, tlsCaFile, tlsRequireClientCert, tlsRefreshIntervalMs } = config;
   if (tlsCertFile === '') {
     if (tlsKeyFile !== '' || tlsCaFile !== '' || tlsRequireClientCert) {
       throw new ConfigError('--tls-key-file, --tls-ca-file and --tls-require-client-cert need --tls-cert-file / SKEIN_TLS_CERT_FILE');
@@ -62,7 +75,7 @@ export function tlsFromConfig(config: ConfigOf<typeof commonServerConfigSchema>)
   }
   if (tlsKeyFile === '') throw new ConfigError('--tls-cert-file needs --tls-key-file / SKEIN_TLS_KEY_FILE');
   if (tlsRequireClientCert && tlsCaFile === '') throw new ConfigError('--tls-require-client-cert needs --tls-ca-file / SKEIN_TLS_CA_FILE to verify client certificates');
-  return { certFile: tlsCertFile, keyFile: tlsKeyFile, caFile: tlsCaFile || undefined, requireClientCert: tlsRequireClientCert };
+  return { certFile: tlsCertFile, keyFile: tlsKeyFile, caFile: tlsCaFile || undefined, requireClientCert: tlsRequireClientCert, refreshIntervalMs: tlsRefreshIntervalMs };
 }
 
 /**
@@ -85,9 +98,20 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinition<
   }
   let config: ConfigOf<S>;
   let tls: TlsOptions | undefined;
+  let clientTls: ClientTlsConfig | undefined;
+  let authenticator: Authenticator;
   try {
     config = loadConfig(def.schema, { argv, env });
     tls = tlsFromConfig(config as unknown as ShellConfig);
+    clientTls = clientTlsFromConfig(config as unknown as ShellConfig);
+    authenticator = authenticatorFromConfig(config as unknown as ShellConfig);
+    // The files are read now, so a missing or mismatched certificate stops start-up naming it.
+    try {
+      if (tls) serverCredentials(tls);
+      if (clientTls) channelCredentials(clientTls);
+    } catch (err) {
+      throw new ConfigError(`TLS files: ${(err as Error).message}`);
+    }
     def.validate?.(config);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -112,6 +136,9 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinition<
       config,
       logger,
       metrics,
+      authenticator,
+      clientTls,
+      clientCredentials: channelCredentials(clientTls),
       serve: async (options) => {
         if (server) throw new Error('serve() called twice');
         server = await startGrpcServer({
@@ -123,6 +150,7 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinition<
           metrics,
           limits: { ...limitsFromConfig(shell), ...options.limits },
           health: options.health,
+          authenticator,
         });
         return server;
       },
