@@ -131,9 +131,15 @@ describe('GroupConsumer fetching', () => {
       await waitFor(() => consumer.assignment.length === 3 && [0, 1, 2].every((p) => consumer.position(topic, p) !== undefined), { timeoutMs: 30_000, message: 'all partitions assigned with positions' });
       frozenAtMs = Date.now();
       frozen = true;
-      await producer.send(topic, [{ key: '1', value: 'while-frozen' }]);
-      await waitFor(() => got.some((m) => m.value!.toString() === 'while-frozen'), { timeoutMs: 20_000, message: 'the record reached eachMessage with the clock frozen' });
-      expect(got.map((m) => ({ partition: m.partition, value: m.value!.toString() }))).toEqual([{ partition: 1, value: 'while-frozen' }]);
+      // The first answer ends the long-poll that was open at the freeze; the second record needs
+      // the next request, which must go out without a timer; the third comes on another partition.
+      const expected: Array<{ partition: number; value: string }> = [];
+      for (const [partition, value] of [[1, 'frozen-1'], [1, 'frozen-2'], [2, 'frozen-3']] as const) {
+        await producer.send(topic, [{ key: String(partition), value }]);
+        expected.push({ partition, value });
+        await waitFor(() => got.length === expected.length, { timeoutMs: 20_000, message: `${value} reached eachMessage with the clock frozen` });
+      }
+      expect(got.map((m) => ({ partition: m.partition, value: m.value!.toString() }))).toEqual(expected);
     } finally {
       frozen = false;
       await consumer.close();
