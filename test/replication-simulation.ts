@@ -26,6 +26,7 @@ import {
   followerAction,
   followerFetched,
   followerHighWatermark,
+  followersToForget,
   isStalePartitionState,
   type LeaderView,
   leaderFetchDecision,
@@ -264,7 +265,9 @@ export function runSimulation(opts: SimOptions): SimResult {
       }
       setHw(b, hw);
     } else {
+      const before = b.hw;
       setHw(b, nextHighWatermark(view(b)));
+      if (b.hw !== before) trace(`broker ${b.id} hw ${before} -> ${b.hw} (isr ${JSON.stringify(b.state!.isr)} pending ${JSON.stringify(b.pendingIsr)} followers ${JSON.stringify([...b.followers].map(([id, f]) => [id, Number(f.logEndOffset)]))})`);
     }
     settleWaiters(b);
   };
@@ -300,6 +303,7 @@ export function runSimulation(opts: SimOptions): SimResult {
     }
     // Newer controller state settles a proposal made against older state (replica-manager.ts).
     if (b.state && s.partitionEpoch > b.state.partitionEpoch) b.pendingIsr = undefined;
+    if (b.state && !epochChanged && !becameLeader) for (const id of followersToForget(b.state.isr, s.isr, b.id)) b.followers.delete(id);
     b.state = s;
     trace(`broker ${b.id} applies leader ${s.leaderId} epoch ${s.leaderEpoch} isr ${JSON.stringify(s.isr)} pe ${s.partitionEpoch}; leo ${b.leo} hw ${b.hw}`);
     advanceHw(b);

@@ -21,6 +21,7 @@ import {
   desiredIsr,
   type FollowerProgress,
   followerFetched,
+  followersToForget,
   isStalePartitionState,
   type LeaderView,
   mayAppendAcksAll,
@@ -322,6 +323,7 @@ export class ReplicaManager {
         }
         // The controller's newer state settles any proposal made against the older one.
         if (a.partitionEpoch !== undefined && a.partitionEpoch > p.partitionEpoch) p.pendingIsr = undefined;
+        if (!epochChanged && !becameLeader) for (const id of followersToForget(p.isr, a.isr, p.leaderId)) p.followers.delete(id);
         // The ISR of a partition led on at the same epoch changed: the controller accepted a
         // proposal (its answer, arriving later, then finds nothing new) or fenced a replica.
         if (p.isLeader && a.leaderId === this.opts.brokerId && !epochChanged && !sameMembers(p.isr, a.isr)) this.isrChanged(p, p.isr, a.isr);

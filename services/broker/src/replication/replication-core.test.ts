@@ -3,6 +3,8 @@ import {
   acksAllDecision,
   desiredIsr,
   followerAction,
+  followerFetched,
+  followersToForget,
   type LeaderView,
   leaderFetchDecision,
   isStalePartitionState,
@@ -87,4 +89,19 @@ it('ignores a partition state older than the one applied', () => {
   expect(isStalePartitionState({ leaderEpoch: 3, partitionEpoch: 7 }, { leaderEpoch: 3, partitionEpoch: 6 })).toBe(true);
   expect(isStalePartitionState({ leaderEpoch: 3, partitionEpoch: 7 }, { leaderEpoch: 4, partitionEpoch: 6 })).toBe(false);
   expect(isStalePartitionState({ leaderEpoch: 3, partitionEpoch: 7 }, { leaderEpoch: 3, partitionEpoch: 7 })).toBe(false);
+});
+
+it('forgets the progress of followers the controller took out of the ISR (a fenced empty disk must not rejoin on old reports)', () => {
+  expect(followersToForget([1, 2, 3], [1, 3], 1)).toEqual([2]);
+  expect(followersToForget([1, 2], [1, 2, 3], 1)).toEqual([]);
+  expect(followersToForget([1, 2], [2], 1)).toEqual([]);
+});
+
+it('counts a follower one report behind a steady stream of appends as caught up (Kafka\'s rule)', () => {
+  const first = followerFetched(undefined, 100n, 120n, 1000, 0);
+  expect(first.lastCaughtUpMs).toBe(0);
+  const second = followerFetched(first, 120n, 150n, 1100, 0);
+  expect(second.lastCaughtUpMs).toBe(1000);
+  const behind = followerFetched(second, 130n, 200n, 1200, 0);
+  expect(behind.lastCaughtUpMs).toBe(1000);
 });

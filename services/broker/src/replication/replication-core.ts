@@ -197,6 +197,17 @@ export function followerHighWatermark(localLogEndOffset: bigint, leaderHighWater
 }
 
 /**
+ * Followers whose progress the leader must forget when the controller's ISR changes from `prevIsr`
+ * to `nextIsr` at the same leader epoch: those the controller took out. Their last report may come
+ * from a disk that is gone (the controller fences a broker back with an empty data directory,
+ * KIP-858); kept, it would let desiredIsr propose the empty replica straight back into the ISR.
+ * A live follower reports again at its next acknowledgement.
+ */
+export function followersToForget(prevIsr: readonly number[], nextIsr: readonly number[], leaderId: number): number[] {
+  return prevIsr.filter((id) => id !== leaderId && !nextIsr.includes(id));
+}
+
+/**
  * Whether a partition state from the metadata stream is older than what the broker already has:
  * the same leader epoch with a lower partition epoch (the leader applied its own AlterPartition
  * answer before the watch delivered the change), or a lower leader epoch.
