@@ -166,7 +166,7 @@ try {
   const clientCount = Math.max(1, Number(values.clients));
   const workers = Array.from({ length: clientCount }, (_, i) => forkTracked(`commit-load-${i}`, new URL(import.meta.url).pathname, [], { env: { SKEIN_BENCH_GROUPS_WORKER: '1' } }));
   const before = await etcdStats(etcd.url);
-  const cpuBefore = [cpuSeconds(coordC.pid), cpuSeconds(etcd.pid)];
+  const cpuBefore = [cpuSeconds(coordC.pid), cpuSeconds(etcd.pid), cpuSeconds(metadata.pid)];
   const t0 = performance.now();
   const results = await Promise.all(workers.map((w, i) => new Promise((resolve, reject) => {
     w.once('message', resolve);
@@ -175,7 +175,7 @@ try {
   })));
   const elapsedS = (performance.now() - t0) / 1000;
   const after = await etcdStats(etcd.url);
-  const [coordCpu, etcdCpu] = [cpuSeconds(coordC.pid) - cpuBefore[0], cpuSeconds(etcd.pid) - cpuBefore[1]];
+  const [coordCpu, etcdCpu, metadataCpu] = [cpuSeconds(coordC.pid) - cpuBefore[0], cpuSeconds(etcd.pid) - cpuBefore[1], cpuSeconds(metadata.pid) - cpuBefore[2]];
   const ok = results.reduce((n, r) => n + r.ok, 0);
   const latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
   for (const r of results) latency.add(hdr.decodeFromCompressedBase64(r.latency));
@@ -203,7 +203,7 @@ try {
   rows.push(
     `| sustained single-partition commits through one coordinator, ${groupCount} groups x 2 members, ${inFlight} committers in ${clientCount} load processes, ${seconds} s, 1-member etcd | ${Math.round(ok / elapsedS).toLocaleString('en-US')} commits/s (${ok.toLocaleString('en-US')} in ${elapsedS.toFixed(1)} s; refused: ${JSON.stringify(refused)}) |`,
     `| commit latency (request to answer) | p50 ${(latency.getValueAtPercentile(50) / 1000).toFixed(1)} ms, p99 ${(latency.getValueAtPercentile(99) / 1000).toFixed(1)} ms |`,
-    `| CPU per commit (utime + stime from /proc: what bounds the rate where a core is saturated) | coordinator ${((coordCpu / ok) * 1e6).toFixed(0)} µs (${((coordCpu / elapsedS) * 100).toFixed(0)} % of a core), etcd ${((etcdCpu / ok) * 1e6).toFixed(0)} µs (${((etcdCpu / elapsedS) * 100).toFixed(0)} % of a core); machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores |`,
+    `| CPU per commit (utime + stime from /proc: what bounds the rate where a core is saturated) | coordinator ${((coordCpu / ok) * 1e6).toFixed(0)} µs (${((coordCpu / elapsedS) * 100).toFixed(0)} % of a core), etcd ${((etcdCpu / ok) * 1e6).toFixed(0)} µs (${((etcdCpu / elapsedS) * 100).toFixed(0)} % of a core), metadata service ${((metadataCpu / ok) * 1e6).toFixed(0)} µs (it watches the whole prefix, offsets included); machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores |`,
     `| etcd writes per commit (all of etcd during the run) | ${per(after.revision - before.revision)} write transactions (revisions), ${per(after.puts - before.puts)} keys put, ${per(after.fsyncs - before.fsyncs)} WAL fsyncs, ${per(after.putBytes - before.putBytes)} bytes put |`,
     `| etcd database size (quota 4 GiB, auto-compaction periodic 10m) | before ${mib(before.dbBytes)} (in use ${mib(before.dbInUseBytes)}), after ${mib(after.dbBytes)} (in use ${mib(after.dbInUseBytes)}): ${((after.dbBytes - before.dbBytes) / ok).toFixed(0)} bytes/commit, ${mib(((after.dbBytes - before.dbBytes) / elapsedS) * 60)}/min; after compact + defrag ${mib(compacted.dbBytes)} |`,
     `| fencing: ${zombies.length} zombies at a stale member epoch, concurrently | ${Object.values(zombieReasons).reduce((a, b) => a + b, 0)} refused ${JSON.stringify(zombieReasons)}, ${zombieLanded} acknowledged, ${zombieStored} stored; ${wrong} committers whose last acknowledged offset is not the stored one |`,
