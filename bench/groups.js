@@ -90,6 +90,7 @@ async function commitLoad({ address, committers, zombies, durationMs }) {
   let ok = 0;
   let zombieLanded = 0;
   const until = performance.now() + durationMs;
+  const cpu0 = process.cpuUsage();
   const finals = await Promise.all(committers.map(async (k, i) => {
     let offset = 0n;
     while (performance.now() < until) {
@@ -113,8 +114,9 @@ async function commitLoad({ address, committers, zombies, durationMs }) {
     }
     return undefined;
   })));
+  const cpu = process.cpuUsage(cpu0);
   for (const c of clients) c.close();
-  return { ok, reasons, zombieLanded, zombieReasons, finals: finals.filter(Boolean), latency: hdr.encodeIntoCompressedBase64(latency) };
+  return { cpuSeconds: (cpu.user + cpu.system) / 1e6, ok, reasons, zombieLanded, zombieReasons, finals: finals.filter(Boolean), latency: hdr.encodeIntoCompressedBase64(latency) };
 }
 
 // A load process (forked from this file): runs its committers until the deadline and reports.
@@ -174,6 +176,7 @@ try {
     w.send({ address: coordC.address, committers: active.filter((_, k) => k % clientCount === i), zombies: zombies.filter((_, k) => k % clientCount === i), durationMs: seconds * 1000 }, (err) => err && reject(err));
   })));
   const elapsedS = (performance.now() - t0) / 1000;
+  const loadCpu = results.reduce((n, r) => n + r.cpuSeconds, 0);
   const after = await etcdStats(etcd.url);
   const [coordCpu, etcdCpu, metadataCpu] = [cpuSeconds(coordC.pid) - cpuBefore[0], cpuSeconds(etcd.pid) - cpuBefore[1], cpuSeconds(metadata.pid) - cpuBefore[2]];
   const ok = results.reduce((n, r) => n + r.ok, 0);
@@ -203,7 +206,7 @@ try {
   rows.push(
     `| sustained single-partition commits through one coordinator, ${groupCount} groups x 2 members, ${inFlight} committers in ${clientCount} load processes, ${seconds} s, 1-member etcd | ${Math.round(ok / elapsedS).toLocaleString('en-US')} commits/s (${ok.toLocaleString('en-US')} in ${elapsedS.toFixed(1)} s; refused: ${JSON.stringify(refused)}) |`,
     `| commit latency (request to answer) | p50 ${(latency.getValueAtPercentile(50) / 1000).toFixed(1)} ms, p99 ${(latency.getValueAtPercentile(99) / 1000).toFixed(1)} ms |`,
-    `| CPU per commit (utime + stime from /proc: what bounds the rate where a core is saturated) | coordinator ${((coordCpu / ok) * 1e6).toFixed(0)} µs (${((coordCpu / elapsedS) * 100).toFixed(0)} % of a core), etcd ${((etcdCpu / ok) * 1e6).toFixed(0)} µs (${((etcdCpu / elapsedS) * 100).toFixed(0)} % of a core), metadata service ${((metadataCpu / ok) * 1e6).toFixed(0)} µs (it watches the whole prefix, offsets included); machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores |`,
+    `| CPU per commit (utime + stime from /proc: what bounds the rate where a core is saturated) | coordinator ${((coordCpu / ok) * 1e6).toFixed(0)} µs (${((coordCpu / elapsedS) * 100).toFixed(0)} % of a core), etcd ${((etcdCpu / ok) * 1e6).toFixed(0)} µs (${((etcdCpu / elapsedS) * 100).toFixed(0)} % of a core), metadata service ${((metadataCpu / ok) * 1e6).toFixed(0)} µs (it watches the whole prefix, offsets included), load processes ${((loadCpu / ok) * 1e6).toFixed(0)} µs; machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores |`,
     `| etcd writes per commit (all of etcd during the run) | ${per(after.revision - before.revision)} write transactions (revisions), ${per(after.puts - before.puts)} keys put, ${per(after.fsyncs - before.fsyncs)} WAL fsyncs, ${per(after.putBytes - before.putBytes)} bytes put |`,
     `| etcd database size (quota 4 GiB, auto-compaction periodic 10m) | before ${mib(before.dbBytes)} (in use ${mib(before.dbInUseBytes)}), after ${mib(after.dbBytes)} (in use ${mib(after.dbInUseBytes)}): ${((after.dbBytes - before.dbBytes) / ok).toFixed(0)} bytes/commit, ${mib(((after.dbBytes - before.dbBytes) / elapsedS) * 60)}/min; after compact + defrag ${mib(compacted.dbBytes)} |`,
     `| fencing: ${zombies.length} zombies at a stale member epoch, concurrently | ${Object.values(zombieReasons).reduce((a, b) => a + b, 0)} refused ${JSON.stringify(zombieReasons)}, ${zombieLanded} acknowledged, ${zombieStored} stored; ${wrong} committers whose last acknowledged offset is not the stored one |`,
