@@ -126,7 +126,7 @@ describe.each(backends)('group commit on the %s store', (_name, open) => {
     );
     expect(members).toHaveLength(2 * GROUPS);
     // Fenced: in every tenth group, a zombie of member 0 at its previous epoch, and a member that left.
-    const zombies = members.filter((m, i) => i % 20 === 0);
+    const zombies = members.filter((_m, i) => i % 20 === 0);
     const leavers: Member[] = [];
     for (const z of zombies) {
       const leaver: Member = { groupId: z.groupId, id: '', epoch: 0, owned: [] };
