@@ -31,7 +31,8 @@ export class GroupAdmin {
    * `coordinators`: their addresses, or a SkeinClient to find them from the metadata service
    * (FindServiceInstances; found again when every known one is unreachable).
    */
-  constructor(coordinators: string[] | SkeinClient, credentials = grpc.credentials.createInsecure(), private readonly timeoutMs = 10_000) {
+  /** `credentials` default to the SkeinClient's when one is given, plaintext otherwise. */
+  constructor(coordinators: string[] | SkeinClient, credentials = Array.isArray(coordinators) ? grpc.credentials.createInsecure() : coordinators.credentials, private readonly timeoutMs = 10_000) {
     this.pool = new CoordinatorPool(Array.isArray(coordinators) ? coordinators : () => coordinators.findCoordinators(), credentials);
   }
 

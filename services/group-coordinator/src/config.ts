@@ -1,5 +1,6 @@
 import { type ConfigOf, commonServerConfigSchema } from '@skein/common/config.js';
 import { grpcServerLimitsConfigSchema } from '@skein/common/grpc-server.js';
+import { etcdClientConfigSchema } from '@skein/common/store/open-store.js';
 
 export const coordinatorConfigSchema = {
   ...commonServerConfigSchema,
@@ -7,6 +8,7 @@ export const coordinatorConfigSchema = {
   port: { type: 'int', default: 9095, min: 0, max: 65535, doc: 'gRPC port (0 picks a free one)' },
   store: { type: 'string', default: 'embedded:.skein-data/coordinator/store.db', doc: 'Metadata store holding group state: etcd://host:port[,...] or embedded:<path>' },
   etcdEndpoints: { type: 'list', default: [], doc: 'etcd endpoints host:port,...; when set, overrides --store' },
+  ...etcdClientConfigSchema,
   prefix: { type: 'string', default: '/skein/', doc: 'Key prefix in the store (ends with /)' },
   metadataAddresses: { type: 'list', default: ['127.0.0.1:9090'], doc: 'Metadata service addresses, for topic partition counts and to register this instance (clients find coordinators there)' },
   instanceId: { type: 'string', default: '', doc: 'Name this instance registers under with the metadata service, unique among coordinators (default host-pid; e.g. the pod name)' },

@@ -5,7 +5,8 @@
  * alive by a different metadata instance than the one that granted it.
  */
 
-import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
+import { readFileSync } from 'node:fs';
+import { Etcd3, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
 import {
   type Compare,
   type KeyValue,
@@ -62,6 +63,16 @@ function unavailable(err: unknown): never {
   throw new StoreUnavailableError(`etcd request failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }
 
+/** How to reach etcd: endpoints, optional TLS (client certificate for etcd's --client-cert-auth) and user/password. */
+export interface EtcdConnectOptions {
+  endpoints: string[];
+  dialTimeoutMs?: number;
+  /** TLS to etcd (https endpoints): the CA that signed etcd's certificate (default: Node's public roots), and a client certificate. */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+  /** etcd's own authentication (etcdctl user add / auth enable). */
+  auth?: { username: string; password: string };
+}
+
 export class EtcdStore implements MetadataStore {
   readonly kind = 'etcd' as const;
   private keepAliveStream: Awaited<ReturnType<Etcd3['leaseClient']['leaseKeepAlive']>> | undefined;
@@ -69,9 +80,22 @@ export class EtcdStore implements MetadataStore {
 
   private constructor(private readonly client: Etcd3) {}
 
-  static async connect(options: { endpoints: string[]; dialTimeoutMs?: number }): Promise<EtcdStore> {
-    const hosts = options.endpoints.map((e) => (e.startsWith('http') ? e : `http://${e}`));
-    const client = new Etcd3({ hosts, dialTimeout: options.dialTimeoutMs ?? 5000, faultHandling: { global: undefined as never } } as never);
+  static async connect(options: EtcdConnectOptions): Promise<EtcdStore> {
+    const tls = options.tls;
+    const scheme = tls ? 'https' : 'http';
+    const hosts = options.endpoints.map((e) => (/^https?:\/\//.test(e) ? e.replace(/^https?/, scheme) : `${scheme}://${e}`));
+    const etcdOptions: IOptions = { hosts, dialTimeout: options.dialTimeoutMs ?? 5000, faultHandling: { global: undefined as never } };
+    if (tls) {
+      // Read once: the etcd3 client builds its TLS credentials when it is created, so a rotated
+      // etcd client certificate is picked up at the next start (docs/security.md).
+      // Without a CA file, grpc-js verifies etcd against its default roots (rootCertificate absent).
+      etcdOptions.credentials = {
+        ...(tls.caFile ? { rootCertificate: readFileSync(tls.caFile) } : {}),
+        ...(tls.certFile && tls.keyFile ? { certChain: readFileSync(tls.certFile), privateKey: readFileSync(tls.keyFile) } : {}),
+      } as NonNullable<IOptions['credentials']>;
+    }
+    if (options.auth) etcdOptions.auth = { username: options.auth.username, password: options.auth.password };
+    const client = new Etcd3(etcdOptions);
     const store = new EtcdStore(client);
     // Fail fast with a clear error when etcd is unreachable.
     await client.kv.range({ key: Buffer.from('/'), limit: '1' }).catch(unavailable);

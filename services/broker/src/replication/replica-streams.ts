@@ -26,6 +26,8 @@ export interface ReplicaStreamOptions {
   /** host:port of a broker, from the cluster cache. */
   addressOf: (brokerId: number) => string | undefined;
   logger: Logger;
+  /** How to dial leaders (the shell's clientCredentials: mTLS between brokers); plaintext if absent. */
+  credentials?: grpc.ChannelCredentials;
 }
 
 interface Followed {
@@ -92,7 +94,7 @@ class LeaderStream {
     if (address !== this.address) {
       this.client?.close();
       // Keepalive finds a leader that vanished without closing the connection.
-      this.client = new ReplicaServiceClient(address, grpc.credentials.createInsecure(), {
+      this.client = new ReplicaServiceClient(address, this.opts.credentials ?? grpc.credentials.createInsecure(), {
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
