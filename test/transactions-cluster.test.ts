@@ -5,6 +5,7 @@
 // transaction left open past its timeout is aborted by the coordinator; and a coordinator
 // SIGKILLed between the decision and the markers (failpoint txn.afterDecision) is finished by
 // another instance, the group offsets committed with it.
+import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SkeinClient, type TransactionalProducer } from '@skein/client';
@@ -15,7 +16,7 @@ import { skipUnless } from './harness/requirements.js';
 import { startEtcd, type EtcdCluster } from './harness/etcd.js';
 import { metadataClient, promisify, rejection } from './harness/clients.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
-import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { BROKER_ENTRY, CLI_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 
 const skip = skipUnless(import.meta.url, 'etcd');
 
@@ -134,6 +135,18 @@ async function sendEverywhere(p: TransactionalProducer, tag: string, perPartitio
 
 async function describeTxn(id: string) {
   return (await txnAdmin.describeTransactions({ transactionalIds: [id] })).transactions[0]!;
+}
+
+function skein(args: string[], stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI_ENTRY, '--metadata', metadata.address, '--coordinator', coordinators.map((c) => c.address).join(','), ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
 }
 
 describe.skipIf(skip)('transactions', () => {
@@ -256,5 +269,39 @@ describe.skipIf(skip)('transactions', () => {
       }
     }
     await p.close();
+  }, 60_000);
+  it('CLI: produce --transactional-id, consume --isolation read_committed, transactions list / describe / abort', async () => {
+    const lines = Array.from({ length: 10 }, (_, i) => `${i % PARTITIONS}|cli-${i}`).join('\n');
+    const produced = await skein(['produce', 'txn-c', '--transactional-id', 'txn-cli', '--key-separator', '|', '--batch-size', '5'], lines);
+    expect(produced.code, produced.stderr).toBe(0);
+    expect(produced.stderr).toContain('in 2 transaction(s)');
+    // A hanging transaction: open, never ended; read_committed stops before it, an operator aborts it.
+    const hanging = producer('txn-hanging');
+    await hanging.initTransactions();
+    hanging.beginTransaction();
+    await hanging.send('txn-c', [{ key: '0', value: 'hanging' }]);
+    const listed = await skein(['transactions', 'list', '--state', 'ongoing', '--output', 'json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout).map((t: { transactionalId: string }) => t.transactionalId)).toContain('txn-hanging');
+    const described = await skein(['transactions', 'describe', 'txn-hanging', 'no-such-id']);
+    expect(described.code, described.stderr).toBe(0);
+    expect(described.stdout).toMatch(/txn-hanging\s+ONGOING/);
+    expect(described.stdout).toContain('txn-c:0');
+    expect(described.stdout).toMatch(/no-such-id\s+\(unknown\)/);
+    const consumedBefore = await skein(['consume', 'txn-c', '--from-beginning', '--isolation', 'read_committed', '--idle-ms', '1000']);
+    expect(consumedBefore.code, consumedBefore.stderr).toBe(0);
+    expect(consumedBefore.stdout).not.toContain('hanging');
+    const aborted = await skein(['transactions', 'abort', 'txn-hanging']);
+    expect(aborted.code, aborted.stderr).toBe(0);
+    expect(aborted.stdout).toContain('txn-hanging: ONGOING -> COMPLETE_ABORT');
+    expect((await rejection(hanging.commitTransaction())).reason).toBe('PRODUCER_FENCED');
+    const consumed = await skein(['consume', 'txn-c', '--from-beginning', '--isolation', 'read_committed', '--idle-ms', '1000']);
+    const values = consumed.stdout.trim().split('\n');
+    for (let i = 0; i < 10; i++) expect(values).toContain(`cli-${i}`);
+    expect(values).not.toContain('hanging');
+    expect(values.filter((v) => v.startsWith('ab|'))).toEqual([]);
+    const uncommitted = await skein(['consume', 'txn-c', '--from-beginning', '--idle-ms', '1000']);
+    expect(uncommitted.stdout).toContain('hanging');
+    await hanging.close();
   }, 60_000);
 });

@@ -5,7 +5,6 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, REASONS, SkeinError, type Reason } from '@skein/common/errors.js';
-import { channelCredentials, type ClientTlsConfig } from '@skein/common/tls.js';
 import { buildRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
 import { Acks, BrokerServiceClient, CompressionCodec, type FetchRequest, type FetchResponse, IsolationLevel, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
 import {
@@ -27,13 +26,6 @@ export type { ConsumedRecord, RecordInput };
 export interface ClientOptions {
   /** Metadata service addresses, host:port. */
   metadata: string[];
-  /**
-   * TLS to every service (metadata, brokers, coordinators): the CA that signed their certificates,
-   * a client certificate for mTLS, a server-name override; files re-read when they change.
-   * clientTlsFromEnv() reads SKEIN_TLS_CA_FILE, SKEIN_TLS_CERT_FILE, SKEIN_TLS_KEY_FILE, SKEIN_TLS_SERVER_NAME.
-   */
-  tls?: ClientTlsConfig;
-  /** Ready-made channel credentials instead of `tls` (plaintext when neither is given). */
   credentials?: grpc.ChannelCredentials;
   requestTimeoutMs?: number;
   /**
@@ -78,8 +70,6 @@ export class SkeinClient {
   private cluster: ClusterMetadata | undefined;
   private next = 0;
   readonly timeoutMs: number;
-  /** How this client dials every service; consumers, producers and admins made from it use the same. */
-  readonly credentials: grpc.ChannelCredentials;
   /**
    * Counters for monitoring: data-path calls retried after a retriable error; retries sent straight
    * to the leader a LeaderHint named (with its address), without a metadata refresh; metadata
@@ -89,8 +79,8 @@ export class SkeinClient {
 
   constructor(private readonly options: ClientOptions) {
     if (options.metadata.length === 0) throw new SkeinError('INVALID_REQUEST', 'at least one metadata address is required');
-    this.credentials = options.credentials ?? channelCredentials(options.tls);
-    this.metadataClients = options.metadata.map((a) => new MetadataServiceClient(a, this.credentials));
+    const creds = options.credentials ?? grpc.credentials.createInsecure();
+    this.metadataClients = options.metadata.map((a) => new MetadataServiceClient(a, creds));
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
   }
 
@@ -194,7 +184,7 @@ export class SkeinClient {
   private brokerClient(address: string): BrokerServiceClient {
     let c = this.brokers.get(address);
     if (!c) {
-      c = new BrokerServiceClient(address, this.credentials, {
+      c = new BrokerServiceClient(address, this.options.credentials ?? grpc.credentials.createInsecure(), {
         'grpc.max_receive_message_length': 64 << 20,
         'grpc.max_send_message_length': 64 << 20,
         // Fetch responses run to megabytes; with grpc-js's 64 KiB default window every 64 KiB waits
@@ -317,9 +307,11 @@ export class SkeinClient {
     return this.withLeader(topic, partition, async (b) => (await unary(b.initProducerId.bind(b), { clientId: 'skein-client' }, this.timeoutMs)).producerId);
   }
 
-  async listOffset(topic: string, partition: number, spec: OffsetSpec, timestampMs = 0n): Promise<bigint> {
+  /** An offset by spec; with isolationLevel 'read_committed' LATEST is the last stable offset, and a timestamp lookup finds only below it. */
+  async listOffset(topic: string, partition: number, spec: OffsetSpec, timestampMs = 0n, isolationLevel?: IsolationLevelName): Promise<bigint> {
     return this.withLeader(topic, partition, async (broker) => {
-      const res = await unary(broker.listOffsets.bind(broker), { topics: [{ topic, partitions: [{ partition, spec, timestampMs }] }] }, this.timeoutMs);
+      const isolation = isolationLevel === 'read_committed' ? { isolationLevel: IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED } : {};
+      const res = await unary(broker.listOffsets.bind(broker), { topics: [{ topic, partitions: [{ partition, spec, timestampMs }] }], ...isolation }, this.timeoutMs);
       const r = res.topics[0]!.partitions[0]!;
       if (r.error) throw partitionError(r.error, { topic, partition });
       return r.offset;

@@ -53,7 +53,7 @@ export interface ConsumerGroupMetadata {
   memberEpoch: number;
 }
 
-export type TransactionState = 'UNINITIALIZED' | 'READY' | 'IN_TRANSACTION' | 'COMMITTING' | 'ABORTING' | 'ABORTABLE_ERROR' | 'FATAL_ERROR';
+export type TransactionalProducerState = 'UNINITIALIZED' | 'READY' | 'IN_TRANSACTION' | 'COMMITTING' | 'ABORTING' | 'ABORTABLE_ERROR' | 'FATAL_ERROR';
 
 // From the coordinator only: a broker's PRODUCER_FENCED for a batch may mean the transaction timed
 // out (the coordinator bumped the epoch), which abortTransaction() tells apart by asking it.
@@ -65,7 +65,7 @@ export class TransactionalProducer {
   private readonly pool: CoordinatorPool<TransactionCoordinatorServiceClient>;
   private producerId = -1n;
   private producerEpoch = -1;
-  private txnState: TransactionState = 'UNINITIALIZED';
+  private txnState: TransactionalProducerState = 'UNINITIALIZED';
   private lastError: unknown;
   /** Partitions added to the open transaction, as "topic\0partition". */
   private readonly added = new Set<string>();
@@ -83,7 +83,7 @@ export class TransactionalProducer {
     this.retryMs = options.coordinatorRetryMs ?? 30_000;
     this.pool = new CoordinatorPool<TransactionCoordinatorServiceClient>(
       options.coordinator?.length ? options.coordinator : () => client.findCoordinators(),
-      client.credentials,
+      undefined,
       (address, credentials) => new TransactionCoordinatorServiceClient(address, credentials),
     );
     this.inner = new Producer(
@@ -106,7 +106,7 @@ export class TransactionalProducer {
     return { producerId: this.producerId, producerEpoch: this.producerEpoch };
   }
 
-  get state(): TransactionState {
+  get state(): TransactionalProducerState {
     return this.txnState;
   }
 
@@ -142,7 +142,7 @@ export class TransactionalProducer {
     if (this.txnState === 'IN_TRANSACTION') this.txnState = 'ABORTABLE_ERROR';
   }
 
-  private requireState(wanted: TransactionState, what: string): void {
+  private requireState(wanted: TransactionalProducerState, what: string): void {
     if (this.txnState === wanted) return;
     const why = this.lastError ? `: ${(this.lastError as Error).message}` : '';
     throw new SkeinError('INVALID_TXN_STATE', `cannot ${what} in state ${this.txnState}${why}`, { cause: this.lastError });
