@@ -6,8 +6,10 @@
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { Acks, CompressionCodec, Fetcher, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, TransactionAdmin, TransactionState, transactionStateName, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
+import { Acks, CompressionCodec, Fetcher, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
 import { formatTable, type Cell } from './table.js';
+import { aclFilterToProto, aclFromProto, aclToProto } from '@skein/common/security/acl-codec.js';
+import { type AclBinding, type AclFilter, CLUSTER_RESOURCE_NAME, type Operation, OPERATIONS, type ResourceType } from '@skein/common/security/authorizer.js';
 import { processProgressContext, Progress, shouldShowProgress } from './progress.js';
 
 const program = new Command('skein')
@@ -110,10 +112,8 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
   .option('--batch-size <n>', 'lines handed to the producer at a time', '1000')
   .option('--linger-ms <ms>', 'how long a partition\'s batch waits for more records', '5')
   .option('--no-progress', 'no live progress line on a terminal')
-  .option('--transactional-id <id>', 'produce in transactions under this transactional id: each --batch-size lines commit together (read_committed consumers see a batch whole or not at all)')
-  .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string; lingerMs: string; progress?: boolean; transactionalId?: string }) => run(async (c) => {
+  .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string; lingerMs: string; progress?: boolean }) => run(async (c) => {
     const headers = Object.entries(parseKv(o.header, '--header')).map(([key, value]) => ({ key, value: Buffer.from(value) }));
-    if (o.transactionalId !== undefined) return produceTransactionally(c, topic, o, headers);
     const producer = c.producer({
       acks: o.acks === '0' ? Acks.ACKS_NONE : o.acks === '1' ? Acks.ACKS_LEADER : Acks.ACKS_ALL,
       compression: { none: CompressionCodec.COMPRESSION_CODEC_NONE, gzip: CompressionCodec.COMPRESSION_CODEC_GZIP, snappy: CompressionCodec.COMPRESSION_CODEC_SNAPPY, lz4: CompressionCodec.COMPRESSION_CODEC_LZ4, zstd: CompressionCodec.COMPRESSION_CODEC_ZSTD }[o.compression as 'none'],
@@ -156,50 +156,6 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
     print({ topic, records: count }, () => console.error(`produced ${count} records to ${topic}`));
   }));
 
-/** `produce --transactional-id`: one transaction per --batch-size lines; a failed one is aborted and fails the command. */
-async function produceTransactionally(c: SkeinClient, topic: string, o: { file?: string; keySeparator?: string; batchSize: string; lingerMs: string; progress?: boolean; transactionalId?: string }, headers: Array<{ key: string; value: Buffer }>): Promise<void> {
-  const producer = c.producer({ transactionalId: o.transactionalId!, coordinator: coordinatorAddresses(), lingerMs: Number(o.lingerMs) });
-  await producer.initTransactions();
-  const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
-  const shown = progress('produced', false, o);
-  let pending: RecordInput[] = [];
-  let count = 0;
-  let transactions = 0;
-  const commit = async () => {
-    if (pending.length === 0) return;
-    const batch = pending;
-    pending = [];
-    producer.beginTransaction();
-    try {
-      await producer.send(topic, batch);
-      await producer.commitTransaction();
-    } catch (err) {
-      await producer.abortTransaction().catch(() => {});
-      throw err;
-    }
-    transactions++;
-    count += batch.length;
-    shown.add(batch.length, batch.reduce((n, r) => n + recordBytes(r), 0));
-  };
-  try {
-    for await (const line of lines) {
-      let key: string | undefined;
-      let value = line;
-      if (o.keySeparator) {
-        const i = line.indexOf(o.keySeparator);
-        if (i >= 0) { key = line.slice(0, i); value = line.slice(i + o.keySeparator.length); }
-      }
-      pending.push({ key, value, headers, timestampMs: Date.now() });
-      if (pending.length >= Number(o.batchSize)) await commit();
-    }
-    await commit();
-  } finally {
-    shown.stop();
-    await producer.close();
-  }
-  print({ topic, records: count, transactions }, () => console.error(`produced ${count} records to ${topic} in ${transactions} transaction(s)`));
-}
-
 type PrintableRecord = { partition: number; offset: bigint; timestampMs: bigint; key: Buffer; value: Buffer | null; headers: Array<{ key: string; value: Buffer }> };
 function printRecord(r: PrintableRecord, fields: string[]): void {
   const row: Record<string, unknown> = { partition: r.partition, offset: r.offset.toString(), timestamp: r.timestampMs.toString(), key: r.key.toString(), value: r.value?.toString() ?? null, headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value.toString()])) };
@@ -219,8 +175,7 @@ program.command('consume <topic>').description('read records: in a group (--grou
   .option('-n, --max-messages <n>', 'stop after this many records')
   .option('--print <fields>', 'fields to print: key,value,partition,offset,timestamp,headers', 'value')
   .option('--no-progress', 'no live progress line on a terminal while records go to a file or pipe')
-  .addOption(new Option('--isolation <level>', 'read_committed: only committed transactions\' records (up to the last stable offset); read_uncommitted: everything').choices(['read_uncommitted', 'read_committed']).default('read_uncommitted'))
-  .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; autoOffsetReset?: AutoOffsetReset; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string; progress?: boolean; isolation: 'read_uncommitted' | 'read_committed' }) => run(async (c) => {
+  .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; autoOffsetReset?: AutoOffsetReset; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string; progress?: boolean }) => run(async (c) => {
     const fields = o.print.split(',');
     const shown = progress('consumed', true, o);
     const max = o.maxMessages ? Number(o.maxMessages) : Infinity;
@@ -234,7 +189,7 @@ program.command('consume <topic>').description('read records: in a group (--grou
       // Closing from a callback: a failure to close (the final commit) is the command's failure.
       const close = () => { consumer.close().catch((err: unknown) => { failure ??= err; }); };
       const consumer: GroupConsumer = new GroupConsumer(c, {
-        groupId: o.group, coordinator: coordinatorAddresses(), topics: [topic], clientId: 'skein-cli', isolationLevel: o.isolation,
+        groupId: o.group, coordinator: coordinatorAddresses(), topics: [topic], clientId: 'skein-cli',
         autoOffsetReset: o.autoOffsetReset ?? (o.fromBeginning ? 'earliest' : 'latest'),
         onError: (err, where) => {
           const e = err as { reason?: string; message?: string };
@@ -276,16 +231,15 @@ program.command('consume <topic>').description('read records: in a group (--grou
     for (const p of partitions) {
       if (o.offset !== undefined) positions.set(p, BigInt(o.offset));
       else if (o.timestamp !== undefined) positions.set(p, await c.listOffset(topic, p, OffsetSpec.OFFSET_SPEC_TIMESTAMP, BigInt(o.timestamp)));
-      else positions.set(p, await c.listOffset(topic, p, o.fromBeginning ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST, 0n, o.isolation));
+      else positions.set(p, await c.listOffset(topic, p, o.fromBeginning ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST));
     }
     // Without --follow: read up to the end offsets of now (or until --idle-ms passes without a
     // record, should the end be unreachable, e.g. behind control records).
     const ends = new Map<number, bigint>();
-    // Under read_committed the end is the last stable offset: nothing past an open transaction is readable yet.
-    if (!o.follow) for (const p of partitions) ends.set(p, await c.listOffset(topic, p, OffsetSpec.OFFSET_SPEC_LATEST, 0n, o.isolation));
+    if (!o.follow) for (const p of partitions) ends.set(p, await c.listOffset(topic, p, OffsetSpec.OFFSET_SPEC_LATEST));
     const caughtUp = () => !o.follow && partitions.every((p) => positions.get(p)! >= ends.get(p)!);
     // One long-polling Fetch per broker for all the partitions it leads, as the group consumer.
-    const fetcher = new Fetcher(c, { isolationLevel: o.isolation });
+    const fetcher = new Fetcher(c);
     for (const p of partitions) fetcher.assign(topic, p, positions.get(p)!);
     let lastRecordAt = Date.now();
     const idle = o.follow ? undefined : setInterval(() => { if (Date.now() - lastRecordAt > Number(o.idleMs)) fetcher.close(); }, 100);
@@ -364,42 +318,6 @@ groups.command('delete <group>').description('delete an empty group and its offs
   print({ deleted: group }, () => console.log(`deleted group ${group}`));
 }));
 
-async function withTransactions<T>(fn: (admin: TransactionAdmin) => Promise<T>): Promise<T> {
-  const c = client();
-  const admin = new TransactionAdmin(coordinatorAddresses() ?? c);
-  try {
-    return await fn(admin);
-  } finally {
-    admin.close();
-    c.close();
-  }
-}
-const transactions = program.command('transactions').description('list, describe and abort transactions (transactional ids)');
-transactions.command('list').description('transactional ids and their states')
-  .option('--state <state>', 'only these states (repeatable): empty, ongoing, prepare_commit, prepare_abort, complete_commit, complete_abort', collect)
-  .action((o: { state?: string[] }) => withTransactions(async (admin) => {
-    const list = await admin.listTransactions(o.state ?? []);
-    print(list, () => table(['transactionalId', 'producerId', 'state'], list.map((t) => ({ transactionalId: t.transactionalId, producerId: t.producerId, state: transactionStateName(t.state) }))));
-  }));
-transactions.command('describe <transactionalId...>').description('state, producer, partitions, pending offsets and age').action((ids: string[]) => withTransactions(async (admin) => {
-  const list = await admin.describeTransactions(ids);
-  print(list, () => {
-    const now = Date.now();
-    table(['transactionalId', 'state', 'producerId', 'epoch', 'timeoutMs', 'ageMs', 'partitions', 'pendingOffsets'], list.map((t) => (t.found
-      ? {
-        transactionalId: t.transactionalId, state: transactionStateName(t.state), producerId: t.producerId, epoch: t.producerEpoch, timeoutMs: t.transactionTimeoutMs,
-        ageMs: t.transactionStartMs > 0n && (t.state === TransactionState.TRANSACTION_STATE_ONGOING || t.state === TransactionState.TRANSACTION_STATE_PREPARE_COMMIT || t.state === TransactionState.TRANSACTION_STATE_PREPARE_ABORT) ? now - Number(t.transactionStartMs) : '',
-        partitions: t.partitions.map((p) => `${p.topic}:${p.partitions.join(',')}`).join(' '),
-        pendingOffsets: t.pendingOffsets.map((g) => `${g.groupId}(${g.offsets.map((x) => `${x.topic}:${x.partition}=${x.offset}`).join(' ')})`).join(' '),
-      }
-      : { transactionalId: t.transactionalId, state: '(unknown)' })));
-  });
-}));
-transactions.command('abort <transactionalId>').description('abort the open transaction of a transactional id (fences its producer)').action((id: string) => withTransactions(async (admin) => {
-  const res = await admin.abortTransaction(id);
-  print({ transactionalId: id, previousState: transactionStateName(res.previousState), state: transactionStateName(res.state) }, () => console.log(`${id}: ${transactionStateName(res.previousState)} -> ${transactionStateName(res.state)}`));
-}));
-
 const perf = program.command('perf').description('load generators, like Kafka’s perf-test tools');
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 perf.command('produce <topic>').description('produce fixed-size records as fast as allowed; report throughput and send latency')
@@ -473,6 +391,91 @@ perf.command('consume <topic>').description('read a topic from the beginning; re
     const seconds = (performance.now() - start) / 1000;
     const result = { records: count, recordsPerSecond: Math.round(count / seconds), mbPerSecond: +(bytes / seconds / 1e6).toFixed(1) };
     print(result, () => console.log(`${count} records read, ${result.recordsPerSecond} records/s (${result.mbPerSecond} MB/s)`));
+  }));
+
+// ACLs, with kafka-acls' options: principals allowed or denied, one or more operations, and the
+// resources (topics, groups, transactional ids, the cluster) by literal name or prefix.
+type AclOptions = {
+  allowPrincipal?: string[]; denyPrincipal?: string[]; principal?: string; operation?: string[];
+  topic?: string[]; group?: string[]; transactionalId?: string[]; cluster?: boolean; resourcePatternType: string;
+};
+const aclResources = (o: AclOptions): Array<{ resourceType: ResourceType; resourceName: string }> => [
+  ...(o.topic ?? []).map((n) => ({ resourceType: 'topic' as const, resourceName: n })),
+  ...(o.group ?? []).map((n) => ({ resourceType: 'group' as const, resourceName: n })),
+  ...(o.transactionalId ?? []).map((n) => ({ resourceType: 'transactional_id' as const, resourceName: n })),
+  ...(o.cluster ? [{ resourceType: 'cluster' as const, resourceName: CLUSTER_RESOURCE_NAME }] : []),
+];
+const aclResourceOptions = (cmd: Command, patternChoices: string[], patternDefault: string) => cmd
+  .option('--topic <name>', 'topic (repeatable; "*" is every topic)', collect)
+  .option('--group <id>', 'consumer group (repeatable)', collect)
+  .option('--transactional-id <id>', 'transactional id (repeatable)', collect)
+  .option('--cluster', 'the cluster itself (create topics, manage ACLs, internal RPCs)')
+  .addOption(new Option('--resource-pattern-type <type>', 'how the names match').choices(patternChoices).default(patternDefault));
+function aclFilters(o: AclOptions): AclFilter[] {
+  const base: AclFilter = {
+    ...(o.principal ? { principal: o.principal } : {}),
+    ...(o.resourcePatternType !== 'any' ? { patternType: o.resourcePatternType as AclFilter['patternType'] } : {}),
+  };
+  const resources = aclResources(o);
+  const ops = o.operation ?? [];
+  const withOps = (f: AclFilter) => (ops.length === 0 ? [f] : ops.map((operation) => ({ ...f, operation: operation as Operation })));
+  return (resources.length === 0 ? [base] : resources.map((r) => ({ ...base, ...r }))).flatMap(withOps);
+}
+const aclRow = (a: AclBinding) => ({ principal: a.principal, permission: a.permission, operation: a.operation, resource: a.resourceType, pattern: a.patternType, name: a.resourceName });
+const ACL_COLUMNS = ['principal', 'permission', 'operation', 'resource', 'pattern', 'name'];
+
+const acls = program.command('acls').description('create, list and delete ACLs (docs/security.md)');
+aclResourceOptions(acls.command('create').description('allow or deny principals operations on resources')
+  .option('--allow-principal <principal>', 'principal to allow, e.g. User:alice or User:* (repeatable)', collect)
+  .option('--deny-principal <principal>', 'principal to deny (repeatable; a deny wins over any allow)', collect)
+  .requiredOption('--operation <op>', `operation (repeatable): ${OPERATIONS.join(', ')}`, collect), ['literal', 'prefixed'], 'literal')
+  .action((o: AclOptions) => run(async (c) => {
+    const resources = aclResources(o);
+    if (resources.length === 0) throw new CommanderError(2, 'skein.usage', 'name a resource: --topic, --group, --transactional-id or --cluster');
+    const principals = [...(o.allowPrincipal ?? []).map((p) => [p, 'allow'] as const), ...(o.denyPrincipal ?? []).map((p) => [p, 'deny'] as const)];
+    if (principals.length === 0) throw new CommanderError(2, 'skein.usage', 'name a principal: --allow-principal or --deny-principal');
+    const bindings: AclBinding[] = [];
+    for (const [principal, permission] of principals) {
+      for (const r of resources) {
+        for (const operation of o.operation ?? []) {
+          if (!(OPERATIONS as readonly string[]).includes(operation)) throw new CommanderError(2, 'skein.usage', `unknown operation "${operation}" (one of ${OPERATIONS.join(', ')})`);
+          bindings.push({ principal, permission, operation: operation as Operation, ...r, patternType: o.resourcePatternType as AclBinding['patternType'] });
+        }
+      }
+    }
+    const res = await c.meta((m) => m.createAcls.bind(m), { acls: bindings.map(aclToProto) });
+    print({ created: res.created, acls: bindings }, () => {
+      table(ACL_COLUMNS, bindings.map(aclRow));
+      console.log(`${res.created} ACL(s) created (${bindings.length - res.created} existed)`);
+    });
+  }));
+aclResourceOptions(acls.command('list').description('list ACLs, all or those the options select')
+  .option('--principal <principal>', 'only this principal')
+  .option('--operation <op>', 'only this operation (repeatable)', collect), ['any', 'match', 'literal', 'prefixed'], 'any')
+  .action((o: AclOptions) => run(async (c) => {
+    const seen = new Map<string, AclBinding>();
+    for (const filter of aclFilters(o)) {
+      const res = await c.meta((m) => m.describeAcls.bind(m), { filter: aclFilterToProto(filter) });
+      for (const p of res.acls) {
+        const a = aclFromProto(p);
+        seen.set(JSON.stringify(a), a);
+      }
+    }
+    const list = [...seen.values()];
+    print(list, () => table(ACL_COLUMNS, list.map(aclRow)));
+  }));
+aclResourceOptions(acls.command('delete').description('delete the ACLs the options select (--all for every ACL)')
+  .option('--principal <principal>', 'only this principal')
+  .option('--operation <op>', 'only this operation (repeatable)', collect)
+  .option('--all', 'every ACL in the cluster'), ['any', 'match', 'literal', 'prefixed'], 'literal')
+  .action((o: AclOptions & { all?: boolean }) => run(async (c) => {
+    if (!o.all && !o.principal && aclResources(o).length === 0 && !o.operation) throw new CommanderError(2, 'skein.usage', 'select ACLs with --principal, a resource or --operation (or pass --all)');
+    const res = await c.meta((m) => m.deleteAcls.bind(m), { filters: (o.all ? [{}] : aclFilters(o)).map(aclFilterToProto) });
+    const deleted = res.deleted.map(aclFromProto);
+    print({ deleted }, () => {
+      table(ACL_COLUMNS, deleted.map(aclRow));
+      console.log(`${deleted.length} ACL(s) deleted`);
+    });
   }));
 
 try {

@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from 'node:util';
+import { authorizationConfigSchema } from './security/authorization-keys.js';
 
 type Spec =
   | { type: 'string'; default: string; doc: string }
@@ -106,4 +107,6 @@ export const commonServerConfigSchema = {
   internalPrincipals: { type: 'string', default: '', doc: "The cluster's own services' principals, separated by semicolons; a trailing * matches a prefix (User:broker-*)" },
   authenticationRequired: { type: 'bool', default: false, doc: 'Answer calls without an authenticated principal with UNAUTHENTICATED (health checks stay open)' },
   shutdownGraceMs: { type: 'int', default: 10_000, min: 0, max: 600_000, doc: 'Time in-flight calls get to finish on SIGTERM' },
+  // Bearer tokens and ACLs (security/authorization-config.ts).
+  ...authorizationConfigSchema,
 } as const satisfies ConfigSchema;

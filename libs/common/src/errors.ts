@@ -84,6 +84,15 @@ export const REASONS = {
   TRANSACTION_TIMED_OUT: [S.FAILED_PRECONDITION, false],
   UNKNOWN_TRANSACTIONAL_ID: [S.NOT_FOUND, false],
   UNAVAILABLE: [S.UNAVAILABLE, true],
+  // Authorization (issue 14): Kafka's names, one per resource type; the metadata names the
+  // resource and the operation. AUTHORIZATION_FAILED is for resource types Kafka has no name for.
+  // A credential was presented and refused (an expired, wrongly signed or mis-addressed bearer token).
+  AUTHENTICATION_FAILED: [S.UNAUTHENTICATED, false],
+  TOPIC_AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
+  GROUP_AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
+  CLUSTER_AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
+  AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
   // Schema registry (issue 17): Confluent's error codes 40401-40409, 409 and 42201-42206 map one to one.
   SUBJECT_NOT_FOUND: [S.NOT_FOUND, false],
   SCHEMA_VERSION_NOT_FOUND: [S.NOT_FOUND, false],
@@ -188,6 +197,15 @@ export const REASON_GUIDANCE = {
   TRANSACTION_TIMED_OUT:
     "The producer's transaction ran past its transaction timeout and the coordinator aborted it (its epoch was bumped). Not retriable as is: call InitProducerId with the producer id and epoch you hold to go on (the transactional producer's initTransactions() does), then redo the transaction.",
   UNKNOWN_TRANSACTIONAL_ID: 'A transaction request for a transactional id the coordinator has never seen. Call InitProducerId first.',
+  AUTHENTICATION_FAILED:
+    'The caller presented a credential the service refused: a bearer token that is expired, not signed by a configured issuer key, for another issuer or audience, or without the principal claim (the message says which). Get a fresh token from the issuer; nothing is retried with it.',
+  TOPIC_AUTHORIZATION_FAILED:
+    'The principal may not perform the operation on the topic (metadata: principal, resource_type, resource_name, operation): no ACL allows it, or an ACL denies it (deny wins). An operator grants it with `skein acls create` (docs/security.md); not retriable until then.',
+  GROUP_AUTHORIZATION_FAILED: 'The principal may not perform the operation on the consumer group (join, commit, fetch offsets and heartbeat need read; describe, delete). Grant it with `skein acls create --group`.',
+  CLUSTER_AUTHORIZATION_FAILED:
+    'The principal may not perform the operation on the cluster: creating topics without a topic ACL, managing ACLs (alter/describe on the cluster), or an internal RPC (broker registration, AlterPartition, replica fetch: cluster_action, which only the services\' own principals hold).',
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'The principal may not use the transactional id (write to produce transactionally, describe to look it up). Grant it with `skein acls create --transactional-id`.',
+  AUTHORIZATION_FAILED: 'The principal may not perform the operation on a resource of a type Kafka has no reason name for (schema subjects, connectors). Grant it with `skein acls create`.',
   UNAVAILABLE: 'A resource behind the request is briefly unavailable (today: a producer id block could not be allocated). Retry with backoff.',
   SUBJECT_NOT_FOUND: "Schema registry (REST 40401): the subject has no versions (or only soft-deleted ones and the request did not ask for deleted). Check the subject name; the serializer's subject name strategy decides it (topic-value by default).",
   SCHEMA_VERSION_NOT_FOUND: 'Schema registry (REST 40402): the subject exists but not that version (or it was soft-deleted). List the versions first.',

@@ -23,6 +23,24 @@ import type { ConfigOf, ConfigSchema } from './config.js';
 import { SkeinError, toServiceError, truncateUtf8 } from './errors.js';
 import type { MetricsRegistry } from './metrics.js';
 import { addReflection } from './reflection.js';
+import { type AuthorizationSettings, type AuthorizeMap, authorizationInterceptor, tokenInterceptor } from './security/enforcement.js';
+import type { JwtVerifier } from './security/jwt.js';
+
+export interface ServerSecurityOptions {
+  /** Verifies `authorization: Bearer` tokens; present whenever any security is configured (a token with no verifier is refused). */
+  tokens?: { jwt: JwtVerifier | undefined; audit: Logger };
+  /** With the authorizer enabled: enforces each registration's `authorize` rules. */
+  authorization?: AuthorizationSettings;
+}
+
+/** The interceptors around the shell's own: token verification first, authorization last. */
+function securityInterceptors(options: GrpcServerOptions): { first: grpc.ServerInterceptor[]; last: grpc.ServerInterceptor[] } {
+  const s = options.security;
+  return {
+    first: s?.tokens ? [tokenInterceptor(s.tokens.jwt, s.tokens.audit)] : [],
+    last: s?.authorization ? [authorizationInterceptor(s.authorization, options.services, options.logger)] : [],
+  };
+}
 import type { Authenticator } from './security/authentication.js';
 import { serverCredentials as tlsServerCredentials, type ServerTlsConfig } from './tls.js';
 
@@ -33,6 +51,11 @@ export interface ServiceRegistration {
   implementation: grpc.UntypedServiceImplementation;
   /** Broker-to-broker services: served, but neither listed by reflection nor given a health entry. */
   internal?: boolean;
+  /**
+   * What each RPC (by method name, e.g. `produce`) needs from the authorizer; enforced by the shell
+   * when the authorizer is enabled (security/enforcement.ts). An RPC left out needs cluster_action.
+   */
+  authorize?: AuthorizeMap;
 }
 
 /** Server TLS from PEM files, re-read when they change (tls.ts). */
@@ -47,6 +70,8 @@ export interface GrpcServerOptions {
   metrics?: MetricsRegistry;
   /** Connection, stream and message limits; anything not given takes DEFAULT_GRPC_SERVER_LIMITS. */
   limits?: Partial<GrpcServerLimits>;
+  /** Bearer tokens (verified before the shell's checks) and ACL enforcement (after them); see security/enforcement.ts. */
+  security?: ServerSecurityOptions;
   /** @deprecated use limits.maxReceiveMessageBytes */
   maxReceiveMessageBytes?: number;
   /** Initial health per service name ('' = the whole server), over the default SERVING for each service. */
@@ -317,7 +342,7 @@ function shellInterceptor(limits: GrpcServerLimits, metrics?: MetricsRegistry, a
 }
 
 /** grpc-js channel options for the limits (only options grpc-js 1.x servers read; see docs/limits.md). */
-function serverChannelOptions(limits: GrpcServerLimits, metrics?: MetricsRegistry, authenticator?: Authenticator): grpc.ServerOptions {
+function serverChannelOptions(limits: GrpcServerLimits, metrics?: MetricsRegistry, authenticator?: Authenticator, security?: { first: grpc.ServerInterceptor[]; last: grpc.ServerInterceptor[] }): grpc.ServerOptions {
   return {
     'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
     'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
@@ -328,7 +353,7 @@ function serverChannelOptions(limits: GrpcServerLimits, metrics?: MetricsRegistr
     ...(limits.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': limits.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': limits.keepaliveTimeoutMs } : {}),
     // Read by servers only with our grpc-js patch (grpc/grpc-node PR #3058 adds it upstream).
     ...(limits.http2WindowBytes > 0 ? { 'grpc-node.flow_control_window': limits.http2WindowBytes } : {}),
-    interceptors: [shellInterceptor(limits, metrics, authenticator)],
+    interceptors: [...(security?.first ?? []), shellInterceptor(limits, metrics, authenticator), ...(security?.last ?? [])],
   };
 }
 
@@ -381,7 +406,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...(options.maxReceiveMessageBytes !== undefined ? { maxReceiveMessageBytes: options.maxReceiveMessageBytes } : {}),
     ...options.limits,
   };
-  const server = new ShellServer(serverChannelOptions(limits, options.metrics, options.authenticator));
+  const server = new ShellServer(serverChannelOptions(limits, options.metrics, options.authenticator, securityInterceptors(options)));
   for (const reg of options.services) server.addService(reg.definition, instrument(reg, options.logger, options.metrics));
 
   const statuses: Record<string, 'SERVING' | 'NOT_SERVING'> = { '': 'SERVING' };

@@ -21,6 +21,7 @@ import { type GrpcServerHandle, type GrpcServerLimits, grpcServerLimitsConfigSch
 import { createLogger } from './logger.js';
 import { MetricsRegistry, startMetricsServer } from './metrics.js';
 import { onShutdownSignal } from './shutdown.js';
+import { authorizationFromConfig, type AuthorizationKeys, type ServiceAuthorization } from './security/authorization-config.js';
 import { type Authenticator, authenticatorFromConfig } from './security/authentication.js';
 import { channelCredentials, type ClientTlsConfig, clientTlsFromConfig } from './tls.js';
 
@@ -50,6 +51,12 @@ export interface ServiceContext<C> {
   clientTls: ClientTlsConfig | undefined;
   /** Credentials every internal client (metadata, brokers, coordinators) dials with: channelCredentials(clientTls). */
   clientCredentials: grpc.ChannelCredentials;
+  /**
+   * Bearer tokens and ACLs (--authorizer-enabled, --jwt-*): the shell enforces the registrations'
+   * `authorize` rules; the service keeps `authorization.acls` fed (followAclsFromMetadata, or the
+   * metadata service's own store watch) and writes ACL changes to `authorization.audit`.
+   */
+  authorization: ServiceAuthorization;
   /** Starts the service's gRPC server with the configured TLS, limits, health, reflection and metrics. */
   serve(options: ServeOptions): Promise<GrpcServerHandle>;
 }
@@ -129,6 +136,19 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinition<
     logger.fatal({ err }, 'uncaught exception: exiting');
     process.exit(1);
   });
+  let authorization: ServiceAuthorization;
+  try {
+    authorization = authorizationFromConfig(config as unknown as AuthorizationKeys, logger);
+  } catch (err) {
+    console.error(`${binary}: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  // Tokens are verified whenever any security is on (a token sent to a service that cannot verify
+  // it is refused, not ignored); plain `npm start` installs neither interceptor.
+  const security = authorization.enabled || authorization.jwt
+    ? { tokens: { jwt: authorization.jwt, audit: authorization.audit }, authorization: authorization.enabled ? { authenticator, acls: authorization.acls, audit: authorization.audit } : undefined }
+    : undefined;
+  if (authorization.enabled) logger.info({ jwt: authorization.jwt !== undefined }, 'authorizer enabled: every RPC is checked against the ACLs');
   const metrics = new MetricsRegistry({ service: def.name });
   let server: GrpcServerHandle | undefined;
   try {
@@ -136,6 +156,7 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinition<
       config,
       logger,
       metrics,
+      authorization,
       authenticator,
       clientTls,
       clientCredentials: channelCredentials(clientTls),
@@ -150,6 +171,7 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinition<
           metrics,
           limits: { ...limitsFromConfig(shell), ...options.limits },
           health: options.health,
+          security,
           authenticator,
         });
         return server;

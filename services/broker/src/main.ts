@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { retry } from '@skein/common/backoff.js';
 import { fromServiceError } from '@skein/common/errors.js';
 import { runService } from '@skein/common/service-shell.js';
+import { followAclsFromMetadata } from '@skein/common/security/acl-cache.js';
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { brokerConfigSchema, validateBrokerConfig } from './config.js';
 import { MetadataFollower } from './metadata/metadata-follower.js';
@@ -26,11 +27,10 @@ await runService({
   description: 'a Skein broker (partition logs, produce and fetch, replication)',
   schema: brokerConfigSchema,
   validate: validateBrokerConfig,
-  async start({ config, logger: rootLogger, metrics, serve, clientCredentials }) {
+  async start({ config, logger: rootLogger, metrics, serve, authorization }) {
     const logger = rootLogger.child({ brokerId: config.brokerId });
     let follower: MetadataFollower | undefined;
-    // Every client of this broker (metadata, other brokers) dials with the shell's client TLS.
-    const metadataClients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, clientCredentials));
+    const metadataClients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
     let nextClient = 0;
 
     const server = new BrokerServer({
@@ -38,6 +38,7 @@ await runService({
       logger,
       awaitMetadata: true,
       metrics: new BrokerMetrics(metrics.registry),
+      brokerPrincipalPattern: authorization.brokerPrincipalPattern,
       metadata: {
         getMetadata: (topics) => follower!.cache.clusterView(topics),
         leaderOf: (topic, partition) => {
@@ -65,7 +66,7 @@ await runService({
       // Up to 4 tries, each after a short jittered wait (a controller election settling); the
       // last NOT_CONTROLLER is thrown, and the ISR manager proposes again later.
       return retry(async () => {
-        const client = address ? new MetadataServiceClient(address, clientCredentials) : metadataClients[nextClient++ % metadataClients.length]!;
+        const client = address ? new MetadataServiceClient(address, grpc.credentials.createInsecure()) : metadataClients[nextClient++ % metadataClients.length]!;
         try {
           const res = await new Promise<{ state?: PartitionState }>((resolve, reject) => {
             client.alterPartition({ brokerId: config.brokerId, ...req, leaderReplicaOffline: req.leaderReplicaOffline ?? false }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, r) => (err ? reject(fromServiceError(err)) : resolve(r)));
@@ -93,7 +94,6 @@ await runService({
         return b?.endpoint ? `${b.endpoint.host}:${b.endpoint.port}` : undefined;
       },
       logger: logger.child({ component: 'replication' }),
-      credentials: clientCredentials,
     });
     // Leaders shrink and expand their ISR through the controller; nothing changes on their word alone.
     const isr = new IsrManager({
@@ -115,7 +115,6 @@ await runService({
       advertisedPort: port,
       rack: config.rack,
       sessionTtlMs: config.sessionTtlMs,
-      credentials: clientCredentials,
       logger: logger.child({ component: 'metadata-follower' }),
       onDelta: async (delta) => {
         for (const d of delta.deletes) {
@@ -139,7 +138,12 @@ await runService({
       server.setServing('', true);
       logger.info({ port }, 'broker ready');
     });
+    // This broker's copy of the ACLs, fed by the metadata service (--authorizer-enabled).
+    const aclFollower = authorization.enabled
+      ? followAclsFromMetadata(authorization.acls, { metadataAddresses: config.metadataAddresses, credentials: grpc.credentials.createInsecure(), logger: logger.child({ component: 'acls' }) })
+      : undefined;
     return { stop: async () => {
+      aclFollower?.close();
       server.setServing('', false);
       isr.stop();
       await follower?.unregisterAndDrain(Math.min(10_000, config.shutdownGraceMs));

@@ -19,6 +19,8 @@ import { BrokerTxnServiceService } from '@skein/proto/skein/broker/v1/broker.js'
 import { BROKER_TXN_SERVICE_NAME, createTxnServiceHandlers } from './grpc/txn-service.js';
 import { type Clock, systemClock, systemTimers, type Timers } from './runtime/timers.js';
 import type { BrokerMetrics } from './runtime/broker-metrics.js';
+import { DEFAULT_BROKER_PRINCIPAL_PATTERN } from '@skein/common/security/enforcement.js';
+import { brokerAuthorizeMap, brokerTxnAuthorizeMap, replicaAuthorizeMap } from './grpc/broker-authz.js';
 
 export interface BrokerServerOptions {
   config: Pick<BrokerConfig, 'brokerId' | 'dataDir' | 'host' | 'port' | 'backgroundIntervalMs' | 'producerIdBlockSize' | 'fetchMaxBytes'> & Partial<Pick<BrokerConfig, 'replicaLogReadEnabled' | 'subscribeMaxBytes' | 'maxPartitionsPerRequest' | 'http2WindowBytes'>>;
@@ -32,6 +34,8 @@ export interface BrokerServerOptions {
   awaitMetadata?: boolean;
   /** The process's broker metrics (on the shell's registry); none in most in-process tests. */
   metrics?: BrokerMetrics;
+  /** Maps an internal principal to the broker id it may replicate as (--broker-principal-pattern). */
+  brokerPrincipalPattern?: RegExp;
 }
 
 /** The broker's services, as the service shell registers them. */
@@ -72,6 +76,7 @@ export class BrokerServer {
       {
         name: BROKER_SERVICE_NAME,
         definition: brokerServiceDefinition,
+        authorize: brokerAuthorizeMap,
         implementation: createBrokerServiceHandlers({
           replicas: this.replicas,
           metadata: opts.metadata,
@@ -89,6 +94,7 @@ export class BrokerServer {
         // Replica fetch answers carry stored batches: encoded with one copy per batch (wire-codec.ts).
         name: REPLICA_SERVICE_NAME,
         internal: true,
+        authorize: replicaAuthorizeMap(opts.brokerPrincipalPattern ?? new RegExp(DEFAULT_BROKER_PRINCIPAL_PATTERN)),
         definition: {
           ...ReplicaServiceService,
           replicaFetch: { ...ReplicaServiceService.replicaFetch, responseSerialize: encodeReplicaFetchResponse },
@@ -101,6 +107,7 @@ export class BrokerServer {
         // Transactions: control batches for the transaction coordinator (broker.proto, BrokerTxnService).
         name: BROKER_TXN_SERVICE_NAME,
         internal: true,
+        authorize: brokerTxnAuthorizeMap,
         definition: BrokerTxnServiceService as unknown as grpc.ServiceDefinition,
         implementation: createTxnServiceHandlers({
           replicas: this.replicas,

@@ -17,9 +17,9 @@ await runService({
     }
     if (!config.prefix.endsWith('/')) throw new ConfigError(`invalid --prefix / SKEIN_PREFIX: must end with "/", got "${config.prefix}"`);
   },
-  async start({ config, logger, metrics, serve }) {
+  async start({ config, logger, metrics, serve, authorization }) {
     const effective = config.etcdEndpoints.length > 0 ? { ...config, store: `etcd://${config.etcdEndpoints.join(',')}` } : config;
-    const server = await startMetadataServer(effective, logger, metrics, serve);
+    const server = await startMetadataServer(effective, logger, metrics, serve, authorization);
     return { stop: () => server.stop() };
   },
 });

@@ -8,12 +8,16 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { type GrpcServerHandle, limitsFromConfig, startGrpcServer } from '@skein/common/grpc-server.js';
 import { type ServeOptions, tlsFromConfig } from '@skein/common/service-shell.js';
-import { openMetadataStore, storeOptionsFromConfig } from '@skein/common/store/open-store.js';
+import { openMetadataStore } from '@skein/common/store/open-store.js';
 import { instrumentStore } from '@skein/common/store/instrumented-store.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
 import type { MetricsRegistry } from '@skein/common/metrics.js';
 import { MetadataKeys } from './domain/records.js';
-import { METADATA_SERVICE_NAME, type MetadataServiceDeps, MetadataServiceService, metadataServiceHandlers } from './grpc/metadata-service.js';
+import { AclFeed, METADATA_SERVICE_NAME, type MetadataServiceDeps, MetadataServiceService, metadataServiceHandlers } from './grpc/metadata-service.js';
+import { metadataAuthorizeMap } from './grpc/metadata-authz.js';
+import { AclStore } from '@skein/common/security/acl-store.js';
+import type { ServiceAuthorization } from '@skein/common/security/authorization-config.js';
+import { DEFAULT_BROKER_PRINCIPAL_PATTERN } from '@skein/common/security/enforcement.js';
 import { MetadataAdmin } from './runtime/admin.js';
 import { Controller } from './runtime/controller.js';
 import { MetadataMetrics } from './runtime/metadata-metrics.js';
@@ -32,9 +36,9 @@ export interface MetadataServer {
 /** How the gRPC server is started: the service shell's `serve` in the process, a plain one in tests. */
 export type Serve = (options: ServeOptions) => Promise<GrpcServerHandle>;
 
-export async function startMetadataServer(config: MetadataConfig, logger: Logger, metrics?: MetricsRegistry, serve?: Serve): Promise<MetadataServer> {
+export async function startMetadataServer(config: MetadataConfig, logger: Logger, metrics?: MetricsRegistry, serve?: Serve, authorization?: ServiceAuthorization): Promise<MetadataServer> {
   // Every store request is timed (skein_store_request_duration_seconds) when the process has metrics.
-  const opened = await openMetadataStore(config.store, storeOptionsFromConfig(config));
+  const opened = await openMetadataStore(config.store);
   const store = metrics ? instrumentStore(opened, metrics.storeRequests()) : opened;
   const metadataMetrics = metrics ? new MetadataMetrics(metrics.registry) : undefined;
   logger.info({ backend: store.kind, prefix: config.prefix }, 'metadata store opened');
@@ -52,8 +56,22 @@ export async function startMetadataServer(config: MetadataConfig, logger: Logger
   await view.waitForRevision((await store.range(keys.clusterId())).revision);
 
   const serviceInstances = new ServiceInstances(store, config.prefix, config.brokerSessionTtlMs, logger.child({ component: 'service-instances' }));
-  const deps: MetadataServiceDeps = { admin, view, serviceInstances, controller: undefined, clusterDefaults: parseDefaults(config.topicConfigDefaults) };
-  const services = [{ name: METADATA_SERVICE_NAME, definition: MetadataServiceService, implementation: metadataServiceHandlers(deps) }];
+  // ACLs: this service owns their keys. One store watch feeds WatchAcls streams (every other
+  // service's cache) and this instance's own authorizer; it holds the set before the server answers.
+  const aclStore = new AclStore(store, config.prefix);
+  const aclFeed = new AclFeed();
+  const aclWatch = await aclStore.watch((acls, revision) => {
+    aclFeed.publish(acls, revision);
+    authorization?.acls.update(acls, revision);
+  }, logger.child({ component: 'acls' }));
+  const audit = authorization?.audit ?? logger.child({ component: 'audit' });
+  const deps: MetadataServiceDeps = { admin, view, serviceInstances, controller: undefined, clusterDefaults: parseDefaults(config.topicConfigDefaults), acls: { store: aclStore, feed: aclFeed, audit } };
+  const services = [{
+    name: METADATA_SERVICE_NAME,
+    definition: MetadataServiceService,
+    implementation: metadataServiceHandlers(deps),
+    authorize: metadataAuthorizeMap(authorization?.brokerPrincipalPattern ?? new RegExp(DEFAULT_BROKER_PRINCIPAL_PATTERN)),
+  }];
   const server = serve
     ? await serve({ services })
     : await startGrpcServer({ host: config.host, port: config.port, services, tls: tlsFromConfig(config), logger, metrics, limits: limitsFromConfig(config) });
@@ -78,6 +96,7 @@ export async function startMetadataServer(config: MetadataConfig, logger: Logger
       server.setServing('', false);
       await controller.stop();
       await server.shutdown(graceMs);
+      await aclWatch.close();
       await view.close();
       await store.close();
     },

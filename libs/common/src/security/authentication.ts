@@ -16,6 +16,7 @@
 
 import type * as grpc from '@grpc/grpc-js';
 import { SkeinError } from '../errors.js';
+import { tokenPrincipal } from './enforcement.js';
 import { ConfigError } from '../config.js';
 import {
   ANONYMOUS,
@@ -29,7 +30,7 @@ import {
 } from './principal.js';
 
 /** How a principal was established. */
-export type AuthenticationMechanism = 'mtls' | 'none';
+export type AuthenticationMechanism = 'mtls' | 'jwt' | 'none';
 
 export interface Identity {
   readonly principal: Principal;
@@ -83,6 +84,9 @@ export class Authenticator {
 
   /** The identity of a call (cached per certificate: mapping runs once per client certificate). */
   identify(call: CallCredentialsView): Identity {
+    // A bearer token the token interceptor verified (enforcement.ts) names the caller, before any certificate.
+    const fromToken = tokenPrincipal(call.metadata);
+    if (fromToken) return this.identityOf(fromToken, 'jwt');
     const cert = call.getAuthContext()?.sslPeerCertificate;
     if (!cert?.raw) return this.anonymous('no verified client certificate (connect with TLS and a certificate signed by the cluster CA)');
     const key = cert.fingerprint256;

@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { requestAuth } from '@skein/common/security/enforcement.js';
 import {
   Acks,
   BrokerServiceService,
@@ -559,7 +560,10 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       const badTopics = checkTopicList(call.request.topics, maxPartitionsPerRequest);
       if (badTopics) return callback(toServiceError(invalid(badTopics)));
       try {
-        callback(null, { metadata: metadata.getMetadata(call.request.topics) });
+        const md = metadata.getMetadata(call.request.topics);
+        // Only topics the caller may describe (every topic with the authorizer off).
+        const auth = requestAuth(call);
+        callback(null, { metadata: { ...md, topics: md.topics.filter((t) => auth.allowed({ resourceType: 'topic', resourceName: t.name, operation: 'describe' })) } });
       } catch (e) {
         callback(toServiceError(toLogError(e, unexpected('GetMetadata'))));
       }

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { emptyGroup, expireMembers, heartbeat, offsetsExpired, trackEmptiness } from '../domain/group.js';
 import { ASSIGNORS, topicOf, tp, type TopicPartition } from '../domain/assignors.js';
 import type { GroupEvent } from '../runtime/coordinator-metrics.js';
+import { requestAuth } from '@skein/common/security/enforcement.js';
 import { commitProblem, compileTopicRegex, fetchOffsetsProblem, groupIdProblem, heartbeatProblem, isLimitProblem, type LimitProblem, resetOffsetsProblem, type TopicRegex, TopicRegexCache } from '../domain/request-limits.js';
 
 export { GroupCoordinatorServiceService };
@@ -230,9 +231,15 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
       return { offsets: offsetsToWire(offsets) };
     }),
 
-    listGroups: unary(async () => ({
-      groups: (await groups.listGroups()).map((g) => ({ groupId: g.groupId, memberCount: Object.keys(g.members).length, groupEpoch: g.groupEpoch })),
-    })),
+    listGroups: unary(async (_req, call) => {
+      // Only the groups the caller may describe (every group with the authorizer off).
+      const auth = requestAuth(call);
+      return {
+        groups: (await groups.listGroups())
+          .filter((g) => auth.allowed({ resourceType: 'group', resourceName: g.groupId, operation: 'describe' }))
+          .map((g) => ({ groupId: g.groupId, memberCount: Object.keys(g.members).length, groupEpoch: g.groupEpoch })),
+      };
+    }),
 
     describeGroup: unary(async (req) => {
       checkGroupId(req.groupId);

@@ -25,6 +25,12 @@ import type { MetadataAdmin } from '../runtime/admin.js';
 import type { Controller } from '../runtime/controller.js';
 import type { ChangeBatch, MetadataView } from '../runtime/metadata-view.js';
 import type { ServiceInstances } from '../runtime/service-instances.js';
+import type { Logger } from 'pino';
+import { aclFilterFromProto, aclFromProto, aclToProto } from '@skein/common/security/acl-codec.js';
+import type { AclStore } from '@skein/common/security/acl-store.js';
+import type { AclBinding } from '@skein/common/security/authorizer.js';
+import { principalString } from '@skein/common/security/authorizer.js';
+import { requestAuth } from '@skein/common/security/enforcement.js';
 
 export interface MetadataServiceDeps {
   admin: MetadataAdmin;
@@ -36,7 +42,30 @@ export interface MetadataServiceDeps {
   clusterDefaults: Record<string, string>;
   /** How many changes a slow WatchMetadata client may have queued before it is cut off. */
   maxQueuedWatchMessages?: number;
+  /** The ACLs in the store (CreateAcls, DescribeAcls, DeleteAcls) and their live feed (WatchAcls). */
+  acls?: { store: AclStore; feed: AclFeed; audit: Logger };
 }
+
+/** The latest ACL set of the store watch, and who wants the next ones (WatchAcls streams). */
+export class AclFeed {
+  private latest: { acls: AclBinding[]; revision: bigint } | undefined;
+  private readonly listeners = new Set<(acls: AclBinding[], revision: bigint) => void>();
+
+  publish(acls: AclBinding[], revision: bigint): void {
+    this.latest = { acls, revision };
+    for (const l of this.listeners) l(acls, revision);
+  }
+
+  /** Calls `fn` with the current set (when there is one) and every later one, until unsubscribed. */
+  subscribe(fn: (acls: AclBinding[], revision: bigint) => void): () => void {
+    this.listeners.add(fn);
+    if (this.latest) fn(this.latest.acls, this.latest.revision);
+    return () => this.listeners.delete(fn);
+  }
+}
+
+/** Most ACLs one CreateAcls may carry, and most filters one DeleteAcls. */
+const MAX_ACLS_PER_REQUEST = 1000;
 
 export const METADATA_SERVICE_NAME = 'skein.metadata.v1.MetadataService';
 export { MetadataServiceService };
@@ -53,6 +82,10 @@ function requireTopicName(name: string): void {
 
 export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServiceServer {
   const { admin, view } = deps;
+  const aclsDeps = () => {
+    if (!deps.acls) throw new SkeinError('INTERNAL', 'ACLs are not served by this instance');
+    return deps.acls;
+  };
   const controller = (): Controller => {
     if (!deps.controller) throw new SkeinError('NOT_CONTROLLER', 'this instance is still starting');
     return deps.controller;
@@ -89,9 +122,12 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
       requireTopicName(req.name);
       return { topicId: await admin.deleteTopic(req.name) };
     }),
-    listTopics: unary(async () => {
+    listTopics: unary(async (_req, call) => {
       const image = view.current;
+      // Only the topics the caller may describe (all of them with the authorizer off).
+      const auth = requestAuth(call);
       const topics = [...image.topics.values()]
+        .filter((t) => auth.allowed({ resourceType: 'topic', resourceName: t.record.name, operation: 'describe' }))
         .map((t) => ({ name: t.record.name, topicId: t.record.topicId, partitionCount: t.record.partitionCount, replicationFactor: t.record.replicationFactor }))
         .sort((a, b) => (a.name < b.name ? -1 : 1));
       return { topics };
@@ -127,9 +163,11 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
     }),
     findServiceInstances: unary(async (req) => ({ instances: await deps.serviceInstances.find(req.role) })),
 
-    getClusterMetadata: unary(async (req) => {
+    getClusterMetadata: unary(async (req, call) => {
       refuse(getClusterMetadataProblem(req));
-      return { metadata: view.current.clusterView(req.topics) };
+      const metadata = view.current.clusterView(req.topics);
+      const auth = requestAuth(call);
+      return { metadata: { ...metadata, topics: metadata.topics.filter((t) => auth.allowed({ resourceType: 'topic', resourceName: t.name, operation: 'describe' })) } };
     }),
 
     watchMetadata: serverStreaming(async (call: grpc.ServerWritableStream<WatchMetadataRequest, WatchMetadataResponse>) => {
@@ -198,6 +236,57 @@ export function metadataServiceHandlers(deps: MetadataServiceDeps): MetadataServ
       const started = await controller().reassign(req.reassignments.map((r) => ({ topic: r.topic, partition: r.partition, targetReplicas: r.targetReplicas })));
       return { started: started.map((e) => ({ topic: e.topic, topicId: e.topicId, state: partitionView(e.partition, e.record) })) };
     }),
+    createAcls: unary(async (req, call) => {
+      const acls = aclsDeps().store;
+      if (req.acls.length === 0) throw new SkeinError('INVALID_REQUEST', 'acls must not be empty');
+      if (req.acls.length > MAX_ACLS_PER_REQUEST) throw new SkeinError('INVALID_REQUEST', `at most ${MAX_ACLS_PER_REQUEST} ACLs per request, got ${req.acls.length}`);
+      const bindings = req.acls.map(aclFromProto);
+      const created = await acls.create(bindings);
+      aclsDeps().audit.info({ event: 'acls_created', principal: principalString(requestAuth(call).principal), acls: created }, 'ACLs created');
+      return { created: created.length };
+    }),
+    describeAcls: unary(async (req) => {
+      const { acls } = await aclsDeps().store.list(aclFilterFromProto(req.filter));
+      return { acls: acls.map(aclToProto) };
+    }),
+    deleteAcls: unary(async (req, call) => {
+      if (req.filters.length === 0) throw new SkeinError('INVALID_REQUEST', 'filters must not be empty (an empty filter selects every ACL)');
+      if (req.filters.length > MAX_ACLS_PER_REQUEST) throw new SkeinError('INVALID_REQUEST', `at most ${MAX_ACLS_PER_REQUEST} filters per request, got ${req.filters.length}`);
+      const deleted = await aclsDeps().store.delete(req.filters.map(aclFilterFromProto));
+      aclsDeps().audit.info({ event: 'acls_deleted', principal: principalString(requestAuth(call).principal), acls: deleted }, 'ACLs deleted');
+      return { deleted: deleted.map(aclToProto) };
+    }),
+    watchAcls: serverStreaming(async (call) => {
+      const feed = aclsDeps().feed;
+      await new Promise<void>((resolve) => {
+        // A whole set per message: a client that falls behind only ever needs the newest one.
+        let pending: { acls: AclBinding[]; revision: bigint } | undefined;
+        let blocked = false;
+        const flush = () => {
+          while (pending && !blocked && !call.cancelled && !call.destroyed) {
+            const next = pending;
+            pending = undefined;
+            blocked = !call.write({ acls: next.acls.map(aclToProto), revision: next.revision });
+          }
+        };
+        call.on('drain', () => {
+          blocked = false;
+          flush();
+        });
+        const unsubscribe = feed.subscribe((acls, revision) => {
+          pending = { acls, revision };
+          flush();
+        });
+        const end = () => {
+          unsubscribe();
+          resolve();
+        };
+        call.on('cancelled', end);
+        call.on('close', end);
+        call.on('error', end);
+      });
+    }),
+
     allocateProducerIds: unary(async (req) => {
       const { first, count } = await admin.allocateProducerIds(req.brokerId, req.count);
       return { firstProducerId: first, count };

@@ -26,6 +26,283 @@ export const protobufPackage = "skein.metadata.v1";
 
 export const protobufFileName = "skein/metadata/v1/metadata.proto";
 
+/** The kind of resource an ACL protects. New roles add values (schema subjects, connectors). */
+export enum AclResourceType {
+  /** ACL_RESOURCE_TYPE_UNSPECIFIED - In a filter: any type. Not valid in an ACL. */
+  ACL_RESOURCE_TYPE_UNSPECIFIED = 0,
+  /** ACL_RESOURCE_TYPE_CLUSTER - The cluster itself (name "skein-cluster"): creating topics, managing ACLs, internal RPCs. */
+  ACL_RESOURCE_TYPE_CLUSTER = 1,
+  /** ACL_RESOURCE_TYPE_TOPIC - A topic, by name. */
+  ACL_RESOURCE_TYPE_TOPIC = 2,
+  /** ACL_RESOURCE_TYPE_GROUP - A consumer group, by group id. */
+  ACL_RESOURCE_TYPE_GROUP = 3,
+  /** ACL_RESOURCE_TYPE_TRANSACTIONAL_ID - A transactional id (transactional producers). */
+  ACL_RESOURCE_TYPE_TRANSACTIONAL_ID = 4,
+  /** ACL_RESOURCE_TYPE_SUBJECT - A schema registry subject (reserved for the schema registry). */
+  ACL_RESOURCE_TYPE_SUBJECT = 5,
+  /** ACL_RESOURCE_TYPE_CONNECTOR - A Connect connector (reserved for Connect). */
+  ACL_RESOURCE_TYPE_CONNECTOR = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function aclResourceTypeFromJSON(object: any): AclResourceType {
+  switch (object) {
+    case 0:
+    case "ACL_RESOURCE_TYPE_UNSPECIFIED":
+      return AclResourceType.ACL_RESOURCE_TYPE_UNSPECIFIED;
+    case 1:
+    case "ACL_RESOURCE_TYPE_CLUSTER":
+      return AclResourceType.ACL_RESOURCE_TYPE_CLUSTER;
+    case 2:
+    case "ACL_RESOURCE_TYPE_TOPIC":
+      return AclResourceType.ACL_RESOURCE_TYPE_TOPIC;
+    case 3:
+    case "ACL_RESOURCE_TYPE_GROUP":
+      return AclResourceType.ACL_RESOURCE_TYPE_GROUP;
+    case 4:
+    case "ACL_RESOURCE_TYPE_TRANSACTIONAL_ID":
+      return AclResourceType.ACL_RESOURCE_TYPE_TRANSACTIONAL_ID;
+    case 5:
+    case "ACL_RESOURCE_TYPE_SUBJECT":
+      return AclResourceType.ACL_RESOURCE_TYPE_SUBJECT;
+    case 6:
+    case "ACL_RESOURCE_TYPE_CONNECTOR":
+      return AclResourceType.ACL_RESOURCE_TYPE_CONNECTOR;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AclResourceType.UNRECOGNIZED;
+  }
+}
+
+export function aclResourceTypeToJSON(object: AclResourceType): string {
+  switch (object) {
+    case AclResourceType.ACL_RESOURCE_TYPE_UNSPECIFIED:
+      return "ACL_RESOURCE_TYPE_UNSPECIFIED";
+    case AclResourceType.ACL_RESOURCE_TYPE_CLUSTER:
+      return "ACL_RESOURCE_TYPE_CLUSTER";
+    case AclResourceType.ACL_RESOURCE_TYPE_TOPIC:
+      return "ACL_RESOURCE_TYPE_TOPIC";
+    case AclResourceType.ACL_RESOURCE_TYPE_GROUP:
+      return "ACL_RESOURCE_TYPE_GROUP";
+    case AclResourceType.ACL_RESOURCE_TYPE_TRANSACTIONAL_ID:
+      return "ACL_RESOURCE_TYPE_TRANSACTIONAL_ID";
+    case AclResourceType.ACL_RESOURCE_TYPE_SUBJECT:
+      return "ACL_RESOURCE_TYPE_SUBJECT";
+    case AclResourceType.ACL_RESOURCE_TYPE_CONNECTOR:
+      return "ACL_RESOURCE_TYPE_CONNECTOR";
+    case AclResourceType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** How an ACL's resource name matches resource names. */
+export enum AclPatternType {
+  /** ACL_PATTERN_TYPE_UNSPECIFIED - In a filter: any pattern type. Not valid in an ACL. */
+  ACL_PATTERN_TYPE_UNSPECIFIED = 0,
+  /** ACL_PATTERN_TYPE_LITERAL - The name exactly; the literal name "*" matches every resource of the type. */
+  ACL_PATTERN_TYPE_LITERAL = 1,
+  /** ACL_PATTERN_TYPE_PREFIXED - Every name that starts with the ACL's name (including resources created later). */
+  ACL_PATTERN_TYPE_PREFIXED = 2,
+  /**
+   * ACL_PATTERN_TYPE_MATCH - In a filter only: every ACL that applies to the filter's resource_name (literal equal or "*",
+   * or a prefix of it), as Kafka's MATCH.
+   */
+  ACL_PATTERN_TYPE_MATCH = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function aclPatternTypeFromJSON(object: any): AclPatternType {
+  switch (object) {
+    case 0:
+    case "ACL_PATTERN_TYPE_UNSPECIFIED":
+      return AclPatternType.ACL_PATTERN_TYPE_UNSPECIFIED;
+    case 1:
+    case "ACL_PATTERN_TYPE_LITERAL":
+      return AclPatternType.ACL_PATTERN_TYPE_LITERAL;
+    case 2:
+    case "ACL_PATTERN_TYPE_PREFIXED":
+      return AclPatternType.ACL_PATTERN_TYPE_PREFIXED;
+    case 3:
+    case "ACL_PATTERN_TYPE_MATCH":
+      return AclPatternType.ACL_PATTERN_TYPE_MATCH;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AclPatternType.UNRECOGNIZED;
+  }
+}
+
+export function aclPatternTypeToJSON(object: AclPatternType): string {
+  switch (object) {
+    case AclPatternType.ACL_PATTERN_TYPE_UNSPECIFIED:
+      return "ACL_PATTERN_TYPE_UNSPECIFIED";
+    case AclPatternType.ACL_PATTERN_TYPE_LITERAL:
+      return "ACL_PATTERN_TYPE_LITERAL";
+    case AclPatternType.ACL_PATTERN_TYPE_PREFIXED:
+      return "ACL_PATTERN_TYPE_PREFIXED";
+    case AclPatternType.ACL_PATTERN_TYPE_MATCH:
+      return "ACL_PATTERN_TYPE_MATCH";
+    case AclPatternType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * What an ACL allows or denies. read, write, delete and alter also allow describe; alter_configs
+ * also allows describe_configs (Kafka's implied operations). A deny is never implied.
+ */
+export enum AclOperation {
+  /** ACL_OPERATION_UNSPECIFIED - In a filter: any operation. Not valid in an ACL. */
+  ACL_OPERATION_UNSPECIFIED = 0,
+  /** ACL_OPERATION_ALL - Every operation. */
+  ACL_OPERATION_ALL = 1,
+  /** ACL_OPERATION_READ - Topics: fetch, subscribe, list offsets. Groups: join, heartbeat, commit and fetch offsets. */
+  ACL_OPERATION_READ = 2,
+  /** ACL_OPERATION_WRITE - Topics: produce. Transactional ids: use in a transaction. */
+  ACL_OPERATION_WRITE = 3,
+  /** ACL_OPERATION_CREATE - Topics (or the cluster, for any topic): create. */
+  ACL_OPERATION_CREATE = 4,
+  /** ACL_OPERATION_DELETE - Topics, groups: delete. */
+  ACL_OPERATION_DELETE = 5,
+  /** ACL_OPERATION_ALTER - Topics: add partitions, reassign, elect leaders. The cluster: create and delete ACLs. */
+  ACL_OPERATION_ALTER = 6,
+  /** ACL_OPERATION_DESCRIBE - Topics, groups, transactional ids: see them in lists and describe them. The cluster: list ACLs. */
+  ACL_OPERATION_DESCRIBE = 7,
+  /** ACL_OPERATION_DESCRIBE_CONFIGS - Topics: read configs. */
+  ACL_OPERATION_DESCRIBE_CONFIGS = 8,
+  /** ACL_OPERATION_ALTER_CONFIGS - Topics: change configs. */
+  ACL_OPERATION_ALTER_CONFIGS = 9,
+  /**
+   * ACL_OPERATION_CLUSTER_ACTION - The cluster: internal RPCs (broker registration, AlterPartition, replica fetch, producer id
+   * blocks, transaction markers). Only the services' own principals should hold it.
+   */
+  ACL_OPERATION_CLUSTER_ACTION = 10,
+  /** ACL_OPERATION_IDEMPOTENT_WRITE - The cluster: idempotent produce (InitProducerId without a transactional id). */
+  ACL_OPERATION_IDEMPOTENT_WRITE = 11,
+  UNRECOGNIZED = -1,
+}
+
+export function aclOperationFromJSON(object: any): AclOperation {
+  switch (object) {
+    case 0:
+    case "ACL_OPERATION_UNSPECIFIED":
+      return AclOperation.ACL_OPERATION_UNSPECIFIED;
+    case 1:
+    case "ACL_OPERATION_ALL":
+      return AclOperation.ACL_OPERATION_ALL;
+    case 2:
+    case "ACL_OPERATION_READ":
+      return AclOperation.ACL_OPERATION_READ;
+    case 3:
+    case "ACL_OPERATION_WRITE":
+      return AclOperation.ACL_OPERATION_WRITE;
+    case 4:
+    case "ACL_OPERATION_CREATE":
+      return AclOperation.ACL_OPERATION_CREATE;
+    case 5:
+    case "ACL_OPERATION_DELETE":
+      return AclOperation.ACL_OPERATION_DELETE;
+    case 6:
+    case "ACL_OPERATION_ALTER":
+      return AclOperation.ACL_OPERATION_ALTER;
+    case 7:
+    case "ACL_OPERATION_DESCRIBE":
+      return AclOperation.ACL_OPERATION_DESCRIBE;
+    case 8:
+    case "ACL_OPERATION_DESCRIBE_CONFIGS":
+      return AclOperation.ACL_OPERATION_DESCRIBE_CONFIGS;
+    case 9:
+    case "ACL_OPERATION_ALTER_CONFIGS":
+      return AclOperation.ACL_OPERATION_ALTER_CONFIGS;
+    case 10:
+    case "ACL_OPERATION_CLUSTER_ACTION":
+      return AclOperation.ACL_OPERATION_CLUSTER_ACTION;
+    case 11:
+    case "ACL_OPERATION_IDEMPOTENT_WRITE":
+      return AclOperation.ACL_OPERATION_IDEMPOTENT_WRITE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AclOperation.UNRECOGNIZED;
+  }
+}
+
+export function aclOperationToJSON(object: AclOperation): string {
+  switch (object) {
+    case AclOperation.ACL_OPERATION_UNSPECIFIED:
+      return "ACL_OPERATION_UNSPECIFIED";
+    case AclOperation.ACL_OPERATION_ALL:
+      return "ACL_OPERATION_ALL";
+    case AclOperation.ACL_OPERATION_READ:
+      return "ACL_OPERATION_READ";
+    case AclOperation.ACL_OPERATION_WRITE:
+      return "ACL_OPERATION_WRITE";
+    case AclOperation.ACL_OPERATION_CREATE:
+      return "ACL_OPERATION_CREATE";
+    case AclOperation.ACL_OPERATION_DELETE:
+      return "ACL_OPERATION_DELETE";
+    case AclOperation.ACL_OPERATION_ALTER:
+      return "ACL_OPERATION_ALTER";
+    case AclOperation.ACL_OPERATION_DESCRIBE:
+      return "ACL_OPERATION_DESCRIBE";
+    case AclOperation.ACL_OPERATION_DESCRIBE_CONFIGS:
+      return "ACL_OPERATION_DESCRIBE_CONFIGS";
+    case AclOperation.ACL_OPERATION_ALTER_CONFIGS:
+      return "ACL_OPERATION_ALTER_CONFIGS";
+    case AclOperation.ACL_OPERATION_CLUSTER_ACTION:
+      return "ACL_OPERATION_CLUSTER_ACTION";
+    case AclOperation.ACL_OPERATION_IDEMPOTENT_WRITE:
+      return "ACL_OPERATION_IDEMPOTENT_WRITE";
+    case AclOperation.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Whether an ACL allows or denies. A deny wins over any allow. */
+export enum AclPermission {
+  /** ACL_PERMISSION_UNSPECIFIED - In a filter: either. Not valid in an ACL. */
+  ACL_PERMISSION_UNSPECIFIED = 0,
+  ACL_PERMISSION_ALLOW = 1,
+  ACL_PERMISSION_DENY = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function aclPermissionFromJSON(object: any): AclPermission {
+  switch (object) {
+    case 0:
+    case "ACL_PERMISSION_UNSPECIFIED":
+      return AclPermission.ACL_PERMISSION_UNSPECIFIED;
+    case 1:
+    case "ACL_PERMISSION_ALLOW":
+      return AclPermission.ACL_PERMISSION_ALLOW;
+    case 2:
+    case "ACL_PERMISSION_DENY":
+      return AclPermission.ACL_PERMISSION_DENY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AclPermission.UNRECOGNIZED;
+  }
+}
+
+export function aclPermissionToJSON(object: AclPermission): string {
+  switch (object) {
+    case AclPermission.ACL_PERMISSION_UNSPECIFIED:
+      return "ACL_PERMISSION_UNSPECIFIED";
+    case AclPermission.ACL_PERMISSION_ALLOW:
+      return "ACL_PERMISSION_ALLOW";
+    case AclPermission.ACL_PERMISSION_DENY:
+      return "ACL_PERMISSION_DENY";
+    case AclPermission.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /**
  * The roles that register through RegisterServiceInstance. Brokers are not among them: they
  * register with RegisterBroker and are listed in ClusterMetadata. New roles get new values.
@@ -66,6 +343,76 @@ export function serviceRoleToJSON(object: ServiceRole): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+/** One ACL: `principal` may (or may not) perform `operation` on the resources the pattern matches. */
+export interface AclBinding {
+  /**
+   * "Type:name", e.g. "User:alice" (the name a client certificate or token maps to);
+   * "User:*" is every principal.
+   */
+  principal: string;
+  resourceType: AclResourceType;
+  /** The resource name, or its prefix for ACL_PATTERN_TYPE_PREFIXED; "skein-cluster" for the cluster. */
+  resourceName: string;
+  patternType: AclPatternType;
+  operation: AclOperation;
+  permission: AclPermission;
+}
+
+/** Selects ACLs: every field that is set (or not UNSPECIFIED) must match. */
+export interface AclFilter {
+  principal?: string | undefined;
+  resourceType: AclResourceType;
+  resourceName?:
+    | string
+    | undefined;
+  /**
+   * LITERAL or PREFIXED: ACLs with exactly that pattern; MATCH: every ACL that applies to
+   * resource_name; UNSPECIFIED: any.
+   */
+  patternType: AclPatternType;
+  operation: AclOperation;
+  permission: AclPermission;
+}
+
+export interface CreateAclsRequest {
+  /** At most 1000 per request. */
+  acls: AclBinding[];
+}
+
+export interface CreateAclsResponse {
+  /** How many of the requested ACLs did not exist before. */
+  created: number;
+}
+
+export interface DescribeAclsRequest {
+  /** Unset: every ACL. */
+  filter?: AclFilter | undefined;
+}
+
+export interface DescribeAclsResponse {
+  acls: AclBinding[];
+}
+
+export interface DeleteAclsRequest {
+  /** An ACL selected by any filter is deleted. At least one; an empty filter selects every ACL. */
+  filters: AclFilter[];
+}
+
+export interface DeleteAclsResponse {
+  /** The ACLs removed. */
+  deleted: AclBinding[];
+}
+
+export interface WatchAclsRequest {
+}
+
+export interface WatchAclsResponse {
+  /** Every ACL in the cluster at `revision`. */
+  acls: AclBinding[];
+  /** Store revision of this set; grows with each message. */
+  revision: bigint;
 }
 
 /** A live instance of a role. */
@@ -499,6 +846,883 @@ export interface AllocateProducerIdsResponse {
   firstProducerId: bigint;
   count: number;
 }
+
+function createBaseAclBinding(): AclBinding {
+  return { principal: "", resourceType: 0, resourceName: "", patternType: 0, operation: 0, permission: 0 };
+}
+
+export const AclBinding: MessageFns<AclBinding> = {
+  encode(message: AclBinding, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== "") {
+      writer.uint32(10).string(message.principal);
+    }
+    if (message.resourceType !== 0) {
+      writer.uint32(16).int32(message.resourceType);
+    }
+    if (message.resourceName !== "") {
+      writer.uint32(26).string(message.resourceName);
+    }
+    if (message.patternType !== 0) {
+      writer.uint32(32).int32(message.patternType);
+    }
+    if (message.operation !== 0) {
+      writer.uint32(40).int32(message.operation);
+    }
+    if (message.permission !== 0) {
+      writer.uint32(48).int32(message.permission);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AclBinding {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAclBinding();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.resourceType = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.resourceName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.patternType = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.operation = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.permission = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AclBinding {
+    return {
+      principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
+      resourceType: isSet(object.resourceType)
+        ? aclResourceTypeFromJSON(object.resourceType)
+        : isSet(object.resource_type)
+        ? aclResourceTypeFromJSON(object.resource_type)
+        : 0,
+      resourceName: isSet(object.resourceName)
+        ? globalThis.String(object.resourceName)
+        : isSet(object.resource_name)
+        ? globalThis.String(object.resource_name)
+        : "",
+      patternType: isSet(object.patternType)
+        ? aclPatternTypeFromJSON(object.patternType)
+        : isSet(object.pattern_type)
+        ? aclPatternTypeFromJSON(object.pattern_type)
+        : 0,
+      operation: isSet(object.operation) ? aclOperationFromJSON(object.operation) : 0,
+      permission: isSet(object.permission) ? aclPermissionFromJSON(object.permission) : 0,
+    };
+  },
+
+  toJSON(message: AclBinding): unknown {
+    const obj: any = {};
+    if (message.principal !== "") {
+      obj.principal = message.principal;
+    }
+    if (message.resourceType !== 0) {
+      obj.resourceType = aclResourceTypeToJSON(message.resourceType);
+    }
+    if (message.resourceName !== "") {
+      obj.resourceName = message.resourceName;
+    }
+    if (message.patternType !== 0) {
+      obj.patternType = aclPatternTypeToJSON(message.patternType);
+    }
+    if (message.operation !== 0) {
+      obj.operation = aclOperationToJSON(message.operation);
+    }
+    if (message.permission !== 0) {
+      obj.permission = aclPermissionToJSON(message.permission);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AclBinding>, I>>(base?: I): AclBinding {
+    return AclBinding.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AclBinding>, I>>(object: I): AclBinding {
+    const message = createBaseAclBinding();
+    message.principal = object.principal ?? "";
+    message.resourceType = object.resourceType ?? 0;
+    message.resourceName = object.resourceName ?? "";
+    message.patternType = object.patternType ?? 0;
+    message.operation = object.operation ?? 0;
+    message.permission = object.permission ?? 0;
+    return message;
+  },
+};
+
+function createBaseAclFilter(): AclFilter {
+  return {
+    principal: undefined,
+    resourceType: 0,
+    resourceName: undefined,
+    patternType: 0,
+    operation: 0,
+    permission: 0,
+  };
+}
+
+export const AclFilter: MessageFns<AclFilter> = {
+  encode(message: AclFilter, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      writer.uint32(10).string(message.principal);
+    }
+    if (message.resourceType !== 0) {
+      writer.uint32(16).int32(message.resourceType);
+    }
+    if (message.resourceName !== undefined) {
+      writer.uint32(26).string(message.resourceName);
+    }
+    if (message.patternType !== 0) {
+      writer.uint32(32).int32(message.patternType);
+    }
+    if (message.operation !== 0) {
+      writer.uint32(40).int32(message.operation);
+    }
+    if (message.permission !== 0) {
+      writer.uint32(48).int32(message.permission);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AclFilter {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAclFilter();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.resourceType = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.resourceName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.patternType = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.operation = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.permission = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AclFilter {
+    return {
+      principal: isSet(object.principal) ? globalThis.String(object.principal) : undefined,
+      resourceType: isSet(object.resourceType)
+        ? aclResourceTypeFromJSON(object.resourceType)
+        : isSet(object.resource_type)
+        ? aclResourceTypeFromJSON(object.resource_type)
+        : 0,
+      resourceName: isSet(object.resourceName)
+        ? globalThis.String(object.resourceName)
+        : isSet(object.resource_name)
+        ? globalThis.String(object.resource_name)
+        : undefined,
+      patternType: isSet(object.patternType)
+        ? aclPatternTypeFromJSON(object.patternType)
+        : isSet(object.pattern_type)
+        ? aclPatternTypeFromJSON(object.pattern_type)
+        : 0,
+      operation: isSet(object.operation) ? aclOperationFromJSON(object.operation) : 0,
+      permission: isSet(object.permission) ? aclPermissionFromJSON(object.permission) : 0,
+    };
+  },
+
+  toJSON(message: AclFilter): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = message.principal;
+    }
+    if (message.resourceType !== 0) {
+      obj.resourceType = aclResourceTypeToJSON(message.resourceType);
+    }
+    if (message.resourceName !== undefined) {
+      obj.resourceName = message.resourceName;
+    }
+    if (message.patternType !== 0) {
+      obj.patternType = aclPatternTypeToJSON(message.patternType);
+    }
+    if (message.operation !== 0) {
+      obj.operation = aclOperationToJSON(message.operation);
+    }
+    if (message.permission !== 0) {
+      obj.permission = aclPermissionToJSON(message.permission);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AclFilter>, I>>(base?: I): AclFilter {
+    return AclFilter.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AclFilter>, I>>(object: I): AclFilter {
+    const message = createBaseAclFilter();
+    message.principal = object.principal ?? undefined;
+    message.resourceType = object.resourceType ?? 0;
+    message.resourceName = object.resourceName ?? undefined;
+    message.patternType = object.patternType ?? 0;
+    message.operation = object.operation ?? 0;
+    message.permission = object.permission ?? 0;
+    return message;
+  },
+};
+
+function createBaseCreateAclsRequest(): CreateAclsRequest {
+  return { acls: [] };
+}
+
+export const CreateAclsRequest: MessageFns<CreateAclsRequest> = {
+  encode(message: CreateAclsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.acls) {
+      AclBinding.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateAclsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateAclsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.acls.push(AclBinding.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateAclsRequest {
+    return { acls: globalThis.Array.isArray(object?.acls) ? object.acls.map((e: any) => AclBinding.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: CreateAclsRequest): unknown {
+    const obj: any = {};
+    if (message.acls?.length) {
+      obj.acls = message.acls.map((e) => AclBinding.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateAclsRequest>, I>>(base?: I): CreateAclsRequest {
+    return CreateAclsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateAclsRequest>, I>>(object: I): CreateAclsRequest {
+    const message = createBaseCreateAclsRequest();
+    message.acls = object.acls?.map((e) => AclBinding.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCreateAclsResponse(): CreateAclsResponse {
+  return { created: 0 };
+}
+
+export const CreateAclsResponse: MessageFns<CreateAclsResponse> = {
+  encode(message: CreateAclsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.created !== 0) {
+      writer.uint32(8).int32(message.created);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateAclsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateAclsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.created = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateAclsResponse {
+    return { created: isSet(object.created) ? globalThis.Number(object.created) : 0 };
+  },
+
+  toJSON(message: CreateAclsResponse): unknown {
+    const obj: any = {};
+    if (message.created !== 0) {
+      obj.created = Math.round(message.created);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateAclsResponse>, I>>(base?: I): CreateAclsResponse {
+    return CreateAclsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateAclsResponse>, I>>(object: I): CreateAclsResponse {
+    const message = createBaseCreateAclsResponse();
+    message.created = object.created ?? 0;
+    return message;
+  },
+};
+
+function createBaseDescribeAclsRequest(): DescribeAclsRequest {
+  return { filter: undefined };
+}
+
+export const DescribeAclsRequest: MessageFns<DescribeAclsRequest> = {
+  encode(message: DescribeAclsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.filter !== undefined) {
+      AclFilter.encode(message.filter, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeAclsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeAclsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.filter = AclFilter.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeAclsRequest {
+    return { filter: isSet(object.filter) ? AclFilter.fromJSON(object.filter) : undefined };
+  },
+
+  toJSON(message: DescribeAclsRequest): unknown {
+    const obj: any = {};
+    if (message.filter !== undefined) {
+      obj.filter = AclFilter.toJSON(message.filter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeAclsRequest>, I>>(base?: I): DescribeAclsRequest {
+    return DescribeAclsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeAclsRequest>, I>>(object: I): DescribeAclsRequest {
+    const message = createBaseDescribeAclsRequest();
+    message.filter = (object.filter !== undefined && object.filter !== null)
+      ? AclFilter.fromPartial(object.filter)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDescribeAclsResponse(): DescribeAclsResponse {
+  return { acls: [] };
+}
+
+export const DescribeAclsResponse: MessageFns<DescribeAclsResponse> = {
+  encode(message: DescribeAclsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.acls) {
+      AclBinding.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeAclsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeAclsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.acls.push(AclBinding.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeAclsResponse {
+    return { acls: globalThis.Array.isArray(object?.acls) ? object.acls.map((e: any) => AclBinding.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: DescribeAclsResponse): unknown {
+    const obj: any = {};
+    if (message.acls?.length) {
+      obj.acls = message.acls.map((e) => AclBinding.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeAclsResponse>, I>>(base?: I): DescribeAclsResponse {
+    return DescribeAclsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeAclsResponse>, I>>(object: I): DescribeAclsResponse {
+    const message = createBaseDescribeAclsResponse();
+    message.acls = object.acls?.map((e) => AclBinding.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeleteAclsRequest(): DeleteAclsRequest {
+  return { filters: [] };
+}
+
+export const DeleteAclsRequest: MessageFns<DeleteAclsRequest> = {
+  encode(message: DeleteAclsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.filters) {
+      AclFilter.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteAclsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteAclsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.filters.push(AclFilter.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteAclsRequest {
+    return {
+      filters: globalThis.Array.isArray(object?.filters) ? object.filters.map((e: any) => AclFilter.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: DeleteAclsRequest): unknown {
+    const obj: any = {};
+    if (message.filters?.length) {
+      obj.filters = message.filters.map((e) => AclFilter.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteAclsRequest>, I>>(base?: I): DeleteAclsRequest {
+    return DeleteAclsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteAclsRequest>, I>>(object: I): DeleteAclsRequest {
+    const message = createBaseDeleteAclsRequest();
+    message.filters = object.filters?.map((e) => AclFilter.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeleteAclsResponse(): DeleteAclsResponse {
+  return { deleted: [] };
+}
+
+export const DeleteAclsResponse: MessageFns<DeleteAclsResponse> = {
+  encode(message: DeleteAclsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.deleted) {
+      AclBinding.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteAclsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteAclsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deleted.push(AclBinding.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteAclsResponse {
+    return {
+      deleted: globalThis.Array.isArray(object?.deleted) ? object.deleted.map((e: any) => AclBinding.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: DeleteAclsResponse): unknown {
+    const obj: any = {};
+    if (message.deleted?.length) {
+      obj.deleted = message.deleted.map((e) => AclBinding.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteAclsResponse>, I>>(base?: I): DeleteAclsResponse {
+    return DeleteAclsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteAclsResponse>, I>>(object: I): DeleteAclsResponse {
+    const message = createBaseDeleteAclsResponse();
+    message.deleted = object.deleted?.map((e) => AclBinding.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWatchAclsRequest(): WatchAclsRequest {
+  return {};
+}
+
+export const WatchAclsRequest: MessageFns<WatchAclsRequest> = {
+  encode(_: WatchAclsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchAclsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchAclsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): WatchAclsRequest {
+    return {};
+  },
+
+  toJSON(_: WatchAclsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchAclsRequest>, I>>(base?: I): WatchAclsRequest {
+    return WatchAclsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchAclsRequest>, I>>(_: I): WatchAclsRequest {
+    const message = createBaseWatchAclsRequest();
+    return message;
+  },
+};
+
+function createBaseWatchAclsResponse(): WatchAclsResponse {
+  return { acls: [], revision: 0n };
+}
+
+export const WatchAclsResponse: MessageFns<WatchAclsResponse> = {
+  encode(message: WatchAclsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.acls) {
+      AclBinding.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.revision !== 0n) {
+      if (BigInt.asIntN(64, message.revision) !== message.revision) {
+        throw new globalThis.Error("value provided for field message.revision of type int64 too large");
+      }
+      writer.uint32(16).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchAclsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchAclsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.acls.push(AclBinding.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchAclsResponse {
+    return {
+      acls: globalThis.Array.isArray(object?.acls) ? object.acls.map((e: any) => AclBinding.fromJSON(e)) : [],
+      revision: isSet(object.revision) ? BigInt(object.revision) : 0n,
+    };
+  },
+
+  toJSON(message: WatchAclsResponse): unknown {
+    const obj: any = {};
+    if (message.acls?.length) {
+      obj.acls = message.acls.map((e) => AclBinding.toJSON(e));
+    }
+    if (message.revision !== 0n) {
+      obj.revision = message.revision.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchAclsResponse>, I>>(base?: I): WatchAclsResponse {
+    return WatchAclsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchAclsResponse>, I>>(object: I): WatchAclsResponse {
+    const message = createBaseWatchAclsResponse();
+    message.acls = object.acls?.map((e) => AclBinding.fromPartial(e)) || [];
+    message.revision = (object.revision !== undefined && object.revision !== null) ? BigInt(object.revision) : 0n;
+    return message;
+  },
+};
 
 function createBaseServiceInstance(): ServiceInstance {
   return { role: 0, instanceId: "", endpoint: undefined };
@@ -6249,6 +7473,54 @@ export const MetadataServiceService = {
       Buffer.from(FindServiceInstancesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): FindServiceInstancesResponse => FindServiceInstancesResponse.decode(value),
   },
+  /**
+   * Adds ACLs. An ACL that exists already is left as it is (creating is idempotent). Refused with
+   * INVALID_ARGUMENT (INVALID_REQUEST) when any binding is malformed; then none is created.
+   */
+  createAcls: {
+    path: "/skein.metadata.v1.MetadataService/CreateAcls" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateAclsRequest): Buffer => Buffer.from(CreateAclsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateAclsRequest => CreateAclsRequest.decode(value),
+    responseSerialize: (value: CreateAclsResponse): Buffer => Buffer.from(CreateAclsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateAclsResponse => CreateAclsResponse.decode(value),
+  },
+  /** Lists the ACLs a filter selects, read from the store at the time of the call. */
+  describeAcls: {
+    path: "/skein.metadata.v1.MetadataService/DescribeAcls" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeAclsRequest): Buffer => Buffer.from(DescribeAclsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeAclsRequest => DescribeAclsRequest.decode(value),
+    responseSerialize: (value: DescribeAclsResponse): Buffer =>
+      Buffer.from(DescribeAclsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeAclsResponse => DescribeAclsResponse.decode(value),
+  },
+  /** Removes every ACL any of the filters selects, and returns what was removed. */
+  deleteAcls: {
+    path: "/skein.metadata.v1.MetadataService/DeleteAcls" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteAclsRequest): Buffer => Buffer.from(DeleteAclsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteAclsRequest => DeleteAclsRequest.decode(value),
+    responseSerialize: (value: DeleteAclsResponse): Buffer => Buffer.from(DeleteAclsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteAclsResponse => DeleteAclsResponse.decode(value),
+  },
+  /**
+   * Streams the whole set of ACLs now, then again after every change (ACL sets are small; a whole
+   * set per change keeps caches simple and never out of order). Used by every service's
+   * authorizer; needs describe on the cluster (the services' own principals have it).
+   */
+  watchAcls: {
+    path: "/skein.metadata.v1.MetadataService/WatchAcls" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchAclsRequest): Buffer => Buffer.from(WatchAclsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchAclsRequest => WatchAclsRequest.decode(value),
+    responseSerialize: (value: WatchAclsResponse): Buffer => Buffer.from(WatchAclsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchAclsResponse => WatchAclsResponse.decode(value),
+  },
 } as const;
 
 export interface MetadataServiceServer extends UntypedServiceImplementation {
@@ -6319,6 +7591,21 @@ export interface MetadataServiceServer extends UntypedServiceImplementation {
    * address. Any instance of a role serves any request of that role.
    */
   findServiceInstances: handleUnaryCall<FindServiceInstancesRequest, FindServiceInstancesResponse>;
+  /**
+   * Adds ACLs. An ACL that exists already is left as it is (creating is idempotent). Refused with
+   * INVALID_ARGUMENT (INVALID_REQUEST) when any binding is malformed; then none is created.
+   */
+  createAcls: handleUnaryCall<CreateAclsRequest, CreateAclsResponse>;
+  /** Lists the ACLs a filter selects, read from the store at the time of the call. */
+  describeAcls: handleUnaryCall<DescribeAclsRequest, DescribeAclsResponse>;
+  /** Removes every ACL any of the filters selects, and returns what was removed. */
+  deleteAcls: handleUnaryCall<DeleteAclsRequest, DeleteAclsResponse>;
+  /**
+   * Streams the whole set of ACLs now, then again after every change (ACL sets are small; a whole
+   * set per change keeps caches simple and never out of order). Used by every service's
+   * authorizer; needs describe on the cluster (the services' own principals have it).
+   */
+  watchAcls: handleServerStreamingCall<WatchAclsRequest, WatchAclsResponse>;
 }
 
 export interface MetadataServiceClient extends Client {
@@ -6649,6 +7936,68 @@ export interface MetadataServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: FindServiceInstancesResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Adds ACLs. An ACL that exists already is left as it is (creating is idempotent). Refused with
+   * INVALID_ARGUMENT (INVALID_REQUEST) when any binding is malformed; then none is created.
+   */
+  createAcls(
+    request: CreateAclsRequest,
+    callback: (error: ServiceError | null, response: CreateAclsResponse) => void,
+  ): ClientUnaryCall;
+  createAcls(
+    request: CreateAclsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateAclsResponse) => void,
+  ): ClientUnaryCall;
+  createAcls(
+    request: CreateAclsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateAclsResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists the ACLs a filter selects, read from the store at the time of the call. */
+  describeAcls(
+    request: DescribeAclsRequest,
+    callback: (error: ServiceError | null, response: DescribeAclsResponse) => void,
+  ): ClientUnaryCall;
+  describeAcls(
+    request: DescribeAclsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeAclsResponse) => void,
+  ): ClientUnaryCall;
+  describeAcls(
+    request: DescribeAclsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeAclsResponse) => void,
+  ): ClientUnaryCall;
+  /** Removes every ACL any of the filters selects, and returns what was removed. */
+  deleteAcls(
+    request: DeleteAclsRequest,
+    callback: (error: ServiceError | null, response: DeleteAclsResponse) => void,
+  ): ClientUnaryCall;
+  deleteAcls(
+    request: DeleteAclsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteAclsResponse) => void,
+  ): ClientUnaryCall;
+  deleteAcls(
+    request: DeleteAclsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteAclsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Streams the whole set of ACLs now, then again after every change (ACL sets are small; a whole
+   * set per change keeps caches simple and never out of order). Used by every service's
+   * authorizer; needs describe on the cluster (the services' own principals have it).
+   */
+  watchAcls(request: WatchAclsRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchAclsResponse>;
+  watchAcls(
+    request: WatchAclsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchAclsResponse>;
 }
 
 export const MetadataServiceClient = makeGenericClientConstructor(
