@@ -6,8 +6,9 @@
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { Acks, CompressionCodec, Fetcher, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
+import { Acks, CompressionCodec, Fetcher, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, TransactionAdmin, TransactionState, transactionStateName, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
 import { formatTable, type Cell } from './table.js';
+import { type ClientTlsConfig, clientTlsFromEnv } from '@skein/common/tls.js';
 import { aclFilterToProto, aclFromProto, aclToProto } from '@skein/common/security/acl-codec.js';
 import { type AclBinding, type AclFilter, CLUSTER_RESOURCE_NAME, type Operation, OPERATIONS, type ResourceType } from '@skein/common/security/authorizer.js';
 import { processProgressContext, Progress, shouldShowProgress } from './progress.js';
@@ -16,11 +17,24 @@ const program = new Command('skein')
   .description('Skein command line: a Kafka-class log over gRPC')
   .option('--metadata <addresses>', 'metadata service address(es), host:port[,host:port]', process.env.SKEIN_METADATA ?? '127.0.0.1:9090')
   .option('--coordinator <addresses>', 'group coordinator address(es), host:port[,host:port] (default: found from the metadata service)', process.env.SKEIN_COORDINATOR)
+  .option('--tls-ca-file <file>', 'dial TLS, verifying servers against this CA bundle (PEM)', process.env.SKEIN_TLS_CA_FILE)
+  .option('--tls-cert-file <file>', 'client certificate (PEM) for mTLS', process.env.SKEIN_TLS_CERT_FILE)
+  .option('--tls-key-file <file>', 'key (PEM) of --tls-cert-file', process.env.SKEIN_TLS_KEY_FILE)
+  .option('--tls-server-name <name>', 'host name to verify server certificates against instead of the dialled host', process.env.SKEIN_TLS_SERVER_NAME)
+  .option('--tls', "dial TLS verified against Node's public roots (implied by any --tls-* option; SKEIN_TLS=true)")
   .addOption(new Option('--output <format>', 'output format').choices(['table', 'json']).default('table'))
   .exitOverride()
   .showHelpAfterError();
 
-const client = () => new SkeinClient({ metadata: (program.opts().metadata as string).split(',').map((s) => s.trim()).filter(Boolean) });
+/** TLS from the --tls-* flags (each defaulting to its SKEIN_TLS_* variable); undefined: plaintext. */
+function tlsOptions(): ClientTlsConfig | undefined {
+  const o = program.opts() as { tlsCaFile?: string; tlsCertFile?: string; tlsKeyFile?: string; tlsServerName?: string; tls?: boolean };
+  const fromEnv = clientTlsFromEnv();
+  if (!o.tls && !fromEnv && !o.tlsCaFile && !o.tlsCertFile && !o.tlsKeyFile && !o.tlsServerName) return undefined;
+  if (Boolean(o.tlsCertFile) !== Boolean(o.tlsKeyFile)) throw new Error('--tls-cert-file and --tls-key-file go together (SKEIN_TLS_CERT_FILE, SKEIN_TLS_KEY_FILE)');
+  return { caFile: o.tlsCaFile || undefined, certFile: o.tlsCertFile || undefined, keyFile: o.tlsKeyFile || undefined, serverName: o.tlsServerName || undefined };
+}
+const client = () => new SkeinClient({ metadata: (program.opts().metadata as string).split(',').map((s) => s.trim()).filter(Boolean), tls: tlsOptions() });
 const json = () => program.opts().output === 'json';
 const bigintSafe = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
 function print(value: unknown, table: () => void): void {
@@ -112,8 +126,10 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
   .option('--batch-size <n>', 'lines handed to the producer at a time', '1000')
   .option('--linger-ms <ms>', 'how long a partition\'s batch waits for more records', '5')
   .option('--no-progress', 'no live progress line on a terminal')
-  .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string; lingerMs: string; progress?: boolean }) => run(async (c) => {
+  .option('--transactional-id <id>', 'produce in transactions under this transactional id: each --batch-size lines commit together (read_committed consumers see a batch whole or not at all)')
+  .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string; lingerMs: string; progress?: boolean; transactionalId?: string }) => run(async (c) => {
     const headers = Object.entries(parseKv(o.header, '--header')).map(([key, value]) => ({ key, value: Buffer.from(value) }));
+    if (o.transactionalId !== undefined) return produceTransactionally(c, topic, o, headers);
     const producer = c.producer({
       acks: o.acks === '0' ? Acks.ACKS_NONE : o.acks === '1' ? Acks.ACKS_LEADER : Acks.ACKS_ALL,
       compression: { none: CompressionCodec.COMPRESSION_CODEC_NONE, gzip: CompressionCodec.COMPRESSION_CODEC_GZIP, snappy: CompressionCodec.COMPRESSION_CODEC_SNAPPY, lz4: CompressionCodec.COMPRESSION_CODEC_LZ4, zstd: CompressionCodec.COMPRESSION_CODEC_ZSTD }[o.compression as 'none'],
@@ -156,6 +172,50 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
     print({ topic, records: count }, () => console.error(`produced ${count} records to ${topic}`));
   }));
 
+/** `produce --transactional-id`: one transaction per --batch-size lines; a failed one is aborted and fails the command. */
+async function produceTransactionally(c: SkeinClient, topic: string, o: { file?: string; keySeparator?: string; batchSize: string; lingerMs: string; progress?: boolean; transactionalId?: string }, headers: Array<{ key: string; value: Buffer }>): Promise<void> {
+  const producer = c.producer({ transactionalId: o.transactionalId!, coordinator: coordinatorAddresses(), lingerMs: Number(o.lingerMs) });
+  await producer.initTransactions();
+  const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
+  const shown = progress('produced', false, o);
+  let pending: RecordInput[] = [];
+  let count = 0;
+  let transactions = 0;
+  const commit = async () => {
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    producer.beginTransaction();
+    try {
+      await producer.send(topic, batch);
+      await producer.commitTransaction();
+    } catch (err) {
+      await producer.abortTransaction().catch(() => {});
+      throw err;
+    }
+    transactions++;
+    count += batch.length;
+    shown.add(batch.length, batch.reduce((n, r) => n + recordBytes(r), 0));
+  };
+  try {
+    for await (const line of lines) {
+      let key: string | undefined;
+      let value = line;
+      if (o.keySeparator) {
+        const i = line.indexOf(o.keySeparator);
+        if (i >= 0) { key = line.slice(0, i); value = line.slice(i + o.keySeparator.length); }
+      }
+      pending.push({ key, value, headers, timestampMs: Date.now() });
+      if (pending.length >= Number(o.batchSize)) await commit();
+    }
+    await commit();
+  } finally {
+    shown.stop();
+    await producer.close();
+  }
+  print({ topic, records: count, transactions }, () => console.error(`produced ${count} records to ${topic} in ${transactions} transaction(s)`));
+}
+
 type PrintableRecord = { partition: number; offset: bigint; timestampMs: bigint; key: Buffer; value: Buffer | null; headers: Array<{ key: string; value: Buffer }> };
 function printRecord(r: PrintableRecord, fields: string[]): void {
   const row: Record<string, unknown> = { partition: r.partition, offset: r.offset.toString(), timestamp: r.timestampMs.toString(), key: r.key.toString(), value: r.value?.toString() ?? null, headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value.toString()])) };
@@ -175,7 +235,8 @@ program.command('consume <topic>').description('read records: in a group (--grou
   .option('-n, --max-messages <n>', 'stop after this many records')
   .option('--print <fields>', 'fields to print: key,value,partition,offset,timestamp,headers', 'value')
   .option('--no-progress', 'no live progress line on a terminal while records go to a file or pipe')
-  .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; autoOffsetReset?: AutoOffsetReset; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string; progress?: boolean }) => run(async (c) => {
+  .addOption(new Option('--isolation <level>', 'read_committed: only committed transactions\' records (up to the last stable offset); read_uncommitted: everything').choices(['read_uncommitted', 'read_committed']).default('read_uncommitted'))
+  .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; autoOffsetReset?: AutoOffsetReset; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string; progress?: boolean; isolation: 'read_uncommitted' | 'read_committed' }) => run(async (c) => {
     const fields = o.print.split(',');
     const shown = progress('consumed', true, o);
     const max = o.maxMessages ? Number(o.maxMessages) : Infinity;
@@ -189,7 +250,7 @@ program.command('consume <topic>').description('read records: in a group (--grou
       // Closing from a callback: a failure to close (the final commit) is the command's failure.
       const close = () => { consumer.close().catch((err: unknown) => { failure ??= err; }); };
       const consumer: GroupConsumer = new GroupConsumer(c, {
-        groupId: o.group, coordinator: coordinatorAddresses(), topics: [topic], clientId: 'skein-cli',
+        groupId: o.group, coordinator: coordinatorAddresses(), topics: [topic], clientId: 'skein-cli', isolationLevel: o.isolation,
         autoOffsetReset: o.autoOffsetReset ?? (o.fromBeginning ? 'earliest' : 'latest'),
         onError: (err, where) => {
           const e = err as { reason?: string; message?: string };
@@ -231,15 +292,16 @@ program.command('consume <topic>').description('read records: in a group (--grou
     for (const p of partitions) {
       if (o.offset !== undefined) positions.set(p, BigInt(o.offset));
       else if (o.timestamp !== undefined) positions.set(p, await c.listOffset(topic, p, OffsetSpec.OFFSET_SPEC_TIMESTAMP, BigInt(o.timestamp)));
-      else positions.set(p, await c.listOffset(topic, p, o.fromBeginning ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST));
+      else positions.set(p, await c.listOffset(topic, p, o.fromBeginning ? OffsetSpec.OFFSET_SPEC_EARLIEST : OffsetSpec.OFFSET_SPEC_LATEST, 0n, o.isolation));
     }
     // Without --follow: read up to the end offsets of now (or until --idle-ms passes without a
     // record, should the end be unreachable, e.g. behind control records).
     const ends = new Map<number, bigint>();
-    if (!o.follow) for (const p of partitions) ends.set(p, await c.listOffset(topic, p, OffsetSpec.OFFSET_SPEC_LATEST));
+    // Under read_committed the end is the last stable offset: nothing past an open transaction is readable yet.
+    if (!o.follow) for (const p of partitions) ends.set(p, await c.listOffset(topic, p, OffsetSpec.OFFSET_SPEC_LATEST, 0n, o.isolation));
     const caughtUp = () => !o.follow && partitions.every((p) => positions.get(p)! >= ends.get(p)!);
     // One long-polling Fetch per broker for all the partitions it leads, as the group consumer.
-    const fetcher = new Fetcher(c);
+    const fetcher = new Fetcher(c, { isolationLevel: o.isolation });
     for (const p of partitions) fetcher.assign(topic, p, positions.get(p)!);
     let lastRecordAt = Date.now();
     const idle = o.follow ? undefined : setInterval(() => { if (Date.now() - lastRecordAt > Number(o.idleMs)) fetcher.close(); }, 100);
@@ -316,6 +378,42 @@ groups.command('reset-offsets <group> <topic>').description('move an empty group
 groups.command('delete <group>').description('delete an empty group and its offsets').action((group: string) => withGroups(async (admin) => {
   await admin.deleteGroup(group);
   print({ deleted: group }, () => console.log(`deleted group ${group}`));
+}));
+
+async function withTransactions<T>(fn: (admin: TransactionAdmin) => Promise<T>): Promise<T> {
+  const c = client();
+  const admin = new TransactionAdmin(coordinatorAddresses() ?? c);
+  try {
+    return await fn(admin);
+  } finally {
+    admin.close();
+    c.close();
+  }
+}
+const transactions = program.command('transactions').description('list, describe and abort transactions (transactional ids)');
+transactions.command('list').description('transactional ids and their states')
+  .option('--state <state>', 'only these states (repeatable): empty, ongoing, prepare_commit, prepare_abort, complete_commit, complete_abort', collect)
+  .action((o: { state?: string[] }) => withTransactions(async (admin) => {
+    const list = await admin.listTransactions(o.state ?? []);
+    print(list, () => table(['transactionalId', 'producerId', 'state'], list.map((t) => ({ transactionalId: t.transactionalId, producerId: t.producerId, state: transactionStateName(t.state) }))));
+  }));
+transactions.command('describe <transactionalId...>').description('state, producer, partitions, pending offsets and age').action((ids: string[]) => withTransactions(async (admin) => {
+  const list = await admin.describeTransactions(ids);
+  print(list, () => {
+    const now = Date.now();
+    table(['transactionalId', 'state', 'producerId', 'epoch', 'timeoutMs', 'ageMs', 'partitions', 'pendingOffsets'], list.map((t) => (t.found
+      ? {
+        transactionalId: t.transactionalId, state: transactionStateName(t.state), producerId: t.producerId, epoch: t.producerEpoch, timeoutMs: t.transactionTimeoutMs,
+        ageMs: t.transactionStartMs > 0n && (t.state === TransactionState.TRANSACTION_STATE_ONGOING || t.state === TransactionState.TRANSACTION_STATE_PREPARE_COMMIT || t.state === TransactionState.TRANSACTION_STATE_PREPARE_ABORT) ? now - Number(t.transactionStartMs) : '',
+        partitions: t.partitions.map((p) => `${p.topic}:${p.partitions.join(',')}`).join(' '),
+        pendingOffsets: t.pendingOffsets.map((g) => `${g.groupId}(${g.offsets.map((x) => `${x.topic}:${x.partition}=${x.offset}`).join(' ')})`).join(' '),
+      }
+      : { transactionalId: t.transactionalId, state: '(unknown)' })));
+  });
+}));
+transactions.command('abort <transactionalId>').description('abort the open transaction of a transactional id (fences its producer)').action((id: string) => withTransactions(async (admin) => {
+  const res = await admin.abortTransaction(id);
+  print({ transactionalId: id, previousState: transactionStateName(res.previousState), state: transactionStateName(res.state) }, () => console.log(`${id}: ${transactionStateName(res.previousState)} -> ${transactionStateName(res.state)}`));
 }));
 
 const perf = program.command('perf').description('load generators, like Kafka’s perf-test tools');

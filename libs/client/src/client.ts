@@ -5,6 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, REASONS, SkeinError, type Reason } from '@skein/common/errors.js';
+import { channelCredentials, type ClientTlsConfig } from '@skein/common/tls.js';
 import { buildRecordBatch, type ConsumedRecord, type RecordInput } from '@skein/common/records/record-batch.js';
 import { Acks, BrokerServiceClient, CompressionCodec, type FetchRequest, type FetchResponse, IsolationLevel, OffsetSpec, type PartitionError } from '@skein/proto/skein/broker/v1/broker.js';
 import {
@@ -26,6 +27,13 @@ export type { ConsumedRecord, RecordInput };
 export interface ClientOptions {
   /** Metadata service addresses, host:port. */
   metadata: string[];
+  /**
+   * TLS to every service (metadata, brokers, coordinators): the CA that signed their certificates,
+   * a client certificate for mTLS, a server-name override; files re-read when they change.
+   * clientTlsFromEnv() reads SKEIN_TLS_CA_FILE, SKEIN_TLS_CERT_FILE, SKEIN_TLS_KEY_FILE, SKEIN_TLS_SERVER_NAME.
+   */
+  tls?: ClientTlsConfig;
+  /** Ready-made channel credentials instead of `tls` (plaintext when neither is given). */
   credentials?: grpc.ChannelCredentials;
   requestTimeoutMs?: number;
   /**
@@ -70,6 +78,8 @@ export class SkeinClient {
   private cluster: ClusterMetadata | undefined;
   private next = 0;
   readonly timeoutMs: number;
+  /** How this client dials every service; consumers, producers and admins made from it use the same. */
+  readonly credentials: grpc.ChannelCredentials;
   /**
    * Counters for monitoring: data-path calls retried after a retriable error; retries sent straight
    * to the leader a LeaderHint named (with its address), without a metadata refresh; metadata
@@ -79,8 +89,8 @@ export class SkeinClient {
 
   constructor(private readonly options: ClientOptions) {
     if (options.metadata.length === 0) throw new SkeinError('INVALID_REQUEST', 'at least one metadata address is required');
-    const creds = options.credentials ?? grpc.credentials.createInsecure();
-    this.metadataClients = options.metadata.map((a) => new MetadataServiceClient(a, creds));
+    this.credentials = options.credentials ?? channelCredentials(options.tls);
+    this.metadataClients = options.metadata.map((a) => new MetadataServiceClient(a, this.credentials));
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
   }
 
@@ -184,7 +194,7 @@ export class SkeinClient {
   private brokerClient(address: string): BrokerServiceClient {
     let c = this.brokers.get(address);
     if (!c) {
-      c = new BrokerServiceClient(address, this.options.credentials ?? grpc.credentials.createInsecure(), {
+      c = new BrokerServiceClient(address, this.credentials, {
         'grpc.max_receive_message_length': 64 << 20,
         'grpc.max_send_message_length': 64 << 20,
         // Fetch responses run to megabytes; with grpc-js's 64 KiB default window every 64 KiB waits

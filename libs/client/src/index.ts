@@ -4,6 +4,8 @@ export * from './consumer.js';
 export * from './murmur2.js';
 export { isRetriableError } from './retry.js';
 export * from './group-admin.js';
+// TLS settings and the SKEIN_TLS_* environment they are read from (the same code the services use).
+export { type ClientTlsConfig, clientTlsFromEnv } from '@skein/common/tls.js';
 export { Fetcher, type FetcherOptions, type FetchedChunk, type FetchedRecords, type FetchFailure } from './fetcher.js';
 export * from './transactional-producer.js';
 export * from './exactly-once.js';

@@ -24,9 +24,10 @@ export class TransactionAdmin {
   private readonly pool: CoordinatorPool<TransactionCoordinatorServiceClient>;
 
   /** `coordinators`: their addresses, or a SkeinClient to find them from the metadata service. */
+  /** `credentials` default to the SkeinClient's when one is given, plaintext otherwise. */
   constructor(
     coordinators: string[] | SkeinClient,
-    credentials = grpc.credentials.createInsecure(),
+    credentials = Array.isArray(coordinators) ? grpc.credentials.createInsecure() : coordinators.credentials,
     private readonly timeoutMs = 10_000,
   ) {
     this.pool = new CoordinatorPool(

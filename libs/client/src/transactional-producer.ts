@@ -83,7 +83,7 @@ export class TransactionalProducer {
     this.retryMs = options.coordinatorRetryMs ?? 30_000;
     this.pool = new CoordinatorPool<TransactionCoordinatorServiceClient>(
       options.coordinator?.length ? options.coordinator : () => client.findCoordinators(),
-      undefined,
+      client.credentials,
       (address, credentials) => new TransactionCoordinatorServiceClient(address, credentials),
     );
     this.inner = new Producer(
