@@ -27,10 +27,11 @@ await runService({
   description: 'a Skein broker (partition logs, produce and fetch, replication)',
   schema: brokerConfigSchema,
   validate: validateBrokerConfig,
-  async start({ config, logger: rootLogger, metrics, serve, authorization }) {
+  async start({ config, logger: rootLogger, metrics, serve, clientCredentials, authorization }) {
     const logger = rootLogger.child({ brokerId: config.brokerId });
     let follower: MetadataFollower | undefined;
-    const metadataClients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
+    // Every client of this broker (metadata, other brokers) dials with the shell's client TLS.
+    const metadataClients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, clientCredentials));
     let nextClient = 0;
 
     const server = new BrokerServer({
@@ -66,7 +67,7 @@ await runService({
       // Up to 4 tries, each after a short jittered wait (a controller election settling); the
       // last NOT_CONTROLLER is thrown, and the ISR manager proposes again later.
       return retry(async () => {
-        const client = address ? new MetadataServiceClient(address, grpc.credentials.createInsecure()) : metadataClients[nextClient++ % metadataClients.length]!;
+        const client = address ? new MetadataServiceClient(address, clientCredentials) : metadataClients[nextClient++ % metadataClients.length]!;
         try {
           const res = await new Promise<{ state?: PartitionState }>((resolve, reject) => {
             client.alterPartition({ brokerId: config.brokerId, ...req, leaderReplicaOffline: req.leaderReplicaOffline ?? false }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, r) => (err ? reject(fromServiceError(err)) : resolve(r)));
@@ -94,6 +95,7 @@ await runService({
         return b?.endpoint ? `${b.endpoint.host}:${b.endpoint.port}` : undefined;
       },
       logger: logger.child({ component: 'replication' }),
+      credentials: clientCredentials,
     });
     // Leaders shrink and expand their ISR through the controller; nothing changes on their word alone.
     const isr = new IsrManager({
@@ -115,6 +117,7 @@ await runService({
       advertisedPort: port,
       rack: config.rack,
       sessionTtlMs: config.sessionTtlMs,
+      credentials: clientCredentials,
       logger: logger.child({ component: 'metadata-follower' }),
       onDelta: async (delta) => {
         for (const d of delta.deletes) {
@@ -140,7 +143,7 @@ await runService({
     });
     // This broker's copy of the ACLs, fed by the metadata service (--authorizer-enabled).
     const aclFollower = authorization.enabled
-      ? followAclsFromMetadata(authorization.acls, { metadataAddresses: config.metadataAddresses, credentials: grpc.credentials.createInsecure(), logger: logger.child({ component: 'acls' }) })
+      ? followAclsFromMetadata(authorization.acls, { metadataAddresses: config.metadataAddresses, credentials: clientCredentials, logger: logger.child({ component: 'acls' }) })
       : undefined;
     return { stop: async () => {
       aclFollower?.close();

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { fromServiceError, SkeinError } from '@skein/common/errors.js';
 import { runService } from '@skein/common/service-shell.js';
-import { openMetadataStore } from '@skein/common/store/open-store.js';
+import { openMetadataStore, storeOptionsFromConfig } from '@skein/common/store/open-store.js';
 import { startServiceRegistration } from '@skein/common/service-registration.js';
 import { hostname } from 'node:os';
 import { MetadataServiceClient, ServiceRole, type ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
@@ -25,12 +25,13 @@ await runService({
   name: 'group-coordinator',
   description: 'consumer groups with server-side assignment',
   schema: coordinatorConfigSchema,
-  async start({ config, logger, metrics, serve, authorization }) {
+  async start({ config, logger, metrics, serve, clientCredentials, authorization }) {
     // Store requests are timed (skein_store_request_duration_seconds), as on the metadata service.
-    const store = instrumentStore(await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store), metrics.storeRequests());
+    const store = instrumentStore(await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store, storeOptionsFromConfig(config)), metrics.storeRequests());
     const coordinatorMetrics = new CoordinatorMetrics(metrics.registry, { store, prefix: config.prefix });
     const onEvent = coordinatorMetrics.record.bind(coordinatorMetrics);
-    const clients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, grpc.credentials.createInsecure()));
+    // Every client of this coordinator (metadata, brokers) dials with the shell's client TLS.
+    const clients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, clientCredentials));
     let cached: { at: number; counts: Map<string, number>; metadata: ClusterMetadata } | undefined;
     let next = 0;
     let refreshing: Promise<NonNullable<typeof cached>> | undefined;
@@ -56,7 +57,7 @@ await runService({
       if (!ep) throw new Error(`${topic}-${partition} has no live leader`);
       const address = `${ep.host}:${ep.port}`;
       let client = brokers.get(address);
-      if (!client) brokers.set(address, (client = new BrokerServiceClient(address, grpc.credentials.createInsecure())));
+      if (!client) brokers.set(address, (client = new BrokerServiceClient(address, clientCredentials)));
       const wire = spec === 'earliest' ? OffsetSpec.OFFSET_SPEC_EARLIEST : spec === 'latest' ? OffsetSpec.OFFSET_SPEC_LATEST : OffsetSpec.OFFSET_SPEC_TIMESTAMP;
       const res = await new Promise<{ topics: Array<{ partitions: Array<{ error?: { reason: string }; offset: bigint }> }> }>((resolve, reject) =>
         client!.listOffsets({ topics: [{ topic, partitions: [{ partition, spec: wire, timestampMs }] }] }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r))));
@@ -76,7 +77,7 @@ await runService({
         const ep = md.brokers.find((b) => b.brokerId === p.leaderId)?.endpoint;
         return ep ? `${ep.host}:${ep.port}` : undefined;
       },
-    }, logger.child({ component: 'txn-brokers' }));
+    }, logger.child({ component: 'txn-brokers' }), clientCredentials);
     const producerIds = new ProducerIdBlocks((count) => new Promise((resolve, reject) => {
       const client = clients[next++ % clients.length]!;
       client.allocateProducerIds({ brokerId: -1, count }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(fromServiceError(e)) : resolve({ first: r.firstProducerId, count: r.count })));
@@ -96,6 +97,7 @@ await runService({
       role: ServiceRole.SERVICE_ROLE_GROUP_COORDINATOR,
       instanceId: config.instanceId || `${hostname()}-${process.pid}`,
       endpoint: { host: config.advertisedHost || config.host, port: server.port },
+      credentials: clientCredentials,
       logger: logger.child({ component: 'registration' }),
     });
     let sweeping: Promise<unknown> = Promise.resolve();
@@ -116,7 +118,7 @@ await runService({
     }, Math.round(config.txnSweepIntervalMs * (0.8 + Math.random() * 0.4)));
     // Every instance keeps its own copy of the ACLs, fed by the metadata service (--authorizer-enabled).
     const aclFollower = authorization.enabled
-      ? followAclsFromMetadata(authorization.acls, { metadataAddresses: config.metadataAddresses, credentials: grpc.credentials.createInsecure(), logger: logger.child({ component: 'acls' }) })
+      ? followAclsFromMetadata(authorization.acls, { metadataAddresses: config.metadataAddresses, credentials: clientCredentials, logger: logger.child({ component: 'acls' }) })
       : undefined;
     return { stop: async () => {
       aclFollower?.close();

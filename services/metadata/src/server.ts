@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { type GrpcServerHandle, limitsFromConfig, startGrpcServer } from '@skein/common/grpc-server.js';
 import { type ServeOptions, tlsFromConfig } from '@skein/common/service-shell.js';
-import { openMetadataStore } from '@skein/common/store/open-store.js';
+import { openMetadataStore, storeOptionsFromConfig } from '@skein/common/store/open-store.js';
 import { instrumentStore } from '@skein/common/store/instrumented-store.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
 import type { MetricsRegistry } from '@skein/common/metrics.js';
@@ -38,7 +38,7 @@ export type Serve = (options: ServeOptions) => Promise<GrpcServerHandle>;
 
 export async function startMetadataServer(config: MetadataConfig, logger: Logger, metrics?: MetricsRegistry, serve?: Serve, authorization?: ServiceAuthorization): Promise<MetadataServer> {
   // Every store request is timed (skein_store_request_duration_seconds) when the process has metrics.
-  const opened = await openMetadataStore(config.store);
+  const opened = await openMetadataStore(config.store, storeOptionsFromConfig(config));
   const store = metrics ? instrumentStore(opened, metrics.storeRequests()) : opened;
   const metadataMetrics = metrics ? new MetadataMetrics(metrics.registry) : undefined;
   logger.info({ backend: store.kind, prefix: config.prefix }, 'metadata store opened');
