@@ -23,7 +23,9 @@ const { values: opts } = parseArgs({
 });
 if (opts.help) {
   console.log(`Usage: npm start [-- --data-dir DIR --base-port PORT --brokers N]
-Ports: metadata PORT, brokers PORT+2.., group coordinator PORT+5 (with 3 brokers; after the brokers with more).
+Ports: metadata PORT, brokers PORT+2.., group coordinator PORT+5 (with 3 brokers; after the brokers with more),
+schema registry gRPC on the slot after the coordinator; its Confluent REST API on 127.0.0.1:8081 with the
+default base port, else on the slot after the registry's gRPC port.
 Environment: ETCD_ENDPOINTS=host:port[,host:port] to use a real etcd; SKEIN_DATA_DIR, SKEIN_BASE_PORT.`);
   process.exit(0);
 }
@@ -37,7 +39,7 @@ mkdirSync(join(dataDir, 'metadata'), { recursive: true });
 const children = [];
 /** Each service's /metrics URL, from its 'metrics on /metrics' log line (every service gets --metrics-port 0: a free port). */
 const metricsUrls = new Map();
-const colors = { metadata: 36, broker: 33, coordinator: 35 };
+const colors = { metadata: 36, broker: 33, coordinator: 35, registry: 32 };
 
 function start(role, name, entry, args) {
   const child = spawn(process.execPath, [join(root, entry), ...args, '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -133,6 +135,18 @@ start('coordinator', 'coordinator', 'services/group-coordinator/dist/main.js', [
   ...(etcdEndpoints ? ['--store', store] : ['--store', `embedded:${join(dataDir, 'coordinator', 'store.db')}`]),
 ]);
 
+// The schema registry: gRPC on the next slot; REST on Confluent's default 8081, so Confluent clients
+// work without settings, unless another base port asks for a cluster out of the default ports.
+mkdirSync(join(dataDir, 'schema-registry'), { recursive: true });
+const registryPort = coordinatorPort + 1;
+const registryRestPort = basePort === 9090 ? 8081 : coordinatorPort + 2;
+const registryAddress = `127.0.0.1:${registryPort}`;
+const registryUrl = `http://127.0.0.1:${registryRestPort}`;
+start('registry', 'schema-registry', 'services/schema-registry/dist/main.js', [
+  '--port', String(registryPort), '--rest-port', String(registryRestPort), '--metadata-addresses', metadataAddress,
+  ...(etcdEndpoints ? ['--store', store] : ['--store', `embedded:${join(dataDir, 'schema-registry', 'store.db')}`]),
+]);
+
 /** Shows the cluster working end to end: a topic, three records produced, and read back. */
 async function demo(client) {
   const topic = 'quickstart';
@@ -174,6 +188,7 @@ try {
   metadata service   ${metadataAddress}   (controller: ${metadata.controller.controllerId}, epoch ${metadata.controller.controllerEpoch})
   cluster id         ${metadata.clusterId}
   group coordinator  ${coordinatorAddress}
+  schema registry    ${registryUrl} (Confluent REST)   ${registryAddress} (gRPC)
   brokers            ${metadata.brokers.map((b) => `${b.brokerId}@${b.endpoint.host}:${b.endpoint.port}`).join('  ')}
 ${metricsLines}
   check              produced 3 records to ${shown.topic}-0 on broker ${shown.leaderId} and read back: ${shown.back.join(' ')}
@@ -191,6 +206,11 @@ Or grpcurl (reflection is on):
   grpcurl -plaintext ${metadataAddress} skein.metadata.v1.MetadataService/GetClusterMetadata
   grpcurl -plaintext -d '{"topics":[{"topic":"quickstart","partitions":[{"partition":0,"spec":"OFFSET_SPEC_LATEST"}]}]}' ${brokerAddresses[0]} skein.broker.v1.BrokerService/ListOffsets
   grpcurl -plaintext -d '{"service":""}' ${metadataAddress} grpc.health.v1.Health/Check
+
+Schemas (Confluent's REST API; any Confluent serializer works with schema.registry.url=${registryUrl}):
+  curl -s -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' \\
+    -d '{"schema":"{\\"type\\":\\"string\\"}"}' ${registryUrl}/subjects/orders-value/versions
+  curl -s ${registryUrl}/subjects
 
 Ctrl-C stops everything.
 `);

@@ -21,14 +21,14 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port with the six ports `npm start` uses (base .. base+5) free on 127.0.0.1. */
+/** A base port with the eight ports `npm start` uses (base .. base+7) free on 127.0.0.1. */
 async function freeBlock(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const free = await Promise.all(Array.from({ length: 6 }, (_, i) => portFree(base + i)));
+    const free = await Promise.all(Array.from({ length: 8 }, (_, i) => portFree(base + i)));
     if (free.every(Boolean)) return base;
   }
-  throw new Error('no block of 6 free ports found');
+  throw new Error('no block of 8 free ports found');
 }
 
 /** Starts scripts/start-local.js (what `npm start` runs after building) and waits for its banner. */
@@ -96,10 +96,10 @@ describe('the README quick start', () => {
     expect(first.output()).toContain('read back: ');
     // The banner lists each service's /metrics URL, and each serves that service's metrics.
     const banner = first.output().slice(first.output().indexOf('Skein is running.'));
-    const urls = [...banner.matchAll(/^\s*(?:\/metrics)?\s+(metadata|broker-\d|coordinator)\s+(http:\/\/\S+\/metrics)$/gm)].map((m) => ({ name: m[1]!, url: m[2]! }));
-    expect(urls.map((u) => u.name).sort()).toEqual(['broker-0', 'broker-1', 'broker-2', 'coordinator', 'metadata']);
+    const urls = [...banner.matchAll(/^\s*(?:\/metrics)?\s+(metadata|broker-\d|coordinator|schema-registry)\s+(http:\/\/\S+\/metrics)$/gm)].map((m) => ({ name: m[1]!, url: m[2]! }));
+    expect(urls.map((u) => u.name).sort()).toEqual(['broker-0', 'broker-1', 'broker-2', 'coordinator', 'metadata', 'schema-registry']);
     for (const { name, url } of urls) {
-      const prefix = name === 'coordinator' ? 'skein_coordinator_' : name === 'metadata' ? 'skein_metadata_' : 'skein_broker_';
+      const prefix = name === 'coordinator' ? 'skein_coordinator_' : name === 'metadata' ? 'skein_metadata_' : name === 'schema-registry' ? 'skein_schema_registry_' : 'skein_broker_';
       expect(await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text(), name).toContain(prefix);
     }
 
@@ -125,7 +125,7 @@ describe('the README quick start', () => {
     expect(sum(audit, 'lag')).toBe(60_000);
 
     expect(await interrupt()).toBe(0);
-    const stillBound = await Promise.all(Array.from({ length: 6 }, (_, i) => portFree(base + i)));
+    const stillBound = await Promise.all(Array.from({ length: 8 }, (_, i) => portFree(base + i)));
     expect(stillBound.every(Boolean), 'every service stopped and released its port').toBe(true);
 
     await startCluster(base);

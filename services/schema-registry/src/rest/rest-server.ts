@@ -223,6 +223,16 @@ export function restRoutes(registry: Registry): Array<[string, RegExp, Handler]>
   ];
 }
 
+/** A readable metrics label for a route: `GET /subjects/{}/versions/{}`. */
+function routeName(method: string, re: RegExp): string {
+  const path = re.source
+    .replace(/^\^|\$$/g, '')
+    .replace(/\\\//g, '/')
+    .replace(/\(\?:\/\(\[\^\/\]\+\)\)\?/g, '[/{}]')
+    .replace(/\(\[\^\/\]\+\)/g, '{}');
+  return `${method} ${path}`;
+}
+
 /** A body sent as is (the schema text of /schema routes), not JSON-encoded again. */
 class Raw {
   constructor(readonly text: string) {}
@@ -292,7 +302,7 @@ export async function startRestServer(options: RestServerOptions): Promise<RestS
       if (!match) continue;
       pathMatched = true;
       if (m !== method) continue;
-      const route = `${m} ${re.source}`;
+      const route = routeName(m, re);
       let params: string[];
       try {
         params = match.slice(1).map((p) => (p === undefined ? (undefined as unknown as string) : decodeURIComponent(p)));

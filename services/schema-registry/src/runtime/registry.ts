@@ -335,7 +335,12 @@ export class Registry {
       if (decision.kind === 'existing') return { id, version: decision.version.version };
       ops.push(this.store.put(keys.subject(subject), decision.next), this.store.put(keys.usage(id, subject, decision.version.version), ''));
       for (const ref of parsed.references) ops.push(this.store.put(keys.referencedBy(ref.subject, ref.version, id), ''));
-      if (await this.store.commit(compare, ops)) return { id, version: decision.version.version };
+      if (await this.store.commit(compare, ops)) {
+        // The serializer that registered it asks for it by id next: keep it (ids are immutable).
+        if (!this.cache.has(id))
+          this.remember(id, { stored: { schemaType: parsed.schemaType, schema: parsed.canonical, references: [...parsed.references], hash }, parsed });
+        return { id, version: decision.version.version };
+      }
     }
     throw new SkeinError('CONCURRENT_MODIFICATION', `registration under ${subject} lost ${this.maxCasAttempts} compare-and-set races in a row; retry`);
   }

@@ -315,6 +315,11 @@ export enum ServiceRole {
    * instance serves any group.
    */
   SERVICE_ROLE_GROUP_COORDINATOR = 1,
+  /**
+   * SERVICE_ROLE_SCHEMA_REGISTRY - skein.schema.v1.SchemaRegistryService: schema subjects, versions and ids, with the Confluent
+   * REST API beside it (its address is not in the endpoint: clients are given it). Stateless.
+   */
+  SERVICE_ROLE_SCHEMA_REGISTRY = 2,
   UNRECOGNIZED = -1,
 }
 
@@ -326,6 +331,9 @@ export function serviceRoleFromJSON(object: any): ServiceRole {
     case 1:
     case "SERVICE_ROLE_GROUP_COORDINATOR":
       return ServiceRole.SERVICE_ROLE_GROUP_COORDINATOR;
+    case 2:
+    case "SERVICE_ROLE_SCHEMA_REGISTRY":
+      return ServiceRole.SERVICE_ROLE_SCHEMA_REGISTRY;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -339,6 +347,8 @@ export function serviceRoleToJSON(object: ServiceRole): string {
       return "SERVICE_ROLE_UNSPECIFIED";
     case ServiceRole.SERVICE_ROLE_GROUP_COORDINATOR:
       return "SERVICE_ROLE_GROUP_COORDINATOR";
+    case ServiceRole.SERVICE_ROLE_SCHEMA_REGISTRY:
+      return "SERVICE_ROLE_SCHEMA_REGISTRY";
     case ServiceRole.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
