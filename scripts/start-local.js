@@ -182,7 +182,7 @@ try {
   client.close();
   // Logged right after each service started serving: by now normally all are there.
   for (const deadline = Date.now() + 5000; metricsUrls.size < children.length && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
-  const metricsLines = children.map(({ name }, i) => `${(i === 0 ? '  /metrics' : '').padEnd(21)}${name.padEnd(13)}${metricsUrls.get(name) ?? '(not reported)'}`).join('\n');
+  const metricsLines = children.map(({ name }, i) => `${(i === 0 ? '  /metrics' : '').padEnd(21)}${name.padEnd(16)}${metricsUrls.get(name) ?? '(not reported)'}`).join('\n');
   console.log(`
 \x1b[1mSkein is running.\x1b[0m
   metadata service   ${metadataAddress}   (controller: ${metadata.controller.controllerId}, epoch ${metadata.controller.controllerEpoch})
