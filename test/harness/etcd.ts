@@ -7,7 +7,8 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
@@ -30,7 +31,37 @@ export interface EtcdCluster {
   stop(): Promise<void>;
 }
 
-async function healthy(clientUrl: string): Promise<boolean> {
+/** TLS for etcd's client port (binary source only): its certificate, and with clientCertAuth, client certificates required from this CA. */
+export interface EtcdTlsOptions {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  clientCertAuth?: boolean;
+  /** The client certificate the harness's health check presents (with clientCertAuth). */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+}
+
+/** GET /health over TLS with the harness's client certificate (fetch cannot take a CA or a client certificate). */
+function healthyTls(clientUrl: string, tls: EtcdTlsOptions): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(`${clientUrl}/health`, {
+      ca: readFileSync(tls.caFile),
+      ...(tls.clientCertFile && tls.clientKeyFile ? { cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) } : {}),
+      timeout: 2000,
+    }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve(/"health":\s*"true"/.test(body)));
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+async function healthy(clientUrl: string, tls?: EtcdTlsOptions): Promise<boolean> {
+  if (tls) return healthyTls(clientUrl, tls);
   try {
     const res = await fetch(`${clientUrl}/health`);
     const body = (await res.json()) as { health?: string };
@@ -40,8 +71,13 @@ async function healthy(clientUrl: string): Promise<boolean> {
   }
 }
 
-export async function startEtcd(options: { members: 1 | 3 } = { members: 1 }): Promise<EtcdCluster> {
+export async function startEtcd(options: { members: 1 | 3; tls?: EtcdTlsOptions } = { members: 1 }): Promise<EtcdCluster> {
   const fromEnv = process.env.ETCD_ENDPOINTS?.trim();
+  if (options.tls) {
+    // Only the binary is started with our certificates; guard such suites with skipUnless 'etcd-binary'.
+    if (!hasEtcdBinary()) throw new Error('etcd with TLS needs the etcd binary (apt-get install -y etcd-server)');
+    return startBinary(options.members, options.tls);
+  }
   if (fromEnv) {
     const endpoints = fromEnv.split(',').map((e) => e.replace(/^https?:\/\//, '').trim());
     console.log(`[harness] etcd: using ETCD_ENDPOINTS=${fromEnv}`);
@@ -55,7 +91,8 @@ export async function startEtcd(options: { members: 1 | 3 } = { members: 1 }): P
   return startContainer(options.members);
 }
 
-async function startBinary(count: number): Promise<EtcdCluster> {
+async function startBinary(count: number, tls?: EtcdTlsOptions): Promise<EtcdCluster> {
+  const scheme = tls ? 'https' : 'http';
   const dir = mkdtempSync(join(tmpdir(), 'skein-etcd-'));
   const ports = [] as Array<{ client: number; peer: number }>;
   for (let i = 0; i < count; i++) ports.push({ client: await freePort(), peer: await freePort() });
@@ -63,15 +100,16 @@ async function startBinary(count: number): Promise<EtcdCluster> {
   const members: EtcdMember[] = ports.map((p, i) => {
     const child = spawn('etcd', [
       '--name', `n${i}`, '--data-dir', join(dir, `n${i}`),
-      '--listen-client-urls', `http://127.0.0.1:${p.client}`, '--advertise-client-urls', `http://127.0.0.1:${p.client}`,
+      '--listen-client-urls', `${scheme}://127.0.0.1:${p.client}`, '--advertise-client-urls', `${scheme}://127.0.0.1:${p.client}`,
+      ...(tls ? ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, ...(tls.clientCertAuth ? ['--client-cert-auth'] : [])] : []),
       '--listen-peer-urls', `http://127.0.0.1:${p.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${p.peer}`,
       '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', `skein-test-${process.pid}`,
       '--log-level', 'error', '--logger', 'zap',
     ], { stdio: 'ignore' });
     track(child);
-    return { name: `n${i}`, clientUrl: `http://127.0.0.1:${p.client}`, process: child };
+    return { name: `n${i}`, clientUrl: `${scheme}://127.0.0.1:${p.client}`, process: child };
   });
-  await waitFor(async () => (await Promise.all(members.map((m) => healthy(m.clientUrl)))).every(Boolean), { timeoutMs: 30_000, intervalMs: 100, message: `etcd (${count} member${count > 1 ? 's' : ''}) is healthy` });
+  await waitFor(async () => (await Promise.all(members.map((m) => healthy(m.clientUrl, tls)))).every(Boolean), { timeoutMs: 30_000, intervalMs: 100, message: `etcd (${count} member${count > 1 ? 's' : ''}) is healthy` });
   console.log(`[harness] etcd: started ${count} member(s) from the etcd binary on this machine: ${members.map((m) => m.clientUrl).join(', ')}`);
   return {
     endpoints: ports.map((p) => `127.0.0.1:${p.client}`),
