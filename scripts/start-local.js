@@ -2,15 +2,22 @@
 // `npm start`: a local Skein cluster as separate processes on 127.0.0.1, data under one directory
 // (reused by the next start), readable logs, everything stopped cleanly on Ctrl-C.
 // With ETCD_ENDPOINTS set it uses that etcd; otherwise the metadata service's embedded store.
+// `npm start -- --secure`: mTLS on every hop. A development CA and certificates are created under
+// <data-dir>/tls/ (kept for the next start): ca.crt, one per service (CN=<name>, OU=services),
+// admin.crt/key (a super-user) and alice.crt/key (a principal with no ACLs). Every service serves
+// mTLS and dials the others with its own certificate; calls without a client certificate are
+// refused. The CLI environment to use them is printed at the end.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
+import { channelCredentials } from '@skein/common/tls.js';
 import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { Acks, BrokerServiceClient } from '@skein/proto/skein/broker/v1/broker.js';
 import { buildRecordBatch, decodeRecordBatch } from '@skein/common/records/record-batch.js';
+import { ensureDevCertificates } from './dev-ca.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -18,15 +25,19 @@ const { values: opts } = parseArgs({
     'data-dir': { type: 'string', default: process.env.SKEIN_DATA_DIR ?? join(root, '.skein-data') },
     'base-port': { type: 'string', default: process.env.SKEIN_BASE_PORT ?? '9090' },
     brokers: { type: 'string', default: '3' },
+    secure: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (opts.help) {
-  console.log(`Usage: npm start [-- --data-dir DIR --base-port PORT --brokers N]
+  console.log(`Usage: npm start [-- --data-dir DIR --base-port PORT --brokers N --secure]
 Ports: metadata PORT, brokers PORT+2.., group coordinator PORT+5 (with 3 brokers; after the brokers with more),
 schema registry gRPC on the slot after the coordinator; its Confluent REST API on 127.0.0.1:8081 with the
 default base port, else on the slot after the registry's gRPC port.
-Environment: ETCD_ENDPOINTS=host:port[,host:port] to use a real etcd; SKEIN_DATA_DIR, SKEIN_BASE_PORT.`);
+--secure: mTLS on every hop with a development CA under DIR/tls (ca.crt, admin and alice certificates).
+Environment: ETCD_ENDPOINTS=host:port[,host:port] to use a real etcd; SKEIN_DATA_DIR, SKEIN_BASE_PORT.
+With --secure and ETCD_ENDPOINTS, TLS to etcd comes from SKEIN_ETCD_CA_FILE, SKEIN_ETCD_CERT_FILE and
+SKEIN_ETCD_KEY_FILE (DIR/tls/etcd.crt and etcd.key are issued for an etcd on 127.0.0.1 to serve).`);
   process.exit(0);
 }
 const dataDir = resolve(opts['data-dir']);
@@ -35,6 +46,32 @@ const metadataPort = basePort;
 const etcdEndpoints = process.env.ETCD_ENDPOINTS?.trim();
 const store = etcdEndpoints ? `etcd://${etcdEndpoints.replace(/https?:\/\//g, '')}` : `embedded:${join(dataDir, 'metadata', 'store.db')}`;
 mkdirSync(join(dataDir, 'metadata'), { recursive: true });
+const brokerCount = Number(opts.brokers);
+
+/**
+ * --secure: the development PKI and each service's TLS flags. Principals: the CN of a service
+ * certificate (OU=services) or of a user certificate; services are internal principals, admin a
+ * super-user; calls without an authenticated principal are refused.
+ */
+const tlsDir = join(dataDir, 'tls');
+const pki = opts.secure
+  ? ensureDevCertificates(tlsDir, [
+      ...['metadata', 'coordinator', 'schema-registry', 'etcd', ...Array.from({ length: brokerCount }, (_, id) => `broker-${id}`)].map((name) => ({
+        name, organizationalUnit: 'services', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'],
+      })),
+      { name: 'admin' },
+      { name: 'alice' },
+    ])
+  : undefined;
+const tlsArgs = (name) => (pki
+  ? [
+      '--tls-cert-file', pki.files[name].certFile, '--tls-key-file', pki.files[name].keyFile, '--tls-ca-file', pki.caFile, '--tls-require-client-cert',
+      '--ssl-principal-mapping-rules', 'RULE:^CN=([^,]+),OU=services,.*$/$1/, RULE:^CN=([^,]+),.*$/$1/',
+      '--internal-principals', 'User:metadata;User:coordinator;User:schema-registry;User:broker-*', '--super-users', 'User:admin', '--authentication-required',
+    ]
+  : []);
+/** How this script dials the cluster: as admin under --secure. */
+const credentials = pki ? channelCredentials({ caFile: pki.caFile, certFile: pki.files.admin.certFile, keyFile: pki.files.admin.keyFile }) : grpc.credentials.createInsecure();
 
 const children = [];
 /** Each service's /metrics URL, from its 'metrics on /metrics' log line (every service gets --metrics-port 0: a free port). */
@@ -97,7 +134,7 @@ function call(client, method, req) {
 }
 
 async function waitForMetadata(address) {
-  const client = new MetadataServiceClient(address, grpc.credentials.createInsecure());
+  const client = new MetadataServiceClient(address, credentials);
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
@@ -113,17 +150,16 @@ async function waitForMetadata(address) {
 
 console.log(`Skein local cluster — data in ${dataDir}; metadata store: ${etcdEndpoints ? `etcd at ${etcdEndpoints}` : 'embedded'}`);
 start('metadata', 'metadata', 'services/metadata/dist/main.js', [
-  '--port', String(metadataPort), '--store', store, '--instance-id', 'metadata-0',
+  '--port', String(metadataPort), '--store', store, '--instance-id', 'metadata-0', ...tlsArgs('metadata'),
 ]);
 const metadataAddress = `127.0.0.1:${metadataPort}`;
-const brokerCount = Number(opts.brokers);
 const brokerAddresses = [];
 for (let id = 0; id < brokerCount; id++) {
   const port = basePort + 2 + id;
   mkdirSync(join(dataDir, `broker-${id}`), { recursive: true });
   brokerAddresses.push(`127.0.0.1:${port}`);
   start('broker', `broker-${id}`, 'services/broker/dist/main.js', [
-    '--broker-id', String(id), '--port', String(port), '--data-dir', join(dataDir, `broker-${id}`), '--metadata-addresses', metadataAddress,
+    '--broker-id', String(id), '--port', String(port), '--data-dir', join(dataDir, `broker-${id}`), '--metadata-addresses', metadataAddress, ...tlsArgs(`broker-${id}`),
   ]);
 }
 
@@ -132,7 +168,7 @@ const coordinatorPort = basePort + 2 + Math.max(3, brokerCount);
 const coordinatorAddress = `127.0.0.1:${coordinatorPort}`;
 start('coordinator', 'coordinator', 'services/group-coordinator/dist/main.js', [
   '--port', String(coordinatorPort), '--metadata-addresses', metadataAddress,
-  ...(etcdEndpoints ? ['--store', store] : ['--store', `embedded:${join(dataDir, 'coordinator', 'store.db')}`]),
+  ...(etcdEndpoints ? ['--store', store] : ['--store', `embedded:${join(dataDir, 'coordinator', 'store.db')}`]), ...tlsArgs('coordinator'),
 ]);
 
 // The schema registry: gRPC on the next slot; REST on Confluent's default 8081, so Confluent clients
@@ -144,7 +180,7 @@ const registryAddress = `127.0.0.1:${registryPort}`;
 const registryUrl = `http://127.0.0.1:${registryRestPort}`;
 start('registry', 'schema-registry', 'services/schema-registry/dist/main.js', [
   '--port', String(registryPort), '--rest-port', String(registryRestPort), '--metadata-addresses', metadataAddress,
-  ...(etcdEndpoints ? ['--store', store] : ['--store', `embedded:${join(dataDir, 'schema-registry', 'store.db')}`]),
+  ...(etcdEndpoints ? ['--store', store] : ['--store', `embedded:${join(dataDir, 'schema-registry', 'store.db')}`]), ...tlsArgs('schema-registry'),
 ]);
 
 /** Shows the cluster working end to end: a topic, three records produced, and read back. */
@@ -157,7 +193,7 @@ async function demo(client) {
   const described = await call(client, 'describeTopic', { name: topic });
   const p0 = described.topic.partitions[0];
   const leader = (await call(client, 'getClusterMetadata', { topics: [] })).metadata.brokers.find((b) => b.brokerId === p0.leaderId);
-  const broker = new BrokerServiceClient(`${leader.endpoint.host}:${leader.endpoint.port}`, grpc.credentials.createInsecure());
+  const broker = new BrokerServiceClient(`${leader.endpoint.host}:${leader.endpoint.port}`, credentials);
   const records = ['hello', 'from', 'skein'].map((value, i) => ({ key: `k${i}`, value, timestampMs: Date.now() }));
   const deadline = Date.now() + 20_000;
   let produced;
@@ -182,6 +218,18 @@ try {
   client.close();
   // Logged right after each service started serving: by now normally all are there.
   for (const deadline = Date.now() + 5000; metricsUrls.size < children.length && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
+  // grpcurl's TLS flags under --secure (as admin), -plaintext otherwise.
+  const grpcurl = pki ? `grpcurl -cacert ${pki.caFile} -cert ${pki.files.admin.certFile} -key ${pki.files.admin.keyFile}` : 'grpcurl -plaintext';
+  const secureLines = pki
+    ? `
+mTLS on every hop; calls without a client certificate are refused. Certificates in ${tlsDir}:
+ca.crt, admin (super-user), alice (a principal with no ACLs), one per service. As admin:
+  export SKEIN_TLS_CA_FILE=${pki.caFile}
+  export SKEIN_TLS_CERT_FILE=${pki.files.admin.certFile}
+  export SKEIN_TLS_KEY_FILE=${pki.files.admin.keyFile}
+As alice: SKEIN_TLS_CERT_FILE=${pki.files.alice.certFile} SKEIN_TLS_KEY_FILE=${pki.files.alice.keyFile}
+`
+    : '';
   const metricsLines = children.map(({ name }, i) => `${(i === 0 ? '  /metrics' : '').padEnd(21)}${name.padEnd(16)}${metricsUrls.get(name) ?? '(not reported)'}`).join('\n');
   console.log(`
 \x1b[1mSkein is running.\x1b[0m
@@ -193,7 +241,7 @@ try {
 ${metricsLines}
   check              produced 3 records to ${shown.topic}-0 on broker ${shown.leaderId} and read back: ${shown.back.join(' ')}
 
-Try the CLI (in another terminal${basePort === 9090 ? '' : `; first: export SKEIN_METADATA=${metadataAddress}; the CLI finds the coordinator from it`}):
+${secureLines}Try the CLI (in another terminal${basePort === 9090 ? '' : `; first: export SKEIN_METADATA=${metadataAddress}; the CLI finds the coordinator from it`}):
   npx skein cluster
   npx skein topics create orders -p 6
   seq 1 1000 | sed 's/^/user-/;s/$/|order/' | npx skein produce orders --key-separator '|'
@@ -201,11 +249,11 @@ Try the CLI (in another terminal${basePort === 9090 ? '' : `; first: export SKEI
   npx skein groups describe billing
 
 Or grpcurl (reflection is on):
-  grpcurl -plaintext ${metadataAddress} list
-  grpcurl -plaintext -d '{"name":"orders","partitions":6}' ${metadataAddress} skein.metadata.v1.MetadataService/CreateTopic
-  grpcurl -plaintext ${metadataAddress} skein.metadata.v1.MetadataService/GetClusterMetadata
-  grpcurl -plaintext -d '{"topics":[{"topic":"quickstart","partitions":[{"partition":0,"spec":"OFFSET_SPEC_LATEST"}]}]}' ${brokerAddresses[0]} skein.broker.v1.BrokerService/ListOffsets
-  grpcurl -plaintext -d '{"service":""}' ${metadataAddress} grpc.health.v1.Health/Check
+  ${grpcurl} ${metadataAddress} list
+  ${grpcurl} -d '{"name":"orders","partitions":6}' ${metadataAddress} skein.metadata.v1.MetadataService/CreateTopic
+  ${grpcurl} ${metadataAddress} skein.metadata.v1.MetadataService/GetClusterMetadata
+  ${grpcurl} -d '{"topics":[{"topic":"quickstart","partitions":[{"partition":0,"spec":"OFFSET_SPEC_LATEST"}]}]}' ${brokerAddresses[0]} skein.broker.v1.BrokerService/ListOffsets
+  ${grpcurl} -d '{"service":""}' ${metadataAddress} grpc.health.v1.Health/Check
 
 Schemas (Confluent's REST API; any Confluent serializer works with schema.registry.url=${registryUrl}):
   curl -s -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' \\

@@ -1,5 +1,6 @@
 import type { ConfigOf } from '@skein/common/config.js';
 import { serviceShellConfigSchema } from '@skein/common/service-shell.js';
+import { etcdClientConfigSchema } from '@skein/common/store/open-store.js';
 
 export const registryConfigSchema = {
   ...serviceShellConfigSchema,
@@ -25,6 +26,7 @@ export const registryConfigSchema = {
     doc: 'Metadata store holding the schemas: etcd://host:port[,...] or embedded:<path> (several instances need etcd)',
   },
   etcdEndpoints: { type: 'list', default: [], doc: 'etcd endpoints host:port,...; when set, overrides --store' },
+  ...etcdClientConfigSchema,
   prefix: { type: 'string', default: '/skein/', doc: 'Key prefix in the store (ends with /); the registry keeps its keys under <prefix>schema-registry/' },
   metadataAddresses: {
     type: 'list',

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { runService } from '@skein/common/service-shell.js';
 import { startServiceRegistration } from '@skein/common/service-registration.js';
 import { instrumentStore } from '@skein/common/store/instrumented-store.js';
-import { openMetadataStore } from '@skein/common/store/open-store.js';
+import { openMetadataStore, storeOptionsFromConfig } from '@skein/common/store/open-store.js';
 import { ServiceRole } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { registryConfigSchema } from './config.js';
 import { SCHEMA_SERVICE_NAME, SchemaRegistryServiceService, schemaServiceHandlers } from './grpc/schema-service.js';
@@ -22,9 +22,9 @@ await runService({
   name: 'schema-registry',
   description: 'schema subjects, versions and ids (Avro, Protobuf, JSON Schema) with compatibility; gRPC and the Confluent REST API',
   schema: registryConfigSchema,
-  async start({ config, logger, metrics, serve }) {
+  async start({ config, logger, metrics, serve, clientCredentials }) {
     const store = instrumentStore(
-      await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store),
+      await openMetadataStore(config.etcdEndpoints.length > 0 ? `etcd://${config.etcdEndpoints.join(',')}` : config.store, storeOptionsFromConfig(config)),
       metrics.storeRequests(),
     );
     // Authorization hook: the ACL authorizer (issue 14) plugs in as Registry's `authorize`
@@ -57,6 +57,7 @@ await runService({
             role: ServiceRole.SERVICE_ROLE_SCHEMA_REGISTRY,
             instanceId: config.instanceId || `${hostname()}-${process.pid}`,
             endpoint: { host: config.advertisedHost || config.host, port: server.port },
+            credentials: clientCredentials,
             logger: logger.child({ component: 'registration' }),
           })
         : undefined;
