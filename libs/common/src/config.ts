@@ -89,6 +89,9 @@ export const commonServerConfigSchema = {
   host: { type: 'string', default: '127.0.0.1', doc: 'Address to bind the gRPC server to' },
   advertisedHost: { type: 'string', default: '', doc: 'Host clients use to reach this process (default: host)' },
   metricsPort: { type: 'int', default: -1, min: -1, max: 65535, doc: 'Port for GET /metrics; -1 disables, 0 picks a free port' },
+  // Kubelet's gRPC probes cannot speak TLS: a separate plaintext port that serves grpc.health.v1
+  // and nothing else keeps readiness meaningful when the service port requires TLS.
+  healthPort: { type: 'int', default: -1, min: -1, max: 65535, doc: 'Plaintext port serving only grpc.health.v1 (for probes that cannot speak TLS); -1 disables, 0 picks a free port' },
   logLevel: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info', doc: 'Log level' },
   tlsCertFile: { type: 'string', default: '', doc: 'Server certificate (PEM); enables TLS' },
   tlsKeyFile: { type: 'string', default: '', doc: 'Server private key (PEM)' },

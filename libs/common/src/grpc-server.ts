@@ -78,6 +78,11 @@ export interface GrpcServerOptions {
   health?: Record<string, 'SERVING' | 'NOT_SERVING'>;
   /** Identifies callers; with `required`, unauthenticated calls get UNAUTHENTICATED before any handler. */
   authenticator?: Authenticator;
+  /**
+   * A second, always plaintext port serving grpc.health.v1 and nothing else (same statuses as the
+   * main port): kubelet gRPC probes cannot speak TLS. Undefined or negative: none; 0: a free port.
+   */
+  healthPort?: number;
 }
 
 /** What one server lets a client hold. Each has a config key (grpcServerLimitsConfigSchema). */
@@ -145,6 +150,8 @@ export function limitsFromConfig(config: ConfigOf<typeof grpcServerLimitsConfigS
 
 export interface GrpcServerHandle {
   port: number;
+  /** The plaintext health-only port, when options.healthPort asked for one. */
+  healthPort?: number;
   server: grpc.Server;
   setServing(serviceName: string, serving: boolean): void;
   shutdown(graceMs: number): Promise<void>;
@@ -416,9 +423,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
 
   const listener = await listen(server, options.host, options.port, serverCredentials(options.tls, options.logger), limits, options.logger);
   const port = (listener.address() as net.AddressInfo).port;
+  const healthOnly = options.healthPort !== undefined && options.healthPort >= 0 ? await startHealthOnlyServer(health, options.host, options.healthPort) : undefined;
 
   return {
     port,
+    ...(healthOnly ? { healthPort: healthOnly.port } : {}),
     server,
     setServing(serviceName, serving) {
       const status = serving ? 'SERVING' : 'NOT_SERVING';
@@ -439,6 +448,22 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
           resolve();
         });
       });
+      // Last: probes keep reading NOT_SERVING while the calls drain.
+      healthOnly?.server.forceShutdown();
     },
   };
+}
+
+/**
+ * The health-only port: a plaintext server with grpc.health.v1 alone (no reflection, no service,
+ * no interceptor that could reach one), reading the main server's statuses. Plaintext on purpose,
+ * and safe because Health reveals only SERVING / NOT_SERVING per service name.
+ */
+async function startHealthOnlyServer(health: HealthImplementation, host: string, port: number): Promise<{ server: grpc.Server; port: number }> {
+  const server = new ShellServer();
+  health.addToServer(server);
+  const bound = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return { server, port: bound };
 }

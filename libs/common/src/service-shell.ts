@@ -6,7 +6,8 @@
  *   knows are reported at start-up;
  * - the gRPC server (grpc-server.ts): TLS/mTLS from the common keys (files re-read when they
  *   change), connection and message limits, health, reflection, per-RPC metrics, malformed-request
- *   and error mapping;
+ *   and error mapping; with `--health-port`, a second plaintext port serving grpc.health.v1 and
+ *   nothing else (kubelet gRPC probes cannot speak TLS);
  * - security: the Authenticator (principals from client certificates; UNAUTHENTICATED with
  *   --authentication-required) and the client TLS every internal client dials with
  *   (`clientCredentials`), so no service builds its own;
@@ -173,7 +174,9 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinition<
           health: options.health,
           security,
           authenticator,
+          healthPort: shell.healthPort,
         });
+        if (server.healthPort !== undefined) logger.info({ port: server.healthPort }, 'plaintext health-only port (grpc.health.v1 and nothing else)');
         return server;
       },
     });
