@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type Requirement = 'etcd' | 'etcd-binary' | 'kubectl' | 'openssl' | 'python-grpc';
+export type Requirement = 'etcd' | 'etcd-binary' | 'kubectl' | 'openssl' | 'python-grpc' | 'python-schema-registry';
 
 /** How to get each requirement, as printed in the skip line and the README. */
 export const HOW_TO_GET: Readonly<Record<Requirement, string>> = {
@@ -27,6 +27,7 @@ export const HOW_TO_GET: Readonly<Record<Requirement, string>> = {
   kubectl: 'kubectl 1.21 or later, for kustomize components: apt-get install -y kubectl from the Kubernetes apt repository; Debian\'s kubernetes-client 1.20 is too old',
   openssl: 'apt-get install -y openssl',
   'python-grpc': '/usr/bin/python3 with grpcio: apt-get install -y python3-grpcio',
+  'python-schema-registry': "/usr/bin/python3 with Confluent's client and its schema-registry extras: apt-get install -y python3-confluent-kafka python3-requests python3-jsonschema",
 };
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -80,6 +81,9 @@ export function available(requirement: Requirement): boolean {
     }
     case 'openssl':
       ok = runs('openssl', ['version']) !== undefined;
+      break;
+    case 'python-schema-registry':
+      ok = runs('/usr/bin/python3', ['-c', 'import confluent_kafka.schema_registry.json_schema, requests']) !== undefined;
       break;
     case 'python-grpc':
       ok = runs('/usr/bin/python3', ['-c', 'import grpc, google.protobuf']) !== undefined;

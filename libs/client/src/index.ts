@@ -10,3 +10,7 @@ export { Fetcher, type FetcherOptions, type FetchedChunk, type FetchedRecords, t
 export * from './transactional-producer.js';
 export * from './exactly-once.js';
 export * from './transaction-admin.js';
+// Schema registry: a REST client and Confluent-wire-format serializers (Avro, Protobuf, JSON Schema).
+export * from './schema/registry-client.js';
+export * from './schema/serdes.js';
+export * from './schema/wire-format.js';
