@@ -69,7 +69,11 @@ export interface ProducerOptions {
  * A record to send. Without `timestampMs`, the producer stamps the time of the send() call
  * (Kafka's CreateTime), so retention and time lookups always have a time to go by.
  */
-export type ProducerRecord = Omit<RecordInput, 'timestampMs'> & { timestampMs?: bigint | number };
+export type ProducerRecord = Omit<RecordInput, 'timestampMs'> & {
+  timestampMs?: bigint | number;
+  /** The partition to write to, bypassing the partitioner (Kafka's ProducerRecord.partition); e.g. a stream task's changelog partition. */
+  partition?: number;
+};
 
 export interface RecordMetadata {
   topic: string;
@@ -195,6 +199,11 @@ export class Producer {
   }
 
   private choosePartition(topic: string, record: RecordInput, n: number): number {
+    const explicit = (record as ProducerRecord).partition;
+    if (explicit !== undefined) {
+      if (!Number.isInteger(explicit) || explicit < 0 || explicit >= n) throw new SkeinError('INVALID_REQUEST', `partition ${explicit} is not in ${topic} (${n} partitions)`);
+      return explicit;
+    }
     const key = record.key === undefined || record.key === null ? undefined : typeof record.key === 'string' ? Buffer.from(record.key) : Buffer.from(record.key);
     if (this.options.partitioner) {
       const p = this.options.partitioner(key, n, topic);
@@ -217,7 +226,7 @@ export class Producer {
     const waits: Array<Promise<void>> = [];
     const mine = new Map<Batch, { pending: Pending; indices: number[] }>();
     // A user's partitioner may refuse: ask it about every record before any is appended.
-    const chosen = this.options.partitioner ? records.map((r) => this.choosePartition(topic, r, n)) : undefined;
+    const chosen = this.options.partitioner || records.some((r) => (r as ProducerRecord).partition !== undefined) ? records.map((r) => this.choosePartition(topic, r, n)) : undefined;
     records.forEach((record, i) => {
       const partition = chosen ? chosen[i]! : this.choosePartition(topic, record, n);
       const k = `${topic}\u0000${partition}`;

@@ -1,0 +1,22 @@
+export { type Serde, Serdes, type Window, type Windowed, windowedSerde } from './serdes.js';
+export { JoinWindows, SessionWindows, SlidingWindows, TimeWindows } from './windows.js';
+export {
+  BranchedKStream,
+  type Consumed,
+  GlobalKTable,
+  type Grouped,
+  KGroupedStream,
+  KStream,
+  KTable,
+  type KeyValue,
+  type Materialized,
+  type Produced,
+  SessionWindowedKStream,
+  SlidingWindowedKStream,
+  StreamsBuilder,
+  type StreamsBuilderOptions,
+  TimeWindowedKStream,
+} from './dsl.js';
+export type { Processor, ProcessorContext, Rec, TimestampExtractor, Topology } from './topology.js';
+export { type ProcessingGuarantee, SkeinStreams, type StreamsConfig, type StreamsEvent, type StreamsState, type TaskStatus } from './runtime.js';
+export { type TestRecord, TopologyTestDriver } from './test-driver.js';
