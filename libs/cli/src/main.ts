@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { Acks, CompressionCodec, Fetcher, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, TransactionAdmin, TransactionState, transactionStateName, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
 import { formatTable, type Cell } from './table.js';
+import { type ClientTlsConfig, clientTlsFromEnv } from '@skein/common/tls.js';
 import { aclFilterToProto, aclFromProto, aclToProto } from '@skein/common/security/acl-codec.js';
 import { type AclBinding, type AclFilter, CLUSTER_RESOURCE_NAME, type Operation, OPERATIONS, type ResourceType } from '@skein/common/security/authorizer.js';
 import { processProgressContext, Progress, shouldShowProgress } from './progress.js';
@@ -16,11 +17,24 @@ const program = new Command('skein')
   .description('Skein command line: a Kafka-class log over gRPC')
   .option('--metadata <addresses>', 'metadata service address(es), host:port[,host:port]', process.env.SKEIN_METADATA ?? '127.0.0.1:9090')
   .option('--coordinator <addresses>', 'group coordinator address(es), host:port[,host:port] (default: found from the metadata service)', process.env.SKEIN_COORDINATOR)
+  .option('--tls-ca-file <file>', 'dial TLS, verifying servers against this CA bundle (PEM)', process.env.SKEIN_TLS_CA_FILE)
+  .option('--tls-cert-file <file>', 'client certificate (PEM) for mTLS', process.env.SKEIN_TLS_CERT_FILE)
+  .option('--tls-key-file <file>', 'key (PEM) of --tls-cert-file', process.env.SKEIN_TLS_KEY_FILE)
+  .option('--tls-server-name <name>', 'host name to verify server certificates against instead of the dialled host', process.env.SKEIN_TLS_SERVER_NAME)
+  .option('--tls', "dial TLS verified against Node's public roots (implied by any --tls-* option; SKEIN_TLS=true)")
   .addOption(new Option('--output <format>', 'output format').choices(['table', 'json']).default('table'))
   .exitOverride()
   .showHelpAfterError();
 
-const client = () => new SkeinClient({ metadata: (program.opts().metadata as string).split(',').map((s) => s.trim()).filter(Boolean) });
+/** TLS from the --tls-* flags (each defaulting to its SKEIN_TLS_* variable); undefined: plaintext. */
+function tlsOptions(): ClientTlsConfig | undefined {
+  const o = program.opts() as { tlsCaFile?: string; tlsCertFile?: string; tlsKeyFile?: string; tlsServerName?: string; tls?: boolean };
+  const fromEnv = clientTlsFromEnv();
+  if (!o.tls && !fromEnv && !o.tlsCaFile && !o.tlsCertFile && !o.tlsKeyFile && !o.tlsServerName) return undefined;
+  if (Boolean(o.tlsCertFile) !== Boolean(o.tlsKeyFile)) throw new Error('--tls-cert-file and --tls-key-file go together (SKEIN_TLS_CERT_FILE, SKEIN_TLS_KEY_FILE)');
+  return { caFile: o.tlsCaFile || undefined, certFile: o.tlsCertFile || undefined, keyFile: o.tlsKeyFile || undefined, serverName: o.tlsServerName || undefined };
+}
+const client = () => new SkeinClient({ metadata: (program.opts().metadata as string).split(',').map((s) => s.trim()).filter(Boolean), tls: tlsOptions() });
 const json = () => program.opts().output === 'json';
 const bigintSafe = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
 function print(value: unknown, table: () => void): void {
