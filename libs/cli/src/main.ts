@@ -12,11 +12,13 @@ import { type ClientTlsConfig, clientTlsFromEnv } from '@skein/common/tls.js';
 import { aclFilterToProto, aclFromProto, aclToProto } from '@skein/common/security/acl-codec.js';
 import { type AclBinding, type AclFilter, CLUSTER_RESOURCE_NAME, type Operation, OPERATIONS, type ResourceType } from '@skein/common/security/authorizer.js';
 import { processProgressContext, Progress, shouldShowProgress } from './progress.js';
+import { addConsumeSchemaOptions, addProduceSchemaOptions, addSchemaCommands, consumeCodec, DEFAULT_REGISTRY_URL, type ProduceSchemaOptions, produceCodec } from './schemas.js';
 
 const program = new Command('skein')
   .description('Skein command line: a Kafka-class log over gRPC')
   .option('--metadata <addresses>', 'metadata service address(es), host:port[,host:port]', process.env.SKEIN_METADATA ?? '127.0.0.1:9090')
   .option('--coordinator <addresses>', 'group coordinator address(es), host:port[,host:port] (default: found from the metadata service)', process.env.SKEIN_COORDINATOR)
+  .option('--schema-registry <url>', 'schema registry REST URL(s) for `schemas` and --value-schema/--key-schema', process.env.SKEIN_SCHEMA_REGISTRY ?? DEFAULT_REGISTRY_URL)
   .option('--tls-ca-file <file>', 'dial TLS, verifying servers against this CA bundle (PEM)', process.env.SKEIN_TLS_CA_FILE)
   .option('--tls-cert-file <file>', 'client certificate (PEM) for mTLS', process.env.SKEIN_TLS_CERT_FILE)
   .option('--tls-key-file <file>', 'key (PEM) of --tls-cert-file', process.env.SKEIN_TLS_KEY_FILE)
@@ -117,7 +119,7 @@ topics.command('delete <name>').description('delete a topic and its data').actio
   print({ topicId }, () => console.log(`deleted topic ${name}`));
 }));
 
-program.command('produce <topic>').description('produce lines from stdin (or --file) as records')
+addProduceSchemaOptions(program.command('produce <topic>').description('produce lines from stdin (or --file) as records'))
   .option('-f, --file <path>', 'read lines from a file instead of stdin')
   .option('-k, --key-separator <sep>', 'split each line into key<sep>value')
   .option('-H, --header <key=value>', 'header on every record (repeatable)', collect)
@@ -129,13 +131,18 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
   .option('--transactional-id <id>', 'produce in transactions under this transactional id: each --batch-size lines commit together (read_committed consumers see a batch whole or not at all)')
   .action((topic: string, o: { file?: string; keySeparator?: string; header?: string[]; acks: string; compression: string; batchSize: string; lingerMs: string; progress?: boolean; transactionalId?: string }) => run(async (c) => {
     const headers = Object.entries(parseKv(o.header, '--header')).map(([key, value]) => ({ key, value: Buffer.from(value) }));
-    if (o.transactionalId !== undefined) return produceTransactionally(c, topic, o, headers);
+    if (o.transactionalId !== undefined) {
+      if ((o as ProduceSchemaOptions).valueSchema || (o as ProduceSchemaOptions).keySchema) throw new CommanderError(2, 'skein.usage', '--value-schema/--key-schema do not combine with --transactional-id yet');
+      return produceTransactionally(c, topic, o, headers);
+    }
     const producer = c.producer({
       acks: o.acks === '0' ? Acks.ACKS_NONE : o.acks === '1' ? Acks.ACKS_LEADER : Acks.ACKS_ALL,
       compression: { none: CompressionCodec.COMPRESSION_CODEC_NONE, gzip: CompressionCodec.COMPRESSION_CODEC_GZIP, snappy: CompressionCodec.COMPRESSION_CODEC_SNAPPY, lz4: CompressionCodec.COMPRESSION_CODEC_LZ4, zstd: CompressionCodec.COMPRESSION_CODEC_ZSTD }[o.compression as 'none'],
       lingerMs: Number(o.lingerMs),
     });
     const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
+    // With --value-schema/--key-schema, JSON lines become schema-registry encoded records.
+    const codec = produceCodec(o as ProduceSchemaOptions, program.opts().schemaRegistry as string);
     let pending: RecordInput[] = [];
     let count = 0;
     const shown = progress('produced', false, o);
@@ -162,7 +169,7 @@ program.command('produce <topic>').description('produce lines from stdin (or --f
         const i = line.indexOf(o.keySeparator);
         if (i >= 0) { key = line.slice(0, i); value = line.slice(i + o.keySeparator.length); }
       }
-      pending.push({ key, value, headers, timestampMs: Date.now() });
+      pending.push({ ...(codec ? await codec.encode(topic, key, value) : { key, value }), headers, timestampMs: Date.now() });
       if (pending.length >= Number(o.batchSize)) await flush();
     }
     await flush();
@@ -223,7 +230,7 @@ function printRecord(r: PrintableRecord, fields: string[]): void {
   else console.log(fields.map((f) => (f === 'headers' ? JSON.stringify(row[f]) : String(row[f]))).join('\t'));
 }
 
-program.command('consume <topic>').description('read records: in a group (--group), or standalone by partition and offset')
+addConsumeSchemaOptions(program.command('consume <topic>').description('read records: in a group (--group), or standalone by partition and offset'))
   .option('-g, --group <id>', 'consume as a member of this group: partitions shared with its other members, offsets committed')
   .option('-p, --partition <n>', 'standalone: only this partition (default: all)', collect)
   .option('--from-beginning', 'start at the earliest offset (default: the end); in a group, only where it has no committed offset')
@@ -239,6 +246,8 @@ program.command('consume <topic>').description('read records: in a group (--grou
   .action((topic: string, o: { group?: string; partition?: string[]; fromBeginning?: boolean; autoOffsetReset?: AutoOffsetReset; offset?: string; timestamp?: string; follow?: boolean; idleMs: string; maxMessages?: string; print: string; progress?: boolean; isolation: 'read_uncommitted' | 'read_committed' }) => run(async (c) => {
     const fields = o.print.split(',');
     const shown = progress('consumed', true, o);
+    // With --value-schema/--key-schema, schema-registry encoded keys and values print as JSON.
+    const codec = consumeCodec(o as { valueSchema?: string | boolean; keySchema?: string | boolean }, program.opts().schemaRegistry as string);
     const max = o.maxMessages ? Number(o.maxMessages) : Infinity;
     if (o.group !== undefined) {
       if (o.partition || o.offset !== undefined || o.timestamp !== undefined) throw new CommanderError(2, 'skein.usage', '--partition, --offset and --timestamp are for standalone reads; a group gets its partitions from the coordinator (use groups reset-offsets to move it)');
@@ -271,7 +280,7 @@ program.command('consume <topic>').description('read records: in a group (--grou
       process.once('SIGINT', stop);
       try {
         for await (const m of consumer) {
-          printRecord(m, fields);
+          printRecord(codec ? await codec.decode(m) : m, fields);
           shown.add(1, recordBytes(m));
           lastRecordAt = Date.now();
           if (++seen >= max) break;
@@ -314,7 +323,7 @@ program.command('consume <topic>').description('read records: in a group (--grou
         if (chunk.kind === 'error') throw chunk.error;
         for (const r of chunk.records) {
           if (seen >= max) break;
-          printRecord({ ...r, partition: chunk.partition }, fields);
+          printRecord(codec ? await codec.decode({ ...r, partition: chunk.partition }) : { ...r, partition: chunk.partition }, fields);
           shown.add(1, recordBytes(r));
           seen++;
           positions.set(chunk.partition, r.offset + 1n);
@@ -415,6 +424,8 @@ transactions.command('abort <transactionalId>').description('abort the open tran
   const res = await admin.abortTransaction(id);
   print({ transactionalId: id, previousState: transactionStateName(res.previousState), state: transactionStateName(res.state) }, () => console.log(`${id}: ${transactionStateName(res.previousState)} -> ${transactionStateName(res.state)}`));
 }));
+
+addSchemaCommands(program, { registryUrl: () => program.opts().schemaRegistry as string, json, print }, (fn) => run(() => fn()));
 
 const perf = program.command('perf').description('load generators, like Kafka’s perf-test tools');
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
