@@ -111,10 +111,13 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
   }
 
   /** One Produce (acks=all) of `values` to partition 0 straight to its leader, under `creds`. */
-  async function produceAs(creds: grpc.ChannelCredentials, topic: string, values: string[]): Promise<bigint> {
+  async function produceAs(creds: grpc.ChannelCredentials, topic: string, values: string[], idempotent?: { producerId: bigint; baseSequence: number }): Promise<bigint> {
     const broker = promisify(new BrokerServiceClient(await leaderOf(topic), creds));
     try {
-      const batch = buildRecordBatch(values.map((value) => ({ value, timestampMs: Date.now() })));
+      const batch = buildRecordBatch(
+        values.map((value) => ({ value, timestampMs: Date.now() })),
+        idempotent ? { ...idempotent, producerEpoch: 0 } : {},
+      );
       const res = await broker.produce({ acks: Acks.ACKS_ALL, timeoutMs: 10_000, topics: [{ topic, partitions: [{ partition: 0, batch }] }] });
       const p = res.topics[0]!.partitions[0]!;
       if (p.error) throw Object.assign(new Error(p.error.message), { reason: p.error.reason });
@@ -298,6 +301,34 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
     );
     expect(new Set(ends.map((e) => e.toString())).size).toBe(1);
     expect(ends[0]).toBeGreaterThanOrEqual(5n);
+  });
+
+  it('binds a producer id to the principal that obtained it', async () => {
+    const topic = `pids-${process.pid}`;
+    await admin.createTopic(topic, { partitions: 1, replicationFactor: 3 });
+    await createAcls(acl('User:alice', 'topic', topic, 'write'));
+    await produceOnceAllowed(aliceCreds, topic, ['warm-up']);
+    const initAs = async (creds: grpc.ChannelCredentials) => {
+      const b = promisify(new BrokerServiceClient(await leaderOf(topic), creds));
+      try {
+        return (await b.initProducerId({ clientId: 'pids' })).producerId;
+      } finally {
+        b.close();
+      }
+    };
+    const adminPid = await initAs(adminCreds);
+    await produceAs(adminCreds, topic, ['admin 0'], { producerId: adminPid, baseSequence: 0 });
+    // alice may write the topic, but not as admin's producer: her batch would take admin's next
+    // sequence, and admin's own batch would then be answered as a duplicate and dropped.
+    const stolen = await rejection(produceAs(aliceCreds, topic, ['forged 1'], { producerId: adminPid, baseSequence: 1 }));
+    expect(stolen).toMatchObject({ reason: 'PRODUCER_ID_AUTHORIZATION_FAILED' });
+    expect(stolen.message).toContain('User:alice');
+    const next = await produceAs(adminCreds, topic, ['admin 1'], { producerId: adminPid, baseSequence: 1 });
+    // With her own producer id she writes idempotently.
+    const alicePid = await initAs(aliceCreds);
+    expect(alicePid).not.toBe(adminPid);
+    const hers = await produceAs(aliceCreds, topic, ['alice 0'], { producerId: alicePid, baseSequence: 0 });
+    expect(hers).toBe(next + 1n);
   });
 
   it('gates joining and committing on the group ACL; the group then consumes what was produced under TLS', async () => {

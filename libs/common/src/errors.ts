@@ -92,6 +92,7 @@ export const REASONS = {
   GROUP_AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
   CLUSTER_AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
+  PRODUCER_ID_AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
   AUTHORIZATION_FAILED: [S.PERMISSION_DENIED, false],
   // Schema registry (issue 17): Confluent's error codes 40401-40409, 409 and 42201-42206 map one to one.
   SUBJECT_NOT_FOUND: [S.NOT_FOUND, false],
@@ -205,6 +206,7 @@ export const REASON_GUIDANCE = {
   CLUSTER_AUTHORIZATION_FAILED:
     'The principal may not perform the operation on the cluster: creating topics without a topic ACL, managing ACLs (alter/describe on the cluster), or an internal RPC (broker registration, AlterPartition, replica fetch: cluster_action, which only the services\' own principals hold).',
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'The principal may not use the transactional id (write to produce transactionally, describe to look it up). Grant it with `skein acls create --transactional-id`.',
+  PRODUCER_ID_AUTHORIZATION_FAILED: 'A produce carried an idempotent producer id that another principal obtained (or first wrote with) on this broker: a principal writes only with its own producer ids. Call InitProducerId for one of your own; not retriable with this id.',
   AUTHORIZATION_FAILED: 'The principal may not perform the operation on a resource of a type Kafka has no reason name for (schema subjects, connectors). Grant it with `skein acls create`.',
   UNAVAILABLE: 'A resource behind the request is briefly unavailable (today: a producer id block could not be allocated). Retry with backoff.',
   SUBJECT_NOT_FOUND: "Schema registry (REST 40401): the subject has no versions (or only soft-deleted ones and the request did not ask for deleted). Check the subject name; the serializer's subject name strategy decides it (topic-value by default).",

@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { requestAuth } from '@skein/common/security/enforcement.js';
+import { principalString } from '@skein/common/security/authorizer.js';
 import {
   Acks,
   BrokerServiceService,
@@ -28,10 +29,11 @@ import {
   SubscribeRequest,
 } from '@skein/proto/skein/broker/v1/broker.js';
 import type { ClusterMetadata } from '@skein/proto/skein/metadata/v1/metadata.js';
-import { ProduceAdmission } from '../log/batch-validation.js';
+import { peekProducerId, ProduceAdmission } from '../log/batch-validation.js';
 import { LogError } from '../log/log-error.js';
 import type { Partition, ReplicaManager, LeaderInfo } from '../replica-manager.js';
 import type { ProducerIdManager } from '../producer-id-manager.js';
+import { ProducerIdOwners } from '../producer-id-owners.js';
 import type { Timers } from '../runtime/timers.js';
 import type { BrokerMetrics } from '../runtime/broker-metrics.js';
 import { errorMappers, toLogError, toServiceError } from './error-mapping.js';
@@ -84,6 +86,8 @@ export interface BrokerServiceDeps {
   replicaLogReadEnabled?: boolean;
   /** Bytes and records out per topic, errors by reason (bytes in are counted at the append). */
   metrics?: BrokerMetrics;
+  /** Which principal owns which producer id (producer-id-owners.ts); a fresh one per broker by default. */
+  producerIdOwners?: ProducerIdOwners;
 }
 
 interface Malformed {
@@ -189,6 +193,17 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
   // leader hint gets the leader's address from the cluster cache (LeaderHint.leader_endpoint).
   const { toPartitionError, toServiceError } = errorMappers((id) => metadata.brokerEndpoint?.(id));
   const admission = new ProduceAdmission();
+  const producerIdOwners = deps.producerIdOwners ?? new ProducerIdOwners();
+  /** Refuses a batch under a producer id another principal owns here (producer-id-owners.ts). */
+  const checkProducerId = (principal: string, batch: Buffer): void => {
+    const producerId = peekProducerId(batch);
+    const check = producerIdOwners.check(producerId, principal);
+    if (!check.allowed) {
+      throw new LogError('PRODUCER_ID_AUTHORIZATION_FAILED', `${principal} may not write with producer id ${producerId}: it belongs to another principal on this broker`, {
+        metadata: { principal, producer_id: producerId.toString() },
+      });
+    }
+  };
   const unexpected = (what: string, input?: unknown) => (e: unknown) => logger.error({ err: e, rpc: what, input }, 'unexpected error');
   const maxPartitionsPerRequest = deps.maxPartitionsPerRequest ?? DEFAULT_MAX_PARTITIONS_PER_REQUEST;
   // Called by leaderPartition for a partition this broker does not host, so every lookup of the data
@@ -213,13 +228,14 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
   }
 
   /** Appends every batch of a request (synchronously, in order) and resolves with the response. */
-  function produce(req: ProduceRequestWire): { response: Promise<ProduceResponse> } {
+  function produce(req: ProduceRequestWire, principal: string): { response: Promise<ProduceResponse> } {
     const acksAll = req.acks === Acks.ACKS_ALL || req.acks === Acks.ACKS_UNSPECIFIED;
     const topics = req.topics.map((t) => ({
       topic: t.topic,
       partitions: t.partitions.map(async (pd): Promise<PartitionProduceResponse> => {
         try {
           const p = replicas.leaderPartition(t.topic, pd.partition, -1, hint);
+          checkProducerId(principal, pd.batch);
           // Record framing is checked before the append (compressed batches off the event loop),
           // appends to a partition kept in arrival order; leadership is checked again at the append.
           const r = await admission.admit(p, pd.batch, p.log.config.maxMessageBytes, () =>
@@ -309,7 +325,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       } catch (e) {
         return callback(toServiceError(toLogError(e)));
       }
-      const { response } = produce(req);
+      const { response } = produce(req, principalString(requestAuth(call).principal));
       response.then(
         (r) => callback(null, r),
         (e) => callback(toServiceError(toLogError(e, unexpected('Produce')))),
@@ -317,6 +333,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
     },
 
     produceStream(call: grpc.ServerDuplexStream<ProduceRequestWire | Malformed, ProduceStreamResponse>) {
+      const principal = principalString(requestAuth(call).principal);
       // Replies go out in request order: each waits for the one before it.
       let tail: Promise<void> = Promise.resolve();
       let failed = false;
@@ -350,7 +367,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
           paused = true;
           call.pause();
         }
-        const { response } = produce(req);
+        const { response } = produce(req, principal);
         if (req.acks === Acks.ACKS_NONE) {
           response.then(() => settle(bytes), () => settle(bytes));
           return;
@@ -545,7 +562,9 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       if (badClientId) return callback(toServiceError(invalid(badClientId)));
       deps.producerIds.generate().then(
         (producerId) => {
-          logger.info({ clientId, producerId: producerId.toString() }, 'producer id handed out');
+          const principal = principalString(requestAuth(call).principal);
+          producerIdOwners.issued(producerId, principal);
+          logger.info({ clientId, producerId: producerId.toString(), principal }, 'producer id handed out');
           callback(null, { producerId, producerEpoch: 0 });
         },
         (e) => {

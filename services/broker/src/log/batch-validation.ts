@@ -134,6 +134,25 @@ function readBatch(bytes: Buffer, maxMessageBytes: number, isCodecSupported: (c:
 }
 
 /**
+ * The producer_id of an encoded batch without validating it (the append does that): -1 when the
+ * field is absent or the bytes do not parse, so a malformed batch is left to validation to refuse.
+ * Stops at the field, which producers write before the records payload.
+ */
+export function peekProducerId(bytes: Uint8Array): bigint {
+  try {
+    const r = new BinaryReader(bytes);
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      if (tag >>> 3 === 4 && (tag & 7) === 0) return BigInt(r.int64().toString());
+      r.skip(tag & 7);
+    }
+  } catch {
+    // Malformed: validation says how.
+  }
+  return -1n;
+}
+
+/**
  * How far a compressed batch may expand: 16 times max.message.bytes (16 MiB at the default
  * 1 MiB). Generous for real data (text and JSON compress 5-10x), small enough that a compression
  * bomb costs at most that much memory per batch being checked; over it the batch is refused with

@@ -31,6 +31,7 @@ export type LogErrorReason =
   | 'PRODUCER_FENCED'
   | 'INVALID_TXN_STATE'
   | 'TRANSACTION_COORDINATOR_FENCED'
+  | 'PRODUCER_ID_AUTHORIZATION_FAILED'
   | 'INTERNAL';
 
 export interface LogErrorOptions {
