@@ -120,17 +120,23 @@ await runService({
       credentials: clientCredentials,
       logger: logger.child({ component: 'metadata-follower' }),
       onDelta: async (delta) => {
+        // A partition whose topic name the replica manager refuses as a directory (topic-dir.ts)
+        // is logged and skipped; the rest of the change still applies.
+        const refused = (err: unknown, topic: string, partition: number): void => {
+          if ((err as { reason?: unknown }).reason !== 'INVALID_TOPIC_NAME') throw err;
+          logger.error({ err, topic: JSON.stringify(topic.slice(0, 300)), partition }, 'metadata names a partition whose topic name cannot be a directory: ignored');
+        };
         for (const d of delta.deletes) {
           fetchers.stopPartition(d.topic, d.partition);
-          await server.replicas.deletePartition(d);
+          await server.replicas.deletePartition(d).catch((err: unknown) => refused(err, d.topic, d.partition));
         }
         for (const u of delta.upserts) {
-          await server.replicas.applyPartitionAssignment({
+          const applied = await server.replicas.applyPartitionAssignment({
             topic: u.topic, topicId: u.topicId, partition: u.partition,
             leaderId: u.state.leaderId, leaderEpoch: u.state.leaderEpoch,
             replicas: u.state.replicas, isr: u.state.isr, configs: u.configs, partitionEpoch: u.state.partitionEpoch,
-          });
-          const p = server.replicas.getPartition(u.topic, u.partition);
+          }).then(() => true, (err: unknown) => { refused(err, u.topic, u.partition); return false; });
+          const p = applied ? server.replicas.getPartition(u.topic, u.partition) : undefined;
           if (p) fetchers.reconcile(p);
         }
       },

@@ -8,7 +8,7 @@
  * it from follower progress instead).
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { partitionDir } from './log/topic-dir.js';
 import type { Logger } from 'pino';
 import { DEFAULT_LOG_CONFIG, type LogConfig, parseLogConfig } from './log/log-config.js';
 import { LogError } from './log/log-error.js';
@@ -236,11 +236,6 @@ function key(topic: string, partition: number): string {
   return `${partition}:${topic}`;
 }
 
-/** The partition's directory name, Kafka's `<topic>-<partition>`: unambiguous for partitions >= 0. */
-function dirName(topic: string, partition: number): string {
-  if (!Number.isSafeInteger(partition) || partition < 0) throw new LogError('INVALID_REQUEST', `partition must be a non-negative integer, got ${partition}`);
-  return `${topic}-${partition}`;
-}
 
 export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
@@ -292,7 +287,7 @@ export class ReplicaManager {
         p = undefined;
       }
       if (!p) {
-        const dir = join(this.opts.dataDir, dirName(a.topic, a.partition));
+        const dir = partitionDir(this.opts.dataDir, a.topic, a.partition);
         const stored = PartitionLog.storedTopicId(dir);
         if (stored !== undefined && stored !== a.topicId) {
           this.opts.logger.info({ topic: a.topic, partition: a.partition, stored, topicId: a.topicId }, 'removing data of a deleted topic with the same name');
@@ -346,7 +341,7 @@ export class ReplicaManager {
       const p = this.partitions.get(key(d.topic, d.partition));
       if (p && (d.topicId === undefined || d.topicId === p.topicId)) await this.removePartition(p, 'deleted');
       else if (!p) {
-        const dir = join(this.opts.dataDir, dirName(d.topic, d.partition));
+        const dir = partitionDir(this.opts.dataDir, d.topic, d.partition);
         const stored = PartitionLog.storedTopicId(dir);
         if (stored !== undefined && (d.topicId === undefined || stored === d.topicId)) fs.rmSync(dir, { recursive: true, force: true });
       }

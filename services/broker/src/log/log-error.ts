@@ -32,6 +32,7 @@ export type LogErrorReason =
   | 'INVALID_TXN_STATE'
   | 'TRANSACTION_COORDINATOR_FENCED'
   | 'PRODUCER_ID_AUTHORIZATION_FAILED'
+  | 'INVALID_TOPIC_NAME'
   | 'INTERNAL';
 
 export interface LogErrorOptions {
