@@ -141,6 +141,7 @@ export class Registry {
   // ---- schemas by id -------------------------------------------------------------------------
 
   private remember(id: number, entry: CachedSchema): void {
+    if (this.cacheSize <= 0) return; // --schema-cache-size 0: every lookup reads the store
     if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(id, entry);
   }
