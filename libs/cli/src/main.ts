@@ -18,6 +18,8 @@ const program = new Command('skein')
   .description('Skein command line: a Kafka-class log over gRPC')
   .option('--metadata <addresses>', 'metadata service address(es), host:port[,host:port]', process.env.SKEIN_METADATA ?? '127.0.0.1:9090')
   .option('--coordinator <addresses>', 'group coordinator address(es), host:port[,host:port] (default: found from the metadata service)', process.env.SKEIN_COORDINATOR)
+  .option('--token <jwt>', 'bearer token sent as "authorization: Bearer <jwt>" on every call (SKEIN_TOKEN)', process.env.SKEIN_TOKEN)
+  .option('--token-file <file>', 'file holding the bearer token, re-read when it changes (SKEIN_TOKEN_FILE; --token wins)', process.env.SKEIN_TOKEN_FILE)
   .option('--schema-registry <url>', 'schema registry REST URL(s) for `schemas` and --value-schema/--key-schema', process.env.SKEIN_SCHEMA_REGISTRY ?? DEFAULT_REGISTRY_URL)
   .option('--tls-ca-file <file>', 'dial TLS, verifying servers against this CA bundle (PEM)', process.env.SKEIN_TLS_CA_FILE)
   .option('--tls-cert-file <file>', 'client certificate (PEM) for mTLS', process.env.SKEIN_TLS_CERT_FILE)
@@ -36,7 +38,12 @@ function tlsOptions(): ClientTlsConfig | undefined {
   if (Boolean(o.tlsCertFile) !== Boolean(o.tlsKeyFile)) throw new Error('--tls-cert-file and --tls-key-file go together (SKEIN_TLS_CERT_FILE, SKEIN_TLS_KEY_FILE)');
   return { caFile: o.tlsCaFile || undefined, certFile: o.tlsCertFile || undefined, keyFile: o.tlsKeyFile || undefined, serverName: o.tlsServerName || undefined };
 }
-const client = () => new SkeinClient({ metadata: (program.opts().metadata as string).split(',').map((s) => s.trim()).filter(Boolean), tls: tlsOptions() });
+const client = () => new SkeinClient({ ...tokenOptions(), metadata: (program.opts().metadata as string).split(',').map((s) => s.trim()).filter(Boolean), tls: tlsOptions() });
+/** The bearer token from --token / --token-file (SKEIN_TOKEN / SKEIN_TOKEN_FILE); none: no authorization header. */
+function tokenOptions(): { token?: string; tokenFile?: string } {
+  const o = program.opts() as { token?: string; tokenFile?: string };
+  return o.token ? { token: o.token } : o.tokenFile ? { tokenFile: o.tokenFile } : {};
+}
 const json = () => program.opts().output === 'json';
 const bigintSafe = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
 function print(value: unknown, table: () => void): void {
@@ -346,7 +353,7 @@ function coordinatorAddresses(): string[] | undefined {
 async function withGroups<T>(fn: (admin: GroupAdmin) => Promise<T>): Promise<T> {
   // Without an address the admin finds coordinators through this client's metadata service.
   const c = client();
-  const admin = new GroupAdmin(coordinatorAddresses() ?? c);
+  const admin = new GroupAdmin(coordinatorAddresses() ?? c, c.credentials, undefined, c.clientOptions);
   try {
     return await fn(admin);
   } finally {
@@ -391,7 +398,7 @@ groups.command('delete <group>').description('delete an empty group and its offs
 
 async function withTransactions<T>(fn: (admin: TransactionAdmin) => Promise<T>): Promise<T> {
   const c = client();
-  const admin = new TransactionAdmin(coordinatorAddresses() ?? c);
+  const admin = new TransactionAdmin(coordinatorAddresses() ?? c, c.credentials, undefined, c.clientOptions);
   try {
     return await fn(admin);
   } finally {
