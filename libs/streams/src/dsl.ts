@@ -154,6 +154,22 @@ export class KStream<K, V> {
     return new KStream<K2, V2>(this.builder, node, opts.keySerde ?? this.keySerde, opts.valueSerde ?? this.valueSerde, opts.keyChanged ?? this.keyChanged);
   }
 
+  /**
+   * Serdes after an operation that may change the key's or value's type: the given one, else the
+   * builder's default (as Kafka Streams falls back to the configured default serdes).
+   */
+  private newSerdes(
+    keySerde: Serde<unknown> | Serde<never> | undefined,
+    valueSerde: Serde<unknown> | Serde<never> | undefined,
+    keyChanges: boolean,
+    valueChanges: boolean,
+  ): { keySerde: AnySerde; valueSerde: AnySerde } {
+    return {
+      keySerde: keySerde ? (keySerde as AnySerde) : keyChanges ? this.builder.defaultKeySerde : this.keySerde,
+      valueSerde: valueSerde ? (valueSerde as AnySerde) : valueChanges ? this.builder.defaultValueSerde : this.valueSerde,
+    };
+  }
+
   /** A new key and value per record (the key changes: grouping or joining afterwards repartitions). */
   map<K2, V2>(fn: (key: K, value: V) => KeyValue<K2, V2>, serdes: Produced<K2, V2> = {}): KStream<K2, V2> {
     return this.next(
@@ -162,14 +178,16 @@ export class KStream<K, V> {
         const [key, value] = fn(r.key as K, r.value as V);
         ctx.forward({ ...r, key, value });
       },
-      { keyChanged: true, keySerde: serdes.keySerde && any(serdes.keySerde), valueSerde: serdes.valueSerde && any(serdes.valueSerde) },
+      { keyChanged: true, ...this.newSerdes(serdes.keySerde, serdes.valueSerde, true, true) },
     );
   }
 
   mapValues<V2>(fn: (value: V, key: K) => V2, valueSerde?: Serde<V2>): KStream<K, V2> {
-    return this.next('KSTREAM-MAPVALUES', (ctx, r) => ctx.forward({ ...r, value: fn(r.value as V, r.key as K) }), {
-      valueSerde: valueSerde && any(valueSerde),
-    });
+    return this.next(
+      'KSTREAM-MAPVALUES',
+      (ctx, r) => ctx.forward({ ...r, value: fn(r.value as V, r.key as K) }),
+      this.newSerdes(undefined, valueSerde, false, true),
+    );
   }
 
   filter(predicate: (key: K, value: V) => boolean): KStream<K, V> {
@@ -188,7 +206,7 @@ export class KStream<K, V> {
       (ctx, r) => {
         for (const [key, value] of fn(r.key as K, r.value as V)) ctx.forward({ ...r, key, value });
       },
-      { keyChanged: true, keySerde: serdes.keySerde && any(serdes.keySerde), valueSerde: serdes.valueSerde && any(serdes.valueSerde) },
+      { keyChanged: true, ...this.newSerdes(serdes.keySerde, serdes.valueSerde, true, true) },
     );
   }
 
@@ -198,14 +216,14 @@ export class KStream<K, V> {
       (ctx, r) => {
         for (const value of fn(r.value as V, r.key as K)) ctx.forward({ ...r, value });
       },
-      { valueSerde: valueSerde && any(valueSerde) },
+      this.newSerdes(undefined, valueSerde, false, true),
     );
   }
 
   selectKey<K2>(fn: (key: K, value: V) => K2, keySerde?: Serde<K2>): KStream<K2, V> {
     return this.next('KSTREAM-KEY-SELECT', (ctx, r) => ctx.forward({ ...r, key: fn(r.key as K, r.value as V) }), {
       keyChanged: true,
-      keySerde: keySerde && any(keySerde),
+      ...this.newSerdes(keySerde, undefined, true, false),
     });
   }
 

@@ -143,6 +143,7 @@ export class SkeinStreams {
   /** Under at_least_once: changelog offsets acknowledged and not yet checkpointed, per task and store. */
   private readonly pendingCheckpoints = new Map<string, Map<string, bigint>>();
   readonly stats = { commits: 0, aborts: 0, processed: 0, lastCommitMs: 0 };
+  private committedProcessed = 0;
 
   constructor(
     private readonly topology: Topology,
@@ -544,6 +545,8 @@ export class SkeinStreams {
       }
       this.stats.commits++;
       this.stats.lastCommitMs = Date.now() - started;
+      this.emit({ type: 'commit', records: this.stats.processed - this.committedProcessed });
+      this.committedProcessed = this.stats.processed;
       return;
     }
     const txn = this.txn;
