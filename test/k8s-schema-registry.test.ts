@@ -26,7 +26,6 @@ describe.skipIf(skip)('the schema-registry component', async () => {
     `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${relative(dir, join(root, 'deploy/k8s/base'))}\ncomponents:\n  - ${relative(dir, join(root, 'deploy/k8s/components/schema-registry'))}\n`,
   );
   const rendered = execFileSync('kubectl', ['kustomize', '--load-restrictor=LoadRestrictionsNone', dir], { encoding: 'utf8' });
-  // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are untyped YAML
   const objects = parseAllDocuments(rendered).map((d) => d.toJSON() as any);
   const find = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name);
 
