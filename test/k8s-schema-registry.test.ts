@@ -50,7 +50,11 @@ describe.skipIf(skip)('the schema-registry component', async () => {
     expect(containerPorts.http).toBe(portOf('--rest-port'));
     expect(containerPorts.grpc).toBe(portOf('--port'));
     for (const p of find('Service', 'skein-schema-registry').spec.ports) expect(containerPorts[p.targetPort], p.name).toBe(p.port);
-    expect(c.readinessProbe.grpc.port).toBe(portOf('--port'));
+    // Probes use the plaintext health-only port, as every base workload (readiness keeps its meaning under mTLS).
+    const healthPort = Number(c.env.find((e: { name: string }) => e.name === 'SKEIN_HEALTH_PORT').value);
+    expect(containerPorts.health).toBe(healthPort);
+    expect(c.readinessProbe.grpc.port).toBe(healthPort);
+    expect(c.livenessProbe.grpc.port).toBe(healthPort);
   });
 
   it('lets the registry reach etcd, as the metadata service and coordinators do', () => {
