@@ -272,6 +272,13 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
       // Tokens (no client certificate): valid for alice acts as alice; expired, foreign-signed refused.
       const valid = await sign({ sub: 'alice' });
       await produceAs(withToken(caOnly, valid), topic, ['by token']);
+      // The client's own token option (an interceptor), over TLS without a client certificate.
+      const aliceByToken = new SkeinClient({ metadata: [metadata.address], tls: { caFile: pki.caFile }, token: valid });
+      try {
+        await aliceByToken.produceBatch(topic, 0, [{ value: 'by client token' }], { acks: Acks.ACKS_ALL });
+      } finally {
+        aliceByToken.close();
+      }
       const expired = await sign({ sub: 'alice', expSec: Math.floor(Date.now() / 1000) - 60 });
       const foreign = await sign({ sub: 'alice' }, 'stranger');
       for (const [token, why] of [[expired, /expired/], [foreign, /signature|no issuer key/]] as const) {

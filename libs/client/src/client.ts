@@ -20,6 +20,7 @@ import { TransactionalProducer, type TransactionalProducerOptions } from './tran
 import { backoffMs, shouldRetry } from './retry.js';
 import { decodeFetchedBatches, DEFAULT_MAX_UNCOMPRESSED_BYTES } from './fetched-batches.js';
 import { callUnary, type UnaryStub } from './rpc.js';
+import { bearerTokenInterceptor, type TokenSource, tokenSource } from './token.js';
 
 export { Acks, CompressionCodec, OffsetSpec, SkeinError };
 export type { ConsumedRecord, RecordInput };
@@ -35,6 +36,13 @@ export interface ClientOptions {
   tls?: ClientTlsConfig;
   /** Ready-made channel credentials instead of `tls` (plaintext when neither is given). */
   credentials?: grpc.ChannelCredentials;
+  /**
+   * A bearer token (JWT) sent as `authorization: Bearer <token>` on every call to every service, or
+   * a function returning the current one; over TLS or plaintext (token.ts). SKEIN_TOKEN in the CLI.
+   */
+  token?: TokenSource;
+  /** A file holding the token, re-read when it changes (ignored when `token` is given). */
+  tokenFile?: string;
   requestTimeoutMs?: number;
   /**
    * Attempts per call while a broker answers UNKNOWN_TOPIC_OR_PARTITION (default 5, metadata
@@ -80,6 +88,8 @@ export class SkeinClient {
   readonly timeoutMs: number;
   /** How this client dials every service; consumers, producers and admins made from it use the same. */
   readonly credentials: grpc.ChannelCredentials;
+  /** Options for every stub (the bearer-token interceptor); pass them with `credentials` when making stubs from this client. */
+  readonly clientOptions: grpc.ClientOptions;
   /**
    * Counters for monitoring: data-path calls retried after a retriable error; retries sent straight
    * to the leader a LeaderHint named (with its address), without a metadata refresh; metadata
@@ -90,7 +100,9 @@ export class SkeinClient {
   constructor(private readonly options: ClientOptions) {
     if (options.metadata.length === 0) throw new SkeinError('INVALID_REQUEST', 'at least one metadata address is required');
     this.credentials = options.credentials ?? channelCredentials(options.tls);
-    this.metadataClients = options.metadata.map((a) => new MetadataServiceClient(a, this.credentials));
+    const token = tokenSource(options);
+    this.clientOptions = token ? { interceptors: [bearerTokenInterceptor(token)] } : {};
+    this.metadataClients = options.metadata.map((a) => new MetadataServiceClient(a, this.credentials, this.clientOptions));
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
   }
 
@@ -195,6 +207,7 @@ export class SkeinClient {
     let c = this.brokers.get(address);
     if (!c) {
       c = new BrokerServiceClient(address, this.credentials, {
+        ...this.clientOptions,
         'grpc.max_receive_message_length': 64 << 20,
         'grpc.max_send_message_length': 64 << 20,
         // Fetch responses run to megabytes; with grpc-js's 64 KiB default window every 64 KiB waits

@@ -217,7 +217,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     if (!options.topics?.length && !options.topicRegex) throw new Error('subscribe to at least one topic or a topicRegex');
     this.autoOffsetReset = options.autoOffsetReset ?? (options.fromBeginning === false ? 'latest' : 'earliest');
     if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) throw new Error(`autoOffsetReset must be earliest, latest or none, got ${String(this.autoOffsetReset)}`);
-    this.coordinators = new CoordinatorPool(options.coordinator?.length ? options.coordinator : () => client.findCoordinators(), client.credentials);
+    this.coordinators = new CoordinatorPool(options.coordinator?.length ? options.coordinator : () => client.findCoordinators(), client.credentials, undefined, client.clientOptions);
     this.clock = options.clock ?? systemClock;
     this.timers = options.timers ?? systemTimers;
     this.fetcher = new Fetcher(client, {

@@ -26,7 +26,10 @@ export class CoordinatorPool<C extends { close(): void } = GroupCoordinatorServi
   constructor(
     private readonly source: CoordinatorSource,
     private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
-    private readonly makeClient: (address: string, credentials: grpc.ChannelCredentials) => C = (address, credentials) => new GroupCoordinatorServiceClient(address, credentials) as unknown as C,
+    private readonly makeClient: (address: string, credentials: grpc.ChannelCredentials, options: grpc.ClientOptions) => C = (address, credentials, options) =>
+      new GroupCoordinatorServiceClient(address, credentials, options) as unknown as C,
+    /** Stub options (a SkeinClient's clientOptions: its bearer-token interceptor). */
+    private readonly clientOptions: grpc.ClientOptions = {},
   ) {
     if (typeof source !== 'function') {
       if (source.length === 0) throw new Error('at least one group coordinator address is required');
@@ -63,7 +66,7 @@ export class CoordinatorPool<C extends { close(): void } = GroupCoordinatorServi
   private replace(addresses: readonly string[]): void {
     const keep = new Map(this.clients.map((c) => [c.address, c.client]));
     this.clients = addresses.map((address) => {
-      const client = keep.get(address) ?? this.makeClient(address, this.credentials);
+      const client = keep.get(address) ?? this.makeClient(address, this.credentials, this.clientOptions);
       keep.delete(address);
       return { address, client };
     });

@@ -32,8 +32,14 @@ export class GroupAdmin {
    * (FindServiceInstances; found again when every known one is unreachable).
    */
   /** `credentials` default to the SkeinClient's when one is given, plaintext otherwise. */
-  constructor(coordinators: string[] | SkeinClient, credentials = Array.isArray(coordinators) ? grpc.credentials.createInsecure() : coordinators.credentials, private readonly timeoutMs = 10_000) {
-    this.pool = new CoordinatorPool(Array.isArray(coordinators) ? coordinators : () => coordinators.findCoordinators(), credentials);
+  /** `clientOptions` (the bearer-token interceptor) likewise: the SkeinClient's, none otherwise. */
+  constructor(
+    coordinators: string[] | SkeinClient,
+    credentials = Array.isArray(coordinators) ? grpc.credentials.createInsecure() : coordinators.credentials,
+    private readonly timeoutMs = 10_000,
+    clientOptions: grpc.ClientOptions = Array.isArray(coordinators) ? {} : coordinators.clientOptions,
+  ) {
+    this.pool = new CoordinatorPool(Array.isArray(coordinators) ? coordinators : () => coordinators.findCoordinators(), credentials, undefined, clientOptions);
   }
 
   /**

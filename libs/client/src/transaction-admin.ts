@@ -29,11 +29,14 @@ export class TransactionAdmin {
     coordinators: string[] | SkeinClient,
     credentials = Array.isArray(coordinators) ? grpc.credentials.createInsecure() : coordinators.credentials,
     private readonly timeoutMs = 10_000,
+    /** The bearer-token interceptor: the SkeinClient's by default, none for bare addresses. */
+    clientOptions: grpc.ClientOptions = Array.isArray(coordinators) ? {} : coordinators.clientOptions,
   ) {
     this.pool = new CoordinatorPool(
       Array.isArray(coordinators) ? coordinators : () => coordinators.findCoordinators(),
       credentials,
-      (address, creds) => new TransactionCoordinatorServiceClient(address, creds),
+      (address, creds, options) => new TransactionCoordinatorServiceClient(address, creds, options),
+      clientOptions,
     );
   }
 

@@ -84,7 +84,8 @@ export class TransactionalProducer {
     this.pool = new CoordinatorPool<TransactionCoordinatorServiceClient>(
       options.coordinator?.length ? options.coordinator : () => client.findCoordinators(),
       client.credentials,
-      (address, credentials) => new TransactionCoordinatorServiceClient(address, credentials),
+      (address, credentials, clientOptions) => new TransactionCoordinatorServiceClient(address, credentials, clientOptions),
+      client.clientOptions,
     );
     this.inner = new Producer(
       client,
