@@ -4,9 +4,9 @@
 // with it, all with --authorizer-enabled, --authentication-required and a JWKS file for bearer
 // tokens. `admin` is a super-user; `alice` has a certificate and starts with no ACL.
 //
-// Checked: plaintext refused on every port (etcd's too; no plaintext health-only port exists, so
-// there is none to check); a client with neither a certificate nor a token gets UNAUTHENTICATED
-// from every service while health stays open; alice is refused (PERMISSION_DENIED) producing until
+// Checked: plaintext refused on every service port and etcd's; each service's plaintext
+// health-only port (--health-port) serves grpc.health.v1 and answers UNIMPLEMENTED to data and
+// admin RPCs; a client with neither a certificate nor a token gets UNAUTHENTICATED from every service while health stays open; alice is refused (PERMISSION_DENIED) producing until
 // an ACL allows it, then succeeds with the same processes; a prefixed ACL covers a topic created
 // after it; a deny overrides an allow; a group ACL gates joining and committing; an expired, a
 // wrongly signed and a valid token; RF 3 replication keeps every replica identical and alice's
@@ -32,6 +32,7 @@ import { ensureDevCertificates } from '../scripts/dev-ca.js';
 import { promisify, rejection } from './harness/clients.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import { type EtcdCluster, startEtcd } from './harness/etcd.js';
+import { freePort } from './harness/ports.js';
 import { skipUnless } from './harness/requirements.js';
 import { healthCheck, startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 
@@ -83,8 +84,11 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
   const brokers: ServiceProcess[] = [];
   let admin: SkeinClient;
   const pids = new Map<string, number>();
+  /** Each service's plaintext health-only port (--health-port). */
+  const healthPorts = new Map<string, number>();
 
   const tlsArgs = (name: string) => [
+    '--health-port', String(healthPorts.get(name)),
     '--tls-cert-file', f[name]!.certFile,
     '--tls-key-file', f[name]!.keyFile,
     '--tls-ca-file', pki.caFile,
@@ -159,6 +163,7 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
         .setExpirationTime(expSec ?? Math.floor(Date.now() / 1000) + 600)
         .sign(key === 'issuer' ? issuer.privateKey : stranger.privateKey);
 
+    for (const name of SERVICES) healthPorts.set(name, await freePort());
     etcd = await startEtcd({
       members: 1,
       tls: { certFile: f.etcd!.certFile, keyFile: f.etcd!.keyFile, caFile: pki.caFile, clientCertAuth: true, clientCertFile: f.admin!.certFile, clientKeyFile: f.admin!.keyFile },
@@ -200,6 +205,23 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
       await expect(healthCheck(s.address, '', 3000, plaintext), `${s.name} plaintext`).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
       // Health is open without credentials (probes), and only health.
       expect(await healthCheck(s.address, '', 5000, caOnly)).toBe('SERVING');
+    }
+    // The plaintext health-only port serves grpc.health.v1 and nothing else.
+    for (const s of [metadata, ...brokers, coordinator]) {
+      const address = `127.0.0.1:${healthPorts.get(s.name)}`;
+      expect(await healthCheck(address, '', 5000, plaintext), `${s.name} health port`).toBe('SERVING');
+      const md = promisify(new MetadataServiceClient(address, plaintext));
+      const broker = promisify(new BrokerServiceClient(address, plaintext));
+      const coord = promisify(new GroupCoordinatorServiceClient(address, plaintext));
+      try {
+        for (const call of [() => md.listTopics({}), () => md.createTopic({ name: 'x', partitions: 1, replicationFactor: 1, configs: {}, validateOnly: true }), () => broker.getMetadata({ topics: [] }), () => coord.listGroups({})]) {
+          expect(await rejection(call()), `${s.name} health port serves no data RPC`).toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+        }
+      } finally {
+        md.close();
+        broker.close();
+        coord.close();
+      }
     }
     // etcd over plain HTTP: no answer at all.
     const etcdPlain = etcd.endpoints[0]!.replace(/^https?:\/\//, 'http://');
