@@ -111,6 +111,10 @@ export const REASONS = {
   INVALID_MODE: [S.INVALID_ARGUMENT, false],
   SCHEMA_OPERATION_NOT_PERMITTED: [S.FAILED_PRECONDITION, false],
   SCHEMA_REFERENCE_EXISTS: [S.FAILED_PRECONDITION, false],
+  // Connect (skein.connect.v1).
+  UNKNOWN_CONNECTOR: [S.NOT_FOUND, false],
+  CONNECTOR_ALREADY_EXISTS: [S.ALREADY_EXISTS, false],
+  INVALID_CONNECTOR_CONFIG: [S.INVALID_ARGUMENT, false],
   INTERNAL: [S.INTERNAL, false],
 } as const satisfies Record<string, readonly [grpc.status, boolean]>;
 
@@ -225,6 +229,9 @@ export const REASON_GUIDANCE = {
   INVALID_MODE: 'Schema registry (REST 42204): use READWRITE, READONLY, READONLY_OVERRIDE or IMPORT.',
   SCHEMA_OPERATION_NOT_PERMITTED: 'Schema registry (REST 42205): the mode forbids it (a write to a READONLY subject, a registration with an explicit id outside IMPORT mode, IMPORT mode over existing subjects without force, or an id already used by another schema). Change the mode first.',
   SCHEMA_REFERENCE_EXISTS: 'Schema registry (REST 42206): another schema references this version. Delete the referencing versions first.',
+  UNKNOWN_CONNECTOR: 'Connect: no connector of that name (or no such task of it). ListConnectors shows the names; create it first.',
+  CONNECTOR_ALREADY_EXISTS: 'Connect: CreateConnector for a name in use. Use UpdateConnector to change its configuration, or pick another name.',
+  INVALID_CONNECTOR_CONFIG: 'Connect: the configuration fails its plugin\'s validation (a missing or malformed key, an unknown connector.class, a bad transform). ValidateConfig lists every problem by key.',
   INTERNAL: 'An unexpected failure; the service logged it with its input. Not retriable. Report it with the service\'s log.',
 } as const satisfies Record<Reason, string>;
 export const ERROR_DOMAIN = 'skein.dev';

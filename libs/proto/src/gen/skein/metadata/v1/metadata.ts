@@ -320,6 +320,11 @@ export enum ServiceRole {
    * REST API beside it (its address is not in the endpoint: clients are given it). Stateless.
    */
   SERVICE_ROLE_SCHEMA_REGISTRY = 2,
+  /**
+   * SERVICE_ROLE_CONNECT - skein.connect.v1.ConnectService: a Connect worker (services/connect); any worker answers any
+   * connector call. Stateless: connectors, status and offsets live in internal topics.
+   */
+  SERVICE_ROLE_CONNECT = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -334,6 +339,9 @@ export function serviceRoleFromJSON(object: any): ServiceRole {
     case 2:
     case "SERVICE_ROLE_SCHEMA_REGISTRY":
       return ServiceRole.SERVICE_ROLE_SCHEMA_REGISTRY;
+    case 3:
+    case "SERVICE_ROLE_CONNECT":
+      return ServiceRole.SERVICE_ROLE_CONNECT;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -349,6 +357,8 @@ export function serviceRoleToJSON(object: ServiceRole): string {
       return "SERVICE_ROLE_GROUP_COORDINATOR";
     case ServiceRole.SERVICE_ROLE_SCHEMA_REGISTRY:
       return "SERVICE_ROLE_SCHEMA_REGISTRY";
+    case ServiceRole.SERVICE_ROLE_CONNECT:
+      return "SERVICE_ROLE_CONNECT";
     case ServiceRole.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
