@@ -19,9 +19,10 @@ const logger = pino({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'skein-tls-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function echoImplementation(delayMs = 0) {
+function echoImplementation(delayMs = 0, onStart?: () => void) {
   return {
     echo: unary(async (req: Buffer) => {
+      onStart?.();
       if (req.length === 0) throw new SkeinError('INVALID_REQUEST', 'empty message', { metadata: { field: 'body' }, leaderHint: { leaderId: 7, leaderEpoch: 3, leaderEndpoint: { host: 'h', port: 1 } } });
       if (req.toString() === 'boom') throw new Error('secret internal detail');
       if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
@@ -56,10 +57,13 @@ describe('startGrpcServer', () => {
   });
 
   it('lets an in-flight call finish during graceful shutdown', async () => {
-    const server = await startGrpcServer({ host: '127.0.0.1', port: 0, services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echoImplementation(300) }], logger });
+    // Shut down once the call is in its handler (a fixed wait raced the connection under load).
+    let started!: () => void;
+    const inHandler = new Promise<void>((r) => { started = r; });
+    const server = await startGrpcServer({ host: '127.0.0.1', port: 0, services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echoImplementation(300, () => started()) }], logger });
     const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     const inFlight = callEcho(client, 'slow');
-    await new Promise((r) => setTimeout(r, 50));
+    await inHandler;
     await server.shutdown(5000);
     expect((await inFlight).toString()).toBe('slow');
     client.close();
