@@ -34,7 +34,7 @@ const GROUP = 'billing';
 const LISTED: Record<string, string[]> = {
   metadata: ['grpc.health.v1.Health', 'skein.metadata.v1.MetadataService'],
   broker: ['grpc.health.v1.Health', 'skein.broker.v1.BrokerService'],
-  coordinator: ['grpc.health.v1.Health', 'skein.group.v1.GroupCoordinatorService'],
+  coordinator: ['grpc.health.v1.Health', 'skein.group.v1.GroupCoordinatorService', 'skein.txn.v1.TransactionCoordinatorService'],
 };
 const linking = (_symbol: string): Linking => 'grpcurl';
 
