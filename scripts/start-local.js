@@ -153,6 +153,21 @@ start('metadata', 'metadata', 'services/metadata/dist/main.js', [
   '--port', String(metadataPort), '--store', store, '--instance-id', 'metadata-0', ...tlsArgs('metadata'),
 ]);
 const metadataAddress = `127.0.0.1:${metadataPort}`;
+// The other roles start once the metadata service answers, so they register at the first try
+// instead of logging a round of connection-refused retries.
+{
+  const client = new MetadataServiceClient(metadataAddress, credentials);
+  for (const deadline = Date.now() + 30_000; ; ) {
+    try {
+      await call(client, 'getClusterMetadata', { topics: [] });
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  client.close();
+}
 const brokerAddresses = [];
 for (let id = 0; id < brokerCount; id++) {
   const port = basePort + 2 + id;

@@ -21,7 +21,11 @@ export interface ServiceInstanceRecord {
 }
 
 /** The roles that may register, by key segment. UNSPECIFIED and unknown enum values are not roles. */
-const ROLE_KEYS = new Map<ServiceRole, string>([[ServiceRole.SERVICE_ROLE_GROUP_COORDINATOR, 'group-coordinator'], [ServiceRole.SERVICE_ROLE_CONNECT, 'connect']]);
+const ROLE_KEYS = new Map<ServiceRole, string>([
+  [ServiceRole.SERVICE_ROLE_GROUP_COORDINATOR, 'group-coordinator'],
+  [ServiceRole.SERVICE_ROLE_SCHEMA_REGISTRY, 'schema-registry'],
+  [ServiceRole.SERVICE_ROLE_CONNECT, 'connect'],
+]);
 const ROLES_BY_KEY = new Map([...ROLE_KEYS].map(([role, k]) => [k, role]));
 
 export const SERVICE_INSTANCE_LIMITS = Object.freeze({
