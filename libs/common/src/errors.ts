@@ -111,6 +111,8 @@ export const REASONS = {
   INVALID_MODE: [S.INVALID_ARGUMENT, false],
   SCHEMA_OPERATION_NOT_PERMITTED: [S.FAILED_PRECONDITION, false],
   SCHEMA_REFERENCE_EXISTS: [S.FAILED_PRECONDITION, false],
+  // A broker refused a record of a topic with key/value.schema.validation (docs/schemas.md).
+  SCHEMA_VALIDATION_FAILED: [S.INVALID_ARGUMENT, false],
   // Connect (skein.connect.v1).
   UNKNOWN_CONNECTOR: [S.NOT_FOUND, false],
   CONNECTOR_ALREADY_EXISTS: [S.ALREADY_EXISTS, false],
@@ -212,7 +214,8 @@ export const REASON_GUIDANCE = {
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'The principal may not use the transactional id (write to produce transactionally, describe to look it up). Grant it with `skein acls create --transactional-id`.',
   PRODUCER_ID_AUTHORIZATION_FAILED: 'A produce carried an idempotent producer id that another principal obtained (or first wrote with) on this broker: a principal writes only with its own producer ids. Call InitProducerId for one of your own; not retriable with this id.',
   AUTHORIZATION_FAILED: 'The principal may not perform the operation on a resource of a type Kafka has no reason name for (schema subjects, connectors). Grant it with `skein acls create`.',
-  UNAVAILABLE: 'A resource behind the request is briefly unavailable (today: a producer id block could not be allocated). Retry with backoff.',
+  UNAVAILABLE:
+    'A resource behind the request is briefly unavailable (a producer id block could not be allocated; a broker could not reach the schema registry to validate a record of a topic with key/value.schema.validation, which fails closed). Retry with backoff.',
   SUBJECT_NOT_FOUND: "Schema registry (REST 40401): the subject has no versions (or only soft-deleted ones and the request did not ask for deleted). Check the subject name; the serializer's subject name strategy decides it (topic-value by default).",
   SCHEMA_VERSION_NOT_FOUND: 'Schema registry (REST 40402): the subject exists but not that version (or it was soft-deleted). List the versions first.',
   SCHEMA_NOT_FOUND: 'Schema registry (REST 40403): no schema has that global id (never registered, or every version using it was permanently deleted). A record carrying that id cannot be decoded.',
@@ -229,6 +232,8 @@ export const REASON_GUIDANCE = {
   INVALID_MODE: 'Schema registry (REST 42204): use READWRITE, READONLY, READONLY_OVERRIDE or IMPORT.',
   SCHEMA_OPERATION_NOT_PERMITTED: 'Schema registry (REST 42205): the mode forbids it (a write to a READONLY subject, a registration with an explicit id outside IMPORT mode, IMPORT mode over existing subjects without force, or an id already used by another schema). Change the mode first.',
   SCHEMA_REFERENCE_EXISTS: 'Schema registry (REST 42206): another schema references this version. Delete the referencing versions first.',
+  SCHEMA_VALIDATION_FAILED:
+    "A broker refused a batch of a topic with value.schema.validation (or key.schema.validation): a record's value (key) does not start with the schema registry header (magic byte 0, 4-byte schema id), or its id is unknown to the registry, or not registered under the topic's subject (<topic>-value, <topic>-key). The message names the record and the id; nothing of the batch was appended. Serialize with a registry serializer using the topic name strategy, or register the schema under the subject.",
   UNKNOWN_CONNECTOR: 'Connect: no connector of that name (or no such task of it). ListConnectors shows the names; create it first.',
   CONNECTOR_ALREADY_EXISTS: 'Connect: CreateConnector for a name in use. Use UpdateConnector to change its configuration, or pick another name.',
   INVALID_CONNECTOR_CONFIG: 'Connect: the configuration fails its plugin\'s validation (a missing or malformed key, an unknown connector.class, a bad transform). ValidateConfig lists every problem by key.',

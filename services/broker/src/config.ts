@@ -29,6 +29,26 @@ export const brokerConfigSchema = {
   // Off by default: ReadReplicaLog reads any replica (followers too, above the high watermark) and
   // there is no authorization yet, so only operators and tests that ask for it get it.
   replicaLogReadEnabled: { type: 'bool', default: false, doc: 'Serve ReadReplicaLog (operator read of this broker\'s replicas, byte for byte); off until authorization exists' },
+  // Broker-side schema validation (topics with key/value.schema.validation; docs/schemas.md).
+  schemaRegistryAddresses: {
+    type: 'list',
+    default: [],
+    doc: 'Schema registry gRPC addresses host:port,... for topics with key/value.schema.validation; empty: the instances registered with the metadata service',
+  },
+  schemaValidationCacheTtlMs: {
+    type: 'int',
+    default: 60_000,
+    min: 0,
+    max: 86_400_000,
+    doc: 'How long a registry answer allowing a schema id under a subject is trusted (a version deleted since is accepted until then)',
+  },
+  schemaValidationNegativeCacheTtlMs: {
+    type: 'int',
+    default: 1_000,
+    min: 0,
+    max: 3_600_000,
+    doc: 'How long an unknown schema id (or one not under the subject) is refused without asking the registry again',
+  },
 } as const;
 
 export type BrokerConfig = ConfigOf<typeof brokerConfigSchema>;
@@ -44,6 +64,9 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env, argv: str
 export function validateBrokerConfig(config: BrokerConfig): void {
   if (config.brokerId < 0) throw new ConfigError('--broker-id / SKEIN_BROKER_ID is required (0 or greater)');
   if (config.dataDir === '') throw new ConfigError('--data-dir / SKEIN_DATA_DIR is required');
+  for (const a of config.schemaRegistryAddresses) {
+    if (!/^[^:]+:\d+$/.test(a)) throw new ConfigError(`invalid --schema-registry-addresses / SKEIN_SCHEMA_REGISTRY_ADDRESSES: "${a}" is not host:port`);
+  }
   for (const a of config.metadataAddresses) {
     if (!/^[^:]+:\d+$/.test(a)) throw new ConfigError(`invalid --metadata-addresses / SKEIN_METADATA_ADDRESSES: "${a}" is not host:port`);
   }

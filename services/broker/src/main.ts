@@ -11,7 +11,9 @@ import { retry } from '@skein/common/backoff.js';
 import { fromServiceError } from '@skein/common/errors.js';
 import { runService } from '@skein/common/service-shell.js';
 import { followAclsFromMetadata } from '@skein/common/security/acl-cache.js';
-import { MetadataServiceClient } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { MetadataServiceClient, ServiceRole } from '@skein/proto/skein/metadata/v1/metadata.js';
+import { GrpcSchemaUsageSource } from './runtime/schema-registry-source.js';
+import { SchemaValidator } from './runtime/schema-validation.js';
 import { brokerConfigSchema, validateBrokerConfig } from './config.js';
 import { MetadataFollower } from './metadata/metadata-follower.js';
 import { BrokerServer, PARTITIONS_HEALTH } from './server.js';
@@ -33,6 +35,20 @@ await runService({
     // Every client of this broker (metadata, other brokers) dials with the shell's client TLS.
     const metadataClients = config.metadataAddresses.map((a) => new MetadataServiceClient(a, clientCredentials));
     let nextClient = 0;
+    // Topics with key/value.schema.validation ask the schema registry (found through the metadata
+    // service unless --schema-registry-addresses names it); nothing is dialled until one does.
+    const schemaSource = new GrpcSchemaUsageSource({
+      addresses: config.schemaRegistryAddresses,
+      credentials: clientCredentials,
+      discover: () =>
+        new Promise((resolve, reject) => {
+          const client = metadataClients[nextClient++ % metadataClients.length]!;
+          client.findServiceInstances({ role: ServiceRole.SERVICE_ROLE_SCHEMA_REGISTRY }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err, res) => {
+            if (err) reject(fromServiceError(err));
+            else resolve(res.instances.filter((i) => i.endpoint).map((i) => `${i.endpoint!.host}:${i.endpoint!.port}`));
+          });
+        }),
+    });
 
     const server = new BrokerServer({
       config,
@@ -40,6 +56,12 @@ await runService({
       awaitMetadata: true,
       metrics: new BrokerMetrics(metrics.registry),
       brokerPrincipalPattern: authorization.brokerPrincipalPattern,
+      schemaValidation: new SchemaValidator({
+        source: schemaSource,
+        clock: systemClock,
+        positiveTtlMs: config.schemaValidationCacheTtlMs,
+        negativeTtlMs: config.schemaValidationNegativeCacheTtlMs,
+      }),
       metadata: {
         getMetadata: (topics) => follower!.cache.clusterView(topics),
         leaderOf: (topic, partition) => {
@@ -160,6 +182,7 @@ await runService({
       fetchers.close();
       await server.stop(config.shutdownGraceMs);
       for (const c of metadataClients) c.close();
+      schemaSource.close();
     } };
   },
 });

@@ -19,6 +19,7 @@ import { BrokerTxnServiceService } from '@skein/proto/skein/broker/v1/broker.js'
 import { BROKER_TXN_SERVICE_NAME, createTxnServiceHandlers } from './grpc/txn-service.js';
 import { type Clock, systemClock, systemTimers, type Timers } from './runtime/timers.js';
 import type { BrokerMetrics } from './runtime/broker-metrics.js';
+import type { SchemaValidator } from './runtime/schema-validation.js';
 import { DEFAULT_BROKER_PRINCIPAL_PATTERN } from '@skein/common/security/enforcement.js';
 import { brokerAuthorizeMap, brokerTxnAuthorizeMap, replicaAuthorizeMap } from './grpc/broker-authz.js';
 
@@ -36,6 +37,8 @@ export interface BrokerServerOptions {
   metrics?: BrokerMetrics;
   /** Maps an internal principal to the broker id it may replicate as (--broker-principal-pattern). */
   brokerPrincipalPattern?: RegExp;
+  /** Broker-side schema validation (key/value.schema.validation topics); none: such topics refuse batches. */
+  schemaValidation?: SchemaValidator;
 }
 
 /** The broker's services, as the service shell registers them. */
@@ -88,6 +91,7 @@ export class BrokerServer {
           maxPartitionsPerRequest: opts.config.maxPartitionsPerRequest,
           replicaLogReadEnabled: opts.config.replicaLogReadEnabled,
           metrics: opts.metrics,
+          schemaValidation: opts.schemaValidation,
         }),
       },
       {

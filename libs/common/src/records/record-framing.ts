@@ -17,6 +17,11 @@
  * number of records, the first record's timestamp delta and the largest delta, so the caller can
  * compare them with the batch header's `record_count`, `first_timestamp_ms` and
  * `max_timestamp_ms`. Header keys are not checked for UTF-8 (as Kafka's broker does not).
+ *
+ * Optionally (a topic with `key.schema.validation` / `value.schema.validation`), the same pass
+ * reads the schema registry wire header of each record's key and value — magic byte 0, then the
+ * schema id as 4 bytes big-endian — into a `SchemaIdScan`: the distinct ids, and the first record
+ * without a header. Nothing else of the payload is decoded; the only allocation is the id sets.
  */
 
 /** A record batch whose bytes do not hold what its header says. `reason` as in the reason table. */
@@ -35,6 +40,49 @@ export interface RecordsFraming {
 
 /** |timestamp_delta_ms| above this is refused: 2^53 ms is 285,000 years, and numbers stay exact. */
 const MAX_DELTA_MS = Number.MAX_SAFE_INTEGER;
+
+/** The first byte of every record a schema registry serializer wrote (Confluent's wire format). */
+export const SCHEMA_MAGIC_BYTE = 0;
+/** Magic byte and 4-byte schema id. */
+export const SCHEMA_HEADER_BYTES = 5;
+
+/**
+ * What scanRecordsFraming collects for broker-side schema validation: the distinct schema ids of
+ * the keys (when `key`) and values (when `value`), and the first record whose key or value does
+ * not start with the header. A null key (absent or empty: proto3 cannot tell them apart) and a null
+ * value (a tombstone) carry no schema and are not checked: serializers pass null through.
+ */
+export class SchemaIdScan {
+  readonly keyIds = new Set<number>();
+  readonly valueIds = new Set<number>();
+  /** The first record (index in the batch) whose key or value lacks the header, and why. */
+  missing: { record: number; field: 'key' | 'value'; problem: string } | undefined;
+  constructor(
+    readonly key: boolean,
+    readonly value: boolean,
+  ) {}
+
+  /** Notes the key or value bytes [start, end) of record `record`. */
+  note(field: 'key' | 'value', buf: Uint8Array, start: number, end: number, record: number): void {
+    const n = end - start;
+    if (n < SCHEMA_HEADER_BYTES || buf[start] !== SCHEMA_MAGIC_BYTE) {
+      if (n === 0 && field === 'key') return; // no key
+      this.missing ??= {
+        record,
+        field,
+        problem:
+          n === 0
+            ? 'is empty'
+            : buf[start] !== SCHEMA_MAGIC_BYTE
+              ? `starts with byte ${buf[start]}, not the magic byte 0`
+              : `is ${n} bytes, shorter than the 5-byte header`,
+      };
+      return;
+    }
+    const id = ((buf[start + 1]! << 24) | (buf[start + 2]! << 16) | (buf[start + 3]! << 8) | buf[start + 4]!) >>> 0;
+    (field === 'key' ? this.keyIds : this.valueIds).add(id);
+  }
+}
 const TWO_32 = 4294967296;
 
 const WIRE_VARINT = 0;
@@ -176,7 +224,7 @@ function scanHeader(c: Cursor, end: number): void {
 }
 
 /** Scans one Record in [c.pos, end); returns its timestamp delta. */
-function scanRecord(c: Cursor, end: number): number {
+function scanRecord(c: Cursor, end: number, ids: SchemaIdScan | undefined, index: number): number {
   let delta = 0;
   while (c.pos < end) {
     const at = c.pos;
@@ -185,10 +233,13 @@ function scanRecord(c: Cursor, end: number): number {
     const wire = tag & 7;
     switch (field) {
       case 1:
-      case 2:
+      case 2: {
         if (wire !== WIRE_LEN) c.fail(`record field ${field} has wire type ${wire}, not 2`, at);
-        c.pos = c.length(end);
+        const fieldEnd = c.length(end);
+        if (ids && (field === 1 ? ids.key : ids.value)) ids.note(field === 1 ? 'key' : 'value', c.buf, c.pos, fieldEnd, index);
+        c.pos = fieldEnd;
         break;
+      }
       case 3: {
         if (wire !== WIRE_LEN) c.fail(`record field 3 has wire type ${wire}, not 2`, at);
         const headerEnd = c.length(end);
@@ -206,8 +257,11 @@ function scanRecord(c: Cursor, end: number): number {
   return delta;
 }
 
-/** Walks an encoded Records payload; throws CorruptBatchError naming the first problem found. */
-export function scanRecordsFraming(payload: Uint8Array): RecordsFraming {
+/**
+ * Walks an encoded Records payload; throws CorruptBatchError naming the first problem found. With
+ * `ids`, also collects the records' schema ids (see SchemaIdScan).
+ */
+export function scanRecordsFraming(payload: Uint8Array, ids?: SchemaIdScan): RecordsFraming {
   const c = new Cursor(payload);
   const end = payload.length;
   let count = 0;
@@ -222,7 +276,7 @@ export function scanRecordsFraming(payload: Uint8Array): RecordsFraming {
     }
     if ((tag & 7) !== WIRE_LEN) c.fail(`records field 1 has wire type ${tag & 7}, not 2`, at);
     const recordEnd = c.length(end);
-    const delta = scanRecord(c, recordEnd);
+    const delta = scanRecord(c, recordEnd, ids, count);
     if (count === 0) firstDeltaMs = delta;
     if (delta > maxDeltaMs) maxDeltaMs = delta;
     count++;

@@ -35,6 +35,7 @@ import type { Partition, ReplicaManager, LeaderInfo } from '../replica-manager.j
 import type { ProducerIdManager } from '../producer-id-manager.js';
 import { ProducerIdOwners } from '../producer-id-owners.js';
 import type { Timers } from '../runtime/timers.js';
+import type { SchemaValidator } from '../runtime/schema-validation.js';
 import type { BrokerMetrics } from '../runtime/broker-metrics.js';
 import { errorMappers, toLogError, toServiceError } from './error-mapping.js';
 import {
@@ -88,6 +89,12 @@ export interface BrokerServiceDeps {
   metrics?: BrokerMetrics;
   /** Which principal owns which producer id (producer-id-owners.ts); a fresh one per broker by default. */
   producerIdOwners?: ProducerIdOwners;
+  /**
+   * Checks records of topics with key/value.schema.validation against the schema registry
+   * (runtime/schema-validation.ts). Without it such topics refuse every batch with UNAVAILABLE
+   * (fail closed).
+   */
+  schemaValidation?: SchemaValidator;
 }
 
 interface Malformed {
@@ -206,6 +213,15 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
   };
   const unexpected = (what: string, input?: unknown) => (e: unknown) => logger.error({ err: e, rpc: what, input }, 'unexpected error');
   const maxPartitionsPerRequest = deps.maxPartitionsPerRequest ?? DEFAULT_MAX_PARTITIONS_PER_REQUEST;
+  /** The schema check of a batch to `p`, when its topic validates keys or values (undefined: none). */
+  const schemaCheck = (p: Partition) => {
+    const { keySchemaValidation: key, valueSchemaValidation: value } = p.log.config;
+    if (!key && !value) return undefined;
+    if (!deps.schemaValidation) {
+      throw new LogError('UNAVAILABLE', `topic ${quoteName(p.topic)} has schema validation on but this broker has no schema registry client`);
+    }
+    return deps.schemaValidation.forTopic(p.topic, key, value);
+  };
   // Called by leaderPartition for a partition this broker does not host, so every lookup of the data
   // path passes here: a partition at or above the topic's partition count is refused outright
   // (UNKNOWN_TOPIC_OR_PARTITION, whatever the leader hint would say); otherwise, the leader hint.
@@ -238,8 +254,14 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
           checkProducerId(principal, pd.batch);
           // Record framing is checked before the append (compressed batches off the event loop),
           // appends to a partition kept in arrival order; leadership is checked again at the append.
-          const r = await admission.admit(p, pd.batch, p.log.config.maxMessageBytes, () =>
-            replicas.appendToLeader(replicas.leaderPartition(t.topic, pd.partition, -1, hint), pd.batch, acksAll, req.timeoutMs),
+          // With key/value.schema.validation, the same scan collects the records' schema ids and
+          // the registry (cached) decides on them before the append.
+          const r = await admission.admit(
+            p,
+            pd.batch,
+            p.log.config.maxMessageBytes,
+            () => replicas.appendToLeader(replicas.leaderPartition(t.topic, pd.partition, -1, hint), pd.batch, acksAll, req.timeoutMs),
+            schemaCheck(p),
           );
           return { partition: pd.partition, error: undefined, baseOffset: r.baseOffset, logStartOffset: p.log.logStartOffset, duplicate: r.duplicate };
         } catch (e) {

@@ -19,7 +19,7 @@ import { crc32c } from '@node-rs/crc32';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { CompressionCodec } from '@skein/proto/skein/broker/v1/broker.js';
 import { decompressAsync, isCodecSupported as codecSupportedHere } from '@skein/common/records/compression.js';
-import { scanRecordsFraming } from '@skein/common/records/record-framing.js';
+import { type SchemaIdScan, scanRecordsFraming } from '@skein/common/records/record-framing.js';
 import { LogError } from './log-error.js';
 import type { RecordsSpan } from './entry-format.js';
 
@@ -165,10 +165,10 @@ export function maxDecompressedBytes(maxMessageBytes: number): number {
 }
 
 /** Checks the uncompressed Records payload against the header. Throws LogError CORRUPT_MESSAGE. */
-export function checkRecords(header: Pick<BatchHeader, 'recordCount' | 'firstTimestampMs' | 'maxTimestampMs'>, payload: Uint8Array): void {
+export function checkRecords(header: Pick<BatchHeader, 'recordCount' | 'firstTimestampMs' | 'maxTimestampMs'>, payload: Uint8Array, ids?: SchemaIdScan): void {
   let framing;
   try {
-    framing = scanRecordsFraming(payload);
+    framing = scanRecordsFraming(payload, ids);
   } catch (e) {
     throw new LogError('CORRUPT_MESSAGE', `malformed record batch: ${(e as Error).message}`, { cause: e });
   }
@@ -191,17 +191,22 @@ export function checkRecords(header: Pick<BatchHeader, 'recordCount' | 'firstTim
  * with LogError: CORRUPT_MESSAGE naming the problem, MESSAGE_TOO_LARGE past the decompression
  * limit, or whatever validateBatch raises.
  */
-export function validateRecords(bytes: Buffer, maxMessageBytes: number, isCodecSupported: (c: number) => boolean = codecSupportedHere): Promise<void> | undefined {
+export function validateRecords(
+  bytes: Buffer,
+  maxMessageBytes: number,
+  isCodecSupported: (c: number) => boolean = codecSupportedHere,
+  ids?: SchemaIdScan,
+): Promise<void> | undefined {
   const { header, records } = readBatch(bytes, maxMessageBytes, isCodecSupported);
   if (header.compression === CompressionCodec.COMPRESSION_CODEC_NONE) {
-    checkRecords(header, records);
+    checkRecords(header, records, ids);
     validated.set(bytes, header);
     return undefined;
   }
   const limit = maxDecompressedBytes(maxMessageBytes);
   return decompressAsync(header.compression, records, limit).then(
     (payload) => {
-      checkRecords(header, payload);
+      checkRecords(header, payload, ids);
       validated.set(bytes, header);
     },
     (e: unknown) => {
@@ -214,6 +219,14 @@ export function validateRecords(bytes: Buffer, maxMessageBytes: number, isCodecS
       throw new LogError('CORRUPT_MESSAGE', `record batch payload does not decompress as ${CompressionCodec[header.compression] ?? header.compression}: ${(e as Error).message}`, { cause: e });
     },
   );
+}
+
+/** Broker-side schema validation of one batch (runtime/schema-validation.ts builds it per topic). */
+export interface SchemaAdmissionCheck {
+  /** A fresh collector saying which of key and value to read. */
+  scan(): SchemaIdScan;
+  /** Refuses (throws or rejects with LogError) when an id is missing, unknown or not under the subject; undefined when decided synchronously. */
+  check(ids: SchemaIdScan): Promise<void> | undefined;
 }
 
 /**
@@ -232,10 +245,17 @@ export class ProduceAdmission {
   /** Per partition: settles once the last admitted batch was appended or refused. Never rejects. */
   private readonly turns = new Map<object, Promise<void>>();
 
-  admit<T>(partition: object, batch: Buffer, maxMessageBytes: number, append: () => Promise<T>): Promise<T> {
+  /**
+   * With `schema` (the topic validates keys or values against the schema registry), the framing
+   * scan also collects the records' schema ids and `schema.check` decides on them before the
+   * append, in the same turn (synchronously when it can: every id already cached).
+   */
+  admit<T>(partition: object, batch: Buffer, maxMessageBytes: number, append: () => Promise<T>, schema?: SchemaAdmissionCheck): Promise<T> {
     let checked: Promise<void> | undefined;
     try {
-      checked = validateRecords(batch, maxMessageBytes);
+      const ids = schema?.scan();
+      checked = validateRecords(batch, maxMessageBytes, codecSupportedHere, ids);
+      if (schema && ids) checked = checked === undefined ? schema.check(ids) : checked.then(() => schema.check(ids));
     } catch (e) {
       return Promise.reject(e);
     }

@@ -19,6 +19,10 @@ export interface LogConfig {
   flushMessages: number;
   /** fsync when unflushed data is this old; Infinity leaves it to the OS. */
   flushMs: number;
+  /** key.schema.validation: produced keys must carry a schema id registered under `<topic>-key`. */
+  keySchemaValidation: boolean;
+  /** value.schema.validation: produced values must carry a schema id registered under `<topic>-value`. */
+  valueSchemaValidation: boolean;
 }
 
 const INT64_MAX = '9223372036854775807';
@@ -36,6 +40,8 @@ export const DEFAULT_LOG_CONFIG: LogConfig = {
   maxMessageBytes: 1048588,
   flushMessages: Infinity,
   flushMs: Infinity,
+  keySchemaValidation: false,
+  valueSchemaValidation: false,
 };
 
 function num(raw: string | undefined, fallback: number): number {
@@ -45,6 +51,10 @@ function num(raw: string | undefined, fallback: number): number {
   if (!Number.isFinite(n)) throw new RangeError(`not a number: ${raw}`);
   // Values beyond 2^53 (only int64-max-like sentinels in practice) mean "never".
   return n > Number.MAX_SAFE_INTEGER ? Infinity : n;
+}
+
+function bool(raw: string | undefined, fallback: boolean): boolean {
+  return raw === undefined ? fallback : raw === 'true';
 }
 
 export function parseLogConfig(configs: Readonly<Record<string, string>>, defaults: LogConfig = DEFAULT_LOG_CONFIG): LogConfig {
@@ -64,5 +74,7 @@ export function parseLogConfig(configs: Readonly<Record<string, string>>, defaul
     maxMessageBytes: num(configs['max.message.bytes'], defaults.maxMessageBytes),
     flushMessages: num(configs['flush.messages'], defaults.flushMessages),
     flushMs: num(configs['flush.ms'], defaults.flushMs),
+    keySchemaValidation: bool(configs['key.schema.validation'], defaults.keySchemaValidation),
+    valueSchemaValidation: bool(configs['value.schema.validation'], defaults.valueSchemaValidation),
   };
 }

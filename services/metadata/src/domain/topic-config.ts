@@ -63,6 +63,17 @@ export const TOPIC_CONFIG_KEYS: Readonly<Record<string, ConfigKeySpec>> = {
   'flush.ms': { defaultValue: INT64_MAX.toString(), parse: integer(0n, INT64_MAX), doc: 'fsync when the oldest unflushed record is this old.' },
   'index.interval.bytes': { defaultValue: '4096', parse: integer(0n, INT32_MAX), doc: 'Bytes between offset index entries.' },
   'message.timestamp.type': { defaultValue: 'CreateTime', parse: oneOf('CreateTime', 'LogAppendTime'), doc: 'Use the producer time or the broker append time.' },
+  // Broker-side schema validation (docs/schemas.md): Confluent Server's confluent.*.schema.validation.
+  'key.schema.validation': {
+    defaultValue: 'false',
+    parse: boolean,
+    doc: 'Refuse records whose key does not carry a schema id (magic byte 0, 4-byte id) registered under <topic>-key in the schema registry; null keys pass.',
+  },
+  'value.schema.validation': {
+    defaultValue: 'false',
+    parse: boolean,
+    doc: 'Refuse records whose value does not carry a schema id (magic byte 0, 4-byte id) registered under <topic>-value in the schema registry; tombstones pass.',
+  },
 };
 
 export function isKnownConfigKey(key: string): boolean {
