@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { Acks, CompressionCodec, Fetcher, fetchErrorAction, GroupAdmin, GroupConsumer, OffsetSpec, SkeinClient, TransactionAdmin, TransactionState, transactionStateName, type AutoOffsetReset, type RecordInput, type ResetTo } from '@skein/client';
 import { formatTable, type Cell } from './table.js';
+import { type ClientQuota, DEFAULT_ENTITY as DEFAULT_QUOTA_ENTITY, type QuotaEntity } from '@skein/common/quota/client-quotas.js';
 import { type ClientTlsConfig, clientTlsFromEnv } from '@skein/common/tls.js';
 import { aclFilterToProto, aclFromProto, aclToProto } from '@skein/common/security/acl-codec.js';
 import { type AclBinding, type AclFilter, CLUSTER_RESOURCE_NAME, type Operation, OPERATIONS, type ResourceType } from '@skein/common/security/authorizer.js';
@@ -592,6 +593,59 @@ aclResourceOptions(acls.command('delete').description('delete the ACLs the optio
       table(ACL_COLUMNS, deleted.map(aclRow));
       console.log(`${deleted.length} ACL(s) deleted`);
     });
+  }));
+
+// Client quotas, after kafka-configs --entity-type users/clients: produce and fetch byte rates per
+// user (principal name) and/or client id, '<default>' via --user-default / --client-id-default.
+interface QuotaOptions { user?: string; userDefault?: boolean; clientId?: string; clientIdDefault?: boolean }
+const QUOTA_COLUMNS = ['user', 'client id', 'producer_byte_rate', 'consumer_byte_rate'];
+const quotaRow = (q: ClientQuota): Record<string, Cell> => ({
+  user: q.entity.user ?? '', 'client id': q.entity.clientId ?? '', producer_byte_rate: q.producerByteRate ?? '', consumer_byte_rate: q.consumerByteRate ?? '',
+});
+function quotaEntity(o: QuotaOptions): QuotaEntity {
+  if (o.user !== undefined && o.userDefault) throw new CommanderError(2, 'skein.usage', '--user and --user-default are exclusive');
+  if (o.clientId !== undefined && o.clientIdDefault) throw new CommanderError(2, 'skein.usage', '--client-id and --client-id-default are exclusive');
+  const user = o.userDefault ? DEFAULT_QUOTA_ENTITY : o.user;
+  const clientId = o.clientIdDefault ? DEFAULT_QUOTA_ENTITY : o.clientId;
+  return { ...(user !== undefined ? { user } : {}), ...(clientId !== undefined ? { clientId } : {}) };
+}
+function byteRate(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new CommanderError(2, 'skein.usage', `${flag} must be a positive integer (bytes per second), got "${v}"`);
+  return n;
+}
+const quotaEntityOptions = (cmd: Command) => cmd
+  .option('--user <name>', 'the user (principal name: alice for User:alice)')
+  .option('--user-default', 'the default for users without a quota of their own')
+  .option('--client-id <id>', 'the client id (the client\'s clientId option)')
+  .option('--client-id-default', 'the default for client ids without a quota of their own');
+const quotas = program.command('quotas').description('set, remove and list client quotas: produce and fetch byte rates (docs/security.md)');
+quotaEntityOptions(quotas.command('alter').description('set or remove byte rates of a user and/or client id'))
+  .option('--producer-byte-rate <bytes/s>', 'bytes per second the entity may produce through each broker')
+  .option('--consumer-byte-rate <bytes/s>', 'bytes per second the entity may fetch from each broker')
+  .option('--delete <quota>', 'remove producer_byte_rate or consumer_byte_rate (repeatable)', collect)
+  .action((o: QuotaOptions & { producerByteRate?: string; consumerByteRate?: string; delete?: string[] }) => run(async (c) => {
+    const entity = quotaEntity(o);
+    if (entity.user === undefined && entity.clientId === undefined) throw new CommanderError(2, 'skein.usage', 'name an entity: --user, --user-default, --client-id or --client-id-default');
+    for (const d of o.delete ?? []) if (d !== 'producer_byte_rate' && d !== 'consumer_byte_rate') throw new CommanderError(2, 'skein.usage', `--delete takes producer_byte_rate or consumer_byte_rate, got "${d}"`);
+    const alteration = {
+      entity,
+      producerByteRate: byteRate(o.producerByteRate, '--producer-byte-rate'),
+      consumerByteRate: byteRate(o.consumerByteRate, '--consumer-byte-rate'),
+      removeProducerByteRate: o.delete?.includes('producer_byte_rate') ?? false,
+      removeConsumerByteRate: o.delete?.includes('consumer_byte_rate') ?? false,
+    };
+    if (alteration.producerByteRate === undefined && alteration.consumerByteRate === undefined && !alteration.removeProducerByteRate && !alteration.removeConsumerByteRate) {
+      throw new CommanderError(2, 'skein.usage', 'give --producer-byte-rate, --consumer-byte-rate or --delete');
+    }
+    const result = await c.alterClientQuotas([alteration]);
+    print(result, () => (result.length > 0 ? table(QUOTA_COLUMNS, result.map(quotaRow)) : console.log('no quota left for this entity')));
+  }));
+quotaEntityOptions(quotas.command('describe').description('list client quotas, all or those of a user and/or client id'))
+  .action((o: QuotaOptions) => run(async (c) => {
+    const list = await c.describeClientQuotas(quotaEntity(o));
+    print(list, () => table(QUOTA_COLUMNS, list.map(quotaRow)));
   }));
 
 try {

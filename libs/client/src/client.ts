@@ -20,7 +20,10 @@ import { TransactionalProducer, type TransactionalProducerOptions } from './tran
 import { backoffMs, shouldRetry } from './retry.js';
 import { decodeFetchedBatches, DEFAULT_MAX_UNCOMPRESSED_BYTES } from './fetched-batches.js';
 import { callUnary, type UnaryStub } from './rpc.js';
-import { bearerTokenInterceptor, type TokenSource, tokenSource } from './token.js';
+import { bearerTokenInterceptor, clientIdInterceptor, type TokenSource, tokenSource } from './token.js';
+import { ClientQuotaServiceClient } from '@skein/proto/skein/metadata/v1/quota.js';
+import type { ClientQuota, ClientQuotaAlteration, QuotaEntity } from '@skein/common/quota/client-quotas.js';
+import { alterationToProto, quotaFromProto } from '@skein/common/quota/quota-codec.js';
 
 export { Acks, CompressionCodec, OffsetSpec, SkeinError };
 export type { ConsumedRecord, RecordInput };
@@ -43,6 +46,8 @@ export interface ClientOptions {
   token?: TokenSource;
   /** A file holding the token, re-read when it changes (ignored when `token` is given). */
   tokenFile?: string;
+  /** Names this client to the brokers (`skein-client-id` call metadata) for client-id quotas (Kafka's client.id). */
+  clientId?: string;
   requestTimeoutMs?: number;
   /**
    * Attempts per call while a broker answers UNKNOWN_TOPIC_OR_PARTITION (default 5, metadata
@@ -82,6 +87,7 @@ export type IsolationLevelName = 'read_uncommitted' | 'read_committed';
 
 export class SkeinClient {
   private readonly metadataClients: MetadataServiceClient[];
+  private readonly quotaClients: ClientQuotaServiceClient[];
   private readonly brokers = new Map<string, BrokerServiceClient>();
   private cluster: ClusterMetadata | undefined;
   private next = 0;
@@ -95,14 +101,23 @@ export class SkeinClient {
    * to the leader a LeaderHint named (with its address), without a metadata refresh; metadata
    * refreshes (GetClusterMetadata calls).
    */
-  readonly stats = { retries: 0, leaderHintReroutes: 0, metadataRefreshes: 0 };
+  readonly stats = { retries: 0, leaderHintReroutes: 0, metadataRefreshes: 0, throttledMs: 0 };
+  /**
+   * Per broker address: until when this client must not send it another produce or fetch, because
+   * the broker said so in throttle_time_ms (KIP-219: over a byte-rate quota, the answer comes at
+   * once and the client waits before its next request; the broker would hold an earlier one).
+   */
+  private readonly throttledUntil = new Map<string, number>();
+  private readonly addressOf = new WeakMap<BrokerServiceClient, string>();
 
   constructor(private readonly options: ClientOptions) {
     if (options.metadata.length === 0) throw new SkeinError('INVALID_REQUEST', 'at least one metadata address is required');
     this.credentials = options.credentials ?? channelCredentials(options.tls);
     const token = tokenSource(options);
-    this.clientOptions = token ? { interceptors: [bearerTokenInterceptor(token)] } : {};
+    const interceptors = [...(token ? [bearerTokenInterceptor(token)] : []), ...(options.clientId ? [clientIdInterceptor(options.clientId)] : [])];
+    this.clientOptions = interceptors.length > 0 ? { interceptors } : {};
     this.metadataClients = options.metadata.map((a) => new MetadataServiceClient(a, this.credentials, this.clientOptions));
+    this.quotaClients = options.metadata.map((a) => new ClientQuotaServiceClient(a, this.credentials, this.clientOptions));
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
   }
 
@@ -123,6 +138,35 @@ export class SkeinClient {
       }
     }
     throw last;
+  }
+
+  /** Calls the metadata service's ClientQuotaService, trying each address in turn on UNAVAILABLE. */
+  private async quotaCall<Req, Res>(rpc: (client: ClientQuotaServiceClient) => UnaryStub<Req, Res>, req: Req): Promise<Res> {
+    let last: unknown;
+    for (let i = 0; i < this.quotaClients.length; i++) {
+      try {
+        return await unary(rpc(this.quotaClients[(this.next + i) % this.quotaClients.length]!), req, this.timeoutMs);
+      } catch (err) {
+        last = err;
+        if ((err as SkeinError).code !== grpc.status.UNAVAILABLE) throw err;
+      }
+    }
+    throw last;
+  }
+
+  /**
+   * Sets or removes client quotas (Kafka's AlterClientQuotas): produce and fetch byte rates per user
+   * and/or client id ('<default>' for the default). Returns the altered entities' quotas.
+   */
+  async alterClientQuotas(alterations: ClientQuotaAlteration[]): Promise<ClientQuota[]> {
+    const res = await this.quotaCall((c) => c.alterClientQuotas.bind(c), { alterations: alterations.map(alterationToProto) });
+    return res.quotas.map(quotaFromProto);
+  }
+
+  /** Client quotas, all or those of one user and/or client id. */
+  async describeClientQuotas(filter: QuotaEntity = {}): Promise<ClientQuota[]> {
+    const res = await this.quotaCall((c) => c.describeClientQuotas.bind(c), { ...filter });
+    return res.quotas.map(quotaFromProto);
   }
 
   /** Creates a topic; 0 partitions or replication factor take the cluster defaults. */
@@ -215,8 +259,28 @@ export class SkeinClient {
         'grpc-node.flow_control_window': 16 << 20,
       });
       this.brokers.set(address, c);
+      this.addressOf.set(c, address);
     }
     return c;
+  }
+
+  /** Waits out a throttle time a broker handed this client, before the next produce or fetch to it. */
+  private async throttleWait(address: string | undefined): Promise<void> {
+    const until = address === undefined ? undefined : this.throttledUntil.get(address);
+    if (until === undefined) return;
+    const ms = until - Date.now();
+    if (ms > 0) {
+      this.stats.throttledMs += ms;
+      await sleep(ms);
+    }
+    if (this.throttledUntil.get(address!) === until) this.throttledUntil.delete(address!);
+  }
+
+  /** Notes a broker's throttle_time_ms (0: none). */
+  private noteThrottle(address: string | undefined, throttleTimeMs: number | undefined): void {
+    if (address === undefined || !throttleTimeMs || throttleTimeMs <= 0) return;
+    const until = Date.now() + throttleTimeMs;
+    if (until > (this.throttledUntil.get(address) ?? 0)) this.throttledUntil.set(address, until);
   }
 
   /**
@@ -274,9 +338,12 @@ export class SkeinClient {
   async produceBatch(topic: string, partition: number, records: ProducerRecord[], options: { acks?: Acks; compression?: CompressionCodec; producerId?: bigint; producerEpoch?: number; baseSequence?: number; isTransactional?: boolean } = {}): Promise<bigint> {
     const batch = buildRecordBatch(stamp(records, Date.now()), { compression: options.compression, producerId: options.producerId, producerEpoch: options.producerEpoch, baseSequence: options.baseSequence, isTransactional: options.isTransactional });
     return this.withLeader(topic, partition, async (broker) => {
+      const address = this.addressOf.get(broker);
+      await this.throttleWait(address);
       const res = await unary(broker.produce.bind(broker), {
         acks: options.acks ?? Acks.ACKS_ALL, timeoutMs: this.timeoutMs, topics: [{ topic, partitions: [{ partition, batch }] }],
       }, this.timeoutMs + 2000);
+      this.noteThrottle(address, res.throttleTimeMs);
       const r = res.topics[0]!.partitions[0]!;
       if (r.error) throw partitionError(r.error, { topic, partition });
       return r.baseOffset;
@@ -311,13 +378,16 @@ export class SkeinClient {
    * per-partition errors stay in the answer (partitionError() turns one into a SkeinError); a
    * failed call rejects with a SkeinError. `signal` cancels the call (a long-poll being dropped).
    */
-  fetchFrom(address: string, request: FetchRequest, timeoutMs: number, signal?: AbortSignal): Promise<FetchResponse> {
+  async fetchFrom(address: string, request: FetchRequest, timeoutMs: number, signal?: AbortSignal): Promise<FetchResponse> {
     const broker = this.brokerClient(address);
-    return new Promise((resolve, reject) => {
+    await this.throttleWait(address);
+    const res = await new Promise<FetchResponse>((resolve, reject) => {
       // A gRPC deadline is wall-clock time by definition, whatever clock the caller runs on.
-      const call = broker.fetch(request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
+      const call = broker.fetch(request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, r) => (err ? reject(fromServiceError(err)) : resolve(r)));
       signal?.addEventListener('abort', () => call.cancel(), { once: true });
     });
+    this.noteThrottle(address, res.throttleTimeMs);
+    return res;
   }
 
   /** The partition's leader per cached metadata, without a call (undefined when unknown). */
@@ -353,10 +423,13 @@ export class SkeinClient {
   async fetch(topic: string, partition: number, offset: bigint, options: { maxWaitMs?: number; maxBytes?: number; maxUncompressedBytes?: number; isolationLevel?: IsolationLevelName } = {}): Promise<{ records: ConsumedRecord[]; highWatermark: bigint; lastStableOffset: bigint; nextOffset?: bigint }> {
     return this.withLeader(topic, partition, async (broker) => {
       const maxBytes = options.maxBytes ?? 4 << 20;
+      const address = this.addressOf.get(broker);
+      await this.throttleWait(address);
       const res = await unary(broker.fetch.bind(broker), {
         maxWaitMs: options.maxWaitMs ?? 0, minBytes: 1, maxBytes, topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: maxBytes, currentLeaderEpoch: -1 }] }],
         ...(options.isolationLevel === 'read_committed' ? { isolationLevel: IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED } : {}),
       }, this.timeoutMs + (options.maxWaitMs ?? 0));
+      this.noteThrottle(address, res.throttleTimeMs);
       const r = res.topics[0]!.partitions[0]!;
       if (r.error) throw partitionError(r.error, { topic, partition });
       // Control batches (transaction markers) are skipped; under read_committed the aborted
@@ -369,6 +442,7 @@ export class SkeinClient {
 
   close(): void {
     for (const c of this.metadataClients) c.close();
+    for (const c of this.quotaClients) c.close();
     for (const c of this.brokers.values()) c.close();
     this.brokers.clear();
   }

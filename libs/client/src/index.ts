@@ -7,7 +7,9 @@ export * from './group-admin.js';
 // TLS settings and the SKEIN_TLS_* environment they are read from (the same code the services use).
 export { type ClientTlsConfig, clientTlsFromEnv } from '@skein/common/tls.js';
 // Bearer tokens on every call (ClientOptions.token / tokenFile).
-export { bearerTokenInterceptor, tokenFromFile, type TokenOptions, type TokenSource } from './token.js';
+export { bearerTokenInterceptor, clientIdInterceptor, tokenFromFile, type TokenOptions, type TokenSource } from './token.js';
+// Client quotas (SkeinClient.alterClientQuotas / describeClientQuotas).
+export { type ClientQuota, type ClientQuotaAlteration, DEFAULT_ENTITY as DEFAULT_QUOTA_ENTITY, type QuotaEntity } from '@skein/common/quota/client-quotas.js';
 export { Fetcher, type FetcherOptions, type FetchedChunk, type FetchedRecords, type FetchFailure } from './fetcher.js';
 export * from './transactional-producer.js';
 export * from './exactly-once.js';

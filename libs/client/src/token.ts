@@ -63,3 +63,14 @@ export function bearerTokenInterceptor(source: () => string): grpc.Interceptor {
       },
     });
 }
+
+/** A client interceptor naming the client (`skein-client-id`) on every call, for client-id quotas. */
+export function clientIdInterceptor(clientId: string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set('skein-client-id', clientId);
+        next(metadata, listener);
+      },
+    });
+}

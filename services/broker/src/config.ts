@@ -26,6 +26,9 @@ export const brokerConfigSchema = {
   // A stream whose reader stalls holds about one message, so this also bounds a stalled stream's memory.
   subscribeMaxBytes: { type: 'int', default: 8 * 1024 * 1024, min: 1024, max: 60 * 1024 * 1024, doc: 'Cap on SubscribeRequest.max_bytes (bytes of batches per stream message)' },
   maxPartitionsPerRequest: { type: 'int', default: 10_000, min: 1, max: 1_000_000, doc: 'Most partition entries one Produce, ProduceStream, Fetch or ListOffsets request may list' },
+  // Client quotas (skein quotas; docs/security.md): rates are measured over samples x window, Kafka's quota.window.num x quota.window.size.seconds.
+  quotaWindowMs: { type: 'int', default: 1000, min: 10, max: 60_000, doc: 'Length of one sample window of the client byte-rate quotas (Kafka: quota.window.size.seconds)' },
+  quotaWindowSamples: { type: 'int', default: 11, min: 2, max: 100, doc: 'Sample windows a client quota rate is measured over (Kafka: quota.window.num)' },
   // Off by default: ReadReplicaLog reads any replica (followers too, above the high watermark) and
   // there is no authorization yet, so only operators and tests that ask for it get it.
   replicaLogReadEnabled: { type: 'bool', default: false, doc: 'Serve ReadReplicaLog (operator read of this broker\'s replicas, byte for byte); off until authorization exists' },

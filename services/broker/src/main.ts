@@ -11,6 +11,8 @@ import { retry } from '@skein/common/backoff.js';
 import { fromServiceError } from '@skein/common/errors.js';
 import { runService } from '@skein/common/service-shell.js';
 import { followAclsFromMetadata } from '@skein/common/security/acl-cache.js';
+import { followQuotasFromMetadata } from '@skein/common/quota/quota-follower.js';
+import { QuotaManager } from './quota/quota-manager.js';
 import { MetadataServiceClient, ServiceRole } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { GrpcSchemaUsageSource } from './runtime/schema-registry-source.js';
 import { SchemaValidator } from './runtime/schema-validation.js';
@@ -50,10 +52,13 @@ await runService({
         }),
     });
 
+    // Client byte-rate quotas, fed by the metadata service's WatchClientQuotas stream (below).
+    const quotas = new QuotaManager({ windowMs: config.quotaWindowMs, samples: config.quotaWindowSamples });
     const server = new BrokerServer({
       config,
       logger,
       awaitMetadata: true,
+      quotas,
       metrics: new BrokerMetrics(metrics.registry),
       brokerPrincipalPattern: authorization.brokerPrincipalPattern,
       schemaValidation: new SchemaValidator({
@@ -173,8 +178,10 @@ await runService({
     const aclFollower = authorization.enabled
       ? followAclsFromMetadata(authorization.acls, { metadataAddresses: config.metadataAddresses, credentials: clientCredentials, logger: logger.child({ component: 'acls' }) })
       : undefined;
+    const quotaFollower = followQuotasFromMetadata((q) => quotas.update(q), { metadataAddresses: config.metadataAddresses, credentials: clientCredentials, logger: logger.child({ component: 'quotas' }) });
     return { stop: async () => {
       aclFollower?.close();
+      quotaFollower.close();
       server.setServing('', false);
       isr.stop();
       await follower?.unregisterAndDrain(Math.min(10_000, config.shutdownGraceMs));

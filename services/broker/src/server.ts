@@ -19,6 +19,7 @@ import { BrokerTxnServiceService } from '@skein/proto/skein/broker/v1/broker.js'
 import { BROKER_TXN_SERVICE_NAME, createTxnServiceHandlers } from './grpc/txn-service.js';
 import { type Clock, systemClock, systemTimers, type Timers } from './runtime/timers.js';
 import type { BrokerMetrics } from './runtime/broker-metrics.js';
+import type { QuotaManager } from './quota/quota-manager.js';
 import type { SchemaValidator } from './runtime/schema-validation.js';
 import { DEFAULT_BROKER_PRINCIPAL_PATTERN } from '@skein/common/security/enforcement.js';
 import { brokerAuthorizeMap, brokerTxnAuthorizeMap, replicaAuthorizeMap } from './grpc/broker-authz.js';
@@ -37,6 +38,8 @@ export interface BrokerServerOptions {
   metrics?: BrokerMetrics;
   /** Maps an internal principal to the broker id it may replicate as (--broker-principal-pattern). */
   brokerPrincipalPattern?: RegExp;
+  /** Produce and fetch byte-rate quotas, kept current by the process (followQuotasFromMetadata); none: no throttling. */
+  quotas?: QuotaManager;
   /** Broker-side schema validation (key/value.schema.validation topics); none: such topics refuse batches. */
   schemaValidation?: SchemaValidator;
 }
@@ -91,6 +94,8 @@ export class BrokerServer {
           maxPartitionsPerRequest: opts.config.maxPartitionsPerRequest,
           replicaLogReadEnabled: opts.config.replicaLogReadEnabled,
           metrics: opts.metrics,
+          quotas: opts.quotas,
+          nowMs: () => clock.nowMs(),
           schemaValidation: opts.schemaValidation,
         }),
       },

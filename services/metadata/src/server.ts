@@ -16,6 +16,8 @@ import { MetadataKeys } from './domain/records.js';
 import { AclFeed, METADATA_SERVICE_NAME, type MetadataServiceDeps, MetadataServiceService, metadataServiceHandlers } from './grpc/metadata-service.js';
 import { metadataAuthorizeMap } from './grpc/metadata-authz.js';
 import { AclStore } from '@skein/common/security/acl-store.js';
+import { QuotaStore } from '@skein/common/quota/quota-store.js';
+import { ClientQuotaServiceService, QUOTA_SERVICE_NAME, quotaAuthorizeMap, QuotaFeed, quotaServiceHandlers } from './grpc/quota-service.js';
 import type { ServiceAuthorization } from '@skein/common/security/authorization-config.js';
 import { DEFAULT_BROKER_PRINCIPAL_PATTERN } from '@skein/common/security/enforcement.js';
 import { MetadataAdmin } from './runtime/admin.js';
@@ -65,12 +67,21 @@ export async function startMetadataServer(config: MetadataConfig, logger: Logger
     authorization?.acls.update(acls, revision);
   }, logger.child({ component: 'acls' }));
   const audit = authorization?.audit ?? logger.child({ component: 'audit' });
+  // Client quotas: the same shape (a store watch feeding every broker's WatchClientQuotas stream).
+  const quotaStore = new QuotaStore(store, config.prefix);
+  const quotaFeed = new QuotaFeed();
+  const quotaWatch = await quotaStore.watch((quotas, revision) => quotaFeed.publish(quotas, revision), logger.child({ component: 'quotas' }));
   const deps: MetadataServiceDeps = { admin, view, serviceInstances, controller: undefined, clusterDefaults: parseDefaults(config.topicConfigDefaults), acls: { store: aclStore, feed: aclFeed, audit } };
   const services = [{
     name: METADATA_SERVICE_NAME,
     definition: MetadataServiceService,
     implementation: metadataServiceHandlers(deps),
     authorize: metadataAuthorizeMap(authorization?.brokerPrincipalPattern ?? new RegExp(DEFAULT_BROKER_PRINCIPAL_PATTERN)),
+  }, {
+    name: QUOTA_SERVICE_NAME,
+    definition: ClientQuotaServiceService,
+    implementation: quotaServiceHandlers({ store: quotaStore, feed: quotaFeed, audit }),
+    authorize: quotaAuthorizeMap,
   }];
   const server = serve
     ? await serve({ services })
@@ -97,6 +108,7 @@ export async function startMetadataServer(config: MetadataConfig, logger: Logger
       await controller.stop();
       await server.shutdown(graceMs);
       await aclWatch.close();
+      await quotaWatch.close();
       await view.close();
       await store.close();
     },

@@ -34,6 +34,8 @@ import { LogError } from '../log/log-error.js';
 import type { Partition, ReplicaManager, LeaderInfo } from '../replica-manager.js';
 import type { ProducerIdManager } from '../producer-id-manager.js';
 import { ProducerIdOwners } from '../producer-id-owners.js';
+import type { QuotaManager } from '../quota/quota-manager.js';
+import type { QuotaKind } from '@skein/common/quota/client-quotas.js';
 import type { Timers } from '../runtime/timers.js';
 import type { SchemaValidator } from '../runtime/schema-validation.js';
 import type { BrokerMetrics } from '../runtime/broker-metrics.js';
@@ -89,6 +91,10 @@ export interface BrokerServiceDeps {
   metrics?: BrokerMetrics;
   /** Which principal owns which producer id (producer-id-owners.ts); a fresh one per broker by default. */
   producerIdOwners?: ProducerIdOwners;
+  /** Produce and fetch byte-rate quotas (quota/quota-manager.ts); none: nobody is throttled. */
+  quotas?: QuotaManager;
+  /** Wall-clock time for the quotas' rate windows (default Date.now). */
+  nowMs?: () => number;
   /**
    * Checks records of topics with key/value.schema.validation against the schema registry
    * (runtime/schema-validation.ts). Without it such topics refuse every batch with UNAVAILABLE
@@ -96,6 +102,9 @@ export interface BrokerServiceDeps {
    */
   schemaValidation?: SchemaValidator;
 }
+
+/** The call metadata key a client names itself with for client-id quotas (the client's clientId option). */
+export const CLIENT_ID_METADATA_KEY = 'skein-client-id';
 
 interface Malformed {
   malformed: string;
@@ -201,6 +210,34 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
   const { toPartitionError, toServiceError } = errorMappers((id) => metadata.brokerEndpoint?.(id));
   const admission = new ProduceAdmission();
   const producerIdOwners = deps.producerIdOwners ?? new ProducerIdOwners();
+  const nowMs = deps.nowMs ?? Date.now;
+  /**
+   * Who a call's bytes count against: its principal's name (ANONYMOUS without the authorizer) and
+   * its client id. Internal principals (the cluster's own services) are never throttled.
+   */
+  const quotaCaller = (call: { metadata: grpc.Metadata }): { user: string; clientId: string } | undefined => {
+    if (!deps.quotas || deps.quotas.quotaCount === 0) return undefined;
+    const p = requestAuth(call).principal;
+    if (p.internal) return undefined;
+    const id = call.metadata.get(CLIENT_ID_METADATA_KEY)[0];
+    return { user: p.name, clientId: typeof id === 'string' ? id.slice(0, 255) : '' };
+  };
+  /** Records bytes against the caller's quota; the throttle time to tell it (0 when none). */
+  const throttle = (kind: QuotaKind, caller: { user: string; clientId: string } | undefined, bytes: number): number => {
+    if (!caller || !deps.quotas) return 0;
+    const { throttleMs } = deps.quotas.record(kind, caller.user, caller.clientId, bytes, nowMs());
+    if (throttleMs > 0) {
+      deps.metrics?.quotaThrottled.inc({ quota: kind });
+      deps.metrics?.quotaThrottleSeconds.inc({ quota: kind }, throttleMs / 1000);
+    }
+    return throttleMs;
+  };
+  /** Runs `fn` once the caller's budget is no longer muted (KIP-219: a request sent before its throttle time ended waits it out here). */
+  const afterMute = (kind: QuotaKind, caller: { user: string; clientId: string } | undefined, fn: () => void): void => {
+    const wait = caller && deps.quotas ? deps.quotas.delayMs(kind, caller.user, caller.clientId, nowMs()) : 0;
+    if (wait <= 0) fn();
+    else deps.timers.setTimeout(fn, wait);
+  };
   /** Refuses a batch under a producer id another principal owns here (producer-id-owners.ts). */
   const checkProducerId = (principal: string, batch: Buffer): void => {
     const producerId = peekProducerId(batch);
@@ -271,7 +308,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
         }
       }),
     }));
-    const response = Promise.all(topics.map(async (t) => ({ topic: t.topic, partitions: await Promise.all(t.partitions) }))).then((ts) => ({ topics: ts }));
+    const response = Promise.all(topics.map(async (t) => ({ topic: t.topic, partitions: await Promise.all(t.partitions) }))).then((ts) => ({ topics: ts, throttleTimeMs: 0 }));
     return { response };
   }
 
@@ -347,15 +384,22 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       } catch (e) {
         return callback(toServiceError(toLogError(e)));
       }
-      const { response } = produce(req, principalString(requestAuth(call).principal));
-      response.then(
-        (r) => callback(null, r),
-        (e) => callback(toServiceError(toLogError(e, unexpected('Produce')))),
-      );
+      const caller = quotaCaller(call);
+      afterMute('producer_byte_rate', caller, () => {
+        const { response } = produce(req, principalString(requestAuth(call).principal));
+        response.then(
+          (r) => callback(null, { ...r, throttleTimeMs: throttle('producer_byte_rate', caller, produceRequestBytes(req.topics)) }),
+          (e) => callback(toServiceError(toLogError(e, unexpected('Produce')))),
+        );
+      });
     },
 
     produceStream(call: grpc.ServerDuplexStream<ProduceRequestWire | Malformed, ProduceStreamResponse>) {
       const principal = principalString(requestAuth(call).principal);
+      const caller = quotaCaller(call);
+      // Over its produce quota the stream is paused (not read) until this time; the in-flight
+      // limits below pause it too, and it resumes only when neither holds it.
+      let throttledUntilMs = 0;
       // Replies go out in request order: each waits for the one before it.
       let tail: Promise<void> = Promise.resolve();
       let failed = false;
@@ -367,10 +411,26 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       const settle = (bytes: number) => {
         inFlight--;
         inFlightBytes -= bytes;
-        if (paused && inFlight < PRODUCE_STREAM_MAX_IN_FLIGHT_REQUESTS && inFlightBytes < PRODUCE_STREAM_MAX_IN_FLIGHT_BYTES) {
+        maybeResume();
+      };
+      const maybeResume = () => {
+        if (paused && inFlight < PRODUCE_STREAM_MAX_IN_FLIGHT_REQUESTS && inFlightBytes < PRODUCE_STREAM_MAX_IN_FLIGHT_BYTES && nowMs() >= throttledUntilMs) {
           paused = false;
           call.resume();
         }
+      };
+      /** Counts a message's bytes against the quota; over it, stops reading the stream for the throttle time. */
+      const account = (bytes: number): number => {
+        const ms = throttle('producer_byte_rate', caller, bytes);
+        if (ms > 0) {
+          throttledUntilMs = Math.max(throttledUntilMs, nowMs() + ms);
+          if (!paused) {
+            paused = true;
+            call.pause();
+          }
+          deps.timers.setTimeout(maybeResume, ms);
+        }
+        return ms;
       };
       call.on('data', (req: ProduceRequestWire | Malformed) => {
         if (failed) return;
@@ -391,12 +451,19 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
         }
         const { response } = produce(req, principal);
         if (req.acks === Acks.ACKS_NONE) {
-          response.then(() => settle(bytes), () => settle(bytes));
+          response.then(
+            () => {
+              account(bytes);
+              settle(bytes);
+            },
+            () => settle(bytes),
+          );
           return;
         }
         tail = tail.then(async () => {
           const r = await response;
-          if (!call.cancelled) call.write({ correlationId: req.correlationId, topics: r.topics }, () => settle(bytes));
+          const throttleTimeMs = account(bytes);
+          if (!call.cancelled) call.write({ correlationId: req.correlationId, topics: r.topics, throttleTimeMs }, () => settle(bytes));
         }).catch((e: unknown) => {
           // Partition errors are answers; anything thrown here is a bug or a broken stream: it is
           // logged as unexpected and fails the stream instead of becoming an unhandled rejection,
@@ -430,12 +497,13 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       const maxBytes = req.maxBytes === 0 ? cap : Math.min(req.maxBytes, cap);
       let done = false;
       const cleanups: Array<() => void> = [];
+      const caller = quotaCaller(call);
       const finish = (read: Read) => {
         if (done) return;
         done = true;
         for (const c of cleanups.splice(0)) c();
         try {
-          callback(null, encodeFetchResponse(read.responses));
+          callback(null, encodeFetchResponse(read.responses, throttle('consumer_byte_rate', caller, read.bytes)));
           for (const s of read.served) deps.metrics?.sent(s.topic, s.entries);
         } catch (e) {
           callback(toServiceError(toLogError(e, unexpected('Fetch'))));
@@ -462,7 +530,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
           });
         }
       };
-      attempt(false);
+      afterMute('consumer_byte_rate', caller, () => attempt(false));
     },
 
     subscribe(call: grpc.ServerWritableStream<SubscribeRequest | Malformed, Buffer>) {
@@ -484,6 +552,7 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
       const maxBytes = Math.min(req.maxBytes === 0 ? DEFAULT_SUBSCRIBE_MAX_BYTES : req.maxBytes, cap);
       let offset = req.offset;
       const readCommitted = req.isolationLevel === IsolationLevel.ISOLATION_LEVEL_READ_COMMITTED;
+      const caller = quotaCaller(call);
       let cancelled = false;
       let wake: (() => void) | undefined;
       call.on('cancelled', () => {
@@ -523,6 +592,17 @@ export function createBrokerServiceHandlers(deps: BrokerServiceDeps): grpc.Untyp
               call.write(msg, () => resolve());
             });
             if (!cancelled) deps.metrics?.sent(req.topic, entries);
+            // Over its fetch quota the stream pauses for the throttle time before reading on.
+            const pauseMs = throttle('consumer_byte_rate', caller, entries.reduce((n, e) => n + e.size, 0));
+            if (pauseMs > 0 && !cancelled) {
+              await new Promise<void>((resolve) => {
+                const cancel = deps.timers.setTimeout(resolve, pauseMs);
+                wake = () => {
+                  cancel();
+                  resolve();
+                };
+              });
+            }
             continue;
           }
           await new Promise<void>((resolve) => {

@@ -187,7 +187,7 @@ function lengthPrefix(field: number, size: number): Buffer {
  * each takes a placeholder slot in the one buffer list and is filled in afterwards: the list is
  * never spread into push() (a partition of more than ~55,000 batches overflowed the call stack).
  */
-export function encodeFetchResponse(topics: ReadonlyArray<{ topic: string; partitions: readonly PartitionFetchResponseWire[] }>): Buffer {
+export function encodeFetchResponse(topics: ReadonlyArray<{ topic: string; partitions: readonly PartitionFetchResponseWire[] }>, throttleTimeMs = 0): Buffer {
   const out: Buffer[] = [];
   const empty = Buffer.alloc(0);
   let total = 0;
@@ -222,6 +222,12 @@ export function encodeFetchResponse(topics: ReadonlyArray<{ topic: string; parti
     const topicPrefix = lengthPrefix(1, topicSize);
     out[topicSlot] = topicPrefix;
     total += topicPrefix.length + topicSize;
+  }
+  // FetchResponse.throttle_time_ms (field 2), left out at 0 as proto3 does.
+  if (throttleTimeMs > 0) {
+    const throttle = varintFields([[2, throttleTimeMs]]);
+    out.push(throttle);
+    total += throttle.length;
   }
   return Buffer.concat(out, total);
 }

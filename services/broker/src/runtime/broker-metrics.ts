@@ -29,6 +29,10 @@ export class BrokerMetrics {
   readonly isrShrinks: Counter;
   readonly isrExpands: Counter;
   readonly corruptBatches: Counter;
+  /** Responses and stream messages that told a caller to wait (over its byte-rate quota), by quota. */
+  readonly quotaThrottled: Counter<'quota'>;
+  /** Total throttle time handed out, by quota. */
+  readonly quotaThrottleSeconds: Counter<'quota'>;
   private source: BrokerMetricsSource | undefined;
 
   constructor(registry: Registry) {
@@ -41,6 +45,8 @@ export class BrokerMetrics {
     this.fetchErrors = new Counter({ name: 'skein_broker_fetch_errors_total', help: 'Partition entries of Fetch requests and Subscribe streams answered with an error, by reason', labelNames: ['reason'], registers });
     this.isrShrinks = new Counter({ name: 'skein_broker_isr_shrinks_total', help: 'ISR changes that removed replicas, seen by the leader at its leader epoch', registers });
     this.isrExpands = new Counter({ name: 'skein_broker_isr_expands_total', help: 'ISR changes that added replicas, seen by the leader at its leader epoch', registers });
+    this.quotaThrottled = new Counter({ name: 'skein_broker_quota_throttled_total', help: 'Produce/Fetch answers and stream messages after which the caller was throttled for being over its byte-rate quota, by quota (producer_byte_rate, consumer_byte_rate)', labelNames: ['quota'], registers });
+    this.quotaThrottleSeconds = new Counter({ name: 'skein_broker_quota_throttle_seconds_total', help: 'Throttle time handed to callers over their byte-rate quota (throttle_time_ms, stream pauses), by quota', labelNames: ['quota'], registers });
     this.corruptBatches = new Counter({ name: 'skein_broker_corrupt_batches_total', help: 'Stored batches found unreadable (CRC or framing) by a read (the broker log names the partition)', registers });
 
     const self = this;

@@ -512,6 +512,12 @@ export interface PartitionProduceResponse {
 export interface ProduceResponse {
   /** Results by topic, in request order. */
   topics: TopicProduceResponse[];
+  /**
+   * How long the client must wait before its next request to this broker because the caller is over
+   * its produce byte-rate quota (KIP-219: the answer comes at once, the delay is the client's);
+   * 0 when not throttled. The broker also holds back a request that arrives sooner.
+   */
+  throttleTimeMs: number;
 }
 
 export interface ProduceStreamRequest {
@@ -530,6 +536,11 @@ export interface ProduceStreamResponse {
   correlationId: bigint;
   /** Results by topic, in request order. */
   topics: TopicProduceResponse[];
+  /**
+   * As ProduceResponse.throttle_time_ms; on the stream the broker also stops reading requests for
+   * that long (flow control), so nothing else is needed from the client.
+   */
+  throttleTimeMs: number;
 }
 
 /** Where to read one partition from. */
@@ -639,6 +650,12 @@ export interface TopicFetchResponse {
 export interface FetchResponse {
   /** By topic, in request order. */
   topics: TopicFetchResponse[];
+  /**
+   * How long the client must wait before its next fetch from this broker because the caller is over
+   * its fetch byte-rate quota (KIP-219); 0 when not throttled. Subscribe streams are throttled by
+   * the broker pausing between messages instead.
+   */
+  throttleTimeMs: number;
 }
 
 export interface SubscribeRequest {
@@ -2307,13 +2324,16 @@ export const PartitionProduceResponse: MessageFns<PartitionProduceResponse> = {
 };
 
 function createBaseProduceResponse(): ProduceResponse {
-  return { topics: [] };
+  return { topics: [], throttleTimeMs: 0 };
 }
 
 export const ProduceResponse: MessageFns<ProduceResponse> = {
   encode(message: ProduceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.topics) {
       TopicProduceResponse.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.throttleTimeMs !== 0) {
+      writer.uint32(16).int32(message.throttleTimeMs);
     }
     return writer;
   },
@@ -2339,6 +2359,14 @@ export const ProduceResponse: MessageFns<ProduceResponse> = {
             message.topics.push(TopicProduceResponse.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.throttleTimeMs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2356,6 +2384,11 @@ export const ProduceResponse: MessageFns<ProduceResponse> = {
       topics: globalThis.Array.isArray(object?.topics)
         ? object.topics.map((e: any) => TopicProduceResponse.fromJSON(e))
         : [],
+      throttleTimeMs: isSet(object.throttleTimeMs)
+        ? globalThis.Number(object.throttleTimeMs)
+        : isSet(object.throttle_time_ms)
+        ? globalThis.Number(object.throttle_time_ms)
+        : 0,
     };
   },
 
@@ -2363,6 +2396,9 @@ export const ProduceResponse: MessageFns<ProduceResponse> = {
     const obj: any = {};
     if (message.topics?.length) {
       obj.topics = message.topics.map((e) => TopicProduceResponse.toJSON(e));
+    }
+    if (message.throttleTimeMs !== 0) {
+      obj.throttleTimeMs = Math.round(message.throttleTimeMs);
     }
     return obj;
   },
@@ -2373,6 +2409,7 @@ export const ProduceResponse: MessageFns<ProduceResponse> = {
   fromPartial<I extends Exact<DeepPartial<ProduceResponse>, I>>(object: I): ProduceResponse {
     const message = createBaseProduceResponse();
     message.topics = object.topics?.map((e) => TopicProduceResponse.fromPartial(e)) || [];
+    message.throttleTimeMs = object.throttleTimeMs ?? 0;
     return message;
   },
 };
@@ -2510,7 +2547,7 @@ export const ProduceStreamRequest: MessageFns<ProduceStreamRequest> = {
 };
 
 function createBaseProduceStreamResponse(): ProduceStreamResponse {
-  return { correlationId: 0n, topics: [] };
+  return { correlationId: 0n, topics: [], throttleTimeMs: 0 };
 }
 
 export const ProduceStreamResponse: MessageFns<ProduceStreamResponse> = {
@@ -2523,6 +2560,9 @@ export const ProduceStreamResponse: MessageFns<ProduceStreamResponse> = {
     }
     for (const v of message.topics) {
       TopicProduceResponse.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.throttleTimeMs !== 0) {
+      writer.uint32(24).int32(message.throttleTimeMs);
     }
     return writer;
   },
@@ -2556,6 +2596,14 @@ export const ProduceStreamResponse: MessageFns<ProduceStreamResponse> = {
             message.topics.push(TopicProduceResponse.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.throttleTimeMs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2578,6 +2626,11 @@ export const ProduceStreamResponse: MessageFns<ProduceStreamResponse> = {
       topics: globalThis.Array.isArray(object?.topics)
         ? object.topics.map((e: any) => TopicProduceResponse.fromJSON(e))
         : [],
+      throttleTimeMs: isSet(object.throttleTimeMs)
+        ? globalThis.Number(object.throttleTimeMs)
+        : isSet(object.throttle_time_ms)
+        ? globalThis.Number(object.throttle_time_ms)
+        : 0,
     };
   },
 
@@ -2588,6 +2641,9 @@ export const ProduceStreamResponse: MessageFns<ProduceStreamResponse> = {
     }
     if (message.topics?.length) {
       obj.topics = message.topics.map((e) => TopicProduceResponse.toJSON(e));
+    }
+    if (message.throttleTimeMs !== 0) {
+      obj.throttleTimeMs = Math.round(message.throttleTimeMs);
     }
     return obj;
   },
@@ -2601,6 +2657,7 @@ export const ProduceStreamResponse: MessageFns<ProduceStreamResponse> = {
       ? BigInt(object.correlationId)
       : 0n;
     message.topics = object.topics?.map((e) => TopicProduceResponse.fromPartial(e)) || [];
+    message.throttleTimeMs = object.throttleTimeMs ?? 0;
     return message;
   },
 };
@@ -3490,13 +3547,16 @@ export const TopicFetchResponse: MessageFns<TopicFetchResponse> = {
 };
 
 function createBaseFetchResponse(): FetchResponse {
-  return { topics: [] };
+  return { topics: [], throttleTimeMs: 0 };
 }
 
 export const FetchResponse: MessageFns<FetchResponse> = {
   encode(message: FetchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.topics) {
       TopicFetchResponse.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.throttleTimeMs !== 0) {
+      writer.uint32(16).int32(message.throttleTimeMs);
     }
     return writer;
   },
@@ -3522,6 +3582,14 @@ export const FetchResponse: MessageFns<FetchResponse> = {
             message.topics.push(TopicFetchResponse.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.throttleTimeMs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3539,6 +3607,11 @@ export const FetchResponse: MessageFns<FetchResponse> = {
       topics: globalThis.Array.isArray(object?.topics)
         ? object.topics.map((e: any) => TopicFetchResponse.fromJSON(e))
         : [],
+      throttleTimeMs: isSet(object.throttleTimeMs)
+        ? globalThis.Number(object.throttleTimeMs)
+        : isSet(object.throttle_time_ms)
+        ? globalThis.Number(object.throttle_time_ms)
+        : 0,
     };
   },
 
@@ -3546,6 +3619,9 @@ export const FetchResponse: MessageFns<FetchResponse> = {
     const obj: any = {};
     if (message.topics?.length) {
       obj.topics = message.topics.map((e) => TopicFetchResponse.toJSON(e));
+    }
+    if (message.throttleTimeMs !== 0) {
+      obj.throttleTimeMs = Math.round(message.throttleTimeMs);
     }
     return obj;
   },
@@ -3556,6 +3632,7 @@ export const FetchResponse: MessageFns<FetchResponse> = {
   fromPartial<I extends Exact<DeepPartial<FetchResponse>, I>>(object: I): FetchResponse {
     const message = createBaseFetchResponse();
     message.topics = object.topics?.map((e) => TopicFetchResponse.fromPartial(e)) || [];
+    message.throttleTimeMs = object.throttleTimeMs ?? 0;
     return message;
   },
 };
