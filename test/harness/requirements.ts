@@ -14,11 +14,11 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type Requirement = 'etcd' | 'etcd-binary' | 'kubectl' | 'openssl' | 'python-grpc' | 'python-schema-registry';
+export type Requirement = 'etcd' | 'etcd-binary' | 'kubectl' | 'openssl' | 'python-grpc' | 'python-schema-registry' | 'postgres';
 
 /** How to get each requirement, as printed in the skip line and the README. */
 export const HOW_TO_GET: Readonly<Record<Requirement, string>> = {
@@ -27,6 +27,7 @@ export const HOW_TO_GET: Readonly<Record<Requirement, string>> = {
   kubectl: 'kubectl 1.21 or later, for kustomize components: apt-get install -y kubectl from the Kubernetes apt repository; Debian\'s kubernetes-client 1.20 is too old',
   openssl: 'apt-get install -y openssl',
   'python-grpc': '/usr/bin/python3 with grpcio: apt-get install -y python3-grpcio',
+  postgres: 'PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql: apt-get install -y postgresql',
   'python-schema-registry': "/usr/bin/python3 with Confluent's client and its schema-registry extras: apt-get install -y python3-confluent-kafka python3-requests python3-jsonschema",
 };
 
@@ -87,6 +88,9 @@ export function available(requirement: Requirement): boolean {
       break;
     case 'python-grpc':
       ok = runs('/usr/bin/python3', ['-c', 'import grpc, google.protobuf']) !== undefined;
+      break;
+    case 'postgres':
+      ok = ['/usr/lib/postgresql'].some((root) => existsSync(root) && readdirSync(root).some((v) => existsSync(`${root}/${v}/bin/initdb`) && existsSync(`${root}/${v}/bin/pg_ctl`)));
       break;
   }
   cache.set(requirement, ok);

@@ -72,6 +72,22 @@ export const SINK_CONFIG: readonly ConfigKeyDef[] = [
 
 export const SOURCE_CONFIG: readonly ConfigKeyDef[] = [
   {
+    name: 'topic.creation.default.partitions',
+    type: 'int',
+    default: '1',
+    min: 1,
+    max: 10_000,
+    doc: 'Partitions of a topic the task writes to that does not exist yet (created on first use)',
+  },
+  {
+    name: 'topic.creation.default.replication.factor',
+    type: 'int',
+    default: '-1',
+    min: -1,
+    max: 16,
+    doc: 'Replication factor of such a topic; -1: the cluster default',
+  },
+  {
     name: 'exactly.once.support',
     type: 'string',
     default: 'requested',

@@ -127,7 +127,7 @@ export function connectServiceHandlers(worker: Worker, logger: Logger): ConnectS
         await new Promise((r) => setTimeout(r, 100));
       }
       const plugin = worker.plugins.get(old.config['connector.class'] ?? '');
-      await plugin?.onDelete?.(old.config, logger.child({ connector: req.name }));
+      await plugin?.onDelete?.(req.name, old.config, logger.child({ connector: req.name }));
       await worker.deleteStatuses(req.name, old.tasks.length);
       logger.info({ connector: req.name }, 'connector deleted');
       return {};

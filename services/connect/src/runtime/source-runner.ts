@@ -25,6 +25,7 @@ import { buildTransformChain } from '../domain/transforms.js';
 import type { SourceOffset, SourcePartition, SourceRecord, SourceTask } from '../sdk/types.js';
 import type { TaskReporter } from './task-reporter.js';
 import type { OffsetStore } from './offset-store.js';
+import { ensureTopic } from './topic-log.js';
 
 export interface SourceRunnerOptions {
   client: SkeinClient;
@@ -98,6 +99,7 @@ export class SourceTaskRunner {
     logger.info({ transactional: txnId !== undefined }, 'source task started');
 
     const pending = new Map<string, { partition: SourcePartition; offset: SourceOffset }>();
+    const ensured = new Set<string>();
     let sends: Array<Promise<unknown>> = [];
     let inTxn = false;
     let lastCommit = Date.now();
@@ -155,6 +157,17 @@ export class SourceTaskRunner {
           pending.set(offsets.key(connector, r.sourcePartition), { partition: r.sourcePartition, offset: r.sourceOffset });
         }
         for (const [topic, outs] of byTopic) {
+          if (!ensured.has(topic)) {
+            // Kafka's topic.creation (KIP-158), reduced: a missing topic is created on first use.
+            await ensureTopic(
+              client,
+              topic,
+              Number(config['topic.creation.default.partitions'] ?? '1'),
+              Number(config['topic.creation.default.replication.factor'] ?? '-1'),
+              {},
+            );
+            ensured.add(topic);
+          }
           if (txn && !inTxn) {
             txn.beginTransaction();
             inTxn = true;

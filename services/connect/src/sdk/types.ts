@@ -114,5 +114,5 @@ export interface ConnectorPlugin {
    * Releases what the connector holds outside Skein once it is deleted and its tasks have stopped
    * (a replication slot: left behind it would keep WAL until the database's disk fills).
    */
-  onDelete?(config: Readonly<Record<string, string>>, logger: Logger): Promise<void>;
+  onDelete?(connector: string, config: Readonly<Record<string, string>>, logger: Logger): Promise<void>;
 }
