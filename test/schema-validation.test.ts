@@ -35,7 +35,10 @@ beforeAll(async () => {
     args: ['--broker-id', '1', '--metadata-addresses', metadata.address, '--schema-validation-negative-cache-ttl-ms', '200'],
   });
   meta = metadataClient(metadata.address);
-  await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
+  await waitFor(async () => (await meta.getClusterMetadata({ topics: [] })).metadata!.brokers.length === 1, {
+    timeoutMs: 15_000,
+    message: 'broker registered',
+  });
   const restPort = await freePort();
   registryProcess = await startService({
     name: 'schema-registry',
@@ -45,7 +48,10 @@ beforeAll(async () => {
   registryUrl = `http://127.0.0.1:${restPort}`;
   broker = brokerClient(b.address);
   // The broker finds the registry through FindServiceInstances: wait until it is listed.
-  await waitFor(async () => (await meta.findServiceInstances({ role: ServiceRole.SERVICE_ROLE_SCHEMA_REGISTRY })).instances.length === 1, { timeoutMs: 15_000, message: 'registry registered' });
+  await waitFor(async () => (await meta.findServiceInstances({ role: ServiceRole.SERVICE_ROLE_SCHEMA_REGISTRY })).instances.length === 1, {
+    timeoutMs: 15_000,
+    message: 'registry registered',
+  });
 }, 90_000);
 
 afterAll(async () => {
@@ -76,8 +82,9 @@ function framed(id: number, payload = 'payload'): Buffer {
 async function createTopic(name: string, configs: Record<string, string> = {}): Promise<void> {
   await meta.createTopic({ name, partitions: 1, replicationFactor: 1, configs, validateOnly: false });
   await waitFor(
-    async () => !(await broker.listOffsets({ topics: [{ topic: name, partitions: [{ partition: 0, spec: OffsetSpec.OFFSET_SPEC_LATEST, timestampMs: 0n }] }] }))
-      .topics[0]!.partitions[0]!.error,
+    async () =>
+      !(await broker.listOffsets({ topics: [{ topic: name, partitions: [{ partition: 0, spec: OffsetSpec.OFFSET_SPEC_LATEST, timestampMs: 0n }] }] }))
+        .topics[0]!.partitions[0]!.error,
     { timeoutMs: 15_000, message: `${name} open on the broker` },
   );
 }
@@ -87,7 +94,20 @@ async function produce(topic: string, records: Array<Omit<RecordInput, 'timestam
   const res = await broker.produce({
     acks: Acks.ACKS_ALL,
     timeoutMs: 5000,
-    topics: [{ topic, partitions: [{ partition: 0, batch: buildRecordBatch(records.map((r) => ({ ...r, timestampMs: 1_700_000_000_000 })), { compression }) }] }],
+    topics: [
+      {
+        topic,
+        partitions: [
+          {
+            partition: 0,
+            batch: buildRecordBatch(
+              records.map((r) => ({ ...r, timestampMs: 1_700_000_000_000 })),
+              { compression },
+            ),
+          },
+        ],
+      },
+    ],
   });
   const p = res.topics[0]!.partitions[0]!;
   return p.error ? { reason: p.error.reason, message: p.error.message, retriable: p.error.retriable } : { baseOffset: p.baseOffset };
@@ -109,10 +129,15 @@ describe('broker-side schema validation', () => {
 
     expect(await produce('orders', [{ value: framed(ordersId) }, { value: framed(ordersId, 'two') }])).toEqual({ baseOffset: 0n });
     // A compressed batch is checked after decompression, off the event loop.
-    expect(await produce('orders', [{ value: framed(ordersId) }, { value: null, key: 'k' }], CompressionCodec.COMPRESSION_CODEC_ZSTD)).toEqual({ baseOffset: 2n });
+    expect(await produce('orders', [{ value: framed(ordersId) }, { value: null, key: 'k' }], CompressionCodec.COMPRESSION_CODEC_ZSTD)).toEqual({
+      baseOffset: 2n,
+    });
 
     const refused = [
-      [[{ value: framed(ordersId) }, { value: framed(paymentsId) }], `value schema id ${paymentsId} is not registered under subject orders-value (only under payments-value)`],
+      [
+        [{ value: framed(ordersId) }, { value: framed(paymentsId) }],
+        `value schema id ${paymentsId} is not registered under subject orders-value (only under payments-value)`,
+      ],
       [[{ value: framed(424242) }], 'value schema id 424242 is unknown to the schema registry'],
       [[{ value: Buffer.from('{"id":"o1"}') }], 'record 0 of the batch: its value starts with byte 123, not the magic byte 0'],
       [[{ value: framed(ordersId) }, { value: Buffer.from([0, 0]) }], 'record 1 of the batch: its value is 2 bytes, shorter than the 5-byte header'],
@@ -122,14 +147,21 @@ describe('broker-side schema validation', () => {
       expect(r).toMatchObject({ reason: 'SCHEMA_VALIDATION_FAILED', retriable: false });
       expect((r as { message: string }).message).toContain(why);
     }
-    expect(await produce('orders', [{ value: Buffer.from('plain') }], CompressionCodec.COMPRESSION_CODEC_GZIP)).toMatchObject({ reason: 'SCHEMA_VALIDATION_FAILED' });
+    expect(await produce('orders', [{ value: Buffer.from('plain') }], CompressionCodec.COMPRESSION_CODEC_GZIP)).toMatchObject({
+      reason: 'SCHEMA_VALIDATION_FAILED',
+    });
     expect(await logEndOffset('orders')).toBe(4n);
   });
 
   it('checks keys against <topic>-key with key.schema.validation; values are then not checked', async () => {
     const keyId = await register('users-key', { type: 'string' });
     await createTopic('users', { 'key.schema.validation': 'true' });
-    expect(await produce('users', [{ key: framed(keyId), value: Buffer.from('any value') }, { key: null, value: 'no key' }])).toEqual({ baseOffset: 0n });
+    expect(
+      await produce('users', [
+        { key: framed(keyId), value: Buffer.from('any value') },
+        { key: null, value: 'no key' },
+      ]),
+    ).toEqual({ baseOffset: 0n });
     const wrong = await produce('users', [{ key: framed(ordersId), value: 'v' }]);
     expect(wrong).toMatchObject({ reason: 'SCHEMA_VALIDATION_FAILED' });
     expect((wrong as { message: string }).message).toContain(`key schema id ${ordersId} is not registered under subject users-key`);
@@ -142,7 +174,10 @@ describe('broker-side schema validation', () => {
     expect(await produce('free', [{ value: 'plain text' }, { value: framed(424242) }])).toEqual({ baseOffset: 0n });
     await meta.alterTopicConfigs({ name: 'free', set: { 'value.schema.validation': 'true' }, remove: [], validateOnly: false });
     // Probes accepted before the broker applied the change are appended; none after.
-    await waitFor(async () => 'reason' in (await produce('free', [{ value: 'plain text' }])), { timeoutMs: 15_000, message: 'the broker applies the new config' });
+    await waitFor(async () => 'reason' in (await produce('free', [{ value: 'plain text' }])), {
+      timeoutMs: 15_000,
+      message: 'the broker applies the new config',
+    });
     const end = await logEndOffset('free');
     expect(await produce('free', [{ value: 'plain text' }])).toMatchObject({ reason: 'SCHEMA_VALIDATION_FAILED' });
     expect(await logEndOffset('free')).toBe(end);

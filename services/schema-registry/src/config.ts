@@ -13,6 +13,11 @@ export const registryConfigSchema = {
     doc: "Port of the Confluent REST API (Confluent's default 8081; 0 picks a free one, -1 disables it)",
   },
   restHost: { type: 'string', default: '', doc: 'Address to bind the REST API to (default: --host)' },
+  restTls: {
+    type: 'bool',
+    default: false,
+    doc: 'Serve the REST API over HTTPS with --tls-cert-file/--tls-key-file; with --tls-ca-file a verified client certificate names the caller (required with --tls-require-client-cert)',
+  },
   restMaxBodyBytes: {
     type: 'int',
     default: 16 * 1024 * 1024,

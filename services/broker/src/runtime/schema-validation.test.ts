@@ -5,7 +5,8 @@ import { ProduceAdmission } from '../log/batch-validation.js';
 import { SchemaValidator, type SchemaUsageSource } from './schema-validation.js';
 
 /** A registry serializer's bytes: magic 0, id big-endian, payload. */
-const framed = (id: number, payload = 'x') => Buffer.concat([Buffer.from([0, (id >>> 24) & 0xff, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff]), Buffer.from(payload)]);
+const framed = (id: number, payload = 'x') =>
+  Buffer.concat([Buffer.from([0, (id >>> 24) & 0xff, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff]), Buffer.from(payload)]);
 
 function fakeRegistry(usages: Record<number, string[]>) {
   const asked: number[] = [];
@@ -26,7 +27,12 @@ function clock() {
 }
 
 const batch = (records: Array<{ key?: Buffer | null; value: Buffer | null }>, compression = CompressionCodec.COMPRESSION_CODEC_NONE) =>
-  encodeRecordBatch(buildRecordBatch(records.map((r) => ({ ...r, timestampMs: 5 })), { compression }));
+  encodeRecordBatch(
+    buildRecordBatch(
+      records.map((r) => ({ ...r, timestampMs: 5 })),
+      { compression },
+    ),
+  );
 
 /** Runs one batch through the admission as the produce path does; resolves with the reason or 'appended'. */
 async function admit(v: SchemaValidator, topic: string, bytes: Buffer, key = false, value = true): Promise<string> {
@@ -65,10 +71,21 @@ describe('broker-side schema validation', () => {
     expect(await admit(v, 'orders', batch([{ key: Buffer.from('plain'), value: Buffer.from('plain') }]), true, false)).toMatch(
       /record 0 of the batch: its key starts with byte 112/,
     );
-    expect(await admit(v, 'orders', batch([{ key: framed(3), value: Buffer.from('plain') }, { key: null, value: Buffer.from('p') }]), true, false)).toBe(
-      'appended',
+    expect(
+      await admit(
+        v,
+        'orders',
+        batch([
+          { key: framed(3), value: Buffer.from('plain') },
+          { key: null, value: Buffer.from('p') },
+        ]),
+        true,
+        false,
+      ),
+    ).toBe('appended');
+    expect(await admit(v, 'orders', batch([{ key: framed(1), value: framed(1) }]), true, true)).toMatch(
+      /key schema id 1 is not registered under subject orders-key/,
     );
-    expect(await admit(v, 'orders', batch([{ key: framed(1), value: framed(1) }]), true, true)).toMatch(/key schema id 1 is not registered under subject orders-key/);
   });
 
   it('checks compressed batches after decompressing them', async () => {

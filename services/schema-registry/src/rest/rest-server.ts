@@ -9,6 +9,7 @@
  * that a table of regular expressions does. Requests bodies are bounded (`maxBodyBytes`).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { isSkeinError } from '@skein/common/errors.js';
 import { parseCompatibilityLevel, parseMode, parseSchemaType, parseVersion, type SchemaReference, type SchemaType } from '../domain/types.js';
@@ -38,6 +39,8 @@ const CONFLUENT_CODES: Readonly<Record<string, readonly [number, number]>> = {
   INVALID_REQUEST: [422, 422],
   AUTHORIZATION_FAILED: [403, 40301],
   AUTHENTICATION_FAILED: [401, 40101],
+  AUTHENTICATION_REQUIRED: [401, 40101],
+  CLUSTER_AUTHORIZATION_FAILED: [403, 40301],
   STORE_UNAVAILABLE: [500, 50001],
   CONCURRENT_MODIFICATION: [500, 50001],
   REQUEST_TIMED_OUT: [500, 50002],
@@ -276,6 +279,17 @@ export interface RestServerOptions {
   maxBodyBytes?: number;
   /** Counts requests by route and status (the service's metrics). */
   onRequest?: (route: string, status: number) => void;
+  /**
+   * Who is asking (subject-authorization.ts restCaller: bearer token, client certificate, or
+   * anonymous); rejects to refuse the request (401). Default: anonymous, nothing checked.
+   */
+  identify?: (req: IncomingMessage, route: string) => Promise<Caller>;
+  /**
+   * Serve HTTPS (--rest-tls): the service's certificate and key; with `ca`, client certificates
+   * are requested and verified against it (required with `requireClientCert`), and a verified one
+   * names the caller.
+   */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer; requireClientCert: boolean };
 }
 
 export interface RestServerHandle {
@@ -291,7 +305,8 @@ export async function startRestServer(options: RestServerOptions): Promise<RestS
     res.writeHead(status, { 'Content-Type': CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
   };
-  const server: Server = createServer((req, res) => {
+  const tls = options.tls;
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://registry');
     // Subjects arrive URL-encoded in the path (a subject may contain "/" as %2F): match first, decode after.
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
@@ -310,7 +325,8 @@ export async function startRestServer(options: RestServerOptions): Promise<RestS
         send(res, 404, { error_code: 404, message: 'HTTP 404 Not Found' });
         return;
       }
-      handler({ method, params, query: url.searchParams, body: () => readBody(req, maxBodyBytes), caller: {} })
+      (options.identify ? options.identify(req, route) : Promise.resolve<Caller>({}))
+        .then((caller) => handler({ method, params, query: url.searchParams, body: () => readBody(req, maxBodyBytes), caller }))
         .then((body) => {
           send(res, 200, body);
           options.onRequest?.(route, 200);
@@ -324,7 +340,13 @@ export async function startRestServer(options: RestServerOptions): Promise<RestS
     }
     if (pathMatched) send(res, 405, { error_code: 405, message: 'HTTP 405 Method Not Allowed' });
     else send(res, 404, { error_code: 404, message: 'HTTP 404 Not Found' });
-  });
+  };
+  const server: Server = tls
+    ? createHttpsServer(
+        { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.ca !== undefined && tls.requireClientCert },
+        listener,
+      )
+    : createServer(listener);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {

@@ -56,11 +56,20 @@ export interface SubjectAction {
 
 /** Who is calling, as the front door authenticated it (undefined: anonymous / no authentication). */
 export interface Caller {
+  /** `User:alice`, for messages. */
   principal?: string;
+  /** The principal as the ACL authorizer sees it (internal and super-user flags included); absent: anonymous. */
+  identity?: { type: string; name: string; internal?: boolean; superUser?: boolean };
+  /** For the audit log: `skein.schema.v1.SchemaRegistryService/RegisterSchema` or `POST /subjects/{}/versions`, and the client address. */
+  rpc?: string;
+  client?: string;
 }
 
-/** Throws SkeinError (AUTHORIZATION_FAILED) to refuse; the default allows everything. */
-export type SubjectAuthorizer = (caller: Caller, actions: readonly SubjectAction[]) => void | Promise<void>;
+/**
+ * Throws SkeinError (AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED) to refuse; the default
+ * allows everything. `quiet`: a filter (listing), not a request: a refusal is not audited.
+ */
+export type SubjectAuthorizer = (caller: Caller, actions: readonly SubjectAction[], options?: { quiet?: boolean }) => void | Promise<void>;
 
 export const CLUSTER = 'skein-cluster';
 
@@ -106,6 +115,8 @@ export interface RegistryStats {
 export class Registry {
   readonly store: RegistryStore;
   private readonly authorize: SubjectAuthorizer;
+  /** An authorizer was installed (the ACLs are enforced). */
+  private readonly enforcing: boolean;
   private readonly cache = new Map<number, CachedSchema>();
   private readonly cacheSize: number;
   private readonly maxCasAttempts: number;
@@ -115,6 +126,7 @@ export class Registry {
   constructor(options: RegistryOptions) {
     this.store = options.store;
     this.authorize = options.authorize ?? (() => undefined);
+    this.enforcing = options.authorize !== undefined;
     this.cacheSize = options.cacheSize ?? 10_000;
     this.maxCasAttempts = options.maxCasAttempts ?? 64;
   }
@@ -167,11 +179,16 @@ export class Registry {
     return entry.parsed;
   }
 
-  /** GET /schemas/ids/{id}: a cache miss reads the store before answering 40403. */
+  /**
+   * GET /schemas/ids/{id}: a cache miss reads the store before answering 40403. Needs read on the
+   * given subject or, without one, on some subject using the id (checked only when an authorizer
+   * is installed: it costs a read of the id's usages).
+   */
   async schemaById(caller: Caller, id: number, subject?: string): Promise<SchemaRecord> {
     if (subject !== undefined) await this.authorize(caller, [{ resourceType: 'subject', resourceName: subject, operation: 'read' }]);
     const entry = await this.cached(id);
     if (!entry) throw schemaNotFound(id);
+    if (subject === undefined && this.enforcing) await this.authorizeAnySubject(caller, id);
     const { schemaType, schema, references } = entry.stored;
     return { schemaType, schema, references };
   }
@@ -190,6 +207,20 @@ export class Registry {
       [...new Set(out.map((u) => u.subject))].map((s) => ({ resourceType: 'subject', resourceName: s, operation: 'describe' })),
     );
     return out.sort((a, b) => (a.subject === b.subject ? a.version - b.version : a.subject < b.subject ? -1 : 1));
+  }
+
+  /** Read on at least one subject using `id`; the refusal names the first of them. */
+  private async authorizeAnySubject(caller: Caller, id: number): Promise<void> {
+    const subjects = [...new Set((await this.store.usages(id)).map((u) => u.subject))].sort();
+    for (const s of subjects) {
+      try {
+        await this.authorize(caller, [{ resourceType: 'subject', resourceName: s, operation: 'read' }], { quiet: true });
+        return;
+      } catch {}
+    }
+    if (subjects.length === 0) throw schemaNotFound(id);
+    // None allows it: refused (and audited) naming the first subject.
+    await this.authorize(caller, [{ resourceType: 'subject', resourceName: subjects[0]!, operation: 'read' }]);
   }
 
   // ---- references -----------------------------------------------------------------------------
@@ -375,7 +406,7 @@ export class Registry {
     // Listing shows only subjects the caller may describe (as ListTopics does).
     for (const s of names.sort()) {
       try {
-        await this.authorize(caller, [{ resourceType: 'subject', resourceName: s, operation: 'describe' }]);
+        await this.authorize(caller, [{ resourceType: 'subject', resourceName: s, operation: 'describe' }], { quiet: true });
         visible.push(s);
       } catch {}
     }
