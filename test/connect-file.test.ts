@@ -7,11 +7,14 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ServiceRole } from '@skein/client';
 import { ConnectorState } from '@skein/proto/skein/connect/v1/connect.js';
 import { startConnectCluster, type ConnectCluster } from './harness/connect-cluster.js';
 import { rejection } from './harness/clients.js';
 import { waitFor } from './harness/wait.js';
+import { CLI_ENTRY } from './harness/entries.js';
 
 const MB = Number(process.env.SKEIN_CONNECT_FILE_MB ?? 100);
 let cluster: ConnectCluster;
@@ -67,6 +70,24 @@ describe('connect: file source -> topic -> file sink', () => {
     expect((await rejection(connect.createConnector({ name: 'bad', config: { 'connector.class': 'FileSink' } }))).reason).toBe('INVALID_CONNECTOR_CONFIG');
     expect((await rejection(connect.createConnector({ name: 'bad name!', config: {} }))).reason).toBe('INVALID_REQUEST');
     expect((await rejection(connect.getConnectorStatus({ name: 'nope' }))).reason).toBe('UNKNOWN_CONNECTOR');
+  });
+
+  it('skein connect finds the workers through the metadata service', async () => {
+    const cli = (...args: string[]) =>
+      execFileSync(process.execPath, [CLI_ENTRY, '--metadata', cluster.metadata.address, '--output', 'json', 'connect', ...args], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+    // Registration is asynchronous: wait until the workers are listed.
+    await waitFor(async () => (await cluster.client.findServiceInstances(ServiceRole.SERVICE_ROLE_CONNECT)).length === 2, {
+      timeoutMs: 20_000,
+      message: 'two workers registered',
+    });
+    expect((JSON.parse(cli('plugins')) as Array<{ connectorClass: string }>).map((p) => p.connectorClass)).toContain('FileSink');
+    cli('create', 'cli-made', '-c', 'connector.class=FileSink', '-c', `file=${join(dir, 'cli.txt')}`, '-c', 'topics=cli-topic');
+    expect(JSON.parse(cli('list'))).toEqual([{ name: 'cli-made', type: 'sink', state: expect.any(String), taskCount: 1 }]);
+    cli('delete', 'cli-made');
+    expect(JSON.parse(cli('list'))).toEqual([]);
   });
 
   it(`copies a ${MB} MB file byte for byte across a SIGKILL of the sink's worker`, async () => {

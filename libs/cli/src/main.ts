@@ -13,6 +13,7 @@ import { type ClientTlsConfig, clientTlsFromEnv } from '@skein/common/tls.js';
 import { aclFilterToProto, aclFromProto, aclToProto } from '@skein/common/security/acl-codec.js';
 import { type AclBinding, type AclFilter, CLUSTER_RESOURCE_NAME, type Operation, OPERATIONS, type ResourceType } from '@skein/common/security/authorizer.js';
 import { processProgressContext, Progress, shouldShowProgress } from './progress.js';
+import { addConnectCommands } from './connect.js';
 import { addConsumeSchemaOptions, addProduceSchemaOptions, addSchemaCommands, consumeCodec, DEFAULT_REGISTRY_URL, type ProduceSchemaOptions, produceCodec } from './schemas.js';
 
 const program = new Command('skein')
@@ -434,6 +435,7 @@ transactions.command('abort <transactionalId>').description('abort the open tran
 }));
 
 addSchemaCommands(program, { registryUrl: () => program.opts().schemaRegistry as string, json, print }, (fn) => run(() => fn()));
+addConnectCommands(program, { client, tls: tlsOptions, print, table });
 
 const perf = program.command('perf').description('load generators, like Kafka’s perf-test tools');
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
