@@ -10,6 +10,13 @@
  * position; followerFetched through Partition.recordFollowerFetch on every acknowledgement, which
  * is what moves the high watermark). Batches go out as stored (encodeReplicateResponse), never
  * re-encoded. Backpressure: the pump waits for 'drain' when grpc-js buffers a message.
+ *
+ * Latency (bench/PROFILE.md §5): the pump runs as a microtask of the append or acknowledgement
+ * that dirtied a partition, so its HTTP/2 write leaves in the same event-loop turn. A message that
+ * would carry only a new high watermark is held back `hwDelayMs`: while data flows, the next push
+ * carries the watermark anyway (as a Kafka fetch response does), and each acks=all batch costs the
+ * leader two writes and each follower one wake-up fewer. The follower's watermark only bounds what
+ * it would expose after an election, where the new leader's own rules apply (replication-core.ts).
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -18,7 +25,7 @@ import { toLogError, toPartitionError } from '../grpc/error-mapping.js';
 import { encodeReplicateResponse, type ReplicaPartitionDataWire } from '../grpc/wire-codec.js';
 import { LogError } from '../log/log-error.js';
 import type { Partition, ReplicaManager } from '../replica-manager.js';
-import type { Clock } from '../runtime/timers.js';
+import { type Clock, systemTimers, type Timers } from '../runtime/timers.js';
 import { leaderFetchDecision } from './replication-core.js';
 
 export interface LeaderSessionOptions {
@@ -29,6 +36,9 @@ export interface LeaderSessionOptions {
   maxMessageBytes?: number;
   /** Bytes sent and not yet acknowledged, per partition. */
   windowBytes?: number;
+  /** How long a high-watermark-only update may wait for a push of data to carry it. */
+  hwDelayMs?: number;
+  timers?: Timers;
 }
 
 interface SessionPartition {
@@ -44,6 +54,8 @@ interface SessionPartition {
   inflightBytes: number;
   lastSentHw: bigint;
   lastSentLogStart: bigint;
+  /** When the follower started to be owed a watermark update that no push has carried yet (-1: not owed). */
+  hwOwedSinceMs: number;
   /** An answer to send before anything else (divergence, start over, error). */
   answer: ReplicaPartitionDataWire | undefined;
   off: (() => void) | undefined;
@@ -60,6 +72,11 @@ export class LeaderSession {
   private closed = false;
   private readonly maxMessageBytes: number;
   private readonly windowBytes: number;
+  private readonly hwDelayMs: number;
+  private readonly timers: Timers;
+  /** Partitions owed a watermark-only update; one timer per session sends those still owed when due. */
+  private readonly hwOwed = new Set<SessionPartition>();
+  private cancelHwTimer: (() => void) | undefined;
 
   constructor(
     private readonly opts: LeaderSessionOptions,
@@ -67,6 +84,8 @@ export class LeaderSession {
   ) {
     this.maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
     this.windowBytes = opts.windowBytes ?? 8 * 1024 * 1024;
+    this.hwDelayMs = opts.hwDelayMs ?? 25;
+    this.timers = opts.timers ?? systemTimers;
   }
 
   /** Handles one message of the follower. Throws LogError for a request that ends the stream. */
@@ -94,7 +113,7 @@ export class LeaderSession {
       return;
     }
     if (!sp) {
-      sp = { key: k, topic: pos.topic, partition: pos.partition, positionEpoch: 0, p: undefined, leaderEpoch: -1, nextOffset: 0n, inflight: [], inflightBytes: 0, lastSentHw: -1n, lastSentLogStart: -1n, answer: undefined, off: undefined };
+      sp = { key: k, topic: pos.topic, partition: pos.partition, positionEpoch: 0, p: undefined, leaderEpoch: -1, nextOffset: 0n, inflight: [], inflightBytes: 0, lastSentHw: -1n, lastSentLogStart: -1n, hwOwedSinceMs: -1, answer: undefined, off: undefined };
       this.parts.set(k, sp);
     }
     this.unsubscribe(sp);
@@ -142,6 +161,8 @@ export class LeaderSession {
     sp.off?.();
     sp.off = undefined;
     sp.p = undefined;
+    sp.hwOwedSinceMs = -1;
+    this.hwOwed.delete(sp);
   }
 
   private drop(k: string): void {
@@ -152,11 +173,15 @@ export class LeaderSession {
     this.dirty.delete(sp);
   }
 
-  /** Coalesces every change of one tick into one pass. */
+  /**
+   * Coalesces the changes of one callback (an append, a follower message) into one pass. A
+   * microtask, not setImmediate: Node's HTTP/2 session flushes writes from a native immediate, and
+   * one queued while JS immediates run waits for the next event-loop turn, behind that turn's poll.
+   */
   private schedule(): void {
     if (this.scheduled || this.pumping || this.closed) return;
     this.scheduled = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.scheduled = false;
       void this.pump().catch((err: unknown) => {
         this.opts.logger.error({ err, replicaId: this.replicaId }, 'replication stream failed');
@@ -253,15 +278,43 @@ export class LeaderSession {
     }
     const hwMoved = log.highWatermark !== sp.lastSentHw || log.logStartOffset !== sp.lastSentLogStart;
     if (batches.length === 0 && !hwMoved) return undefined;
+    // Only the watermark moved (the log start did not, and this is not the first answer): wait a
+    // little for a push of data to carry it (see the header).
+    if (batches.length === 0 && sp.lastSentHw >= 0n && log.logStartOffset === sp.lastSentLogStart && !this.hwDue(sp)) return undefined;
+    sp.hwOwedSinceMs = -1;
+    this.hwOwed.delete(sp);
     sp.lastSentHw = log.highWatermark;
     sp.lastSentLogStart = log.logStartOffset;
     return { topic: sp.topic, partition: sp.partition, highWatermark: log.highWatermark, logStartOffset: log.logStartOffset, batches, positionEpoch: sp.positionEpoch };
+  }
+
+  /** Whether a watermark-only update is due now; if not, makes sure the timer will ask again. */
+  private hwDue(sp: SessionPartition): boolean {
+    const now = this.opts.clock.nowMs();
+    if (sp.hwOwedSinceMs < 0) sp.hwOwedSinceMs = now;
+    if (now - sp.hwOwedSinceMs >= this.hwDelayMs) return true;
+    this.hwOwed.add(sp);
+    this.armHwTimer(sp.hwOwedSinceMs + this.hwDelayMs - now);
+    return false;
+  }
+
+  private armHwTimer(ms: number): void {
+    if (this.cancelHwTimer || this.closed) return;
+    this.cancelHwTimer = this.timers.setTimeout(() => {
+      this.cancelHwTimer = undefined;
+      for (const sp of this.hwOwed) this.dirty.add(sp);
+      this.hwOwed.clear();
+      this.schedule();
+    }, Math.max(1, ms));
   }
 
   /** Ends the session: every subscription is released. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.cancelHwTimer?.();
+    this.cancelHwTimer = undefined;
+    this.hwOwed.clear();
     for (const sp of this.parts.values()) this.unsubscribe(sp);
     this.parts.clear();
     this.dirty.clear();

@@ -66,7 +66,7 @@ export function createReplicaServiceHandlers(deps: { replicas: ReplicaManager; c
 
   return {
     replicate: (call: grpc.ServerDuplexStream<ReplicateRequest, Buffer>) => {
-      const session = new LeaderSession({ replicas, clock, logger }, call);
+      const session = new LeaderSession({ replicas, clock, timers, logger }, call);
       call.on('data', (req: ReplicateRequest) => {
         try {
           session.receive(req);

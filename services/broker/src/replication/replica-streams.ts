@@ -102,6 +102,9 @@ class LeaderStream {
         // The follower receives the leader's pushes: with Node's 64 KiB window the leader would
         // wait a round trip per 64 KiB (the broker's server side gets the same via http2WindowBytes).
         'grpc-node.flow_control_window': 8 * 1024 * 1024,
+        // The stream is never retried (a broken one is reopened with new positions), so grpc-js's
+        // retry layer would only copy every acknowledgement into its replay buffer and free it again.
+        'grpc.enable_retries': 0,
       } as grpc.ChannelOptions);
       this.address = address;
     }
