@@ -468,7 +468,8 @@ export class ReplicaManager {
         await p.log.maybeFlushByTime(now);
         await p.log.applyRetention(now);
         p.log.expireProducers(now - (this.opts.producerIdExpirationMs ?? 86_400_000));
-        p.log.writeCheckpoints();
+        // Off the event loop: a synchronous fsync here stalled every request on the broker.
+        await p.log.writeCheckpointsInBackground();
         // Clean only when a roll has closed new data since the last run (a cheap dirty check; the
         // cleaner rereads the log to build its key map).
         if (p.log.config.cleanupCompact && this.lastCompactedActiveBase.get(key(p.topic, p.partition)) !== p.log.activeBaseOffset) {

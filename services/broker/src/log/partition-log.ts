@@ -43,7 +43,7 @@ import { ProducerStateManager, type CompletedTxn, type ProducerEntry } from './p
 import { AbortedTxnIndex, type AbortedTxn } from './aborted-index.js';
 import { buildControlBatch, readControlMarker, readTxnAttributes, type ControlMarker } from './control-batch.js';
 import { segmentsToDelete, type RetentionDecision } from './retention.js';
-import { readFileIfExists, writeFileAtomic } from './checkpoint-file.js';
+import { readFileIfExists, writeFileAtomic, writeFileAtomicInBackground } from './checkpoint-file.js';
 import { failpoint } from '@skein/common/failpoints.js';
 
 export interface Clock {
@@ -302,9 +302,57 @@ export class PartitionLog {
     }
   }
 
+  /**
+   * The background pass's writeCheckpoints: the same files with the same content rule, but the
+   * fsyncs run off the event loop (writeFileAtomicInBackground). One pass at a time per log. A
+   * synchronous write of a file meanwhile (truncation, a new epoch, close) supersedes the pass's
+   * older content for that file, which is then discarded rather than renamed over the newer one.
+   */
+  writeCheckpointsInBackground(): Promise<void> {
+    if (this.isOffline) return Promise.resolve();
+    if (this.checkpointing) return this.checkpointing;
+    const cp: PartitionCheckpoint = {
+      topicId: this.opts.topicId,
+      recoveryPoint: this.recoveryPoint.toString(),
+      logStartOffset: this.logStartOffset.toString(),
+      highWatermark: this.highWatermark.toString(),
+    };
+    const files: Array<[string, Buffer]> = [
+      [CHECKPOINT, Buffer.from(JSON.stringify(cp))],
+      [EPOCH_CHECKPOINT, this.epochs.serialize()],
+      [PRODUCER_SNAPSHOT, this.producers.snapshot(this.logEndOffset)],
+    ];
+    const run = async () => {
+      try {
+        for (const [name, data] of files) {
+          if (this.lastWritten.get(name)?.equals(data)) continue;
+          const gen = this.checkpointGen.get(name) ?? 0;
+          failpoint('log.beforeCheckpoint');
+          const current = () => !this.isOffline && (this.checkpointGen.get(name) ?? 0) === gen;
+          if (!(await writeFileAtomicInBackground(join(this.opts.dir, name), data, current))) continue;
+          failpoint('log.afterCheckpoint');
+          // Unless a synchronous write came during the directory fsync: then it holds the newer content.
+          if ((this.checkpointGen.get(name) ?? 0) === gen) this.lastWritten.set(name, data);
+        }
+      } catch (e) {
+        // Deleted or closed meanwhile: nothing to report. Otherwise a storage error, as in writeCheckpoints.
+        if (!this.isOffline) throw this.fail(e);
+      } finally {
+        this.checkpointing = undefined;
+      }
+    };
+    this.checkpointing = run();
+    return this.checkpointing;
+  }
+
+  private checkpointing: Promise<void> | undefined;
+  /** Per checkpoint file, bumped by every synchronous write (see writeCheckpointsInBackground). */
+  private readonly checkpointGen = new Map<string, number>();
   private readonly lastWritten = new Map<string, Buffer>();
 
   private writeIfChanged(name: string, data: Buffer): void {
+    // Even when unchanged: a background write of older content must not land after this call.
+    this.checkpointGen.set(name, (this.checkpointGen.get(name) ?? 0) + 1);
     if (this.lastWritten.get(name)?.equals(data)) return;
     // Crash tests, and `throw` here stands in for a storage error (the log goes offline).
     failpoint('log.beforeCheckpoint');
