@@ -26,15 +26,17 @@ const { values: opts } = parseArgs({
     'base-port': { type: 'string', default: process.env.SKEIN_BASE_PORT ?? '9090' },
     brokers: { type: 'string', default: '3' },
     secure: { type: 'boolean', default: false },
+    connect: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (opts.help) {
-  console.log(`Usage: npm start [-- --data-dir DIR --base-port PORT --brokers N --secure]
+  console.log(`Usage: npm start [-- --data-dir DIR --base-port PORT --brokers N --secure --connect]
 Ports: metadata PORT, brokers PORT+2.., group coordinator PORT+5 (with 3 brokers; after the brokers with more),
 schema registry gRPC on the slot after the coordinator; its Confluent REST API on 127.0.0.1:8081 with the
 default base port, else on the slot after the registry's gRPC port.
 --secure: mTLS on every hop with a development CA under DIR/tls (ca.crt, admin and alice certificates).
+--connect: also one Connect worker (services/connect), gRPC on 127.0.0.1:8083 with the default base port.
 Environment: ETCD_ENDPOINTS=host:port[,host:port] to use a real etcd; SKEIN_DATA_DIR, SKEIN_BASE_PORT.
 With --secure and ETCD_ENDPOINTS, TLS to etcd comes from SKEIN_ETCD_CA_FILE, SKEIN_ETCD_CERT_FILE and
 SKEIN_ETCD_KEY_FILE (DIR/tls/etcd.crt and etcd.key are issued for an etcd on 127.0.0.1 to serve).`);
@@ -56,7 +58,7 @@ const brokerCount = Number(opts.brokers);
 const tlsDir = join(dataDir, 'tls');
 const pki = opts.secure
   ? ensureDevCertificates(tlsDir, [
-      ...['metadata', 'coordinator', 'schema-registry', 'etcd', ...Array.from({ length: brokerCount }, (_, id) => `broker-${id}`)].map((name) => ({
+      ...['metadata', 'coordinator', 'schema-registry', 'etcd', ...(opts.connect ? ['connect'] : []), ...Array.from({ length: brokerCount }, (_, id) => `broker-${id}`)].map((name) => ({
         name, organizationalUnit: 'services', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'],
       })),
       { name: 'admin' },
@@ -67,7 +69,7 @@ const tlsArgs = (name) => (pki
   ? [
       '--tls-cert-file', pki.files[name].certFile, '--tls-key-file', pki.files[name].keyFile, '--tls-ca-file', pki.caFile, '--tls-require-client-cert',
       '--ssl-principal-mapping-rules', 'RULE:^CN=([^,]+),OU=services,.*$/$1/, RULE:^CN=([^,]+),.*$/$1/',
-      '--internal-principals', 'User:metadata;User:coordinator;User:schema-registry;User:broker-*', '--super-users', 'User:admin', '--authentication-required',
+      '--internal-principals', 'User:metadata;User:coordinator;User:schema-registry;User:connect;User:broker-*', '--super-users', 'User:admin', '--authentication-required',
     ]
   : []);
 /** How this script dials the cluster: as admin under --secure. */
@@ -198,6 +200,13 @@ start('registry', 'schema-registry', 'services/schema-registry/dist/main.js', [
   ...(etcdEndpoints ? ['--store', store] : ['--store', `embedded:${join(dataDir, 'schema-registry', 'store.db')}`]), ...tlsArgs('schema-registry'),
 ]);
 
+// One Connect worker with --connect: connectors, status and offsets in the cluster's own topics.
+const connectPort = basePort === 9090 ? 8083 : registryRestPort + 1;
+const connectAddress = `127.0.0.1:${connectPort}`;
+if (opts.connect) {
+  start('connect', 'connect', 'services/connect/dist/main.js', ['--port', String(connectPort), '--metadata-addresses', metadataAddress, '--coordinator-addresses', coordinatorAddress, '--instance-id', 'local-worker', ...tlsArgs('connect')]);
+}
+
 /** Shows the cluster working end to end: a topic, three records produced, and read back. */
 async function demo(client) {
   const topic = 'quickstart';
@@ -252,7 +261,7 @@ As alice: SKEIN_TLS_CERT_FILE=${pki.files.alice.certFile} SKEIN_TLS_KEY_FILE=${p
   cluster id         ${metadata.clusterId}
   group coordinator  ${coordinatorAddress}
   schema registry    ${registryUrl} (Confluent REST)   ${registryAddress} (gRPC)
-  brokers            ${metadata.brokers.map((b) => `${b.brokerId}@${b.endpoint.host}:${b.endpoint.port}`).join('  ')}
+${opts.connect ? `  connect worker     ${connectAddress}   (skein connect plugins; docs/connect.md)\n` : ''}  brokers            ${metadata.brokers.map((b) => `${b.brokerId}@${b.endpoint.host}:${b.endpoint.port}`).join('  ')}
 ${metricsLines}
   check              produced 3 records to ${shown.topic}-0 on broker ${shown.leaderId} and read back: ${shown.back.join(' ')}
 

@@ -166,7 +166,8 @@ export class SinkTaskRunner {
         await this.o.instance.put(records);
         return;
       } catch (err) {
-        if (this.stopped || !shouldRetry(this.policy, Date.now() - first)) throw err;
+        // A task marks what a retry cannot fix (err.retriable === false), as Kafka's RetriableException does the opposite.
+        if (this.stopped || (err as { retriable?: boolean }).retriable === false || !shouldRetry(this.policy, Date.now() - first)) throw err;
         const delay = Math.min(this.policy.retryDelayMaxMs, backoffDelayMs({ initialMs: 100, maxMs: this.policy.retryDelayMaxMs }, attempt));
         this.o.logger.warn({ err, attempt, delayMs: delay }, 'sink put failed; retrying');
         await new Promise((r) => setTimeout(r, delay));

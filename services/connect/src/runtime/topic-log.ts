@@ -11,6 +11,7 @@
  */
 
 import { Acks, OffsetSpec, type Producer, type SkeinClient } from '@skein/client';
+import { retry } from '@skein/common/backoff.js';
 import type { Logger } from 'pino';
 
 export interface TopicLogOptions {
@@ -21,7 +22,29 @@ export interface TopicLogOptions {
   onRecord(key: string, value: Buffer | null, partition: number, offset: bigint): void;
 }
 
+/**
+ * Creates the topic unless it exists; returns its partition count. While the cluster is coming up
+ * (no live broker yet: INVALID_REPLICATION_FACTOR; or anything retriable) it keeps trying for
+ * `waitMs`, so a worker started with the cluster (npm start, a Deployment) waits for the brokers.
+ */
 export async function ensureTopic(
+  client: SkeinClient,
+  name: string,
+  partitions: number,
+  replicationFactor: number,
+  configs: Record<string, string>,
+  waitMs = 120_000,
+): Promise<number> {
+  const deadline = Date.now() + waitMs;
+  return retry(() => createOrDescribe(client, name, partitions, replicationFactor, configs), {
+    initialMs: 100,
+    maxMs: 2000,
+    retryIf: (err) =>
+      Date.now() < deadline && ((err as { retriable?: boolean }).retriable === true || (err as { reason?: string }).reason === 'INVALID_REPLICATION_FACTOR'),
+  });
+}
+
+async function createOrDescribe(
   client: SkeinClient,
   name: string,
   partitions: number,
