@@ -25,13 +25,20 @@ import { ensureDevCertificates } from '../scripts/dev-ca.js';
 import { startService, stopAll, waitFor } from '../test/dist/services.js';
 import { cpuSeconds } from './lib/procstat.js';
 
-const { values } = parseArgs({ options: { mb: { type: 'string', default: '32' }, inflight: { type: 'string', default: '8' }, rounds: { type: 'string', default: '2' } } });
+const { values } = parseArgs({
+  options: { mb: { type: 'string', default: '32' }, inflight: { type: 'string', default: '8' }, rounds: { type: 'string', default: '2' } },
+});
 const root = new URL('..', import.meta.url).pathname;
 const call = (c, m, r, ms = 30000) => new Promise((res, rej) => c[m](r, new grpc.Metadata(), { deadline: Date.now() + ms }, (e, v) => (e ? rej(e) : res(v))));
 const opts = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20, 'grpc-node.flow_control_window': 16 << 20 };
 const dir = mkdtempSync(join(tmpdir(), 'skein-bench-tls-'));
 const pki = ensureDevCertificates(join(dir, 'tls'), [
-  ...['metadata', 'broker-1', 'broker-2', 'broker-3'].map((name) => ({ name, organizationalUnit: 'services', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] })),
+  ...['metadata', 'broker-1', 'broker-2', 'broker-3'].map((name) => ({
+    name,
+    organizationalUnit: 'services',
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  })),
   { name: 'bench' },
 ]);
 const value = Buffer.alloc(1024, 7);
@@ -43,9 +50,14 @@ async function cluster(mode, tag) {
     mode === 'mtls'
       ? ['--tls-cert-file', pki.files[name].certFile, '--tls-key-file', pki.files[name].keyFile, '--tls-ca-file', pki.caFile, '--tls-require-client-cert']
       : [];
-  const creds = mode === 'mtls' ? channelCredentials({ caFile: pki.caFile, certFile: pki.files.bench.certFile, keyFile: pki.files.bench.keyFile }) : grpc.credentials.createInsecure();
+  const creds =
+    mode === 'mtls'
+      ? channelCredentials({ caFile: pki.caFile, certFile: pki.files.bench.certFile, keyFile: pki.files.bench.keyFile })
+      : grpc.credentials.createInsecure();
   const metadata = await startService({
-    name: `metadata-${tag}`, entry: `${root}services/metadata/dist/main.js`, credentials: creds,
+    name: `metadata-${tag}`,
+    entry: `${root}services/metadata/dist/main.js`,
+    credentials: creds,
     args: ['--store', `embedded:${join(dir, `${tag}.db`)}`, '--log-level', 'warn', ...tls('metadata')],
   });
   const meta = new MetadataServiceClient(metadata.address, creds);
@@ -53,7 +65,10 @@ async function cluster(mode, tag) {
   const pids = [];
   for (const id of [1, 2, 3]) {
     const b = await startService({
-      name: `broker-${id}-${tag}`, entry: `${root}services/broker/dist/main.js`, dataDirFlag: '--data-dir', credentials: creds,
+      name: `broker-${id}-${tag}`,
+      entry: `${root}services/broker/dist/main.js`,
+      dataDirFlag: '--data-dir',
+      credentials: creds,
       args: ['--broker-id', String(id), '--metadata-addresses', metadata.address, '--log-level', 'warn', ...tls(`broker-${id}`)],
     });
     clients.set(id, new BrokerServiceClient(b.address, creds, opts));
@@ -81,25 +96,34 @@ async function measure(pids, fn) {
 /** Creates a one-partition topic and waits until its whole ISR takes an acks=all write. */
 async function createReady({ meta, clients }, topic, rf) {
   await call(meta, 'createTopic', { name: topic, partitions: 1, replicationFactor: rf, configs: { 'min.insync.replicas': rf === 3 ? '2' : '1' } });
-  await waitFor(async () => {
-    const p = await leaderOf(meta, topic);
-    if (p.isr.length < rf) return false;
-    const r = await call(clients.get(p.leaderId), 'produce', { acks: Acks.ACKS_ALL, timeoutMs: 2000, topics: [{ topic, partitions: [{ partition: 0, batch: buildRecordBatch([{ value: 'warm', timestampMs: 1 }]) }] }] });
-    return !r.topics[0].partitions[0].error;
-  }, { timeoutMs: 20000, message: `${topic} ready` });
+  await waitFor(
+    async () => {
+      const p = await leaderOf(meta, topic);
+      if (p.isr.length < rf) return false;
+      const r = await call(clients.get(p.leaderId), 'produce', {
+        acks: Acks.ACKS_ALL,
+        timeoutMs: 2000,
+        topics: [{ topic, partitions: [{ partition: 0, batch: buildRecordBatch([{ value: 'warm', timestampMs: 1 }]) }] }],
+      });
+      return !r.topics[0].partitions[0].error;
+    },
+    { timeoutMs: 20000, message: `${topic} ready` },
+  );
 }
 
 async function produce({ meta, clients }, topic, rf) {
   const acks = rf === 3 ? Acks.ACKS_ALL : Acks.ACKS_LEADER;
   const client = clients.get((await leaderOf(meta, topic)).leaderId);
   let sent = 0;
-  await Promise.all(Array.from({ length: Number(values.inflight) }, async () => {
-    while (sent < totalBatches) {
-      sent++;
-      const r = await call(client, 'produce', { acks, timeoutMs: 10000, topics: [{ topic, partitions: [{ partition: 0, batch }] }] });
-      if (r.topics[0].partitions[0].error) throw new Error(r.topics[0].partitions[0].error.reason);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Number(values.inflight) }, async () => {
+      while (sent < totalBatches) {
+        sent++;
+        const r = await call(client, 'produce', { acks, timeoutMs: 10000, topics: [{ topic, partitions: [{ partition: 0, batch }] }] });
+        if (r.topics[0].partitions[0].error) throw new Error(r.topics[0].partitions[0].error.reason);
+      }
+    }),
+  );
   return totalBatches * 960 * 1024;
 }
 
@@ -108,7 +132,12 @@ async function catchUp({ meta, clients }, topic) {
   let offset = 0n;
   let bytes = 0;
   for (;;) {
-    const r = await call(client, 'fetch', { maxWaitMs: 0, minBytes: 1, maxBytes: 8 << 20, topics: [{ topic, partitions: [{ partition: 0, fetchOffset: offset, partitionMaxBytes: 8 << 20, currentLeaderEpoch: -1 }] }] });
+    const r = await call(client, 'fetch', {
+      maxWaitMs: 0,
+      minBytes: 1,
+      maxBytes: 8 << 20,
+      topics: [{ topic, partitions: [{ partition: 0, fetchOffset: offset, partitionMaxBytes: 8 << 20, currentLeaderEpoch: -1 }] }],
+    });
     const p = r.topics[0].partitions[0];
     if (p.error) throw new Error(p.error.reason);
     if (p.batches.length === 0) break;
@@ -122,27 +151,32 @@ async function catchUp({ meta, clients }, topic) {
 
 const rows = [];
 try {
-  for (let round = 1; round <= Number(values.rounds); round++) for (const mode of ['plaintext', 'mtls']) {
-    const c = await cluster(mode, `${mode}-${round}`);
-    const row = { mode, round };
-    const put = (name, m) => {
-      row[`${name} MB/s`] = +m.MBps.toFixed(1);
-      row[`${name} cpu s/GB`] = +m.cpuPerGB.toFixed(1);
-    };
-    await createReady(c, 'rf1', 1);
-    await createReady(c, 'rf3', 3);
-    put('RF1 prod', await measure(c.pids, () => produce(c, 'rf1', 1)));
-    put('RF3 prod', await measure(c.pids, () => produce(c, 'rf3', 3)));
-    put('RF1 read', await measure(c.pids, () => catchUp(c, 'rf1')));
-    put('RF3 read', await measure(c.pids, () => catchUp(c, 'rf3')));
-    rows.push(row);
-    c.meta.close();
-    for (const b of c.clients.values()) b.close();
-    await stopAll();
-  }
-  const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+  for (let round = 1; round <= Number(values.rounds); round++)
+    for (const mode of ['plaintext', 'mtls']) {
+      const c = await cluster(mode, `${mode}-${round}`);
+      const row = { mode, round };
+      const put = (name, m) => {
+        row[`${name} MB/s`] = +m.MBps.toFixed(1);
+        row[`${name} cpu s/GB`] = +m.cpuPerGB.toFixed(1);
+      };
+      await createReady(c, 'rf1', 1);
+      await createReady(c, 'rf3', 3);
+      put('RF1 prod', await measure(c.pids, () => produce(c, 'rf1', 1)));
+      put('RF3 prod', await measure(c.pids, () => produce(c, 'rf3', 3)));
+      put('RF1 read', await measure(c.pids, () => catchUp(c, 'rf1')));
+      put('RF3 read', await measure(c.pids, () => catchUp(c, 'rf3')));
+      rows.push(row);
+      c.meta.close();
+      for (const b of c.clients.values()) b.close();
+      await stopAll();
+    }
+  const median = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
   const keys = Object.keys(rows[0]).filter((k) => k !== 'mode' && k !== 'round');
-  const med = (mode) => Object.fromEntries([['mode', `${mode} (median)`], ...keys.map((k) => [k, +median(rows.filter((r) => r.mode === mode).map((r) => r[k])).toFixed(1)])]);
+  const med = (mode) =>
+    Object.fromEntries([['mode', `${mode} (median)`], ...keys.map((k) => [k, +median(rows.filter((r) => r.mode === mode).map((r) => r[k])).toFixed(1)])]);
   const plain = med('plaintext');
   const mtls = med('mtls');
   rows.push(plain, mtls, Object.fromEntries([['mode', 'mtls / plaintext'], ...keys.map((k) => [k, +(mtls[k] / plain[k]).toFixed(2)])]));

@@ -29,7 +29,11 @@ describe('bearer tokens from the client and the CLI, over plaintext', () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] }));
     sign = (sub, expSec) =>
-      new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject(sub).setExpirationTime(expSec ?? Math.floor(Date.now() / 1000) + 600).sign(privateKey);
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setSubject(sub)
+        .setExpirationTime(expSec ?? Math.floor(Date.now() / 1000) + 600)
+        .sign(privateKey);
     metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: ['--store', `embedded:${join(dir, 'metadata.db')}`, ...security] });
     coordinator = await startService({
       name: 'coordinator',
@@ -54,7 +58,10 @@ describe('bearer tokens from the client and the CLI, over plaintext', () => {
       expect(Array.isArray(acls.acls)).toBe(true);
       // Coordinator stubs made with the client's options carry it too.
       const group = `g-${process.pid}`;
-      expect(await rejection(new GroupAdmin([coordinator.address]).describeGroup(group))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'GROUP_AUTHORIZATION_FAILED' });
+      expect(await rejection(new GroupAdmin([coordinator.address]).describeGroup(group))).toMatchObject({
+        code: grpc.status.PERMISSION_DENIED,
+        reason: 'GROUP_AUTHORIZATION_FAILED',
+      });
       // Authorized: past the ACL check, the group is simply unknown. (Plaintext, the coordinator
       // cannot register itself with the authorizer on, so it is named by address.)
       const groups = new GroupAdmin([coordinator.address], grpc.credentials.createInsecure(), undefined, admin.clientOptions);
@@ -77,7 +84,13 @@ describe('bearer tokens from the client and the CLI, over plaintext', () => {
       expect(await rejection(client.meta((m) => m.describeAcls.bind(m), {}))).toMatchObject({ code: grpc.status.UNAUTHENTICATED });
       writeFileSync(tokenFile, `${await sign('admin')}\n`);
       await waitFor(
-        () => client.meta((m) => m.describeAcls.bind(m), {}).then(() => true, () => false),
+        () =>
+          client
+            .meta((m) => m.describeAcls.bind(m), {})
+            .then(
+              () => true,
+              () => false,
+            ),
         { timeoutMs: 10_000, message: 'the rewritten token file is used' },
       );
     } finally {

@@ -38,9 +38,20 @@ describe('client byte-rate quotas', () => {
   ]);
   const tlsOf = (name: string) => ({ caFile: pki.caFile, certFile: pki.files[name]!.certFile, keyFile: pki.files[name]!.keyFile });
   const tlsArgs = (name: string) => [
-    '--tls-cert-file', pki.files[name]!.certFile, '--tls-key-file', pki.files[name]!.keyFile, '--tls-ca-file', pki.caFile,
-    '--ssl-principal-mapping-rules', 'RULE:^CN=([^,]+),OU=services,.*$/$1/, RULE:^CN=([^,]+),.*$/$1/',
-    '--internal-principals', 'User:metadata;User:broker-*', '--super-users', 'User:admin', '--authentication-required', '--authorizer-enabled',
+    '--tls-cert-file',
+    pki.files[name]!.certFile,
+    '--tls-key-file',
+    pki.files[name]!.keyFile,
+    '--tls-ca-file',
+    pki.caFile,
+    '--ssl-principal-mapping-rules',
+    'RULE:^CN=([^,]+),OU=services,.*$/$1/, RULE:^CN=([^,]+),.*$/$1/',
+    '--internal-principals',
+    'User:metadata;User:broker-*',
+    '--super-users',
+    'User:admin',
+    '--authentication-required',
+    '--authorizer-enabled',
   ];
   let metadata: ServiceProcess;
   let broker: ServiceProcess;
@@ -66,7 +77,12 @@ describe('client byte-rate quotas', () => {
 
   beforeAll(async () => {
     const adminCreds = channelCredentials(tlsOf('admin'));
-    metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, credentials: adminCreds, args: ['--store', `embedded:${join(dir, 'metadata.db')}`, ...tlsArgs('metadata')] });
+    metadata = await startService({
+      name: 'metadata',
+      entry: METADATA_ENTRY,
+      credentials: adminCreds,
+      args: ['--store', `embedded:${join(dir, 'metadata.db')}`, ...tlsArgs('metadata')],
+    });
     broker = await startService({
       name: 'broker-1',
       entry: BROKER_ENTRY,
@@ -78,7 +94,14 @@ describe('client byte-rate quotas', () => {
     await waitFor(async () => (await admin.describeCluster()).brokers.length === 1, { timeoutMs: 30_000, message: 'the broker registered' });
     await admin.createTopic(topic, { partitions: 1, replicationFactor: 1 });
     const acls = ['alice', 'bob'].flatMap((u) =>
-      (['write', 'read'] as const).map((operation) => ({ principal: `User:${u}`, resourceType: 'topic' as const, resourceName: topic, patternType: 'literal' as const, operation, permission: 'allow' as const })),
+      (['write', 'read'] as const).map((operation) => ({
+        principal: `User:${u}`,
+        resourceType: 'topic' as const,
+        resourceName: topic,
+        patternType: 'literal' as const,
+        operation,
+        permission: 'allow' as const,
+      })),
     );
     await admin.meta((m) => m.createAcls.bind(m), { acls: acls.map(aclToProto) });
   }, 60_000);
@@ -100,12 +123,16 @@ describe('client byte-rate quotas', () => {
     let throttleTimeMs = 0;
     await waitFor(
       async () => {
-        const res = await raw.produce({ acks: Acks.ACKS_LEADER, timeoutMs: 5000, topics: [{ topic, partitions: [{ partition: 0, batch: buildRecordBatch([{ value: 'y'.repeat(64 * 1024), timestampMs: Date.now() }]) }] }] });
+        const res = await raw.produce({
+          acks: Acks.ACKS_LEADER,
+          timeoutMs: 5000,
+          topics: [{ topic, partitions: [{ partition: 0, batch: buildRecordBatch([{ value: 'y'.repeat(64 * 1024), timestampMs: Date.now() }]) }] }],
+        });
         expect(res.topics[0]!.partitions[0]!.error).toBeUndefined();
         throttleTimeMs = res.throttleTimeMs;
         return throttleTimeMs > 0;
       },
-      { timeoutMs: 15_000, message: 'the broker applies alice\'s quota and throttles her' },
+      { timeoutMs: 15_000, message: "the broker applies alice's quota and throttles her" },
     );
     raw.close();
     expect(throttleTimeMs).toBeGreaterThan(0);

@@ -55,7 +55,13 @@ function withToken(tls: grpc.ChannelCredentials, token: string): grpc.ChannelCre
   );
 }
 
-const acl = (principal: string, resourceType: AclBinding['resourceType'], resourceName: string, operation: AclBinding['operation'], more: Partial<AclBinding> = {}): AclBinding => ({
+const acl = (
+  principal: string,
+  resourceType: AclBinding['resourceType'],
+  resourceName: string,
+  operation: AclBinding['operation'],
+  more: Partial<AclBinding> = {},
+): AclBinding => ({
   principal,
   resourceType,
   resourceName,
@@ -88,19 +94,30 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
   const healthPorts = new Map<string, number>();
 
   const tlsArgs = (name: string) => [
-    '--health-port', String(healthPorts.get(name)),
-    '--tls-cert-file', f[name]!.certFile,
-    '--tls-key-file', f[name]!.keyFile,
-    '--tls-ca-file', pki.caFile,
-    '--ssl-principal-mapping-rules', 'RULE:^CN=([^,]+),OU=services,.*$/$1/, RULE:^CN=([^,]+),.*$/$1/',
-    '--internal-principals', 'User:metadata;User:broker-*;User:coordinator',
-    '--super-users', 'User:admin',
+    '--health-port',
+    String(healthPorts.get(name)),
+    '--tls-cert-file',
+    f[name]!.certFile,
+    '--tls-key-file',
+    f[name]!.keyFile,
+    '--tls-ca-file',
+    pki.caFile,
+    '--ssl-principal-mapping-rules',
+    'RULE:^CN=([^,]+),OU=services,.*$/$1/, RULE:^CN=([^,]+),.*$/$1/',
+    '--internal-principals',
+    'User:metadata;User:broker-*;User:coordinator',
+    '--super-users',
+    'User:admin',
     '--authentication-required',
     '--authorizer-enabled',
-    '--jwt-jwks-file', jwksFile,
-    '--jwt-issuer', ISSUER,
-    '--jwt-audience', AUDIENCE,
-    '--jwt-clock-tolerance-ms', '0',
+    '--jwt-jwks-file',
+    jwksFile,
+    '--jwt-issuer',
+    ISSUER,
+    '--jwt-audience',
+    AUDIENCE,
+    '--jwt-clock-tolerance-ms',
+    '0',
   ];
   const etcdArgs = (name: string) => ['--etcd-ca-file', pki.caFile, '--etcd-cert-file', f[name]!.certFile, '--etcd-key-file', f[name]!.keyFile];
 
@@ -115,7 +132,12 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
   }
 
   /** One Produce (acks=all) of `values` to partition 0 straight to its leader, under `creds`. */
-  async function produceAs(creds: grpc.ChannelCredentials, topic: string, values: string[], idempotent?: { producerId: bigint; baseSequence: number }): Promise<bigint> {
+  async function produceAs(
+    creds: grpc.ChannelCredentials,
+    topic: string,
+    values: string[],
+    idempotent?: { producerId: bigint; baseSequence: number },
+  ): Promise<bigint> {
     const broker = promisify(new BrokerServiceClient(await leaderOf(topic), creds));
     try {
       const batch = buildRecordBatch(
@@ -166,10 +188,22 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
     for (const name of SERVICES) healthPorts.set(name, await freePort());
     etcd = await startEtcd({
       members: 1,
-      tls: { certFile: f.etcd!.certFile, keyFile: f.etcd!.keyFile, caFile: pki.caFile, clientCertAuth: true, clientCertFile: f.admin!.certFile, clientKeyFile: f.admin!.keyFile },
+      tls: {
+        certFile: f.etcd!.certFile,
+        keyFile: f.etcd!.keyFile,
+        caFile: pki.caFile,
+        clientCertAuth: true,
+        clientCertFile: f.admin!.certFile,
+        clientKeyFile: f.admin!.keyFile,
+      },
     });
     const store = `etcd://${etcd.endpoints.join(',')}`;
-    metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, credentials: adminCreds, args: ['--store', store, ...etcdArgs('metadata'), ...tlsArgs('metadata')] });
+    metadata = await startService({
+      name: 'metadata',
+      entry: METADATA_ENTRY,
+      credentials: adminCreds,
+      args: ['--store', store, ...etcdArgs('metadata'), ...tlsArgs('metadata')],
+    });
     for (const id of [1, 2, 3]) {
       brokers.push(
         await startService({
@@ -214,7 +248,12 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
       const broker = promisify(new BrokerServiceClient(address, plaintext));
       const coord = promisify(new GroupCoordinatorServiceClient(address, plaintext));
       try {
-        for (const call of [() => md.listTopics({}), () => md.createTopic({ name: 'x', partitions: 1, replicationFactor: 1, configs: {}, validateOnly: true }), () => broker.getMetadata({ topics: [] }), () => coord.listGroups({})]) {
+        for (const call of [
+          () => md.listTopics({}),
+          () => md.createTopic({ name: 'x', partitions: 1, replicationFactor: 1, configs: {}, validateOnly: true }),
+          () => broker.getMetadata({ topics: [] }),
+          () => coord.listGroups({}),
+        ]) {
           expect(await rejection(call()), `${s.name} health port serves no data RPC`).toMatchObject({ code: grpc.status.UNIMPLEMENTED });
         }
       } finally {
@@ -236,7 +275,12 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
       const calls: Array<() => Promise<unknown>> = [
         () => anonymous.metadata.listTopics({}),
         () => anonymous.broker.getMetadata({ topics: [] }),
-        () => anonymous.broker.produce({ acks: Acks.ACKS_ALL, timeoutMs: 1000, topics: [{ topic: 'x', partitions: [{ partition: 0, batch: buildRecordBatch([{ value: 'v', timestampMs: 0 }]) }] }] }),
+        () =>
+          anonymous.broker.produce({
+            acks: Acks.ACKS_ALL,
+            timeoutMs: 1000,
+            topics: [{ topic: 'x', partitions: [{ partition: 0, batch: buildRecordBatch([{ value: 'v', timestampMs: 0 }]) }] }],
+          }),
         () => anonymous.coordinator.listGroups({}),
       ];
       for (const call of calls) expect(await rejection(call())).toMatchObject({ code: grpc.status.UNAUTHENTICATED, reason: 'AUTHENTICATION_REQUIRED' });
@@ -248,7 +292,10 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
   it('refuses alice until an ACL allows her, with no restart; prefixed ACLs cover new topics; deny wins; tokens', async () => {
     const topic = `orders-${process.pid}`;
     await admin.createTopic(topic, { partitions: 1, replicationFactor: 3 });
-    await waitFor(async () => (await admin.describeTopic(topic)).topic!.partitions[0]!.isr.length === 3, { timeoutMs: 15_000, message: `${topic} has its ISR` });
+    await waitFor(async () => (await admin.describeTopic(topic)).topic!.partitions[0]!.isr.length === 3, {
+      timeoutMs: 15_000,
+      message: `${topic} has its ISR`,
+    });
     await produceOnceAllowed(adminCreds, topic, ['from admin']);
 
     // No ACL: refused by the leader, naming the resource and operation.
@@ -278,17 +325,29 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
       // An unrelated topic stays closed.
       const unrelated = `misc-${process.pid}`;
       await admin.createTopic(unrelated, { partitions: 1, replicationFactor: 3 });
-      await waitFor(async () => {
-        const e = await produceAs(aliceCreds, unrelated, ['x']).then(() => undefined, (err: SkeinError) => err);
-        return e?.reason === 'TOPIC_AUTHORIZATION_FAILED';
-      }, { timeoutMs: 15_000, message: `alice is refused on ${unrelated}` });
+      await waitFor(
+        async () => {
+          const e = await produceAs(aliceCreds, unrelated, ['x']).then(
+            () => undefined,
+            (err: SkeinError) => err,
+          );
+          return e?.reason === 'TOPIC_AUTHORIZATION_FAILED';
+        },
+        { timeoutMs: 15_000, message: `alice is refused on ${unrelated}` },
+      );
 
       // Deny overrides the prefixed allow on one topic; the other keeps working.
       await createAcls(acl('User:alice', 'topic', later, 'write', { permission: 'deny' }));
-      await waitFor(async () => {
-        const e = await produceAs(aliceCreds, later, ['x']).then(() => undefined, (err: SkeinError) => err);
-        return e?.reason === 'TOPIC_AUTHORIZATION_FAILED';
-      }, { timeoutMs: 15_000, message: `the deny on ${later} wins over the prefixed allow` });
+      await waitFor(
+        async () => {
+          const e = await produceAs(aliceCreds, later, ['x']).then(
+            () => undefined,
+            (err: SkeinError) => err,
+          );
+          return e?.reason === 'TOPIC_AUTHORIZATION_FAILED';
+        },
+        { timeoutMs: 15_000, message: `the deny on ${later} wins over the prefixed allow` },
+      );
       await produceAs(aliceCreds, other, ['p2']);
 
       // Tokens (no client certificate): valid for alice acts as alice; expired, foreign-signed refused.
@@ -303,14 +362,20 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
       }
       const expired = await sign({ sub: 'alice', expSec: Math.floor(Date.now() / 1000) - 60 });
       const foreign = await sign({ sub: 'alice' }, 'stranger');
-      for (const [token, why] of [[expired, /expired/], [foreign, /signature|no issuer key/]] as const) {
+      for (const [token, why] of [
+        [expired, /expired/],
+        [foreign, /signature|no issuer key/],
+      ] as const) {
         const e = (await rejection(produceAs(withToken(caOnly, token), topic, ['x']))) as SkeinError;
         expect(e).toMatchObject({ code: grpc.status.UNAUTHENTICATED, reason: 'AUTHENTICATION_FAILED' });
         expect(e.message).toMatch(why);
       }
       // A valid token for a principal with no ACL: authenticated, then refused.
       const bob = await sign({ sub: 'bob' });
-      expect(await rejection(produceAs(withToken(caOnly, bob), topic, ['x']))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'TOPIC_AUTHORIZATION_FAILED' });
+      expect(await rejection(produceAs(withToken(caOnly, bob), topic, ['x']))).toMatchObject({
+        code: grpc.status.PERMISSION_DENIED,
+        reason: 'TOPIC_AUTHORIZATION_FAILED',
+      });
     } finally {
       alice.close();
     }
@@ -369,10 +434,22 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
     await produceOnceAllowed(aliceCreds, topic, values);
 
     const coord = promisify(new GroupCoordinatorServiceClient(coordinator.address, aliceCreds));
-    const join = () => coord.heartbeat({ groupId: group, memberId: '', memberEpoch: 0, clientId: 'alice', subscribedTopics: [topic], subscribedTopicRegex: '', serverAssignor: '', ownedPartitions: [] });
+    const join = () =>
+      coord.heartbeat({
+        groupId: group,
+        memberId: '',
+        memberEpoch: 0,
+        clientId: 'alice',
+        subscribedTopics: [topic],
+        subscribedTopicRegex: '',
+        serverAssignor: '',
+        ownedPartitions: [],
+      });
     try {
       expect(await rejection(join())).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'GROUP_AUTHORIZATION_FAILED' });
-      expect(await rejection(coord.commitOffsets({ groupId: group, memberId: '', memberEpoch: -1, offsets: [{ topic, partition: 0, offset: 1n, metadata: '' }] }))).toMatchObject({
+      expect(
+        await rejection(coord.commitOffsets({ groupId: group, memberId: '', memberEpoch: -1, offsets: [{ topic, partition: 0, offset: 1n, metadata: '' }] })),
+      ).toMatchObject({
         code: grpc.status.PERMISSION_DENIED,
         reason: 'GROUP_AUTHORIZATION_FAILED',
       });
@@ -391,7 +468,16 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
         { timeoutMs: 15_000, message: 'alice joins once the group ACL allows it' },
       );
       expect(member.memberId).not.toBe('');
-      await coord.heartbeat({ groupId: group, memberId: member.memberId, memberEpoch: -1, clientId: 'alice', subscribedTopics: [], subscribedTopicRegex: '', serverAssignor: '', ownedPartitions: [] });
+      await coord.heartbeat({
+        groupId: group,
+        memberId: member.memberId,
+        memberEpoch: -1,
+        clientId: 'alice',
+        subscribedTopics: [],
+        subscribedTopicRegex: '',
+        serverAssignor: '',
+        ownedPartitions: [],
+      });
     } finally {
       coord.close();
     }
@@ -437,14 +523,34 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
     const replicaFetch = promisify(asA);
     try {
       const forged = await rejection(
-        replicaFetch.replicaFetch({ replicaId: followerB, topic, partition: 0, leaderEpoch: p.leaderEpoch, fetchOffset: 0n, lastFetchedEpoch: -1, maxBytes: 1 << 20, maxWaitMs: 0 }),
+        replicaFetch.replicaFetch({
+          replicaId: followerB,
+          topic,
+          partition: 0,
+          leaderEpoch: p.leaderEpoch,
+          fetchOffset: 0n,
+          lastFetchedEpoch: -1,
+          maxBytes: 1 << 20,
+          maxWaitMs: 0,
+        }),
       );
       expect(forged).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'CLUSTER_AUTHORIZATION_FAILED' });
       expect(forged.message).toContain(`broker ${followerB}`);
       // alice is no broker at all.
       const asAlice = promisify(new ReplicaServiceClient(leader.address, aliceCreds));
       expect(
-        await rejection(asAlice.replicaFetch({ replicaId: followerA, topic, partition: 0, leaderEpoch: p.leaderEpoch, fetchOffset: 0n, lastFetchedEpoch: -1, maxBytes: 1 << 20, maxWaitMs: 0 })),
+        await rejection(
+          asAlice.replicaFetch({
+            replicaId: followerA,
+            topic,
+            partition: 0,
+            leaderEpoch: p.leaderEpoch,
+            fetchOffset: 0n,
+            lastFetchedEpoch: -1,
+            maxBytes: 1 << 20,
+            maxWaitMs: 0,
+          }),
+        ),
       ).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'CLUSTER_AUTHORIZATION_FAILED' });
       asAlice.close();
 
@@ -456,7 +562,11 @@ describe.skipIf(skip)('authorization on a cluster with mTLS on every hop', () =>
         stream.on('error', () => undefined);
         stream.on('status', resolve);
       });
-      stream.write({ replicaId: followerB, positions: [{ topic, partition: 0, leaderEpoch: p.leaderEpoch, logEndOffset: 0n, lastFetchedEpoch: -1, positionEpoch: 1 }], removed: [] });
+      stream.write({
+        replicaId: followerB,
+        positions: [{ topic, partition: 0, leaderEpoch: p.leaderEpoch, logEndOffset: 0n, lastFetchedEpoch: -1, positionEpoch: 1 }],
+        removed: [],
+      });
       const status = await ended;
       expect(status.code).toBe(grpc.status.PERMISSION_DENIED);
       expect(status.details).toContain(`may not act as broker ${followerB}`);

@@ -37,10 +37,8 @@ export function evaluateTargets(report) {
   const rf1_100 = find(rows, 'Skein RF1', (r) => r.kind === 'produce' && r.size === 'b100' && r.producers === 1);
   const rf3all = find(rows, 'Skein RF3', (r) => r.kind === 'produce' && r.size === 'kib' && r.producers === 1 && r.acks === 'all');
   const rf1consume = find(rows, 'Skein RF1', (r) => r.kind === 'consume' && r.size === 'kib');
-  const natsProduce = find(rows, 'NATS R1', (r) => r.kind === 'produce' && r.size === 'kib' && r.producers === 1);
   const natsConsume = find(rows, 'NATS R1', (r) => r.kind === 'consume' && r.size === 'kib');
   const lat = find(rows, 'Skein RF3', (r) => r.kind === 'latency' && r.targetMBps === 5);
-  const limit = raw.grpc && raw.disk ? Math.min(raw.grpc.MBps, raw.disk.MBps) : undefined;
   const bigWindow = raw.grpcWindow?.MBps;
   const lat1 = find(rows, 'Skein RF1', (r) => r.kind === 'latency' && r.targetMBps === 5);
   const natsLat1 = find(rows, 'NATS R1', (r) => r.kind === 'latency' && r.targetMBps === 5);

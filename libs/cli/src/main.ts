@@ -452,7 +452,6 @@ perf.command('produce <topic>').description('produce fixed-size records as fast 
     const value = Buffer.alloc(size, 120);
     const latencies: number[] = [];
     let sent = 0;
-    let done = 0;
     const start = performance.now();
     const shown = progress('sent', false, o);
     await Promise.all(Array.from({ length: Number(o.concurrency) }, async () => {
@@ -463,7 +462,6 @@ perf.command('produce <topic>').description('produce fixed-size records as fast 
         const t0 = performance.now();
         await producer.send(topic, records);
         latencies.push(performance.now() - t0);
-        done += n;
         shown.add(n, n * size);
       }
     }));

@@ -13,7 +13,15 @@ import { channelCredentials } from './tls.js';
 
 const identity = (b: Buffer) => b;
 const echoDefinition: grpc.ServiceDefinition = {
-  echo: { path: '/skein.test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+  echo: {
+    path: '/skein.test.Echo/Echo',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
 };
 const echo = { echo: unary(async (req: Buffer) => req) };
 const logger = pino({ level: 'silent' });
@@ -26,14 +34,21 @@ const server = writeCertificate(dir, 'server', issueCertificate(ca, { commonName
 const client = writeCertificate(dir, 'client', issueCertificate(ca, { commonName: 'client', days: 1 }));
 
 /** HealthCheckRequest { service } by hand (field 1, length-delimited). */
-const healthRequest = (service: string) => (service === '' ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(service)]), Buffer.from(service)]));
+const healthRequest = (service: string) =>
+  service === '' ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(service)]), Buffer.from(service)]);
 const SERVING = Buffer.from([0x08, 0x01]);
 const NOT_SERVING = Buffer.from([0x08, 0x02]);
 
 function rawUnary(c: grpc.Client, path: string, body: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => c.makeUnaryRequest(path, identity, identity, body, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(e) : resolve(r!))));
+  return new Promise((resolve, reject) =>
+    c.makeUnaryRequest(path, identity, identity, body, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(e) : resolve(r!))),
+  );
 }
-const codeOf = (p: Promise<unknown>) => p.then(() => grpc.status.OK, (e: grpc.ServiceError) => e.code);
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => grpc.status.OK,
+    (e: grpc.ServiceError) => e.code,
+  );
 
 describe('the plaintext health-only port', () => {
   it('serves grpc.health.v1 in plaintext beside an mTLS port, follows its statuses, and serves nothing else', async () => {
@@ -66,7 +81,10 @@ describe('the plaintext health-only port', () => {
 
       // Nothing else: not the service, not reflection (which the main port does serve).
       expect(await codeOf(rawUnary(plainToHealth, '/skein.test.Echo/Echo', Buffer.from('hi')))).toBe(grpc.status.UNIMPLEMENTED);
-      for (const reflection of ['/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo']) {
+      for (const reflection of [
+        '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+        '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
+      ]) {
         expect(await codeOf(rawUnary(plainToHealth, reflection, Buffer.alloc(0))), reflection).toBe(grpc.status.UNIMPLEMENTED);
         expect(await codeOf(rawUnary(mtlsToMain, reflection, Buffer.alloc(0))), reflection).not.toBe(grpc.status.UNIMPLEMENTED);
       }
@@ -81,7 +99,12 @@ describe('the plaintext health-only port', () => {
   });
 
   it('is not opened unless asked for', async () => {
-    const handle = await startGrpcServer({ host: '127.0.0.1', port: 0, services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echo }], logger });
+    const handle = await startGrpcServer({
+      host: '127.0.0.1',
+      port: 0,
+      services: [{ name: 'skein.test.Echo', definition: echoDefinition, implementation: echo }],
+      logger,
+    });
     expect(handle.healthPort).toBeUndefined();
     await handle.shutdown(1000);
   });

@@ -7,13 +7,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  BrokerTxnServiceClient,
-  type FetchResponse,
-  IsolationLevel,
-  OffsetSpec,
-  type RecordBatch,
-} from '@skein/proto/skein/broker/v1/broker.js';
+import { BrokerTxnServiceClient, type FetchResponse, IsolationLevel, OffsetSpec, type RecordBatch } from '@skein/proto/skein/broker/v1/broker.js';
 import { buildRecordBatch } from '@skein/common/records/record-batch.js';
 import { decodeFetchedBatches } from '../../../libs/client/src/fetched-batches.js';
 import { assignment, call, type Harness, produceOne, startBroker } from './broker-harness.js';
@@ -49,7 +43,10 @@ afterEach(async () => {
 });
 
 function txnBatch(producerId: bigint, producerEpoch: number, baseSequence: number, values: string[]): RecordBatch {
-  const b = buildRecordBatch(values.map((v, i) => ({ value: v, timestampMs: 1_000 + i })), { producerId, producerEpoch, baseSequence });
+  const b = buildRecordBatch(
+    values.map((v, i) => ({ value: v, timestampMs: 1_000 + i })),
+    { producerId, producerEpoch, baseSequence },
+  );
   return { ...b, isTransactional: true };
 }
 
@@ -86,7 +83,10 @@ async function fetch(isolationLevel: IsolationLevel, fetchOffset = 0n) {
 }
 
 async function latest(isolationLevel: IsolationLevel) {
-  const r = await call(h.client.listOffsets.bind(h.client), { isolationLevel, topics: [{ topic: T, partitions: [{ partition: 0, spec: OffsetSpec.OFFSET_SPEC_LATEST, timestampMs: 0n }] }] });
+  const r = await call(h.client.listOffsets.bind(h.client), {
+    isolationLevel,
+    topics: [{ topic: T, partitions: [{ partition: 0, spec: OffsetSpec.OFFSET_SPEC_LATEST, timestampMs: 0n }] }],
+  });
   return r.topics[0]!.partitions[0]!.offset;
 }
 
@@ -162,9 +162,13 @@ describe('transactions on the broker', () => {
   });
 
   it('refuses control batches from producers and malformed transaction requests', async () => {
-    expect(await produce({ ...buildRecordBatch([{ value: 'x', timestampMs: 1 }], { producerId: 5n, producerEpoch: 0, baseSequence: 0 }), isControl: true })).toBe('INVALID_RECORD');
+    expect(
+      await produce({ ...buildRecordBatch([{ value: 'x', timestampMs: 1 }], { producerId: 5n, producerEpoch: 0, baseSequence: 0 }), isControl: true }),
+    ).toBe('INVALID_RECORD');
     expect(await produce({ ...buildRecordBatch([{ value: 'x', timestampMs: 1 }]), isTransactional: true })).toBe('INVALID_RECORD');
-    await expect(call(txn.beginTxn.bind(txn), { producerId: 0n, producerEpoch: 0, coordinatorEpoch: 1n, topics: [{ topic: T, partitions: [0] }], timeoutMs: 0 })).rejects.toMatchObject({
+    await expect(
+      call(txn.beginTxn.bind(txn), { producerId: 0n, producerEpoch: 0, coordinatorEpoch: 1n, topics: [{ topic: T, partitions: [0] }], timeoutMs: 0 }),
+    ).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
     });
   });
@@ -198,12 +202,20 @@ describe('transactions on the broker', () => {
 
 describe('compaction with transactions', () => {
   it('drops aborted records (they never supersede a committed value), keeps markers and committed transactional records', async () => {
-    await h.server.replicas.applyPartitionAssignment(assignment('cmp', 0, { 'cleanup.policy': 'compact', 'delete.retention.ms': '0', 'min.compaction.lag.ms': '0' }));
+    await h.server.replicas.applyPartitionAssignment(
+      assignment('cmp', 0, { 'cleanup.policy': 'compact', 'delete.retention.ms': '0', 'min.compaction.lag.ms': '0' }),
+    );
     const p = h.server.replicas.getPartition('cmp', 0)!;
     const beginOn = async (producerId: bigint, c: bigint) =>
-      (await call(txn.beginTxn.bind(txn), { producerId, producerEpoch: 0, coordinatorEpoch: c, topics: [{ topic: 'cmp', partitions: [0] }], timeoutMs: 5_000 })).topics[0]!.partitions[0]!.error;
+      (await call(txn.beginTxn.bind(txn), { producerId, producerEpoch: 0, coordinatorEpoch: c, topics: [{ topic: 'cmp', partitions: [0] }], timeoutMs: 5_000 }))
+        .topics[0]!.partitions[0]!.error;
     const end = async (producerId: bigint, c: bigint, commit: boolean) =>
-      (await call(txn.writeTxnMarkers.bind(txn), { markers: [{ producerId, producerEpoch: 0, coordinatorEpoch: c, commit, topics: [{ topic: 'cmp', partitions: [0] }] }], timeoutMs: 5_000 })).markers[0]!.topics[0]!.partitions[0]!.error;
+      (
+        await call(txn.writeTxnMarkers.bind(txn), {
+          markers: [{ producerId, producerEpoch: 0, coordinatorEpoch: c, commit, topics: [{ topic: 'cmp', partitions: [0] }] }],
+          timeoutMs: 5_000,
+        })
+      ).markers[0]!.topics[0]!.partitions[0]!.error;
     const put = async (key: string, value: string, producerId?: bigint, seq = 0) => {
       const b = buildRecordBatch([{ key, value, timestampMs: 1 }], producerId ? { producerId, producerEpoch: 0, baseSequence: seq } : {});
       const r = await produceOne(h.client, 'cmp', 0, producerId ? { ...b, isTransactional: true } : b, 3);
@@ -224,11 +236,16 @@ describe('compaction with transactions', () => {
     const stored = p.log.read(0n, 1 << 20);
     expect(stored.map((e) => e.baseOffset)).toEqual([0n, 1n, 3n, 4n, 6n, 7n, 8n]);
     const rc = await call(h.client.fetch.bind(h.client), {
-      maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: RC,
+      maxWaitMs: 0,
+      minBytes: 0,
+      maxBytes: 1 << 20,
+      isolationLevel: RC,
       topics: [{ topic: 'cmp', partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 0, currentLeaderEpoch: -1 }] }],
     });
     const part = rc.topics[0]!.partitions[0]!;
-    const values = decodeFetchedBatches({ topic: 'cmp', partition: 0, fetchOffset: 0n }, part.batches, undefined, part.abortedTransactions).records.map((x) => x.value!.toString());
+    const values = decodeFetchedBatches({ topic: 'cmp', partition: 0, fetchOffset: 0n }, part.batches, undefined, part.abortedTransactions).records.map((x) =>
+      x.value!.toString(),
+    );
     expect(values).toEqual(['committed', 'txn2', 'active']);
     expect(part.batches.find((b) => b.baseOffset === 6n)!.batch!.isTransactional).toBe(true);
   });
@@ -242,7 +259,12 @@ describe('the partition log with transactions', () => {
     const { encodeRecordBatch } = await import('@skein/common/records/record-batch.js');
     const now = { nowMs: () => 1_000 };
     const logDir = join(dir.dir, 'plain-0');
-    const log = PartitionLog.open({ dir: logDir, topicId: 'id', config: { ...DEFAULT_LOG_CONFIG, cleanupDelete: true, retentionMs: -1, retentionBytes: 1 }, clock: now });
+    const log = PartitionLog.open({
+      dir: logDir,
+      topicId: 'id',
+      config: { ...DEFAULT_LOG_CONFIG, cleanupDelete: true, retentionMs: -1, retentionBytes: 1 },
+      clock: now,
+    });
     const BEGIN = { type: ControlRecordType.CONTROL_RECORD_TYPE_BEGIN, coordinatorEpoch: 1n };
     log.appendControlAsLeader(9n, 0, BEGIN, 0); // 0
     log.appendAsLeader(encodeRecordBatch(txnBatch(9n, 0, 0, ['a'])), 0); // 1

@@ -50,7 +50,10 @@ export function entityKey(e: QuotaEntity): string {
 /** Why an entity is unusable, or undefined. */
 export function entityProblem(e: QuotaEntity): string | undefined {
   if (e.user === undefined && e.clientId === undefined) return 'a quota entity names a user, a client id, or both';
-  for (const [what, v] of [['user', e.user], ['client id', e.clientId]] as const) {
+  for (const [what, v] of [
+    ['user', e.user],
+    ['client id', e.clientId],
+  ] as const) {
     if (v === undefined) continue;
     if (v === '') return `the ${what} of a quota entity must not be empty (use ${DEFAULT_ENTITY} for the default)`;
     if (v.length > MAX_NAME) return `the ${what} of a quota entity is longer than ${MAX_NAME} characters`;
@@ -125,7 +128,11 @@ export class QuotaIndex {
       const v = kind === 'producer_byte_rate' ? q?.producerByteRate : q?.consumerByteRate;
       // The budget is the entity's with the caller's names in place of defaults, as Kafka tags its
       // sensors: each user gets the default user rate of its own, all of alice's clients share hers.
-      if (v !== undefined) return { bytesPerSecond: v, entityKey: entityKey({ user: e.user === undefined ? undefined : user, clientId: e.clientId === undefined ? undefined : clientId }) };
+      if (v !== undefined)
+        return {
+          bytesPerSecond: v,
+          entityKey: entityKey({ user: e.user === undefined ? undefined : user, clientId: e.clientId === undefined ? undefined : clientId }),
+        };
     }
     return undefined;
   }

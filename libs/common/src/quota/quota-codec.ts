@@ -27,7 +27,11 @@ export function entityToProto(e: QuotaEntity): QuotaEntityProto {
 export function quotaFromProto(q: ClientQuotaProto): ClientQuota {
   const producerByteRate = num(q.producerByteRate);
   const consumerByteRate = num(q.consumerByteRate);
-  return { entity: entityFromProto(q.entity), ...(producerByteRate !== undefined ? { producerByteRate } : {}), ...(consumerByteRate !== undefined ? { consumerByteRate } : {}) };
+  return {
+    entity: entityFromProto(q.entity),
+    ...(producerByteRate !== undefined ? { producerByteRate } : {}),
+    ...(consumerByteRate !== undefined ? { consumerByteRate } : {}),
+  };
 }
 
 export function quotaToProto(q: ClientQuota): ClientQuotaProto {

@@ -57,7 +57,12 @@ export class QuotaStore {
       });
       // Guarded by every touched key's version as read: a concurrent alteration of the same entity retries.
       const versions = new Map(kvs.map((kv) => [kv.key, kv.version]));
-      const compare = [...touched].map((k) => ({ key: `${this.prefix}${k}`, target: 'version' as const, op: '=' as const, value: versions.get(`${this.prefix}${k}`) ?? 0n }));
+      const compare = [...touched].map((k) => ({
+        key: `${this.prefix}${k}`,
+        target: 'version' as const,
+        op: '=' as const,
+        value: versions.get(`${this.prefix}${k}`) ?? 0n,
+      }));
       const res = await this.store.txn({ compare, success: ops });
       if (res.succeeded) return [...touched].map((k) => nextByKey.get(k)).filter((q): q is ClientQuota => q !== undefined);
       if (attempt >= MAX_ATTEMPTS) throw new Error(`quota alteration kept racing with other writers (${MAX_ATTEMPTS} attempts at revision ${revision})`);

@@ -60,14 +60,24 @@ export function createTxnServiceHandlers(deps: TxnServiceDeps): {
   const hint = (t: string, p: number): LeaderInfo | undefined => {
     const count = metadata.partitionCount?.(t);
     if (count !== undefined && p >= count) {
-      throw new LogError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${quoteName(t)} has ${count} partitions; partition ${p} does not exist`, { metadata: { partition: String(p), partitionCount: String(count) } });
+      throw new LogError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${quoteName(t)} has ${count} partitions; partition ${p} does not exist`, {
+        metadata: { partition: String(p), partitionCount: String(count) },
+      });
     }
     return metadata.leaderOf(t, p);
   };
-  const entries = (topics: readonly TxnTopicPartitions[]) => topics.map((t) => ({ topic: t.topic, partitions: t.partitions.map((partition) => ({ partition })) }));
+  const entries = (topics: readonly TxnTopicPartitions[]) =>
+    topics.map((t) => ({ topic: t.topic, partitions: t.partitions.map((partition) => ({ partition })) }));
 
   /** Appends `marker` for the producer on every listed partition, concurrently; answers per partition. */
-  function writeAll(rpc: string, topics: readonly TxnTopicPartitions[], producerId: bigint, producerEpoch: number, marker: ControlMarker, timeoutMs: number): Promise<TxnTopicResult[]> {
+  function writeAll(
+    rpc: string,
+    topics: readonly TxnTopicPartitions[],
+    producerId: bigint,
+    producerEpoch: number,
+    marker: ControlMarker,
+    timeoutMs: number,
+  ): Promise<TxnTopicResult[]> {
     return Promise.all(
       topics.map(async (t) => ({
         topic: t.topic,
@@ -109,16 +119,25 @@ export function createTxnServiceHandlers(deps: TxnServiceDeps): {
       const bad =
         (count > maxEntries ? `request lists ${count} partition entries; the limit is ${maxEntries} per request (--max-partitions-per-request)` : undefined) ??
         (req.timeoutMs < 0 ? `timeout_ms must not be negative, got ${req.timeoutMs}` : undefined) ??
-        req.markers.map((m) => checkTxnIdentity(m.producerId, m.producerEpoch, m.coordinatorEpoch) ?? checkPartitionEntries(entries(m.topics), maxEntries)).find((x) => x !== undefined);
+        req.markers
+          .map((m) => checkTxnIdentity(m.producerId, m.producerEpoch, m.coordinatorEpoch) ?? checkPartitionEntries(entries(m.topics), maxEntries))
+          .find((x) => x !== undefined);
       if (bad) return callback(toServiceError(new LogError('INVALID_REQUEST', bad)));
       const timeoutMs = produceTimeoutMs(req.timeoutMs);
       Promise.all(
         req.markers.map(async (m) => ({
           producerId: m.producerId,
-          topics: await writeAll('WriteTxnMarkers', m.topics, m.producerId, m.producerEpoch, {
-            type: m.commit ? ControlRecordType.CONTROL_RECORD_TYPE_COMMIT : ControlRecordType.CONTROL_RECORD_TYPE_ABORT,
-            coordinatorEpoch: m.coordinatorEpoch,
-          }, timeoutMs),
+          topics: await writeAll(
+            'WriteTxnMarkers',
+            m.topics,
+            m.producerId,
+            m.producerEpoch,
+            {
+              type: m.commit ? ControlRecordType.CONTROL_RECORD_TYPE_COMMIT : ControlRecordType.CONTROL_RECORD_TYPE_ABORT,
+              coordinatorEpoch: m.coordinatorEpoch,
+            },
+            timeoutMs,
+          ),
         })),
       ).then(
         (markers) => callback(null, { markers }),

@@ -79,7 +79,14 @@ function isCorrupt(e: unknown): e is LogError {
  * walk (the rest of the segment cannot be read). `report` reports unreadable batches (pass 1
  * only, so each cleaning run reports a batch once).
  */
-async function forEachBatch(log: PartitionLog, seg: LogSegment, endOffset: bigint, report: boolean, visit: (b: VisitedBatch) => void, abortedTxns: readonly AbortedTxn[] = []): Promise<boolean> {
+async function forEachBatch(
+  log: PartitionLog,
+  seg: LogSegment,
+  endOffset: bigint,
+  report: boolean,
+  visit: (b: VisitedBatch) => void,
+  abortedTxns: readonly AbortedTxn[] = [],
+): Promise<boolean> {
   const maxUncompressedBytes = maxDecompressedBytes(log.config.maxMessageBytes);
   let from = seg.baseOffset;
   while (from < seg.nextOffset && from < endOffset) {
@@ -126,9 +133,16 @@ export async function compactLog(log: PartitionLog, nowMs: number): Promise<Clea
   // markers are no value of any key.
   const latest = new Map<string, bigint>();
   for (const seg of log.allSegments()) {
-    await forEachBatch(log, seg, endOffset, true, ({ records, aborted, control }) => {
-      if (records && !aborted && !control) for (const r of records) if (r.key.length > 0) latest.set(r.key.toString('latin1'), r.offset);
-    }, abortedTxns);
+    await forEachBatch(
+      log,
+      seg,
+      endOffset,
+      true,
+      ({ records, aborted, control }) => {
+        if (records && !aborted && !control) for (const r of records) if (r.key.length > 0) latest.set(r.key.toString('latin1'), r.offset);
+      },
+      abortedTxns,
+    );
   }
 
   // Pass 2: rewrite each cleanable segment that loses something.

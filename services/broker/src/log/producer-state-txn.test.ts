@@ -20,7 +20,7 @@ const reason = (fn: () => unknown) => {
 /** Appends a control batch the way the log does: check, then apply. */
 function control(s: ProducerStateManager, epoch: number, type: ControlRecordType, c: bigint, offset: bigint) {
   const check = s.checkControl(P, epoch, type, c);
-  return check.kind === 'noop' ? 'noop' : s.applyControl(P, epoch, type, c, offset, 0n) ?? 'appended';
+  return check.kind === 'noop' ? 'noop' : (s.applyControl(P, epoch, type, c, offset, 0n) ?? 'appended');
 }
 
 describe('producer state: transactions', () => {

@@ -104,7 +104,10 @@ export class ProducerStateManager {
     const entry = this.producers.get(b.producerId);
     if (isTransactional) checkTransactionalData(b, entry);
     else if (entry?.txnFirstOffset !== undefined) {
-      throw new LogError('INVALID_TXN_STATE', `producer ${b.producerId} has a transaction open on this partition: a non-transactional batch is refused until it ends`);
+      throw new LogError(
+        'INVALID_TXN_STATE',
+        `producer ${b.producerId} has a transaction open on this partition: a non-transactional batch is refused until it ends`,
+      );
     }
     if (!entry) return { kind: 'append' };
     if (b.producerEpoch < entry.epoch) {
@@ -166,11 +169,15 @@ export class ProducerStateManager {
       if (e && producerEpoch < e.epoch) throw new LogError('PRODUCER_FENCED', `${who} epoch ${producerEpoch} is fenced by epoch ${e.epoch} on this partition`);
       if (open !== undefined) {
         if (coordinatorEpoch === open && producerEpoch === e!.epoch) return { kind: 'noop' };
-        if (coordinatorEpoch < open) throw new LogError('TRANSACTION_COORDINATOR_FENCED', `${who}: transaction ${coordinatorEpoch} is older than the open transaction ${open}`);
+        if (coordinatorEpoch < open)
+          throw new LogError('TRANSACTION_COORDINATOR_FENCED', `${who}: transaction ${coordinatorEpoch} is older than the open transaction ${open}`);
         throw new LogError('INVALID_TXN_STATE', `${who}: transaction ${open} is still open on this partition (write its markers first)`);
       }
       if (e && coordinatorEpoch <= e.coordinatorEpoch) {
-        throw new LogError('TRANSACTION_COORDINATOR_FENCED', `${who}: transaction ${coordinatorEpoch} is not newer than transaction ${e.coordinatorEpoch}, already ended on this partition`);
+        throw new LogError(
+          'TRANSACTION_COORDINATOR_FENCED',
+          `${who}: transaction ${coordinatorEpoch} is not newer than transaction ${e.coordinatorEpoch}, already ended on this partition`,
+        );
       }
       return { kind: 'append' };
     }
@@ -181,7 +188,8 @@ export class ProducerStateManager {
       return { kind: 'append' };
     }
     if (e && coordinatorEpoch <= e.coordinatorEpoch) return { kind: 'noop' }; // already over here
-    if (e && producerEpoch < e.epoch) throw new LogError('PRODUCER_FENCED', `${who}: marker epoch ${producerEpoch} is below epoch ${e.epoch} on this partition`);
+    if (e && producerEpoch < e.epoch)
+      throw new LogError('PRODUCER_FENCED', `${who}: marker epoch ${producerEpoch} is below epoch ${e.epoch} on this partition`);
     return { kind: 'append' };
   }
 
@@ -190,7 +198,15 @@ export class ProducerStateManager {
    * transaction a COMMIT or ABORT ended. `logStartOffset` stands for the first offset of a
    * transaction whose BEGIN is no longer in the log (replay after retention).
    */
-  applyControl(producerId: bigint, producerEpoch: number, type: ControlRecordType, coordinatorEpoch: bigint, offset: bigint, nowMs: bigint, logStartOffset = 0n): CompletedTxn | undefined {
+  applyControl(
+    producerId: bigint,
+    producerEpoch: number,
+    type: ControlRecordType,
+    coordinatorEpoch: bigint,
+    offset: bigint,
+    nowMs: bigint,
+    logStartOffset = 0n,
+  ): CompletedTxn | undefined {
     const e = this.entryAtEpoch(producerId, producerEpoch, nowMs);
     if (coordinatorEpoch > e.coordinatorEpoch) e.coordinatorEpoch = coordinatorEpoch;
     if (nowMs > e.lastTimestampMs) e.lastTimestampMs = nowMs;
@@ -341,7 +357,10 @@ function checkTransactionalData(b: ProducerAppend, entry: ProducerEntry | undefi
     throw new LogError('PRODUCER_FENCED', `${who} epoch ${b.producerEpoch} is fenced by epoch ${entry.epoch} on this partition`);
   }
   if (entry?.txnFirstOffset === undefined) {
-    throw new LogError('INVALID_TXN_STATE', `${who} has no transaction open on this partition: the coordinator has not added it to the transaction, or the transaction has ended`);
+    throw new LogError(
+      'INVALID_TXN_STATE',
+      `${who} has no transaction open on this partition: the coordinator has not added it to the transaction, or the transaction has ended`,
+    );
   }
   if (b.producerEpoch !== entry.epoch) {
     throw new LogError('INVALID_TXN_STATE', `${who}: the open transaction is at epoch ${entry.epoch}, the batch at ${b.producerEpoch}`);

@@ -48,7 +48,8 @@ export function quotaServiceHandlers(deps: { store: QuotaStore; feed: QuotaFeed;
   return {
     alterClientQuotas: unary(async (req: { alterations: Parameters<typeof alterationFromProto>[0][] }, call) => {
       if (req.alterations.length === 0) throw new SkeinError('INVALID_REQUEST', 'alterations must not be empty');
-      if (req.alterations.length > MAX_ALTERATIONS) throw new SkeinError('INVALID_REQUEST', `at most ${MAX_ALTERATIONS} alterations per request, got ${req.alterations.length}`);
+      if (req.alterations.length > MAX_ALTERATIONS)
+        throw new SkeinError('INVALID_REQUEST', `at most ${MAX_ALTERATIONS} alterations per request, got ${req.alterations.length}`);
       let quotas: ClientQuota[];
       try {
         const alterations = req.alterations.map(alterationFromProto);
@@ -58,13 +59,17 @@ export function quotaServiceHandlers(deps: { store: QuotaStore; feed: QuotaFeed;
         if (err instanceof SkeinError) throw err;
         const message = (err as Error).message;
         // Validation problems (client-quotas.ts) are the caller's; a store failure is not.
-        if (/^(a quota entity|the (user|client id)|producer_byte_rate|consumer_byte_rate|byte rate)/.test(message)) throw new SkeinError('INVALID_REQUEST', message);
+        if (/^(a quota entity|the (user|client id)|producer_byte_rate|consumer_byte_rate|byte rate)/.test(message))
+          throw new SkeinError('INVALID_REQUEST', message);
         throw err;
       }
       return { quotas: quotas.map(quotaToProto) };
     }),
     describeClientQuotas: unary(async (req: { user?: string; clientId?: string }) => {
-      const { quotas } = await deps.store.list({ ...(req.user !== undefined ? { user: req.user } : {}), ...(req.clientId !== undefined ? { clientId: req.clientId } : {}) });
+      const { quotas } = await deps.store.list({
+        ...(req.user !== undefined ? { user: req.user } : {}),
+        ...(req.clientId !== undefined ? { clientId: req.clientId } : {}),
+      });
       return { quotas: quotas.map(quotaToProto) };
     }),
     watchClientQuotas: serverStreaming(async (call) => {
