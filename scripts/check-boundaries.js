@@ -42,6 +42,7 @@ export const IO_MODULES = [
 
 /** services/broker/src/log files that are the log's I/O layer (synchronous file I/O by design, see log-segment.ts). */
 export const IO_SHELLS = new Set([
+  'services/broker/src/log/aborted-index.ts',
   'services/broker/src/log/checkpoint-file.ts',
   'services/broker/src/log/data-dir.ts',
   'services/broker/src/log/log-cleaner.ts',

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ReplicaManager } from '../replica-manager.js';
-import { systemClock, systemTimers } from '../runtime/timers.js';
-import { partitionDir, topicNameProblem } from './topic-dir.js';
+import { ReplicaManager } from '../src/replica-manager.js';
+import { systemClock, systemTimers } from '../src/runtime/timers.js';
+import { partitionDir, topicNameProblem } from '../src/log/topic-dir.js';
 
 const BAD = ['', '.', '..', '../escape', 'a/b', '/abs', 'nul\u0000byte', 'back\\slash', 'x'.repeat(250), 'sp ace', 'ü'];
 

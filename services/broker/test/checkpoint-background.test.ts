@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildRecordBatch, encodeRecordBatch } from '@skein/common/records/record-batch.js';
-import { DEFAULT_LOG_CONFIG } from './log-config.js';
-import { PartitionLog } from './partition-log.js';
+import { DEFAULT_LOG_CONFIG } from '../src/log/log-config.js';
+import { PartitionLog } from '../src/log/partition-log.js';
 
 const batch = (n: number) => encodeRecordBatch(buildRecordBatch(Array.from({ length: n }, (_, i) => ({ key: null, value: `v${i}`, timestampMs: 1 }))));
 const storedHw = (dir: string) => JSON.parse(readFileSync(join(dir, 'partition.checkpoint'), 'utf8')).highWatermark as string;
