@@ -514,13 +514,14 @@ perf.command('consume <topic>').description('read a topic from the beginning; re
 // resources (topics, groups, transactional ids, the cluster) by literal name or prefix.
 type AclOptions = {
   allowPrincipal?: string[]; denyPrincipal?: string[]; principal?: string; operation?: string[];
-  topic?: string[]; group?: string[]; transactionalId?: string[]; subject?: string[]; cluster?: boolean; resourcePatternType: string;
+  topic?: string[]; group?: string[]; transactionalId?: string[]; subject?: string[]; connector?: string[]; cluster?: boolean; resourcePatternType: string;
 };
 const aclResources = (o: AclOptions): Array<{ resourceType: ResourceType; resourceName: string }> => [
   ...(o.topic ?? []).map((n) => ({ resourceType: 'topic' as const, resourceName: n })),
   ...(o.group ?? []).map((n) => ({ resourceType: 'group' as const, resourceName: n })),
   ...(o.transactionalId ?? []).map((n) => ({ resourceType: 'transactional_id' as const, resourceName: n })),
   ...(o.subject ?? []).map((n) => ({ resourceType: 'subject' as const, resourceName: n })),
+  ...(o.connector ?? []).map((n) => ({ resourceType: 'connector' as const, resourceName: n })),
   ...(o.cluster ? [{ resourceType: 'cluster' as const, resourceName: CLUSTER_RESOURCE_NAME }] : []),
 ];
 const aclResourceOptions = (cmd: Command, patternChoices: string[], patternDefault: string) => cmd
@@ -528,6 +529,7 @@ const aclResourceOptions = (cmd: Command, patternChoices: string[], patternDefau
   .option('--group <id>', 'consumer group (repeatable)', collect)
   .option('--transactional-id <id>', 'transactional id (repeatable)', collect)
   .option('--subject <name>', 'schema registry subject (repeatable; docs/schemas.md)', collect)
+  .option('--connector <name>', 'Connect connector (repeatable; docs/connect.md)', collect)
   .option('--cluster', 'the cluster itself (create topics, manage ACLs, internal RPCs)')
   .addOption(new Option('--resource-pattern-type <type>', 'how the names match').choices(patternChoices).default(patternDefault));
 function aclFilters(o: AclOptions): AclFilter[] {
@@ -550,7 +552,7 @@ aclResourceOptions(acls.command('create').description('allow or deny principals 
   .requiredOption('--operation <op>', `operation (repeatable): ${OPERATIONS.join(', ')}`, collect), ['literal', 'prefixed'], 'literal')
   .action((o: AclOptions) => run(async (c) => {
     const resources = aclResources(o);
-    if (resources.length === 0) throw new CommanderError(2, 'skein.usage', 'name a resource: --topic, --group, --transactional-id, --subject or --cluster');
+    if (resources.length === 0) throw new CommanderError(2, 'skein.usage', 'name a resource: --topic, --group, --transactional-id, --subject, --connector or --cluster');
     const principals = [...(o.allowPrincipal ?? []).map((p) => [p, 'allow'] as const), ...(o.denyPrincipal ?? []).map((p) => [p, 'deny'] as const)];
     if (principals.length === 0) throw new CommanderError(2, 'skein.usage', 'name a principal: --allow-principal or --deny-principal');
     const bindings: AclBinding[] = [];

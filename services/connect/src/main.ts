@@ -7,11 +7,13 @@
  */
 import { hostname } from 'node:os';
 import { SkeinClient } from '@skein/client';
+import { followAclsFromMetadata } from '@skein/common/security/acl-cache.js';
 import { runService } from '@skein/common/service-shell.js';
 import { startServiceRegistration } from '@skein/common/service-registration.js';
 import { ServiceRole } from '@skein/proto/skein/metadata/v1/metadata.js';
 import { connectConfigSchema } from './config.js';
 import { builtInPlugins } from './connectors/index.js';
+import { connectAuthorizeMap } from './grpc/connect-authz.js';
 import { CONNECT_SERVICE_NAME, ConnectServiceService, connectServiceHandlers } from './grpc/connect-service.js';
 import { PluginRegistry } from './runtime/plugins.js';
 import { Worker } from './runtime/worker.js';
@@ -20,7 +22,7 @@ await runService({
   name: 'connect',
   description: 'a Connect worker: runs connectors and tasks shared with the other workers of its group',
   schema: connectConfigSchema,
-  async start({ config, logger, serve, clientCredentials }) {
+  async start({ config, logger, serve, clientCredentials, authorization }) {
     const workerId = config.instanceId || `${hostname()}-${process.pid}`;
     const plugins = new PluginRegistry(builtInPlugins);
     for (const m of config.pluginModules) await plugins.load(m);
@@ -47,11 +49,20 @@ await runService({
         {
           name: CONNECT_SERVICE_NAME,
           definition: ConnectServiceService,
+          authorize: connectAuthorizeMap,
           implementation: connectServiceHandlers(worker, logger.child({ component: 'connect-service' })),
         },
       ],
     });
     logger.info({ port: server.port, workerId, groupId: config.groupId, plugins: plugins.list().map((p) => p.connectorClass) }, 'connect worker listening');
+    // This worker's copy of the ACLs, fed by the metadata service (--authorizer-enabled).
+    const aclFollower = authorization.enabled
+      ? followAclsFromMetadata(authorization.acls, {
+          metadataAddresses: config.metadataAddresses,
+          credentials: clientCredentials,
+          logger: logger.child({ component: 'acls' }),
+        })
+      : undefined;
     const registration = startServiceRegistration({
       metadataAddresses: config.metadataAddresses,
       role: ServiceRole.SERVICE_ROLE_CONNECT,
@@ -62,6 +73,7 @@ await runService({
     });
     return {
       stop: async () => {
+        aclFollower?.close();
         await registration.stop();
         await worker.stop();
         await server.shutdown(config.shutdownGraceMs);

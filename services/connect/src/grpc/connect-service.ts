@@ -5,6 +5,7 @@
 
 import { SkeinError } from '@skein/common/errors.js';
 import { unary } from '@skein/common/grpc-server.js';
+import { requestAuth } from '@skein/common/security/enforcement.js';
 import {
   type ConnectorInfo,
   ConnectorState,
@@ -20,6 +21,7 @@ import { validateConnectorConfig } from '../domain/connector-config.js';
 import { connectorStatus, type TaskState } from '../domain/status.js';
 import type { ConnectorPlugin } from '../sdk/types.js';
 import type { Worker } from '../runtime/worker.js';
+import { connectorAction } from './connect-authz.js';
 
 export const CONNECT_SERVICE_NAME = 'skein.connect.v1.ConnectService';
 export { ConnectServiceService };
@@ -132,9 +134,12 @@ export function connectServiceHandlers(worker: Worker, logger: Logger): ConnectS
       logger.info({ connector: req.name }, 'connector deleted');
       return {};
     }),
-    listConnectors: unary(async () => {
+    listConnectors: unary(async (_req, call) => {
       await worker.readConfigToEnd();
+      // Only the connectors the caller may describe (every connector with the authorizer off).
+      const auth = requestAuth(call);
       const connectors = [...worker.clusterState.values()]
+        .filter((r) => auth.allowed(connectorAction(r.name, 'describe')))
         .sort((a, b) => a.name.localeCompare(b.name))
         .map((r) => ({ name: r.name, type: typeOf(r.type), state: STATE[connectorStatus(r, worker.taskStatuses).state], taskCount: r.tasks.length }));
       return { connectors };
