@@ -5,14 +5,61 @@
  */
 
 import { type ConfigKeyDef, splitList, validateConfig, type ValidationResult } from './config-def.js';
-import { CONVERTERS } from './converters.js';
+import { CONVERTERS, REGISTRY_CONVERTERS } from './converters.js';
 import { buildTransformChain } from './transforms.js';
+
+/** The keys of the schema registry's converters, under `key.converter.` or `value.converter.` (as Kafka Connect's). */
+function registryConverterKeys(prefix: string): ConfigKeyDef[] {
+  return [
+    {
+      name: `${prefix}.schema.registry.url`,
+      type: 'string',
+      default: '',
+      doc: `The registry's REST URL(s), comma-separated (avro, protobuf, jsonschema ${prefix}s)`,
+    },
+    {
+      name: `${prefix}.auto.register.schemas`,
+      type: 'boolean',
+      default: 'true',
+      doc: "Register the writer's schema under its subject when it is not there yet",
+    },
+    { name: `${prefix}.use.latest.version`, type: 'boolean', default: 'false', doc: "Write with the subject's latest registered schema instead of .schema" },
+    {
+      name: `${prefix}.schema`,
+      type: 'string',
+      default: '',
+      doc: "The writer's schema (Avro JSON, .proto text, JSON Schema); sources, unless use.latest.version",
+    },
+    {
+      name: `${prefix}.subject.name.strategy`,
+      type: 'string',
+      default: 'topic',
+      choices: ['topic', 'record', 'topic-record'],
+      doc: "Subject of a topic's schema: <topic>-key/-value, the record's name, or <topic>-<name>",
+    },
+    { name: `${prefix}.message.type`, type: 'string', default: '', doc: 'protobuf: the message written (full name); default the first' },
+  ];
+}
 
 export const COMMON_CONFIG: readonly ConfigKeyDef[] = [
   { name: 'connector.class', type: 'string', doc: 'The plugin (skein connect plugins lists them)' },
   { name: 'tasks.max', type: 'int', default: '1', min: 1, max: 1000, doc: 'Most tasks the connector is split into' },
-  { name: 'key.converter', type: 'string', default: 'string', choices: CONVERTERS, doc: 'How record keys become bytes and back: json, string or bytes' },
-  { name: 'value.converter', type: 'string', default: 'json', choices: CONVERTERS, doc: 'How record values become bytes and back: json, string or bytes' },
+  {
+    name: 'key.converter',
+    type: 'string',
+    default: 'string',
+    choices: CONVERTERS,
+    doc: "How record keys become bytes and back: json, string, bytes, or the schema registry's avro, protobuf, jsonschema",
+  },
+  {
+    name: 'value.converter',
+    type: 'string',
+    default: 'json',
+    choices: CONVERTERS,
+    doc: "How record values become bytes and back: json, string, bytes, or the schema registry's avro, protobuf, jsonschema",
+  },
+  ...registryConverterKeys('key.converter'),
+  ...registryConverterKeys('value.converter'),
   { name: 'transforms', type: 'list', default: '', doc: 'Aliases of single message transforms applied in order (transforms.<alias>.type=...)' },
   {
     name: 'errors.tolerance',
@@ -118,6 +165,15 @@ export function validateConnectorConfig(
     if (topics.length > 0 && regex !== '') add('topics', 'topics and topics.regex exclude each other');
     if ((config['errors.deadletterqueue.topic.name'] ?? '') !== '' && topics.includes(config['errors.deadletterqueue.topic.name']!))
       add('errors.deadletterqueue.topic.name', 'the dead-letter topic cannot be one the sink reads');
+  }
+  for (const prefix of ['key.converter', 'value.converter']) {
+    if (!(REGISTRY_CONVERTERS as readonly string[]).includes(config[prefix] ?? '')) continue;
+    const url = config[`${prefix}.schema.registry.url`] ?? '';
+    if (url === '') add(`${prefix}.schema.registry.url`, `${prefix}=${config[prefix]} needs the registry's URL`);
+    else if (url.split(',').some((u) => !/^https?:\/\/[^/\s]+/.test(u.trim()))) add(`${prefix}.schema.registry.url`, `not http(s) URLs: ${url}`);
+    // A source writes: it needs a schema, its own or the subject's latest.
+    if (type === 'source' && (config[`${prefix}.schema`] ?? '') === '' && config[`${prefix}.use.latest.version`] !== 'true')
+      add(`${prefix}.schema`, `a source with ${prefix}=${config[prefix]} needs ${prefix}.schema or ${prefix}.use.latest.version=true`);
   }
   try {
     buildTransformChain(config);

@@ -9,16 +9,23 @@
  * - `string`: UTF-8 text; non-string values are JSON-encoded first.
  * - `bytes`: the bytes as they are (Buffer, Uint8Array or a string's UTF-8); reading gives a Buffer.
  *
- * null stays null both ways (a tombstone value). The schema registry's Avro, Protobuf and JSON
- * Schema converters come later. Pure.
+ * - `avro`, `protobuf`, `jsonschema`: the schema registry's formats, in Confluent's wire format,
+ *   through @skein/client's serializers (registry-converters.ts). These answer promises.
+ *
+ * null stays null both ways (a tombstone value). The first three are pure.
  */
 
-export type ConverterName = 'json' | 'string' | 'bytes';
-export const CONVERTERS: readonly ConverterName[] = ['json', 'string', 'bytes'];
+export type ConverterName = 'json' | 'string' | 'bytes' | 'avro' | 'protobuf' | 'jsonschema';
+export const REGISTRY_CONVERTERS: readonly ConverterName[] = ['avro', 'protobuf', 'jsonschema'];
+export const CONVERTERS: readonly ConverterName[] = ['json', 'string', 'bytes', ...REGISTRY_CONVERTERS];
 
+/**
+ * The built-in converters answer at once; the registry's answer promises (a schema lookup the first
+ * time). The runners await only what is a promise, so the plain converters cost no microtask.
+ */
 export interface Converter {
-  fromConnect(value: unknown): Buffer | null;
-  toConnect(bytes: Buffer | null): unknown;
+  fromConnect(value: unknown, topic: string): Buffer | null | Promise<Buffer | null>;
+  toConnect(bytes: Buffer | null, topic: string): unknown;
 }
 
 function jsonReplacer(_key: string, v: unknown): unknown {
@@ -53,6 +60,7 @@ const bytes: Converter = {
   toConnect: (b) => b,
 };
 
+/** The built-in converters; the registry's come from registry-converters.ts. */
 export function converter(name: string): Converter {
   switch (name) {
     case 'json':
@@ -62,6 +70,6 @@ export function converter(name: string): Converter {
     case 'bytes':
       return bytes;
     default:
-      throw new Error(`unknown converter "${name}" (one of ${CONVERTERS.join(', ')})`);
+      throw new Error(`unknown converter "${name}" (one of json, string, bytes)`);
   }
 }

@@ -19,7 +19,8 @@ import { Acks, GroupConsumer, type Producer, type SkeinClient, type Batch } from
 import type { Logger } from 'pino';
 import { backoffDelayMs } from '@skein/common/backoff.js';
 import { splitList } from '../domain/config-def.js';
-import { converter } from '../domain/converters.js';
+import type { Converter } from '../domain/converters.js';
+import { makeConverter } from './registry-converters.js';
 import { deadLetterHeaders, errorPolicy, shouldRetry, type Stage, traceOf } from '../domain/error-policy.js';
 import { buildTransformChain } from '../domain/transforms.js';
 import type { SinkRecord, SinkTask } from '../sdk/types.js';
@@ -51,14 +52,14 @@ export class SinkTaskRunner {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly policy;
   private readonly transform;
-  private readonly keyConverter;
-  private readonly valueConverter;
+  private readonly keyConverter: Converter;
+  private readonly valueConverter: Converter;
 
   constructor(private readonly o: SinkRunnerOptions) {
     this.policy = errorPolicy(o.config);
     this.transform = buildTransformChain(o.config);
-    this.keyConverter = converter(o.config['key.converter'] ?? 'string');
-    this.valueConverter = converter(o.config['value.converter'] ?? 'json');
+    this.keyConverter = makeConverter('key.converter', o.config, 'string');
+    this.valueConverter = makeConverter('value.converter', o.config, 'json');
   }
 
   start(): void {
@@ -121,9 +122,12 @@ export class SinkTaskRunner {
     for (const m of b.messages) {
       let stage: Stage = 'KEY_CONVERTER';
       try {
-        const key = m.key.length === 0 ? null : this.keyConverter.toConnect(m.key);
+        let key = m.key.length === 0 ? null : this.keyConverter.toConnect(m.key, b.topic);
+        // Only the registry's converters answer promises: the others cost no await.
+        if (key instanceof Promise) key = await key;
         stage = 'VALUE_CONVERTER';
-        const value = this.valueConverter.toConnect(m.value);
+        let value = this.valueConverter.toConnect(m.value, b.topic);
+        if (value instanceof Promise) value = await value;
         stage = 'TRANSFORMATION';
         const r = this.transform<SinkRecord>({
           topic: b.topic,

@@ -19,7 +19,8 @@
 
 import { Acks, type Producer, type SkeinClient, type TransactionalProducer } from '@skein/client';
 import type { Logger } from 'pino';
-import { converter } from '../domain/converters.js';
+import type { Converter } from '../domain/converters.js';
+import { makeConverter } from './registry-converters.js';
 import { errorPolicy, traceOf } from '../domain/error-policy.js';
 import { buildTransformChain } from '../domain/transforms.js';
 import type { SourceOffset, SourcePartition, SourceRecord, SourceTask } from '../sdk/types.js';
@@ -38,6 +39,8 @@ export interface SourceRunnerOptions {
   reporter: TaskReporter;
   logger: Logger;
 }
+
+type Prepared = { topic: string; record: { key: Buffer | null; value: Buffer | null; headers: SourceRecord['headers']; timestampMs?: number } };
 
 export class SourceTaskRunner {
   private readonly abort = new AbortController();
@@ -73,8 +76,8 @@ export class SourceTaskRunner {
 
   private async run(): Promise<void> {
     const { client, config, instance, offsets, connector, task, logger } = this.o;
-    const keyConverter = converter(config['key.converter'] ?? 'string');
-    const valueConverter = converter(config['value.converter'] ?? 'json');
+    const keyConverter = makeConverter('key.converter', config, 'string');
+    const valueConverter = makeConverter('value.converter', config, 'json');
     const transform = buildTransformChain(config);
     const policy = errorPolicy(config);
     const intervalMs = Number(config['offset.flush.interval.ms'] ?? '1000');
@@ -146,9 +149,11 @@ export class SourceTaskRunner {
         const records = await instance.poll(signal);
         // One send per topic per poll, not per record: the producer batches either way, but a
         // promise per record is measurable at file-copy rates.
-        const byTopic = new Map<string, Array<ReturnType<SourceTaskRunner['prepare']> & {}>>();
+        const byTopic = new Map<string, Prepared[]>();
         for (const r of records) {
-          const out = this.prepare(r, transform, keyConverter, valueConverter, policy.tolerateAll);
+          let out = this.prepare(r, transform, keyConverter, valueConverter, policy.tolerateAll);
+          // Only the registry's converters answer promises: the others cost no await.
+          if (out instanceof Promise) out = await out;
           if (out) {
             let list = byTopic.get(out.topic);
             if (!list) byTopic.set(out.topic, (list = []));
@@ -200,26 +205,28 @@ export class SourceTaskRunner {
   private prepare(
     r: SourceRecord,
     transform: ReturnType<typeof buildTransformChain>,
-    keyConverter: ReturnType<typeof converter>,
-    valueConverter: ReturnType<typeof converter>,
+    keyConverter: Converter,
+    valueConverter: Converter,
     tolerateAll: boolean,
-  ): { topic: string; record: { key: Buffer | null; value: Buffer | null; headers: SourceRecord['headers']; timestampMs?: number } } | undefined {
-    try {
-      const t = transform(r);
-      if (!t) return undefined;
-      return {
-        topic: t.topic,
-        record: {
-          key: keyConverter.fromConnect(t.key),
-          value: valueConverter.fromConnect(t.value),
-          headers: t.headers,
-          ...(t.timestampMs !== undefined ? { timestampMs: t.timestampMs } : {}),
-        },
-      };
-    } catch (err) {
+  ): Prepared | undefined | Promise<Prepared | undefined> {
+    const skip = (err: unknown): undefined => {
       if (!tolerateAll) throw err;
       this.o.logger.warn({ err, topic: r.topic }, 'source record skipped (errors.tolerance=all)');
       return undefined;
+    };
+    try {
+      const t = transform(r);
+      if (!t) return undefined;
+      const key = keyConverter.fromConnect(t.key, t.topic);
+      const value = valueConverter.fromConnect(t.value, t.topic);
+      const prepared = (k: Buffer | null, v: Buffer | null): Prepared => ({
+        topic: t.topic,
+        record: { key: k, value: v, headers: t.headers, ...(t.timestampMs !== undefined ? { timestampMs: t.timestampMs } : {}) },
+      });
+      if (key instanceof Promise || value instanceof Promise) return Promise.all([key, value]).then(([k, v]) => prepared(k, v), skip);
+      return prepared(key, value);
+    } catch (err) {
+      return skip(err);
     }
   }
 }
