@@ -10,16 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupAdmin, OffsetSpec, SkeinClient } from '@skein/client';
-import {
-  JoinWindows,
-  Serdes,
-  SessionWindows,
-  SkeinStreams,
-  type StreamsEvent,
-  StreamsBuilder,
-  TimeWindows,
-  windowedSerde,
-} from '@skein/streams';
+import { JoinWindows, Serdes, SessionWindows, SkeinStreams, type StreamsEvent, StreamsBuilder, TimeWindows, windowedSerde } from '@skein/streams';
 import { startStores, type TestStores } from './harness/stores.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
