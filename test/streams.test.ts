@@ -459,7 +459,7 @@ describe('state on a cluster', () => {
       'rs-lines',
       batch1.map((value) => ({ value })),
     );
-    await waitFor(async () => sameMap(await latest('rs-counts'), wordCounts(batch1)), { timeoutMs: 30_000, message: 'counts of batch 1' });
+    await waitFor(async () => sameMap(await latest('rs-counts'), wordCounts(batch1)), { timeoutMs: 60_000, message: 'counts of batch 1' });
     await waitFor(() => groupCaughtUp('rs-app', 4), { timeoutMs: 20_000, message: 'offsets committed' });
     // A commit after that: the local stores are checkpointed at the changelog's end.
     const commitsBefore = a.events.filter((e) => e.type === 'commit').length;
@@ -470,7 +470,7 @@ describe('state on a cluster', () => {
 
     // Restart on the same state directory: nothing to replay (the store survived, at its checkpoint).
     a = spawnApp(env);
-    await waitFor(() => a.events.filter((e) => e.type === 'task-running').length >= 4, { timeoutMs: 30_000, message: 'tasks running again' });
+    await waitFor(() => a.events.filter((e) => e.type === 'task-running').length >= 4, { timeoutMs: 60_000, message: 'tasks running again' });
     expect(restoredRecords(a)).toBeLessThan(changelogSize);
     expect(restoredRecords(a)).toBe(0);
     const batch2 = makeLines(100, 12);
@@ -490,7 +490,7 @@ describe('state on a cluster', () => {
     // The local state lost: everything is restored from the changelog, and the counts go on exactly.
     rmSync(stateDir, { recursive: true, force: true });
     a = spawnApp(env);
-    await waitFor(() => a.events.filter((e) => e.type === 'task-running').length >= 4, { timeoutMs: 30_000, message: 'tasks running on an empty state dir' });
+    await waitFor(() => a.events.filter((e) => e.type === 'task-running').length >= 4, { timeoutMs: 60_000, message: 'tasks running on an empty state dir' });
     expect(restoredRecords(a)).toBeGreaterThanOrEqual(WORDS.length);
     const batch3 = makeLines(50, 13);
     await producer.send(
@@ -532,7 +532,7 @@ describe('state on a cluster', () => {
       'tw-lines',
       batch1.map((value) => ({ value })),
     );
-    await waitFor(async () => sameMap(await latest('tw-counts'), wordCounts(batch1)), { timeoutMs: 30_000, message: 'counts of batch 1' });
+    await waitFor(async () => sameMap(await latest('tw-counts'), wordCounts(batch1)), { timeoutMs: 60_000, message: 'counts of batch 1' });
     await waitFor(() => groupCaughtUp('tw-app', 8), { timeoutMs: 20_000, message: 'offsets committed' });
     await sigkill(y);
     await waitFor(() => running(x).size === 8, { timeoutMs: 30_000, message: 'x took over every task' });

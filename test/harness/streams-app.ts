@@ -3,7 +3,8 @@
  * count: lines from IN, split into words, grouped by word (through a repartition topic), counted
  * in store `counts`; each count goes to OUT as the decimal string. Configured by environment:
  * SKEIN_METADATA, SKEIN_COORDINATORS (comma-separated), APP_ID, IN, OUT, STATE_DIR (omitted: state
- * in memory), INSTANCE_ID, GUARANTEE (at_least_once | exactly_once), COMMIT_INTERVAL_MS.
+ * in memory), INSTANCE_ID, GUARANTEE (at_least_once | exactly_once), COMMIT_INTERVAL_MS, REPLICATION_FACTOR
+ * (internal topics), SKEIN_FAILPOINTS (e.g. streams.afterOutputs=exit).
  * Prints each lifecycle event as one JSON line on stdout; SIGTERM closes it cleanly.
  */
 import { SkeinClient } from '@skein/client';
@@ -34,6 +35,7 @@ const app = new SkeinStreams(builder.build(), client, {
   coordinator: env('SKEIN_COORDINATORS').split(','),
   processingGuarantee: (process.env.GUARANTEE as 'at_least_once' | 'exactly_once' | undefined) ?? 'at_least_once',
   commitIntervalMs: Number(process.env.COMMIT_INTERVAL_MS ?? 200),
+  replicationFactor: Number(process.env.REPLICATION_FACTOR ?? 1),
   onEvent: (e) => print({ instance: process.env.INSTANCE_ID, ...e }),
   onError: (err) => process.stderr.write(`streams error: ${(err as Error).message}\n`),
 });
@@ -44,4 +46,6 @@ process.once('SIGTERM', () => {
   });
 });
 await app.start();
+if (process.env.STREAMS_DEBUG)
+  setInterval(() => process.stderr.write(`stats ${JSON.stringify(app.stats)} ${JSON.stringify(app.debugState())}\n`), 2000).unref();
 print({ instance: process.env.INSTANCE_ID, type: 'started' });

@@ -45,6 +45,7 @@ import {
   SkeinError,
   type TransactionalProducer,
 } from '@skein/client';
+import { failpoint } from '@skein/common/failpoints.js';
 import { GlobalStore } from './global-store.js';
 import { LmdbEngine } from './state/lmdb-engine.js';
 import { MemoryEngine, type StoreEngine } from './state/store-engine.js';
@@ -126,6 +127,7 @@ export class SkeinStreams {
   private consumer: GroupConsumer | undefined;
   private producer: Producer | undefined;
   private txnProducer: TransactionalProducer | undefined;
+  private txnProducerReady = false;
   private commitTimer: NodeJS.Timeout | undefined;
   /** Serializes processing, commits, assignment changes. */
   private lock: Promise<unknown> = Promise.resolve();
@@ -177,8 +179,21 @@ export class SkeinStreams {
     return this.guarantee === 'exactly_once' ? 'read_committed' : 'read_uncommitted';
   }
 
-  private withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
+  private lockSince: number | undefined;
+  private lockHolder: string | undefined;
+
+  private withLock<T>(fn: () => Promise<T>, holder = 'processing'): Promise<T> {
+    const held = async () => {
+      this.lockSince = Date.now();
+      this.lockHolder = holder;
+      try {
+        return await fn();
+      } finally {
+        this.lockSince = undefined;
+        this.lockHolder = undefined;
+      }
+    };
+    const run = this.lock.then(held, held);
     this.lock = run.catch(() => undefined);
     return run;
   }
@@ -211,13 +226,7 @@ export class SkeinStreams {
       this.globals.set(g.store, store);
     }
     if (this.guarantee === 'exactly_once') {
-      this.txnProducer = this.client.producer({
-        transactionalId: `${this.config.applicationId}-${this.instanceId}`,
-        coordinator: this.config.coordinator,
-        lingerMs: 1,
-        transactionTimeoutMs: this.config.transactionTimeoutMs ?? 10_000,
-      });
-      await this.txnProducer.initTransactions();
+      await this.readyTxnProducer();
     } else {
       this.producer = this.client.producer({ lingerMs: 1 });
     }
@@ -237,7 +246,7 @@ export class SkeinStreams {
       onError: (err) => this.report(err),
     });
     await this.consumer.run({ eachBatch: (b) => this.processBatch(b.topic, b.partition, b.messages) });
-    this.commitTimer = setInterval(() => void this.withLock(() => this.commit()).catch((err) => this.report(err)), this.commitIntervalMs);
+    this.commitTimer = setInterval(() => void this.withLock(() => this.commit(), 'commit timer').catch((err) => this.report(err)), this.commitIntervalMs);
     this.stateValue = 'RUNNING';
   }
 
@@ -422,6 +431,7 @@ export class SkeinStreams {
 
   private async onRevoked(parts: string[]): Promise<void> {
     await this.withLock(async () => {
+      this.lockHolder = `revoking ${parts.length}`;
       const affected = new Set<TaskEntry>();
       for (const k of parts) {
         const [topic, partition] = splitTp(k);
@@ -461,8 +471,11 @@ export class SkeinStreams {
         throw new SkeinError('UNAVAILABLE', `task for ${topic}-${partition} is not running yet`);
       }
       const task = entry.task;
-      if (this.txnProducer && !this.txn) {
-        this.txnProducer.beginTransaction();
+      if (this.guarantee === 'exactly_once' && !this.txn) {
+        // Throws while the coordinator cannot be reached: the consumer hands the batch out again later.
+        this.lockHolder = 'processing: producer';
+        (await this.readyTxnProducer()).beginTransaction();
+        this.lockHolder = 'processing';
         this.txn = { startedMs: Date.now(), sends: [], outputs: [], offsets: new Map(), rewind: new Map(), records: 0 };
       }
       try {
@@ -484,6 +497,8 @@ export class SkeinStreams {
       } else {
         // at_least_once: acknowledged before the batch counts as processed (and its offsets become committable).
         const checkpoints = await this.send(this.producer!, outputs);
+        // Outputs acknowledged, offsets not committed yet: a crash here re-processes the batch (at least once).
+        failpoint('streams.afterOutputs');
         this.noteCheckpoints(task.id, checkpoints);
       }
     });
@@ -556,18 +571,23 @@ export class SkeinStreams {
         e.task!.prepareCommit();
         this.sendInTxn(e.id, e.task!.drainOutputs());
       }
+      this.lockHolder = 'commit: sends';
       await Promise.all(txn.sends);
+      this.lockHolder = 'commit: offsets';
       const offsets = [...txn.offsets.entries()].map(([k, offset]) => {
         const [topic, partition] = splitTp(k);
         return { topic, partition, offset };
       });
       await this.txnProducer!.sendOffsetsToTransaction(offsets, this.consumer!.groupMetadata());
+      this.lockHolder = 'commit: end transaction';
       await this.txnProducer!.commitTransaction();
     } catch (err) {
       await this.abort(err);
       return;
     }
     this.txn = undefined;
+    // Committed, stores not yet at the new checkpoints: a crash here leaves the tail for the restore to replay.
+    failpoint('streams.afterTxnCommit');
     // The transaction is committed: now the stores may move to the new checkpoints.
     for (const e of running) {
       e.task!.flush(this.pendingCheckpoints.get(e.id) ?? new Map());
@@ -578,6 +598,23 @@ export class SkeinStreams {
     this.emit({ type: 'commit', records: txn.records });
   }
 
+  /** The transactional producer, initialized; a new one after a failure that left the old one unusable. */
+  private async readyTxnProducer(): Promise<TransactionalProducer> {
+    if (this.txnProducer && this.txnProducerReady) return this.txnProducer;
+    // Not awaited: closing flushes what the broken producer still holds, which can take as long as
+    // a broker takes to come back; the new producer's initTransactions() fences it anyway.
+    void this.txnProducer?.close().catch(() => {});
+    this.txnProducer = this.client.producer({
+      transactionalId: `${this.config.applicationId}-${this.instanceId}`,
+      coordinator: this.config.coordinator,
+      lingerMs: 1,
+      transactionTimeoutMs: this.config.transactionTimeoutMs ?? 10_000,
+    });
+    await this.txnProducer.initTransactions();
+    this.txnProducerReady = true;
+    return this.txnProducer;
+  }
+
   /** Aborts the open transaction: every task forgets the interval, the consumer rewinds to the last committed offsets. */
   private async abort(err: unknown): Promise<void> {
     const txn = this.txn;
@@ -585,27 +622,37 @@ export class SkeinStreams {
     this.stats.aborts++;
     this.report(err);
     this.emit({ type: 'aborted', reason: (err as SkeinError).reason ?? String(err) });
+    this.lockHolder = 'abort';
     try {
       await this.txnProducer!.abortTransaction();
     } catch {
-      // Fenced, or the abort could not be confirmed: a new producer fences whatever holds the id (aborting its transaction).
-      await this.txnProducer!.close().catch(() => {});
-      this.txnProducer = this.client.producer({
-        transactionalId: `${this.config.applicationId}-${this.instanceId}`,
-        coordinator: this.config.coordinator,
-        lingerMs: 1,
-        transactionTimeoutMs: this.config.transactionTimeoutMs ?? 10_000,
-      });
-      await this.txnProducer.initTransactions();
+      // Fenced, or the abort could not be confirmed: the next transaction starts on a new producer,
+      // whose initTransactions() fences whatever holds the id (aborting its transaction).
+      this.txnProducerReady = false;
     }
     for (const e of this.tasks.values()) {
       e.task?.discard();
       this.pendingCheckpoints.delete(e.id);
     }
+    // Only partitions still owned: seek() remembers an offset for an unowned partition and would
+    // start there if it came back later, re-processing what its other owner committed meanwhile.
+    const owned = new Set(this.consumer!.assignment);
     for (const [k, offset] of txn?.rewind ?? []) {
+      if (!owned.has(k)) continue;
       const [topic, partition] = splitTp(k);
       this.consumer!.seek(topic, partition, offset);
     }
+  }
+
+  /** What the instance is doing now (for debugging a stall): the open transaction, whether the lock is held and since when. */
+  debugState(): { state: StreamsState; txnOpenMs: number | undefined; lockHeldMs: number | undefined; lockHolder: string | undefined; tasks: number } {
+    return {
+      state: this.stateValue,
+      txnOpenMs: this.txn ? Date.now() - this.txn.startedMs : undefined,
+      lockHeldMs: this.lockSince === undefined ? undefined : Date.now() - this.lockSince,
+      lockHolder: this.lockHolder,
+      tasks: this.tasks.size,
+    };
   }
 
   /** The tasks this instance has now. */
