@@ -1,4 +1,4 @@
-// Each library's public surface is what its package.json exports: @skein/client (for users) one
+// Each library's public surface is what its package.json exports: @skein/client and @skein/streams (for users) one
 // entry, the internal libraries an explicit list, none a "./*" pattern that makes every file public.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -30,8 +30,27 @@ describe('library exports', () => {
     expect(importFromRoot('@skein/client/dist/client.js')).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED');
   });
 
+  it('@skein/streams has one entry, with the DSL, the runtime and the test driver', async () => {
+    expect(Object.keys(exportsOf('streams'))).toEqual(['.']);
+    const streams = await import('@skein/streams');
+    for (const name of [
+      'StreamsBuilder',
+      'SkeinStreams',
+      'Serdes',
+      'TimeWindows',
+      'SessionWindows',
+      'SlidingWindows',
+      'JoinWindows',
+      'TopologyTestDriver',
+      'windowedSerde',
+    ]) {
+      expect(streams, name).toHaveProperty(name);
+    }
+    expect(importFromRoot('@skein/streams/dist/runtime.js')).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED');
+  });
+
   it('no library exports a wildcard; the internal ones list their modules; the CLI exports none', () => {
-    for (const lib of ['client', 'common', 'proto', 'cli'])
+    for (const lib of ['client', 'common', 'proto', 'cli', 'streams'])
       expect(
         Object.keys(exportsOf(lib)).filter((k) => k.includes('*')),
         lib,
