@@ -27,6 +27,21 @@ const settle = () => new Promise((r) => setImmediate(r));
 const toPartition = (key: Buffer | undefined) => Number(key!.toString());
 
 describe('Producer sending', () => {
+  it('a record that names its partition goes there, whatever its key; one outside the topic fails its send', async () => {
+    const { client, sent } = fakeClient();
+    const producer = new Producer(client, { lingerMs: 0, timers: new ManualTimers() });
+    void producer.send('t', [
+      { key: 'any', value: 'a', partition: 4 },
+      { key: 'any', value: 'b', partition: 1 },
+    ]);
+    await settle();
+    expect(sent.map((s) => [s.partition, s.values]).sort()).toEqual([
+      [1, ['b']],
+      [4, ['a']],
+    ]);
+    await expect(producer.send('t', [{ value: 'c', partition: 6 }])).rejects.toMatchObject({ reason: 'INVALID_REQUEST' });
+  });
+
   it('with lingerMs 0 sends a batch when its send() returns, with no timer', async () => {
     const { client, sent } = fakeClient();
     const timers = new ManualTimers();
