@@ -25,6 +25,7 @@ COPY services/group-coordinator/package.json services/group-coordinator/
 COPY services/schema-registry/package.json services/schema-registry/
 COPY libs/client/package.json libs/client/
 COPY libs/cli/package.json libs/cli/
+COPY libs/streams/package.json libs/streams/
 COPY test/package.json test/
 COPY bench/package.json bench/
 RUN npm ci --omit=dev --no-audit --no-fund --workspace libs/proto --workspace libs/common --workspace services/metadata --workspace services/broker --workspace services/group-coordinator --workspace services/schema-registry --workspace libs/client --workspace libs/cli && npm cache clean --force
