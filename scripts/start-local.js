@@ -222,8 +222,15 @@ async function demo(client) {
   const deadline = Date.now() + 20_000;
   let produced;
   for (;;) {
-    produced = await call(broker, 'produce', { acks: Acks.ACKS_ALL, timeoutMs: 5000, topics: [{ topic, partitions: [{ partition: 0, batch: buildRecordBatch(records) }] }] });
-    const err = produced.topics[0].partitions[0].error;
+    // A second start finds the brokers of the first still registered while the new processes are
+    // starting: a refused connection is retried like a partition error until the deadline.
+    let err;
+    try {
+      produced = await call(broker, 'produce', { acks: Acks.ACKS_ALL, timeoutMs: 5000, topics: [{ topic, partitions: [{ partition: 0, batch: buildRecordBatch(records) }] }] });
+      err = produced.topics[0].partitions[0].error;
+    } catch (e) {
+      err = { reason: 'UNAVAILABLE', message: e.message };
+    }
     if (!err) break;
     if (Date.now() > deadline) throw new Error(`demo produce failed: ${err.reason} ${err.message}`);
     await new Promise((r) => setTimeout(r, 250));

@@ -32,7 +32,7 @@ const GROUP = 'billing';
 
 /** What each role's reflection lists: its own services and health, nothing it does not serve. */
 const LISTED: Record<string, string[]> = {
-  metadata: ['grpc.health.v1.Health', 'skein.metadata.v1.MetadataService'],
+  metadata: ['grpc.health.v1.Health', 'skein.metadata.v1.ClientQuotaService', 'skein.metadata.v1.MetadataService'],
   broker: ['grpc.health.v1.Health', 'skein.broker.v1.BrokerService'],
   coordinator: ['grpc.health.v1.Health', 'skein.group.v1.GroupCoordinatorService', 'skein.txn.v1.TransactionCoordinatorService'],
 };
@@ -181,7 +181,7 @@ describe.skipIf(skip)(`grpcurl recipes in ${DOC}`, () => {
 
   it('list and describe: the metadata service shows its services, and the methods the recipes call', async () => {
     for (const { backend, stdout } of await runEach(recipe('list'))) {
-      expect(stdout.trim().split('\n'), backend.name).toEqual(['grpc.health.v1.Health', 'skein.metadata.v1.MetadataService']);
+      expect(stdout.trim().split('\n'), backend.name).toEqual(['grpc.health.v1.Health', 'skein.metadata.v1.ClientQuotaService', 'skein.metadata.v1.MetadataService']);
     }
     const called = recipes.map((r) => r.command.verb).flatMap((v) => (v.kind === 'invoke' && v.service === 'skein.metadata.v1.MetadataService' ? [v.method] : []));
     expect(called.length).toBeGreaterThan(0);
