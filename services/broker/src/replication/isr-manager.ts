@@ -91,8 +91,13 @@ export class IsrManager {
       });
   }
 
+  /**
+   * How soon a proposal whose outcome is unknown is sent again: about a second, whatever the lag
+   * limit. It was max(500 ms, replica.lag.time.max.ms) = 30 s by default, so one lost answer or
+   * NOT_CONTROLLER during a failover kept a caught-up follower out of the ISR for 30 s and more.
+   */
   private get retryMs(): number {
-    return Math.max(500, this.opts.lagMs);
+    return Math.min(1000, Math.max(100, this.opts.lagMs));
   }
 
   /**
