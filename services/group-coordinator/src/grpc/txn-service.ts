@@ -61,7 +61,8 @@ export interface TxnCoordinatorDeps {
   /** A producer id never handed out before (from the metadata service's blocks). */
   newProducerId: () => Promise<bigint>;
   /** Topic name → partition count, from the metadata service. */
-  topics: () => Promise<Map<string, number>>;
+  /** Partition counts by topic, cached briefly; `fresh` asks past the cache (a topic just created). */
+  topics: (fresh?: boolean) => Promise<Map<string, number>>;
   /** How long a request waits for markers (and a BeginTxn) before answering without them. */
   completionWaitMs: number;
   /** The sweep leaves a decided transaction this long to the instance that decided it before finishing it itself. */
@@ -166,7 +167,10 @@ export class TransactionCoordinator {
   }
 
   private async checkPartitions(partitions: ReadonlyArray<{ topic: string; partition: number }>): Promise<void> {
-    const counts = await this.deps.topics();
+    let counts = await this.deps.topics();
+    // A topic created a moment ago may not be in the cached metadata yet: look again before refusing.
+    const known = (c: Map<string, number>) => partitions.every((p) => (c.get(p.topic) ?? 0) > p.partition);
+    if (!known(counts)) counts = await this.deps.topics(true);
     for (const p of partitions) {
       const n = counts.get(p.topic);
       if (n === undefined) throw new SkeinError('UNKNOWN_TOPIC', `topic ${p.topic} does not exist`, { metadata: { topic: p.topic } });
