@@ -8,8 +8,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { followStream } from '../follow-stream.js';
 import { MetadataServiceClient, type WatchAclsResponse } from '@skein/proto/skein/metadata/v1/metadata.js';
-import { backoffDelayMs } from '../backoff.js';
 import { aclFromProto } from './acl-codec.js';
 import { type AclBinding, Authorizer, type AuthorizerOptions } from './authorizer.js';
 
@@ -68,18 +68,12 @@ export interface FollowAclsOptions {
  */
 export function followAclsFromMetadata(cache: AclCache, options: FollowAclsOptions): { close(): void } {
   const credentials = options.credentials ?? grpc.credentials.createInsecure();
-  const clients = options.metadataAddresses.map((a) => new MetadataServiceClient(a, credentials));
-  let closed = false;
-  let next = 0;
-  let failures = 0;
-  let call: grpc.ClientReadableStream<WatchAclsResponse> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const connect = () => {
-    if (closed) return;
-    const client = clients[next++ % clients.length]!;
-    call = client.watchAcls({});
-    call.on('data', (res: WatchAclsResponse) => {
-      failures = 0;
+  return followStream({
+    clients: options.metadataAddresses.map((a) => new MetadataServiceClient(a, credentials)),
+    open: (client) => client.watchAcls({}),
+    logger: options.logger,
+    what: 'ACL watch',
+    onData: (res: WatchAclsResponse) => {
       const acls: AclBinding[] = [];
       for (const p of res.acls) {
         try {
@@ -89,26 +83,6 @@ export function followAclsFromMetadata(cache: AclCache, options: FollowAclsOptio
         }
       }
       cache.update(acls, res.revision);
-    });
-    let ended = false;
-    const retryLater = (err?: unknown) => {
-      if (ended || closed) return;
-      ended = true;
-      const delay = backoffDelayMs({ initialMs: 200, maxMs: 5000 }, failures++);
-      options.logger.warn({ err, delayMs: delay }, 'ACL watch ended; reconnecting');
-      timer = setTimeout(connect, delay);
-      timer.unref?.();
-    };
-    call.on('error', retryLater);
-    call.on('end', () => retryLater());
-  };
-  connect();
-  return {
-    close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
-      call?.cancel();
-      for (const c of clients) c.close();
     },
-  };
+  });
 }
