@@ -232,7 +232,7 @@ export interface ReplicaManagerOptions {
  * The in-memory key of a partition: unambiguous for any topic string (the partition number has no
  * ':'), unlike `${topic}-${partition}`, which made (X, -1) and (X-, 1) the same partition.
  */
-function key(topic: string, partition: number): string {
+export function partitionKey(topic: string, partition: number): string {
   return `${partition}:${topic}`;
 }
 
@@ -277,9 +277,9 @@ export class ReplicaManager {
    * directory left by a deleted topic of the same name (another topic id) is removed first.
    */
   applyPartitionAssignment(a: PartitionAssignment): Promise<void> {
-    return this.serial(key(a.topic, a.partition), async () => {
+    return this.serial(partitionKey(a.topic, a.partition), async () => {
       if (this.closed) return;
-      const k = key(a.topic, a.partition);
+      const k = partitionKey(a.topic, a.partition);
       const config = parseLogConfig(a.configs, this.opts.defaultLogConfig ?? DEFAULT_LOG_CONFIG);
       let p = this.partitions.get(k);
       if (p && p.topicId !== a.topicId) {
@@ -337,8 +337,8 @@ export class ReplicaManager {
 
   /** Closes the partition's log and deletes its data (topic deleted or replica moved away). */
   deletePartition(d: { topic: string; topicId?: string; partition: number }): Promise<void> {
-    return this.serial(key(d.topic, d.partition), async () => {
-      const p = this.partitions.get(key(d.topic, d.partition));
+    return this.serial(partitionKey(d.topic, d.partition), async () => {
+      const p = this.partitions.get(partitionKey(d.topic, d.partition));
       if (p && (d.topicId === undefined || d.topicId === p.topicId)) await this.removePartition(p, 'deleted');
       else if (!p) {
         const dir = partitionDir(this.opts.dataDir, d.topic, d.partition);
@@ -349,7 +349,7 @@ export class ReplicaManager {
   }
 
   private async removePartition(p: Partition, why: string): Promise<void> {
-    this.partitions.delete(key(p.topic, p.partition));
+    this.partitions.delete(partitionKey(p.topic, p.partition));
     await p.log.delete();
     p.notify();
     this.opts.logger.info({ topic: p.topic, partition: p.partition, why }, 'partition removed');
@@ -361,7 +361,7 @@ export class ReplicaManager {
   }
 
   getPartition(topic: string, partition: number): Partition | undefined {
-    return this.partitions.get(key(topic, partition));
+    return this.partitions.get(partitionKey(topic, partition));
   }
 
   listPartitions(): Partition[] {
@@ -379,7 +379,7 @@ export class ReplicaManager {
     if (!this.ready) {
       throw new LogError('BROKER_NOT_AVAILABLE', `broker ${this.opts.brokerId} has not applied its metadata yet`, { metadata: { topic, partition: String(partition) } });
     }
-    const p = this.partitions.get(key(topic, partition));
+    const p = this.partitions.get(partitionKey(topic, partition));
     if (!p) {
       const h = hint?.(topic, partition);
       if (h) {
@@ -472,8 +472,8 @@ export class ReplicaManager {
         await p.log.writeCheckpointsInBackground();
         // Clean only when a roll has closed new data since the last run (a cheap dirty check; the
         // cleaner rereads the log to build its key map).
-        if (p.log.config.cleanupCompact && this.lastCompactedActiveBase.get(key(p.topic, p.partition)) !== p.log.activeBaseOffset) {
-          this.lastCompactedActiveBase.set(key(p.topic, p.partition), p.log.activeBaseOffset);
+        if (p.log.config.cleanupCompact && this.lastCompactedActiveBase.get(partitionKey(p.topic, p.partition)) !== p.log.activeBaseOffset) {
+          this.lastCompactedActiveBase.set(partitionKey(p.topic, p.partition), p.log.activeBaseOffset);
           void this.compact(p);
         }
       } catch (e) {
@@ -484,7 +484,7 @@ export class ReplicaManager {
 
   /** Runs the cleaner on one partition; while it runs there, callers share the run in flight. */
   compact(p: Partition): Promise<void> {
-    const k = key(p.topic, p.partition);
+    const k = partitionKey(p.topic, p.partition);
     const running = this.compacting.get(k);
     if (running) return running;
     const run = (async () => {
@@ -531,7 +531,7 @@ export class ReplicaManager {
         break;
       case 'offline': {
         logger.error({ err: e.error }, 'partition offline after a storage error');
-        this.partitions.get(key(topic, partition))?.notify();
+        this.partitions.get(partitionKey(topic, partition))?.notify();
         break;
       }
     }

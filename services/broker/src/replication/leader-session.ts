@@ -24,7 +24,7 @@ import type { ReplicaPosition, ReplicateRequest } from '@skein/proto/skein/broke
 import { toLogError, toPartitionError } from '../grpc/error-mapping.js';
 import { encodeReplicateResponse, type ReplicaPartitionDataWire } from '../grpc/wire-codec.js';
 import { LogError } from '../log/log-error.js';
-import type { Partition, ReplicaManager } from '../replica-manager.js';
+import { type Partition, partitionKey, type ReplicaManager } from '../replica-manager.js';
 import { type Clock, systemTimers, type Timers } from '../runtime/timers.js';
 import { leaderFetchDecision } from './replication-core.js';
 
@@ -61,7 +61,6 @@ interface SessionPartition {
   off: (() => void) | undefined;
 }
 
-const key = (topic: string, partition: number) => `${partition}:${topic}`;
 
 export class LeaderSession {
   private readonly parts = new Map<string, SessionPartition>();
@@ -93,14 +92,14 @@ export class LeaderSession {
     if (this.closed) return;
     if (this.replicaId < 0) this.replicaId = req.replicaId;
     else if (req.replicaId !== this.replicaId) throw new LogError('INVALID_REQUEST', `replica_id changed on the stream from ${this.replicaId} to ${req.replicaId}`);
-    for (const r of req.removed) this.drop(key(r.topic, r.partition));
+    for (const r of req.removed) this.drop(partitionKey(r.topic, r.partition));
     const now = this.opts.clock.nowMs();
     for (const pos of req.positions) this.position(pos, now);
     this.schedule();
   }
 
   private position(pos: ReplicaPosition, now: number): void {
-    const k = key(pos.topic, pos.partition);
+    const k = partitionKey(pos.topic, pos.partition);
     let sp = this.parts.get(k);
     // Position epochs only grow on a stream: an older one was overtaken on the wire.
     if (sp && pos.positionEpoch < sp.positionEpoch) return;

@@ -17,7 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { failpoint } from '@skein/common/failpoints.js';
 import { type ReplicaPartitionData, ReplicaServiceClient, type ReplicateResponse, type ReplicaPosition } from '@skein/proto/skein/broker/v1/replica.js';
-import type { Partition, ReplicaManager } from '../replica-manager.js';
+import { type Partition, partitionKey, type ReplicaManager } from '../replica-manager.js';
 import { followerAction, followerHighWatermark } from './replication-core.js';
 
 export interface ReplicaStreamOptions {
@@ -40,7 +40,6 @@ interface Followed {
   retryMs: number;
 }
 
-const key = (topic: string, partition: number) => `${partition}:${topic}`;
 
 /** One stream to one leader broker. */
 class LeaderStream {
@@ -56,12 +55,12 @@ class LeaderStream {
   constructor(private readonly leaderId: number, private readonly opts: ReplicaStreamOptions, private readonly nextEpoch: () => number) {}
 
   add(f: Followed): void {
-    this.parts.set(key(f.p.topic, f.p.partition), f);
+    this.parts.set(partitionKey(f.p.topic, f.p.partition), f);
     this.resend(f);
   }
 
   remove(f: Followed): void {
-    const k = key(f.p.topic, f.p.partition);
+    const k = partitionKey(f.p.topic, f.p.partition);
     if (this.parts.get(k) !== f) return;
     this.parts.delete(k);
     if (f.retry) clearTimeout(f.retry);
@@ -153,7 +152,7 @@ class LeaderStream {
   private async apply(res: ReplicateResponse): Promise<void> {
     const acks: ReplicaPosition[] = [];
     for (const d of res.partitions) {
-      const f = this.parts.get(key(d.topic, d.partition));
+      const f = this.parts.get(partitionKey(d.topic, d.partition));
       if (!f || d.positionEpoch !== f.positionEpoch) continue; // for an older position: superseded
       const p = f.p;
       if (this.opts.replicas.getPartition(p.topic, p.partition) !== p || p.log.isOffline) continue;
@@ -212,7 +211,7 @@ class LeaderStream {
     this.opts.logger.debug({ topic: f.p.topic, partition: f.p.partition, leaderId: this.leaderId, reason }, 'leader refused the partition; asking again later');
     f.retry = setTimeout(() => {
       f.retry = undefined;
-      if (this.parts.get(key(f.p.topic, f.p.partition)) === f) this.resend(f);
+      if (this.parts.get(partitionKey(f.p.topic, f.p.partition)) === f) this.resend(f);
     }, f.retryMs);
     f.retryMs = Math.min(2_000, f.retryMs * 2);
   }
@@ -249,7 +248,7 @@ export class ReplicaStreamManager {
 
   /** Follows, keeps following or stops following a partition after its state changed. */
   reconcile(p: Partition): void {
-    const k = key(p.topic, p.partition);
+    const k = partitionKey(p.topic, p.partition);
     const current = this.followed.get(k);
     const shouldFollow = !this.closed && !p.isLeader && p.leaderId >= 0 && p.replicas.includes(this.opts.brokerId) && !p.log.isOffline;
     if (current && (!shouldFollow || current.p !== p || current.leaderId !== p.leaderId || current.leaderEpoch !== p.leaderEpoch)) {
@@ -271,10 +270,10 @@ export class ReplicaStreamManager {
   }
 
   stopPartition(topic: string, partition: number): void {
-    const f = this.followed.get(key(topic, partition));
+    const f = this.followed.get(partitionKey(topic, partition));
     if (!f) return;
     this.streams.get(f.leaderId)?.remove(f);
-    this.followed.delete(key(topic, partition));
+    this.followed.delete(partitionKey(topic, partition));
     this.closeIfEmpty(f.leaderId);
   }
 
