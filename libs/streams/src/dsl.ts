@@ -16,11 +16,13 @@ import {
   streamStreamJoinProcessor,
   streamTableJoinProcessor,
   suppressProcessor,
+  tableAggregateProcessor,
+  tableGroupBySelectProcessor,
   tableMaterializer,
   tableTableJoinProcessor,
   timeWindowAggregateProcessor,
 } from './processors.js';
-import { type Serde, Serdes, type Windowed, windowedSerde } from './serdes.js';
+import { changeSerde, type Serde, Serdes, type Windowed, windowedSerde } from './serdes.js';
 import { buildTopology, type GlobalTableDef, type NodeDef, type Processor, type StoreDef, type TimestampExtractor, type Topology } from './topology.js';
 import { type JoinWindows, SessionWindows, SlidingWindows, TimeWindows } from './windows.js';
 
@@ -321,9 +323,40 @@ export class KStream<K, V> {
     return this.streamJoin(other, joiner as (v: V, o: unknown) => unknown, a as JoinWindows, b);
   }
 
-  /** Stream-table left join: records without a table value are joined with null. */
-  leftJoin<VT, VR>(table: KTable<K, VT>, joiner: (value: V, tableValue: VT | null) => VR, valueSerde?: Serde<VR>): KStream<K, VR> {
-    return this.tableJoin(table as unknown as KTable<K, unknown>, joiner as (v: V, t: unknown) => unknown, true, valueSerde && any(valueSerde)) as KStream<
+  /** Stream-table left join: records without a table value (none yet, or deleted by a tombstone) are joined with null. */
+  leftJoin<VT, VR>(table: KTable<K, VT>, joiner: (value: V, tableValue: VT | null) => VR, valueSerde?: Serde<VR>): KStream<K, VR>;
+  /**
+   * Stream-stream left join (windowed, Kafka 3.1+ semantics): every pair within the window; a
+   * record of this stream that meets no partner is joined with null once its window plus grace
+   * has closed (never early: no spurious null results).
+   */
+  leftJoin<VO, VR>(other: KStream<K, VO>, joiner: (value: V, otherValue: VO | null) => VR, windows: JoinWindows, valueSerde?: Serde<VR>): KStream<K, VR>;
+  /** Stream-globalTable left join (Kafka's leftJoin(GlobalKTable, keySelector, joiner)); the same as leftJoinGlobal. */
+  leftJoin<GK, GV, VR>(
+    table: GlobalKTable<GK, GV>,
+    keySelector: (key: K, value: V) => GK,
+    joiner: (value: V, tableValue: GV | null) => VR,
+    valueSerde?: Serde<VR>,
+  ): KStream<K, VR>;
+  leftJoin(other: KTable<K, unknown> | KStream<K, unknown> | GlobalKTable<unknown, unknown>, a: unknown, b?: unknown, c?: AnySerde): KStream<K, unknown> {
+    if (other instanceof KTable) return this.tableJoin(other as KTable<K, unknown>, a as (v: V, t: unknown) => unknown, true, b as AnySerde | undefined);
+    if (other instanceof GlobalKTable)
+      return this.leftJoinGlobal(other, a as (k: K, v: V) => unknown, b as (v: V, t: unknown) => unknown, c as Serde<unknown> | undefined);
+    return this.streamJoin(other, a as (v: V, o: unknown) => unknown, b as JoinWindows, c, 'left');
+  }
+
+  /**
+   * Stream-stream outer join (windowed, Kafka 3.1+ semantics): every pair within the window; a
+   * record of either stream that meets no partner is joined with null (joiner(v, null) or
+   * joiner(null, o)) once its window plus grace has closed.
+   */
+  outerJoin<VO, VR>(
+    other: KStream<K, VO>,
+    joiner: (value: V | null, otherValue: VO | null) => VR,
+    windows: JoinWindows,
+    valueSerde?: Serde<VR>,
+  ): KStream<K, VR> {
+    return this.streamJoin(other as KStream<K, unknown>, joiner as (v: V, o: unknown) => unknown, windows, valueSerde && any(valueSerde), 'outer') as KStream<
       K,
       VR
     >;
@@ -341,23 +374,55 @@ export class KStream<K, V> {
     return new KStream(this.builder, node, s.keySerde, valueSerde ?? this.builder.defaultValueSerde, false);
   }
 
-  private streamJoin(other: KStream<K, unknown>, joiner: (v: V, o: unknown) => unknown, windows: JoinWindows, valueSerde?: AnySerde): KStream<K, unknown> {
+  private streamJoin(
+    other: KStream<K, unknown>,
+    joiner: (v: V, o: unknown) => unknown,
+    windows: JoinWindows,
+    valueSerde: AnySerde | undefined,
+    kind: 'inner' | 'left' | 'outer' = 'inner',
+  ): KStream<K, unknown> {
     const l = this.repartitionedIfNeeded({});
     const r = other.repartitionedIfNeeded({});
     const lb = this.builder.addStore(this.builder.name('KSTREAM-JOINTHIS-STORE'));
     const rb = this.builder.addStore(this.builder.name('KSTREAM-JOINOTHER-STORE'));
-    const common = { keySerde: l.keySerde, windows, joiner: joiner as (a: unknown, b: unknown) => unknown };
+    // Records waiting for a partner (left and outer joins), changelogged like the buffers.
+    const outerStore = kind === 'inner' ? undefined : this.builder.addStore(this.builder.name(`KSTREAM-${kind.toUpperCase()}-SHARED-STORE`));
+    const stores = outerStore ? [lb, rb, outerStore] : [lb, rb];
+    const common = {
+      keySerde: l.keySerde,
+      windows,
+      joiner: joiner as (a: unknown, b: unknown) => unknown,
+      outerStore,
+      leftValueSerde: l.valueSerde,
+      rightValueSerde: r.valueSerde,
+    };
     const ln = this.builder.addProcessor(
       'KSTREAM-JOINTHIS',
       [l.node],
-      streamStreamJoinProcessor({ ...common, thisBuffer: lb, otherBuffer: rb, thisValueSerde: l.valueSerde, otherValueSerde: r.valueSerde, isLeft: true }),
-      [lb, rb],
+      streamStreamJoinProcessor({
+        ...common,
+        thisBuffer: lb,
+        otherBuffer: rb,
+        thisValueSerde: l.valueSerde,
+        otherValueSerde: r.valueSerde,
+        isLeft: true,
+        thisOuter: kind !== 'inner',
+      }),
+      stores,
     );
     const rn = this.builder.addProcessor(
       'KSTREAM-JOINOTHER',
       [r.node],
-      streamStreamJoinProcessor({ ...common, thisBuffer: rb, otherBuffer: lb, thisValueSerde: r.valueSerde, otherValueSerde: l.valueSerde, isLeft: false }),
-      [lb, rb],
+      streamStreamJoinProcessor({
+        ...common,
+        thisBuffer: rb,
+        otherBuffer: lb,
+        thisValueSerde: r.valueSerde,
+        otherValueSerde: l.valueSerde,
+        isLeft: false,
+        thisOuter: kind === 'outer',
+      }),
+      stores,
     );
     const merged = this.builder.addProcessor(
       'KSTREAM-JOIN-MERGE',
@@ -731,27 +796,67 @@ export class KTable<K, V> {
 
   /** Table-table join (inner): a row while both sides have one for the key. */
   join<VO, VR>(other: KTable<K, VO>, joiner: (value: V, otherValue: VO) => VR, valueSerde?: Serde<VR>): KTable<K, VR> {
-    return this.tableJoin(other as unknown as KTable<K, unknown>, joiner as (a: unknown, b: unknown) => unknown, false, valueSerde);
+    return this.tableJoin(other as unknown as KTable<K, unknown>, joiner as (a: unknown, b: unknown) => unknown, 'inner', valueSerde);
   }
 
-  /** Table-table left join: a row while this side has one (the other value may be null). */
+  /** Table-table left join: a row while this side has one (the other value may be null); deleting this side's row deletes the result. */
   leftJoin<VO, VR>(other: KTable<K, VO>, joiner: (value: V, otherValue: VO | null) => VR, valueSerde?: Serde<VR>): KTable<K, VR> {
-    return this.tableJoin(other as unknown as KTable<K, unknown>, joiner as (a: unknown, b: unknown) => unknown, true, valueSerde);
+    return this.tableJoin(other as unknown as KTable<K, unknown>, joiner as (a: unknown, b: unknown) => unknown, 'left', valueSerde);
   }
 
-  private tableJoin<VR>(other: KTable<K, unknown>, joiner: (a: unknown, b: unknown) => unknown, left: boolean, valueSerde?: Serde<VR>): KTable<K, VR> {
+  /** Table-table outer join: a row while either side has one (the missing side is null); deleted once both are gone. */
+  outerJoin<VO, VR>(other: KTable<K, VO>, joiner: (value: V | null, otherValue: VO | null) => VR, valueSerde?: Serde<VR>): KTable<K, VR> {
+    return this.tableJoin(other as unknown as KTable<K, unknown>, joiner as (a: unknown, b: unknown) => unknown, 'outer', valueSerde);
+  }
+
+  /**
+   * Re-groups the table by a new key (Kafka's KTable.groupBy): the result aggregates, per new
+   * key, the rows that map to it now. Always through a repartition topic, which carries each
+   * row change as its old value (to subtract) and new value (to add).
+   */
+  groupBy<K2, V2>(selector: (key: K, value: V) => KeyValue<K2, V2>, grouped: Grouped<K2, V2> = {}): KGroupedTable<K2, V2> {
+    const groupKeySerde = grouped.keySerde ? any(grouped.keySerde) : this.builder.defaultKeySerde;
+    const groupValueSerde = grouped.valueSerde ? any(grouped.valueSerde) : this.builder.defaultValueSerde;
+    const prior = this.builder.addStore(this.builder.name('KTABLE-GROUPBY-PRIOR-STORE'));
+    const select = this.builder.addProcessor(
+      'KTABLE-SELECT',
+      [this.node],
+      tableGroupBySelectProcessor({
+        priorStore: prior,
+        keySerde: this.keySerde,
+        valueSerde: this.valueSerde,
+        groupKeySerde,
+        selector: selector as (k: unknown, v: unknown) => [unknown, unknown],
+      }),
+      [prior],
+    );
+    const topic = `${grouped.name ?? this.builder.name('KTABLE-AGGREGATE')}-repartition`;
+    const changes = any(changeSerde(groupValueSerde));
+    const sink = this.builder.name('KTABLE-REPARTITION-SINK');
+    this.builder.nodes.set(sink, { kind: 'sink', name: sink, parents: [select], topic, keySerde: groupKeySerde, valueSerde: changes, repartition: true });
+    const source = this.builder.name('KTABLE-REPARTITION-SOURCE');
+    this.builder.nodes.set(source, { kind: 'source', name: source, topics: [topic], keySerde: groupKeySerde, valueSerde: changes, repartition: true });
+    return new KGroupedTable<K2, V2>(this.builder, source, groupKeySerde, groupValueSerde);
+  }
+
+  private tableJoin<VR>(
+    other: KTable<K, unknown>,
+    joiner: (a: unknown, b: unknown) => unknown,
+    kind: 'inner' | 'left' | 'outer',
+    valueSerde?: Serde<VR>,
+  ): KTable<K, VR> {
     const ls = this.materialize();
     const rs = other.materialize();
     const ln = this.builder.addProcessor(
       'KTABLE-JOINTHIS',
       [this.node],
-      tableTableJoinProcessor(rs, this.keySerde, other.valueSerde, joiner, left ? 'left-this' : 'inner'),
+      tableTableJoinProcessor(rs, this.keySerde, other.valueSerde, joiner, kind === 'left' ? 'left-this' : kind),
       [ls, rs],
     );
     const rn = this.builder.addProcessor(
       'KTABLE-JOINOTHER',
       [other.node],
-      tableTableJoinProcessor(ls, this.keySerde, this.valueSerde, (mine, o) => joiner(o, mine), left ? 'left-other' : 'inner'),
+      tableTableJoinProcessor(ls, this.keySerde, this.valueSerde, (mine, o) => joiner(o, mine), kind === 'left' ? 'left-other' : kind),
       [ls, rs],
     );
     const merged = this.builder.addProcessor(
@@ -760,5 +865,65 @@ export class KTable<K, V> {
       stateless((ctx, r) => ctx.forward(r)),
     );
     return new KTable<K, VR>(this.builder, merged, this.keySerde, valueSerde ? any(valueSerde) : this.builder.defaultValueSerde, undefined);
+  }
+}
+
+/**
+ * A table re-grouped by a new key (KTable.groupBy): aggregations take an adder and a subtractor,
+ * because a row that changes leaves its old group (subtract its old value) and joins its new one
+ * (add its new value); a deleted row only leaves. Results are KTables; a group that loses every
+ * row keeps its aggregate (0 for count), as in Kafka.
+ */
+export class KGroupedTable<K, V> {
+  /** @internal */
+  constructor(
+    private readonly builder: StreamsBuilder,
+    private readonly node: string,
+    private readonly keySerde: AnySerde,
+    private readonly valueSerde: AnySerde,
+  ) {}
+
+  /** Rows per group. */
+  count(materialized: Materialized<K, number> = {}): KTable<K, number> {
+    return this.aggregate(
+      () => 0,
+      (_k, _v, n) => n + 1,
+      (_k, _v, n) => n - 1,
+      { ...materialized, valueSerde: materialized.valueSerde ?? Serdes.Long() },
+    );
+  }
+
+  /** `adder(agg, value)` when a row joins the group, `subtractor(agg, value)` when it leaves; the first row is the aggregate. */
+  reduce(adder: (agg: V, value: V) => V, subtractor: (agg: V, value: V) => V, materialized: Materialized<K, V> = {}): KTable<K, V> {
+    return this.aggregate<V | null>(
+      () => null,
+      (_k, v, agg) => (agg === null ? v : adder(agg, v)),
+      (_k, v, agg) => (agg === null ? null : subtractor(agg, v)),
+      { ...materialized, valueSerde: materialized.valueSerde ?? (this.valueSerde as Serde<V>) } as Materialized<K, V | null>,
+    ) as KTable<K, V>;
+  }
+
+  aggregate<VA>(
+    initializer: () => VA,
+    adder: (key: K, value: V, agg: VA) => VA,
+    subtractor: (key: K, value: V, agg: VA) => VA,
+    materialized: Materialized<K, VA> = {},
+  ): KTable<K, VA> {
+    const store = this.builder.addStore(materialized.storeName ?? this.builder.name('KTABLE-AGGREGATE-STATE-STORE'));
+    const aggSerde = materialized.valueSerde ? any(materialized.valueSerde) : any(Serdes.JSON<VA>());
+    const node = this.builder.addProcessor(
+      'KTABLE-AGGREGATE',
+      [this.node],
+      tableAggregateProcessor({
+        store,
+        keySerde: this.keySerde,
+        aggSerde,
+        initializer,
+        adder: adder as (k: unknown, v: unknown, a: unknown) => unknown,
+        subtractor: subtractor as (k: unknown, v: unknown, a: unknown) => unknown,
+      }),
+      [store],
+    );
+    return new KTable<K, VA>(this.builder, node, this.keySerde, aggSerde, store);
   }
 }

@@ -7,12 +7,14 @@
  *   time-window aggregate         [window start 8][serialized key]   time first, so expired windows are one range
  *   session aggregate             [session end 8][key length 4][serialized key][session start 8]
  *   stream-stream join buffer     [timestamp 8][key length 4][serialized key][sequence 4]
+ *   outer join (waiting records)  [timestamp 8][side 1][key length 4][serialized key][sequence 4]
  *   suppression buffer            [window end 8][windowed key bytes]
+ *   table groupBy prior values    serialized key (the row's last value, to subtract it on change)
  * Time-first layouts make retention one range delete; a lookup scans a time range and filters
  * the key, which costs the records of that range (Kafka segments its window stores for the same
  * reason).
  */
-import type { Serde, Window, Windowed } from './serdes.js';
+import type { Change, Serde, Window, Windowed } from './serdes.js';
 import { windowedSerde } from './serdes.js';
 import type { KeyValueStore, Processor, ProcessorContext, Rec } from './topology.js';
 import { type JoinWindows, type SessionWindows, type SlidingWindows, type TimeWindows, slidingWindowsFor, windowClosed } from './windows.js';
@@ -259,7 +261,11 @@ export function suppressProcessor(store: string, keySerde: Serde<unknown>, value
   };
 }
 
-/** Stream-table join: each stream record looks its key up in the table's store (the table side forwards nothing). */
+/**
+ * Stream-table join: each stream record looks its key up in the table's store (the table side
+ * forwards nothing; a tombstone on it deletes the row, so later records find none). The inner join
+ * drops stream records with a null value; the left join passes them to the joiner (KIP-962).
+ */
 export function streamTableJoinProcessor(
   tableStore: string,
   keySerde: Serde<unknown>,
@@ -269,6 +275,7 @@ export function streamTableJoinProcessor(
 ): () => Processor {
   return stateless((ctx, r) => {
     if (r.key === null || r.key === undefined) return ctx.count('skipped-null-key');
+    if (!left && (r.value === null || r.value === undefined)) return ctx.count('skipped-null');
     const found = ctx.store(tableStore).get(keySerde.serialize(r.key)!);
     if (found === undefined && !left) return;
     ctx.forward({ ...r, value: joiner(r.value, found === undefined ? null : tableValueSerde.deserialize(found)) });
@@ -294,15 +301,15 @@ export function streamGlobalJoinProcessor(
 
 /**
  * One side of a table-table join: on a change of this side, looks up the other side's store and
- * forwards the joined value, or a deletion when the inner join no longer holds (left join: while
- * this side has a value).
+ * forwards the joined value, or a deletion when the join no longer holds (inner: while both sides
+ * have a value; left: while the left side has one; outer: while either has one).
  */
 export function tableTableJoinProcessor(
   otherStore: string,
   keySerde: Serde<unknown>,
   otherValueSerde: Serde<unknown>,
   joiner: (mine: unknown, other: unknown) => unknown,
-  mode: 'inner' | 'left-this' | 'left-other',
+  mode: 'inner' | 'left-this' | 'left-other' | 'outer',
 ): () => Processor {
   return stateless((ctx, r) => {
     if (r.key === null || r.key === undefined) return;
@@ -311,17 +318,26 @@ export function tableTableJoinProcessor(
     let value: unknown = null;
     if (mode === 'inner') value = r.value !== null && other !== null ? joiner(r.value, other) : null;
     else if (mode === 'left-this') value = r.value !== null ? joiner(r.value, other) : null;
+    else if (mode === 'outer') value = r.value !== null || other !== null ? joiner(r.value, other) : null;
     else value = other !== null ? joiner(r.value, other) : null; // this side is the right of a left join
     ctx.forward({ key: r.key, value, timestamp: r.timestamp });
   });
 }
 
 /**
- * One side of a windowed stream-stream inner join: buffers its record, then joins it with every
- * record of the other side with the same key whose timestamp is within [t - before, t + after]
- * (seen from the left; mirrored for the right). Output time is the later of the two. A record
- * older than stream time - (before + after + grace) is dropped as late; buffers are purged past
- * that retention at commit.
+ * One side of a windowed stream-stream join: buffers its record, then joins it with every record
+ * of the other side with the same key whose timestamp is within [t - before, t + after] (seen
+ * from the left; mirrored for the right). Output time is the later of the two. A record older
+ * than stream time - (after or before) - grace is dropped as late; buffers are purged past
+ * before + after + grace at commit.
+ *
+ * Left and outer joins (Kafka 3.1+, KIP-633): a record of an outer side that finds no partner is
+ * not joined with null at once (a partner may still arrive within the window and grace). It waits
+ * in the shared outer store, keyed [timestamp 8][side 1][key length 4][key][sequence 4] (its
+ * buffer key with the side inserted), until either a partner arrives (it is deleted: the join
+ * result covers it) or its window closes (t + after-or-before + grace < stream time): then it is
+ * forwarded joined with null, once, and deleted. The outer store is changelogged with the
+ * outputs, so a restart neither loses nor repeats a pending record.
  */
 export function streamStreamJoinProcessor(spec: {
   thisBuffer: string;
@@ -332,37 +348,82 @@ export function streamStreamJoinProcessor(spec: {
   windows: JoinWindows;
   isLeft: boolean;
   joiner: (left: unknown, right: unknown) => unknown;
+  /** Left/outer joins: the store of records still waiting for a partner, shared by both sides. */
+  outerStore?: string;
+  /** Whether this side's unmatched records are emitted (the left side of a left join; both sides of an outer join). */
+  thisOuter?: boolean;
+  /** The left side's value serde (outer-store values are the left's or the right's). */
+  leftValueSerde?: Serde<unknown>;
+  rightValueSerde?: Serde<unknown>;
 }): () => Processor {
   const { windows } = spec;
   const retention = windows.beforeMs + windows.afterMs + windows.graceMs;
+  // How long after its own timestamp a record of each side can still meet a partner.
+  const lookBack = { left: windows.afterMs, right: windows.beforeMs };
+  const LEFT = 0;
+  const RIGHT = 1;
+  const thisSide = spec.isLeft ? LEFT : RIGHT;
+  const outerKey = (bufferKey: Buffer, side: number) => Buffer.concat([bufferKey.subarray(0, 8), Buffer.of(side), bufferKey.subarray(8)]);
   return () => {
     let ctx!: ProcessorContext;
     let mine!: KeyValueStore;
     let other!: KeyValueStore;
+    let outer: KeyValueStore | undefined;
     // Distinguishes records of one key and timestamp; random start so a restarted task does not reuse numbers.
     let seq = Math.floor(Math.random() * 0xffffffff);
+
+    /** Forwards, joined with null, every waiting record whose window has closed; oldest first. */
+    const emitClosed = () => {
+      if (!outer) return;
+      const st = ctx.streamTime();
+      const upTo = st - Math.min(lookBack.left, lookBack.right) - windows.graceMs; // exclusive bound on timestamps that may be closed
+      if (upTo <= 0) return;
+      for (const [ok, ov] of outer.range(be64(0), be64(upTo))) {
+        const t = Number(ok.readBigInt64BE(0));
+        const side = ok[8]!;
+        if (t + (side === LEFT ? lookBack.left : lookBack.right) + windows.graceMs >= st) continue;
+        outer.put(ok, null);
+        const len = ok.readUInt32BE(9);
+        const key = spec.keySerde.deserialize(ok.subarray(13, 13 + len));
+        const value = side === LEFT ? spec.joiner(spec.leftValueSerde!.deserialize(ov), null) : spec.joiner(null, spec.rightValueSerde!.deserialize(ov));
+        ctx.forward({ key, value, timestamp: t });
+      }
+    };
+
     return {
       init: (c) => {
         ctx = c;
         mine = c.store(spec.thisBuffer);
         other = c.store(spec.otherBuffer);
+        if (spec.outerStore) outer = c.store(spec.outerStore);
       },
       process: (r) => {
         if (r.key === null || r.key === undefined || r.value === null || r.value === undefined) return ctx.count('skipped-null');
         const t = r.timestamp;
         if (t + (spec.isLeft ? windows.afterMs : windows.beforeMs) + windows.graceMs < ctx.streamTime()) return ctx.count('dropped-late');
+        // As Kafka does: results of windows that closed come before this record's own.
+        emitClosed();
         const k = spec.keySerde.serialize(r.key)!;
-        mine.put(Buffer.concat([be64(t), u32(k.length), k, u32(seq++ >>> 0)]), spec.thisValueSerde.serialize(r.value));
+        const myKey = Buffer.concat([be64(t), u32(k.length), k, u32(seq++ >>> 0)]);
+        mine.put(myKey, spec.thisValueSerde.serialize(r.value));
         // From the left at t, right records in [t - before, t + after]; from the right, left records in [t - after, t + before].
         const lo = spec.isLeft ? t - windows.beforeMs : t - windows.afterMs;
         const hi = spec.isLeft ? t + windows.afterMs : t + windows.beforeMs;
+        let matched = false;
         for (const [ok, ov] of other.range(be64(lo), be64(hi + 1))) {
           const len = ok.readUInt32BE(8);
           if (len !== k.length || !ok.subarray(12, 12 + len).equals(k)) continue;
+          matched = true;
+          if (outer) {
+            // The partner stops waiting: this result covers it.
+            const wk = outerKey(ok, 1 - thisSide);
+            if (outer.get(wk) !== undefined) outer.put(wk, null);
+          }
           const ot = Number(ok.readBigInt64BE(0));
           const o = spec.otherValueSerde.deserialize(ov);
           ctx.forward({ key: r.key, value: spec.isLeft ? spec.joiner(r.value, o) : spec.joiner(o, r.value), timestamp: Math.max(t, ot) });
         }
+        if (!matched && outer && spec.thisOuter) outer.put(outerKey(myKey, thisSide), spec.thisValueSerde.serialize(r.value));
       },
       beforeCommit: () => {
         const expiredBefore = ctx.streamTime() - retention;
@@ -371,4 +432,68 @@ export function streamStreamJoinProcessor(spec: {
       },
     };
   };
+}
+
+/**
+ * KTable.groupBy, the selecting side: for a change of a table row, the old row's (group key,
+ * value) is subtracted from its group and the new row's added to its group, carried through the
+ * repartition topic as a Change (Kafka's Change<V>): one record with both when the group key
+ * stays, two (old, then new) when it moves. The previous value of each row is kept in `priorStore`
+ * (tables forward new values only). A deletion (null) only subtracts; a selected null group key
+ * is skipped, as in Kafka.
+ */
+export function tableGroupBySelectProcessor(spec: {
+  priorStore: string;
+  keySerde: Serde<unknown>;
+  valueSerde: Serde<unknown>;
+  groupKeySerde: Serde<unknown>;
+  selector: (key: unknown, value: unknown) => [unknown, unknown];
+}): () => Processor {
+  return stateless((ctx, r) => {
+    if (r.key === null || r.key === undefined) return ctx.count('skipped-null-key');
+    const prior = ctx.store(spec.priorStore);
+    const k = spec.keySerde.serialize(r.key)!;
+    const before = prior.get(k);
+    const oldValue = before === undefined ? null : spec.valueSerde.deserialize(before);
+    const newValue = r.value === undefined ? null : r.value;
+    prior.put(k, newValue === null ? null : spec.valueSerde.serialize(newValue));
+    const valid = (kv: [unknown, unknown] | undefined) => (kv && kv[0] !== null && kv[0] !== undefined ? kv : undefined);
+    const o = oldValue === null ? undefined : valid(spec.selector(r.key, oldValue));
+    const n = newValue === null ? undefined : valid(spec.selector(r.key, newValue));
+    if ((oldValue !== null && !o) || (newValue !== null && !n)) ctx.count('skipped-null-key');
+    if (o && n && spec.groupKeySerde.serialize(o[0])!.equals(spec.groupKeySerde.serialize(n[0])!)) {
+      ctx.forward({ key: n[0], value: { oldValue: o[1], newValue: n[1] } satisfies Change<unknown>, timestamp: r.timestamp });
+      return;
+    }
+    if (o) ctx.forward({ key: o[0], value: { oldValue: o[1], newValue: null } satisfies Change<unknown>, timestamp: r.timestamp });
+    if (n) ctx.forward({ key: n[0], value: { oldValue: null, newValue: n[1] } satisfies Change<unknown>, timestamp: r.timestamp });
+  });
+}
+
+/**
+ * KGroupedTable's aggregate (Kafka's KTableAggregate): subtracts a Change's old value from the
+ * group's aggregate (when the group has one), then adds its new value (initializing the group
+ * first if needed), stores and forwards the result. An aggregate that becomes null (a reduce
+ * whose subtractor answered null) deletes the row and forwards the deletion.
+ */
+export function tableAggregateProcessor(spec: {
+  store: string;
+  keySerde: Serde<unknown>;
+  aggSerde: Serde<unknown>;
+  initializer: () => unknown;
+  adder: (key: unknown, value: unknown, agg: unknown) => unknown;
+  subtractor: (key: unknown, value: unknown, agg: unknown) => unknown;
+}): () => Processor {
+  return stateless((ctx, r) => {
+    const change = r.value as Change<unknown> | null;
+    if (r.key === null || r.key === undefined || change === null) return ctx.count('skipped-null');
+    const store = ctx.store(spec.store);
+    const k = spec.keySerde.serialize(r.key)!;
+    const stored = store.get(k);
+    let agg = stored === undefined ? null : spec.aggSerde.deserialize(stored);
+    if (change.oldValue !== null && agg !== null) agg = spec.subtractor(r.key, change.oldValue, agg);
+    if (change.newValue !== null) agg = spec.adder(r.key, change.newValue, agg === null ? spec.initializer() : agg);
+    store.put(k, agg === null || agg === undefined ? null : spec.aggSerde.serialize(agg));
+    ctx.forward({ key: r.key, value: agg ?? null, timestamp: r.timestamp });
+  });
 }

@@ -82,3 +82,40 @@ export function windowedSerde<K>(inner: Serde<K>): Serde<Windowed<K>> {
     },
   };
 }
+
+/** A table row's change (Kafka's Change<V>): what KTable.groupBy sends through its repartition topic. */
+export interface Change<V> {
+  oldValue: V | null;
+  newValue: V | null;
+}
+
+/**
+ * Changes on a repartition topic: a flags byte (bit 0: old value present, bit 1: new value
+ * present), the old value's length as a 4-byte big-endian integer and its bytes, then the new
+ * value's bytes. Malformed bytes throw a RangeError naming what is wrong.
+ */
+export function changeSerde<V>(inner: Serde<V>): Serde<Change<V>> {
+  return {
+    serialize: (c) => {
+      if (c === null || c === undefined) return null;
+      const o = c.oldValue === null ? null : inner.serialize(c.oldValue);
+      const n = c.newValue === null ? null : inner.serialize(c.newValue);
+      const head = Buffer.alloc(5);
+      head[0] = (o === null ? 0 : 1) | (n === null ? 0 : 2);
+      head.writeUInt32BE(o?.length ?? 0, 1);
+      return Buffer.concat([head, o ?? Buffer.alloc(0), n ?? Buffer.alloc(0)]);
+    },
+    deserialize: (b) => {
+      if (b === null) return null;
+      if (b.length < 5) throw new RangeError(`a change needs at least 5 bytes, got ${b.length}`);
+      const flags = b[0]!;
+      if (flags > 3) throw new RangeError(`a change's flags byte must be 0-3, got ${flags}`);
+      const oldLength = b.readUInt32BE(1);
+      if (5 + oldLength > b.length) throw new RangeError(`a change's old value claims ${oldLength} bytes, ${b.length - 5} follow`);
+      return {
+        oldValue: flags & 1 ? inner.deserialize(b.subarray(5, 5 + oldLength)) : null,
+        newValue: flags & 2 ? inner.deserialize(b.subarray(5 + oldLength)) : null,
+      };
+    },
+  };
+}
