@@ -36,9 +36,10 @@ import { Fetcher } from './fetcher.js';
 import { isRetriableError } from './retry.js';
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
 import { OffsetSpec } from '@skein/proto/skein/broker/v1/broker.js';
-import { type GroupCoordinatorServiceClient, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type SessionResponse, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
+import { type CommitOffsetsRequest, type GroupCoordinatorServiceClient, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type SessionResponse, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import type { SkeinClient } from './client.js';
 import { CoordinatorPool } from './coordinators.js';
+import { CommitChannel, type CommitRpc } from './commit-stream.js';
 import { callUnary, type UnaryStub } from './rpc.js';
 
 export interface ConsumerOptions {
@@ -107,6 +108,11 @@ export interface ConsumerOptions {
    * the whole session timeout. 'unary': one call per heartbeat.
    */
   session?: 'stream' | 'unary';
+  /**
+   * 'stream' (default): commits travel over one CommitStream per coordinator instance (unary on
+   * an instance too old to have it). 'unary': one CommitOffsets call per commit.
+   */
+  commits?: CommitRpc;
   /**
    * Called when a handler throws, and when fetching a partition fails; `err.reason` says why
    * (e.g. CORRUPT_MESSAGE, OFFSET_OUT_OF_RANGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER).
@@ -202,6 +208,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private readonly fetcher: Fetcher;
   private readonly clock: Clock;
   private readonly timers: Timers;
+  private readonly commits: CommitChannel;
   private stopped = false;
   private started = false;
   private cancelHeartbeat: (() => void) | undefined;
@@ -220,6 +227,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     this.coordinators = new CoordinatorPool(options.coordinator?.length ? options.coordinator : () => client.findCoordinators(), client.credentials, undefined, client.clientOptions);
     this.clock = options.clock ?? systemClock;
     this.timers = options.timers ?? systemTimers;
+    this.commits = new CommitChannel(options.commits ?? 'stream', this.timers);
     this.fetcher = new Fetcher(client, {
       maxWaitMs: options.maxWaitMs, minBytes: options.minBytes, maxBytes: options.maxBytes, maxBytesPerPartition: options.maxBytesPerPartition,
       maxUncompressedBytes: options.maxUncompressedBytes, isolationLevel: options.isolationLevel, clock: this.clock, timers: this.timers,
@@ -242,6 +250,18 @@ export class GroupConsumer implements AsyncIterable<Message> {
       const e = err as grpc.ServiceError;
       if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) this.coordinators.failed();
       throw fromServiceError(e);
+    }
+  }
+
+  /** One commit, over the commit stream or unary, moving to the next instance where `call` would. */
+  private async sendCommit(req: CommitOffsetsRequest): Promise<void> {
+    const c = await this.coordinators.current();
+    try {
+      await this.commits.commit(c, req, 5000);
+    } catch (err) {
+      const code = (err as SkeinError).code;
+      if (code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED) this.coordinators.failed();
+      throw err;
     }
   }
 
@@ -358,7 +378,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
       return { topic, partition, offset: this.positions.get(k)!, metadata: '' };
     });
     if (offsets.length === 0) return;
-    await retry(() => this.call((c) => c.commitOffsets.bind(c), { groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, offsets }), {
+    await retry(() => this.sendCommit({ groupId: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, offsets }), {
       initialMs: 100, maxMs: 800, maxAttempts: 5, retryIf: (err) => (err as SkeinError).retriable, timers: this.timers,
     });
     for (const o of offsets) this.committed.set(key(o.topic, o.partition), o.offset);
@@ -614,6 +634,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
     // keeps its connection (and this process) alive until the server gets round to ending it.
     this.stream?.call.cancel();
     this.stream = undefined;
+    this.commits.close();
     this.coordinators.close();
   }
 }

@@ -5,13 +5,14 @@
  * has its positions changed under it.
  */
 import * as grpc from '@grpc/grpc-js';
-import { fromServiceError } from '@skein/common/errors.js';
+import { fromServiceError, type SkeinError } from '@skein/common/errors.js';
 import {
   ResetSpec,
   type GroupCoordinatorServiceClient,
   type DescribeGroupResponse, type GroupSummary, type OffsetCommit,
 } from '@skein/proto/skein/group/v1/group.js';
 import type { SkeinClient } from './client.js';
+import { CommitChannel } from './commit-stream.js';
 import { CoordinatorPool } from './coordinators.js';
 import { callUnary, type UnaryStub } from './rpc.js';
 
@@ -26,6 +27,7 @@ export type ResetTo =
 
 export class GroupAdmin {
   private readonly pool: CoordinatorPool;
+  private readonly commits = new CommitChannel();
 
   /**
    * `coordinators`: their addresses, or a SkeinClient to find them from the metadata service
@@ -79,7 +81,17 @@ export class GroupAdmin {
 
   /** Commits offsets for a group with no members (e.g. a standalone reader tracking its position in a group). */
   async commitOffsets(groupId: string, offsets: Array<{ topic: string; partition: number; offset: bigint; metadata?: string }>): Promise<void> {
-    await this.call((c) => c.commitOffsets.bind(c), { groupId, memberId: '', memberEpoch: -1, offsets: offsets.map((o) => ({ ...o, metadata: o.metadata ?? '' })) });
+    const req = { groupId, memberId: '', memberEpoch: -1, offsets: offsets.map((o) => ({ ...o, metadata: o.metadata ?? '' })) };
+    // Over the commit stream (commit-stream.ts), moving on when an instance is unreachable as call() does.
+    for (let tries = 1; ; tries++) {
+      const c = await this.pool.current();
+      try {
+        return await this.commits.commit(c, req, this.timeoutMs);
+      } catch (err) {
+        if ((err as SkeinError).code !== grpc.status.UNAVAILABLE || tries >= this.pool.triesPerCall) throw err;
+        this.pool.failed();
+      }
+    }
   }
 
   /** Moves an empty group's offsets for a topic; `dryRun` (default true) only reports where they would go. */
@@ -97,6 +109,7 @@ export class GroupAdmin {
   }
 
   close(): void {
+    this.commits.close();
     this.pool.close();
   }
 }

@@ -318,6 +318,17 @@ export function boundErrorMetadata(metadata: Readonly<Record<string, string>>): 
 export function toServiceError(err: unknown, onUnexpected?: (err: unknown) => void): Partial<grpc.StatusObject> & { code: grpc.status; details: string; metadata: grpc.Metadata } {
   // Already encoded by this function (a handler that answers with the status itself): unchanged.
   if (!isSkeinError(err) && isEncodedStatus(err)) return { code: err.code, details: err.details, metadata: err.metadata };
+  const status = toStatus(err, onUnexpected);
+  const metadata = new grpc.Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.from(Status.encode(status).finish()));
+  return { code: status.code, details: status.message, metadata };
+}
+
+/**
+ * The google.rpc.Status an error travels as: what toServiceError puts in `grpc-status-details-bin`,
+ * and what a response carries for one failed item of a stream (CommitStreamResponse.error).
+ */
+export function toStatus(err: unknown, onUnexpected?: (err: unknown) => void): Status {
   const e = isSkeinError(err) ? err : undefined;
   if (!e) onUnexpected?.(err);
   const reason: Reason = e?.reason ?? 'INTERNAL';
@@ -331,9 +342,7 @@ export function toServiceError(err: unknown, onUnexpected?: (err: unknown) => vo
   if (e?.leaderHint) details.push({ typeUrl: typeUrl('skein.common.v1.LeaderHint'), value: Buffer.from(LeaderHint.encode(e.leaderHint).finish()) });
   if (e?.controllerHint) details.push({ typeUrl: typeUrl('skein.common.v1.ControllerHint'), value: Buffer.from(ControllerHint.encode(e.controllerHint).finish()) });
   if (e?.offsetRangeHint) details.push({ typeUrl: typeUrl('skein.common.v1.OffsetRangeHint'), value: Buffer.from(OffsetRangeHint.encode(e.offsetRangeHint).finish()) });
-  const metadata = new grpc.Metadata();
-  metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message, details }).finish()));
-  return { code, details: message, metadata };
+  return { code, message, details };
 }
 
 function isEncodedStatus(err: unknown): err is { code: grpc.status; details: string; metadata: grpc.Metadata } {
@@ -351,34 +360,38 @@ const REASON_BY_CODE: Partial<Record<grpc.status, Reason>> = {
   [S.ABORTED]: 'CONCURRENT_MODIFICATION',
 };
 
+/**
+ * A google.rpc.Status from a peer as a SkeinError (undefined when it carries no Skein reason),
+ * keeping the code it names: a peer may map a reason differently across versions.
+ */
+export function fromStatus(status: Status, cause?: unknown): SkeinError | undefined {
+  const opts: SkeinErrorOptions & { reason?: string } = cause !== undefined ? { cause } : {};
+  for (const d of status.details) {
+    if (d.typeUrl === typeUrl('google.rpc.ErrorInfo')) {
+      const info = ErrorInfo.decode(d.value);
+      opts.reason = info.reason;
+      opts.metadata = info.metadata;
+    } else if (d.typeUrl === typeUrl('skein.common.v1.LeaderHint')) opts.leaderHint = LeaderHint.decode(d.value);
+    else if (d.typeUrl === typeUrl('skein.common.v1.ControllerHint')) opts.controllerHint = ControllerHint.decode(d.value);
+    else if (d.typeUrl === typeUrl('skein.common.v1.OffsetRangeHint')) opts.offsetRangeHint = OffsetRangeHint.decode(d.value);
+  }
+  if (!opts.reason) return undefined;
+  const known = opts.reason in REASONS;
+  const e = new SkeinError(known ? (opts.reason as Reason) : 'INTERNAL', status.message, opts);
+  if (!known) Object.defineProperty(e, 'reason', { value: opts.reason });
+  Object.defineProperty(e, 'code', { value: status.code });
+  return e;
+}
+
 /** Client side: decodes the details of a failed call back into a SkeinError. */
 export function fromServiceError(err: grpc.ServiceError): SkeinError {
   const raw = err.metadata?.get('grpc-status-details-bin')[0];
   if (raw) {
     try {
       const status = Status.decode(Buffer.isBuffer(raw) ? raw : Buffer.from(raw));
-      const opts: SkeinErrorOptions & { reason?: string } = { cause: err };
-      for (const d of status.details) {
-        if (d.typeUrl === typeUrl('google.rpc.ErrorInfo')) {
-          const info = ErrorInfo.decode(d.value);
-          opts.reason = info.reason;
-          opts.metadata = info.metadata;
-        } else if (d.typeUrl === typeUrl('skein.common.v1.LeaderHint')) opts.leaderHint = LeaderHint.decode(d.value);
-        else if (d.typeUrl === typeUrl('skein.common.v1.ControllerHint')) opts.controllerHint = ControllerHint.decode(d.value);
-        else if (d.typeUrl === typeUrl('skein.common.v1.OffsetRangeHint')) opts.offsetRangeHint = OffsetRangeHint.decode(d.value);
-      }
-      if (opts.reason && opts.reason in REASONS) {
-        const e = new SkeinError(opts.reason as Reason, status.message, opts);
-        // Keep the code the server sent (a peer may map a reason differently across versions).
-        Object.defineProperty(e, 'code', { value: err.code });
-        return e;
-      }
-      if (opts.reason) {
-        const e = new SkeinError('INTERNAL', status.message, opts);
-        Object.defineProperty(e, 'reason', { value: opts.reason });
-        Object.defineProperty(e, 'code', { value: err.code });
-        return e;
-      }
+      // The call's code, which is the one the status names.
+      const e = fromStatus({ ...status, code: err.code }, err);
+      if (e) return e;
     } catch {
       // fall through to the code-only mapping
     }

@@ -59,6 +59,13 @@ export interface RequestAuth {
   readonly principal: AuthzPrincipal;
   /** Whether the caller may perform the action (always true with the authorizer off). */
   allowed(action: Action): boolean;
+  /**
+   * Throws the denial the interceptor would answer with (audited the same way) unless the caller
+   * meets every requirement `rule` names for `request`; with the authorizer off the rule is not
+   * even run. For streams that carry many requests and answer a refusal per request instead of
+   * ending (their own rule is 'any': the handler checks each request).
+   */
+  check<R>(rule: (request: R) => readonly Requirement[], request: R, rpc: string): void;
 }
 
 export const clusterAction = (operation: Action['operation']): Action => ({ resourceType: 'cluster', resourceName: CLUSTER_RESOURCE_NAME, operation });
@@ -67,7 +74,7 @@ const INTERNAL_ONLY = (): Requirement[] => [clusterAction('cluster_action')];
 /** Outcomes keyed by the call's metadata object (the one handlers see), so no header can forge them. */
 const tokenPrincipals = new WeakMap<grpc.Metadata, { type: 'User'; name: string }>();
 const requestAuths = new WeakMap<grpc.Metadata, RequestAuth>();
-const OPEN: RequestAuth = Object.freeze({ principal: Object.freeze({ type: 'User', name: 'ANONYMOUS' }), allowed: () => true });
+const OPEN: RequestAuth = Object.freeze({ principal: Object.freeze({ type: 'User', name: 'ANONYMOUS' }), allowed: () => true, check: () => undefined });
 
 /** The principal a verified bearer token gave this call, if any (the Authenticator consults it first). */
 export function tokenPrincipal(metadata: grpc.Metadata | undefined): { type: 'User'; name: string } | undefined {
@@ -155,6 +162,35 @@ export interface ServiceRules {
   authorize?: AuthorizeMap;
 }
 
+/** Throws the denial of the first requirement none of whose options is allowed, after auditing it. */
+function authorizeAll(settings: AuthorizationSettings, principal: AuthzPrincipal, requirements: readonly Requirement[], rpc: string, client: string): void {
+  const authorizer = settings.acls.current;
+  for (const requirement of requirements) {
+    const options = Array.isArray(requirement) ? (requirement as readonly Action[]) : [requirement as Action];
+    const decisions = options.map((a) => authorizer.authorize(principal, a));
+    if (!decisions.some((d) => d.allowed)) {
+      // The last option is the most specific one (e.g. the topic after the cluster): named in the answer.
+      const action = options[options.length - 1]!;
+      const decision = decisions[decisions.length - 1]!;
+      settings.audit.info(
+        {
+          event: 'denied',
+          principal: principalString(principal),
+          operation: action.operation,
+          resourceType: action.resourceType,
+          resourceName: action.resourceName,
+          rpc,
+          client,
+          basis: decision.basis,
+          ...(decision.acl ? { acl: decision.acl } : {}),
+        },
+        'authorization denied',
+      );
+      throw denialError(principal, action, decision);
+    }
+  }
+}
+
 /** Enforces the services' rules with the authorizer over the cached ACLs (see the file comment). */
 export function authorizationInterceptor(settings: AuthorizationSettings, services: readonly ServiceRules[], logger: Logger): grpc.ServerInterceptor {
   const rules = new Map<string, AuthorizeRule>();
@@ -179,7 +215,11 @@ export function authorizationInterceptor(settings: AuthorizationSettings, servic
               superUser: identity.superUser,
             };
             principal = p;
-            requestAuths.set(metadata, { principal: p, allowed: (action) => settings.acls.current.authorize(p, action).allowed });
+            requestAuths.set(metadata, {
+              principal: p,
+              allowed: (action) => settings.acls.current.authorize(p, action).allowed,
+              check: (rule, request, name) => authorizeAll(settings, p, rule(request), name, client()),
+            });
             forward(metadata);
           },
           onReceiveMessage: (message: unknown, forward: (m: unknown) => void) => {
@@ -190,31 +230,7 @@ export function authorizationInterceptor(settings: AuthorizationSettings, servic
               return;
             }
             try {
-              const authorizer = settings.acls.current;
-              for (const requirement of (rule as (r: unknown, p: AuthzPrincipal) => readonly Requirement[])(message, principal)) {
-                const options = Array.isArray(requirement) ? (requirement as readonly Action[]) : [requirement as Action];
-                const decisions = options.map((a) => authorizer.authorize(principal!, a));
-                if (!decisions.some((d) => d.allowed)) {
-                  // The last option is the most specific one (e.g. the topic after the cluster): named in the answer.
-                  const action = options[options.length - 1]!;
-                  const decision = decisions[decisions.length - 1]!;
-                  settings.audit.info(
-                    {
-                      event: 'denied',
-                      principal: principalString(principal),
-                      operation: action.operation,
-                      resourceType: action.resourceType,
-                      resourceName: action.resourceName,
-                      rpc,
-                      client: client(),
-                      basis: decision.basis,
-                      ...(decision.acl ? { acl: decision.acl } : {}),
-                    },
-                    'authorization denied',
-                  );
-                  throw denialError(principal, action, decision);
-                }
-              }
+              authorizeAll(settings, principal, (rule as (r: unknown, p: AuthzPrincipal) => readonly Requirement[])(message, principal), rpc, client());
             } catch (err) {
               // A rule's own refusal (an identity check) is audited like an ACL's.
               const e = err as SkeinError;

@@ -14,17 +14,23 @@ const topic = (resourceName: string, operation: Action['operation']): Action => 
 const txnId = (resourceName: string, operation: Action['operation']): Action => ({ resourceType: 'transactional_id', resourceName, operation });
 const topics = (names: Iterable<string>, operation: Action['operation']): Requirement[] => [...new Set(names)].map((n) => topic(n, operation));
 
+/** What a commit needs: read on the group and on each topic (CommitOffsets, and each CommitStream request). */
+export const commitRequirements = (req: { groupId: string; offsets?: Array<{ topic: string }> }): Requirement[] => [
+  group(req.groupId, 'read'),
+  ...topics(
+    (req.offsets ?? []).map((o) => o.topic),
+    'read',
+  ),
+];
+
 export const groupAuthorizeMap: AuthorizeMap = {
   heartbeat: (req: { groupId: string }) => [group(req.groupId, 'read')],
   // Every message of a session carries a heartbeat: each is checked (an ACL removed mid-session ends it).
   session: (req: { heartbeat?: { groupId: string } }) => [group(req.heartbeat?.groupId ?? '', 'read')],
-  commitOffsets: (req: { groupId: string; offsets?: Array<{ topic: string }> }) => [
-    group(req.groupId, 'read'),
-    ...topics(
-      (req.offsets ?? []).map((o) => o.topic),
-      'read',
-    ),
-  ],
+  commitOffsets: commitRequirements,
+  // Each request names its own group: the handler checks commitRequirements per request and
+  // answers a refusal to that request alone, so one denied group does not end other groups' commits.
+  commitStream: 'any',
   fetchOffsets: (req: { groupId: string; partitions?: Array<{ topic: string }> }) => [
     group(req.groupId, 'describe'),
     ...topics(

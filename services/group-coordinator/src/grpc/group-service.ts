@@ -12,11 +12,12 @@ import type { MetadataStore } from '@skein/common/store/types.js';
 import { GroupStore, type CommittedOffset } from '../store/group-store.js';
 import { GroupCommitter } from '../store/group-committer.js';
 import type { TxnLimits } from '../store/commit-batch.js';
-import { GroupCoordinatorServiceService, ResetSpec, type GroupCoordinatorServiceServer, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
+import { GroupCoordinatorServiceService, ResetSpec, type CommitOffsetsRequest, type GroupCoordinatorServiceServer, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import type { Logger } from 'pino';
 import { emptyGroup, expireMembers, heartbeat, offsetsExpired, trackEmptiness } from '../domain/group.js';
 import { ASSIGNORS, topicOf, tp, type TopicPartition } from '../domain/assignors.js';
 import type { GroupEvent } from '../runtime/coordinator-metrics.js';
+import { commitStreamHandler } from './commit-stream.js';
 import { requestAuth } from '@skein/common/security/enforcement.js';
 import { commitProblem, compileTopicRegex, fetchOffsetsProblem, groupIdProblem, heartbeatProblem, isLimitProblem, type LimitProblem, resetOffsetsProblem, type TopicRegex, TopicRegexCache } from '../domain/request-limits.js';
 
@@ -33,7 +34,7 @@ export interface GroupServiceDeps {
   offsetsRetentionMs: number;
   /** How long a member whose session stream broke keeps its partitions, waiting for it to come back. */
   sessionBreakGraceMs: number;
-  /** Open session streams; `closing` is set on shutdown so that closing them marks no member. */
+  /** Open session and commit streams; `closing` is set on shutdown so that closing them marks no member. */
   sessions?: SessionRegistry;
   /** Topic name → partition count, from the metadata service. */
   topics: () => Promise<Map<string, number>>;
@@ -53,7 +54,7 @@ function refuse(problem: LimitProblem | undefined): void {
   if (problem) throw new SkeinError(problem.reason, problem.message);
 }
 
-/** Open session streams of this instance, so that shutdown can end them (members move at once). */
+/** Open session and commit streams of this instance, so that shutdown can end them (clients move at once). */
 export class SessionRegistry extends Set<{ emit(event: string, ...args: unknown[]): boolean }> {
   closing = false;
 
@@ -169,6 +170,22 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
     }
   };
 
+  /** One commit, unary or on a stream: checked, then group-committed; resolves once durable. */
+  const commit = countCommits(async (req: CommitOffsetsRequest): Promise<void> => {
+    refuse(commitProblem(req, offsetMetadataMaxBytes));
+    const counts = await deps.topics();
+    for (const o of req.offsets) {
+      const n = counts.get(o.topic);
+      if (n === undefined) throw new SkeinError('UNKNOWN_TOPIC', `topic ${o.topic} does not exist`, { metadata: { topic: o.topic } });
+      if (o.partition < 0 || o.partition >= n) throw new SkeinError('UNKNOWN_PARTITION', `partition ${o.partition} of ${o.topic} does not exist`, { metadata: { topic: o.topic, partition: String(o.partition) } });
+      if (o.offset < 0n) throw new SkeinError('OFFSET_OUT_OF_RANGE', `offset must not be negative, got ${o.offset}`, { metadata: { topic: o.topic, partition: String(o.partition) } });
+    }
+    // Group commit: validated against the group's state and written guarded by its revision,
+    // in one transaction with other commits that arrived meanwhile (store/group-committer.ts).
+    const at = now();
+    await committer.commit({ groupId: req.groupId, memberId: req.memberId, memberEpoch: req.memberEpoch, offsets: req.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata, committedAtMs: at })) });
+  });
+
   return {
     heartbeat: unary((req) => handleHeartbeat(req)),
 
@@ -208,21 +225,13 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
       }
     }),
 
-    commitOffsets: unary(countCommits(async (req) => {
-      refuse(commitProblem(req, offsetMetadataMaxBytes));
-      const counts = await deps.topics();
-      for (const o of req.offsets) {
-        const n = counts.get(o.topic);
-        if (n === undefined) throw new SkeinError('UNKNOWN_TOPIC', `topic ${o.topic} does not exist`, { metadata: { topic: o.topic } });
-        if (o.partition < 0 || o.partition >= n) throw new SkeinError('UNKNOWN_PARTITION', `partition ${o.partition} of ${o.topic} does not exist`, { metadata: { topic: o.topic, partition: String(o.partition) } });
-        if (o.offset < 0n) throw new SkeinError('OFFSET_OUT_OF_RANGE', `offset must not be negative, got ${o.offset}`, { metadata: { topic: o.topic, partition: String(o.partition) } });
-      }
-      // Group commit: validated against the group's state and written guarded by its revision,
-      // in one transaction with other commits that arrived meanwhile (store/group-committer.ts).
-      const at = now();
-      await committer.commit({ groupId: req.groupId, memberId: req.memberId, memberEpoch: req.memberEpoch, offsets: req.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata, committedAtMs: at })) });
+    commitOffsets: unary(async (req) => {
+      await commit(req);
       return {};
-    })),
+    }),
+
+    // The same commits, pipelined on one stream (grpc/commit-stream.ts).
+    commitStream: commitStreamHandler({ commit, logger: deps.logger, streams: deps.sessions }),
 
     fetchOffsets: unary(async (req) => {
       refuse(fetchOffsetsProblem(req));

@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Status } from "../../../google/rpc/status.js";
 
 export const protobufPackage = "skein.group.v1";
 
@@ -168,6 +169,32 @@ export interface CommitOffsetsRequest {
 }
 
 export interface CommitOffsetsResponse {
+}
+
+export interface CommitStreamRequest {
+  /**
+   * Chosen by the client and echoed in the response. Only the client reads it: keep it unique
+   * among the stream's unanswered requests so that each response finds its request.
+   */
+  requestId: bigint;
+  /**
+   * The commit, exactly as CommitOffsets takes it. A request without one is answered with
+   * INVALID_REQUEST.
+   */
+  commit?: CommitOffsetsRequest | undefined;
+}
+
+export interface CommitStreamResponse {
+  /** The request_id of the request this answers. */
+  requestId: bigint;
+  /**
+   * Unset: the commit is durable. Set: the commit was not applied, and this is the error
+   * CommitOffsets would have failed with, encoded as in its grpc-status-details-bin trailer: the
+   * gRPC status code, the message, and details holding a google.rpc.ErrorInfo (domain
+   * "skein.dev", reason such as STALE_MEMBER_EPOCH, UNKNOWN_MEMBER or INVALID_REQUEST, and
+   * metadata with "retriable" = "true" or "false").
+   */
+  error?: Status | undefined;
 }
 
 export interface FetchOffsetsRequest {
@@ -1518,6 +1545,194 @@ export const CommitOffsetsResponse: MessageFns<CommitOffsetsResponse> = {
   },
 };
 
+function createBaseCommitStreamRequest(): CommitStreamRequest {
+  return { requestId: 0n, commit: undefined };
+}
+
+export const CommitStreamRequest: MessageFns<CommitStreamRequest> = {
+  encode(message: CommitStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0n) {
+      if (BigInt.asUintN(64, message.requestId) !== message.requestId) {
+        throw new globalThis.Error("value provided for field message.requestId of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.commit !== undefined) {
+      CommitOffsetsRequest.encode(message.commit, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommitStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommitStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.commit = CommitOffsetsRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommitStreamRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? BigInt(object.requestId)
+        : isSet(object.request_id)
+        ? BigInt(object.request_id)
+        : 0n,
+      commit: isSet(object.commit) ? CommitOffsetsRequest.fromJSON(object.commit) : undefined,
+    };
+  },
+
+  toJSON(message: CommitStreamRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0n) {
+      obj.requestId = message.requestId.toString();
+    }
+    if (message.commit !== undefined) {
+      obj.commit = CommitOffsetsRequest.toJSON(message.commit);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CommitStreamRequest>, I>>(base?: I): CommitStreamRequest {
+    return CommitStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CommitStreamRequest>, I>>(object: I): CommitStreamRequest {
+    const message = createBaseCommitStreamRequest();
+    message.requestId = (object.requestId !== undefined && object.requestId !== null) ? BigInt(object.requestId) : 0n;
+    message.commit = (object.commit !== undefined && object.commit !== null)
+      ? CommitOffsetsRequest.fromPartial(object.commit)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCommitStreamResponse(): CommitStreamResponse {
+  return { requestId: 0n, error: undefined };
+}
+
+export const CommitStreamResponse: MessageFns<CommitStreamResponse> = {
+  encode(message: CommitStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0n) {
+      if (BigInt.asUintN(64, message.requestId) !== message.requestId) {
+        throw new globalThis.Error("value provided for field message.requestId of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.error !== undefined) {
+      Status.encode(message.error, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommitStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommitStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = Status.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommitStreamResponse {
+    return {
+      requestId: isSet(object.requestId)
+        ? BigInt(object.requestId)
+        : isSet(object.request_id)
+        ? BigInt(object.request_id)
+        : 0n,
+      error: isSet(object.error) ? Status.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: CommitStreamResponse): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0n) {
+      obj.requestId = message.requestId.toString();
+    }
+    if (message.error !== undefined) {
+      obj.error = Status.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CommitStreamResponse>, I>>(base?: I): CommitStreamResponse {
+    return CommitStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CommitStreamResponse>, I>>(object: I): CommitStreamResponse {
+    const message = createBaseCommitStreamResponse();
+    message.requestId = (object.requestId !== undefined && object.requestId !== null) ? BigInt(object.requestId) : 0n;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? Status.fromPartial(object.error)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseFetchOffsetsRequest(): FetchOffsetsRequest {
   return { groupId: "", partitions: [] };
 }
@@ -2473,6 +2688,45 @@ export const GroupCoordinatorServiceService = {
       Buffer.from(CommitOffsetsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CommitOffsetsResponse => CommitOffsetsResponse.decode(value),
   },
+  /**
+   * Pipelined offset commits over one long-lived stream (Kafka clients pipeline OffsetCommit
+   * requests on one connection the same way): each request carries a client-chosen request_id and
+   * one CommitOffsetsRequest, for any group and member, and gets exactly one response with that
+   * request_id. Per request, everything is as for CommitOffsets: the same validation, the same
+   * fencing, and the same authorization (read on the group and on each topic, checked for every
+   * request; a refusal answers that request with GROUP_AUTHORIZATION_FAILED or
+   * TOPIC_AUTHORIZATION_FAILED and the stream goes on).
+   *
+   * Ordering and durability: a response is sent only once the request's offsets are durable in
+   * the metadata store. Responses may come out of request order (requests of different groups
+   * finish independently), but commits of the same partition of the same group sent on one stream
+   * are applied in request order, so a later commit is never overwritten by an earlier one.
+   *
+   * Errors of one request (any reason CommitOffsets can fail with, including INVALID_REQUEST for a
+   * request over a limit) are answered in its response and do not end the stream. The stream
+   * itself ends with a gRPC status only when it cannot go on: a message that does not decode
+   * (INVALID_ARGUMENT, reason INVALID_REQUEST; its request_id is unknown, so nothing else can
+   * answer it), a message over the server's receive limit (RESOURCE_EXHAUSTED), or the coordinator
+   * shutting down (UNAVAILABLE). Requests not answered when the stream ends may or may not have
+   * been applied: retry them, on this or another coordinator instance.
+   *
+   * Flow control: the coordinator reads at most 1,024 requests, and about 16 MiB of offsets, ahead
+   * of the answers it has sent; past that it stops reading the stream until answers go out, so
+   * HTTP/2 flow control holds the sender back (nothing is refused). A client that stops reading
+   * its answers stops the coordinator reading its requests in the same way.
+   *
+   * A coordinator that predates this RPC answers UNIMPLEMENTED: use CommitOffsets there.
+   */
+  commitStream: {
+    path: "/skein.group.v1.GroupCoordinatorService/CommitStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: CommitStreamRequest): Buffer => Buffer.from(CommitStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CommitStreamRequest => CommitStreamRequest.decode(value),
+    responseSerialize: (value: CommitStreamResponse): Buffer =>
+      Buffer.from(CommitStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CommitStreamResponse => CommitStreamResponse.decode(value),
+  },
   /** Returns committed offsets. */
   fetchOffsets: {
     path: "/skein.group.v1.GroupCoordinatorService/FetchOffsets" as const,
@@ -2551,6 +2805,36 @@ export interface GroupCoordinatorServiceServer extends UntypedServiceImplementat
    * group with no members accepts commits with member_epoch -1.
    */
   commitOffsets: handleUnaryCall<CommitOffsetsRequest, CommitOffsetsResponse>;
+  /**
+   * Pipelined offset commits over one long-lived stream (Kafka clients pipeline OffsetCommit
+   * requests on one connection the same way): each request carries a client-chosen request_id and
+   * one CommitOffsetsRequest, for any group and member, and gets exactly one response with that
+   * request_id. Per request, everything is as for CommitOffsets: the same validation, the same
+   * fencing, and the same authorization (read on the group and on each topic, checked for every
+   * request; a refusal answers that request with GROUP_AUTHORIZATION_FAILED or
+   * TOPIC_AUTHORIZATION_FAILED and the stream goes on).
+   *
+   * Ordering and durability: a response is sent only once the request's offsets are durable in
+   * the metadata store. Responses may come out of request order (requests of different groups
+   * finish independently), but commits of the same partition of the same group sent on one stream
+   * are applied in request order, so a later commit is never overwritten by an earlier one.
+   *
+   * Errors of one request (any reason CommitOffsets can fail with, including INVALID_REQUEST for a
+   * request over a limit) are answered in its response and do not end the stream. The stream
+   * itself ends with a gRPC status only when it cannot go on: a message that does not decode
+   * (INVALID_ARGUMENT, reason INVALID_REQUEST; its request_id is unknown, so nothing else can
+   * answer it), a message over the server's receive limit (RESOURCE_EXHAUSTED), or the coordinator
+   * shutting down (UNAVAILABLE). Requests not answered when the stream ends may or may not have
+   * been applied: retry them, on this or another coordinator instance.
+   *
+   * Flow control: the coordinator reads at most 1,024 requests, and about 16 MiB of offsets, ahead
+   * of the answers it has sent; past that it stops reading the stream until answers go out, so
+   * HTTP/2 flow control holds the sender back (nothing is refused). A client that stops reading
+   * its answers stops the coordinator reading its requests in the same way.
+   *
+   * A coordinator that predates this RPC answers UNIMPLEMENTED: use CommitOffsets there.
+   */
+  commitStream: handleBidiStreamingCall<CommitStreamRequest, CommitStreamResponse>;
   /** Returns committed offsets. */
   fetchOffsets: handleUnaryCall<FetchOffsetsRequest, FetchOffsetsResponse>;
   /** Lists groups. */
@@ -2616,6 +2900,41 @@ export interface GroupCoordinatorServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CommitOffsetsResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Pipelined offset commits over one long-lived stream (Kafka clients pipeline OffsetCommit
+   * requests on one connection the same way): each request carries a client-chosen request_id and
+   * one CommitOffsetsRequest, for any group and member, and gets exactly one response with that
+   * request_id. Per request, everything is as for CommitOffsets: the same validation, the same
+   * fencing, and the same authorization (read on the group and on each topic, checked for every
+   * request; a refusal answers that request with GROUP_AUTHORIZATION_FAILED or
+   * TOPIC_AUTHORIZATION_FAILED and the stream goes on).
+   *
+   * Ordering and durability: a response is sent only once the request's offsets are durable in
+   * the metadata store. Responses may come out of request order (requests of different groups
+   * finish independently), but commits of the same partition of the same group sent on one stream
+   * are applied in request order, so a later commit is never overwritten by an earlier one.
+   *
+   * Errors of one request (any reason CommitOffsets can fail with, including INVALID_REQUEST for a
+   * request over a limit) are answered in its response and do not end the stream. The stream
+   * itself ends with a gRPC status only when it cannot go on: a message that does not decode
+   * (INVALID_ARGUMENT, reason INVALID_REQUEST; its request_id is unknown, so nothing else can
+   * answer it), a message over the server's receive limit (RESOURCE_EXHAUSTED), or the coordinator
+   * shutting down (UNAVAILABLE). Requests not answered when the stream ends may or may not have
+   * been applied: retry them, on this or another coordinator instance.
+   *
+   * Flow control: the coordinator reads at most 1,024 requests, and about 16 MiB of offsets, ahead
+   * of the answers it has sent; past that it stops reading the stream until answers go out, so
+   * HTTP/2 flow control holds the sender back (nothing is refused). A client that stops reading
+   * its answers stops the coordinator reading its requests in the same way.
+   *
+   * A coordinator that predates this RPC answers UNIMPLEMENTED: use CommitOffsets there.
+   */
+  commitStream(): ClientDuplexStream<CommitStreamRequest, CommitStreamResponse>;
+  commitStream(options: Partial<CallOptions>): ClientDuplexStream<CommitStreamRequest, CommitStreamResponse>;
+  commitStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<CommitStreamRequest, CommitStreamResponse>;
   /** Returns committed offsets. */
   fetchOffsets(
     request: FetchOffsetsRequest,
