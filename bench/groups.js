@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Group coordinator figures (not run by the tests), on a real one-member etcd with one broker:
-//   npm run build && node bench/groups.js [--seconds 60] [--groups 100] [--in-flight 400] [--clients 2] [--only commits] [--members 10] [--rounds 3]
+//   npm run build && node bench/groups.js [--seconds 60] [--groups 100] [--in-flight 400] [--clients 2] [--commit-rpc stream|unary] [--only commits] [--members 10] [--rounds 3]
 // 1. Sustained offset commits (group commit): --groups groups of two members each (topic of 4
 //    partitions, two per member) commit through ONE coordinator for --seconds: every (group,
 //    partition) is one committer that commits its next offset as soon as the previous one is
 //    answered (a consumer committing after each record), --in-flight committers spread over
-//    --clients load processes. Alongside, one zombie per ten groups commits at a stale member
+//    --clients load processes, each over one CommitStream per process (--commit-rpc unary: one
+//    CommitOffsets call per commit, over 4 channels per process). Alongside, one zombie per ten groups commits at a stale member
 //    epoch: every one must be refused and none may be stored (fencing intact). Reports commit
 //    requests/s, latency p50/p99, and from etcd's own /metrics: write transactions (revisions),
 //    keys put and WAL fsyncs per commit, and the database size before, after, and after a
@@ -40,7 +41,7 @@ import { spawnMember } from '../test/dist/member-process.js';
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '60' }, groups: { type: 'string', default: '100' }, 'in-flight': { type: 'string', default: '400' }, clients: { type: 'string', default: '2' },
-    only: { type: 'string', default: '' }, members: { type: 'string', default: '10' }, rounds: { type: 'string', default: '3' },
+    only: { type: 'string', default: '' }, members: { type: 'string', default: '10' }, rounds: { type: 'string', default: '3' }, 'commit-rpc': { type: 'string', default: 'stream' },
   },
 });
 const root = new URL('..', import.meta.url).pathname;
@@ -80,10 +81,31 @@ async function etcdStats(url) {
 }
 
 /** In a load process: each committer commits its next offset as soon as the previous is answered; zombies commit at a stale epoch. */
-async function commitLoad({ address, committers, zombies, durationMs }) {
-  const { fromServiceError } = await import('@skein/common/errors.js');
-  const clients = Array.from({ length: 4 }, () => new GroupCoordinatorServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
-  const commit = (i, req) => new Promise((res, rej) => clients[i % clients.length].commitOffsets(req, (e) => (e ? rej(e) : res())));
+async function commitLoad({ address, committers, zombies, durationMs, rpc }) {
+  const { fromServiceError, fromStatus } = await import('@skein/common/errors.js');
+  const clients = Array.from({ length: rpc === 'unary' ? 4 : 1 }, () => new GroupCoordinatorServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  const decode = (e) => (e.requestStatus ? fromStatus(e.requestStatus) : fromServiceError(e));
+  let commit = (i, req) => new Promise((res, rej) => clients[i % clients.length].commitOffsets(req, (e) => (e ? rej(e) : res())));
+  let closeStream = () => {};
+  if (rpc !== 'unary') {
+    // One stream per process: answers are matched to requests by request_id.
+    const stream = clients[0].commitStream();
+    const waiting = new Map();
+    let nextId = 0n;
+    stream.on('data', (r) => {
+      const w = waiting.get(r.requestId);
+      waiting.delete(r.requestId);
+      if (r.error) w.reject({ requestStatus: r.error });
+      else w.resolve();
+    });
+    stream.on('error', (e) => { for (const w of waiting.values()) w.reject(e); waiting.clear(); });
+    commit = (_i, req) => new Promise((resolve, reject) => {
+      const requestId = nextId++;
+      waiting.set(requestId, { resolve, reject });
+      stream.write({ requestId, commit: req });
+    });
+    closeStream = () => stream.end();
+  }
   const latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
   const reasons = {};
   const zombieReasons = {};
@@ -101,7 +123,7 @@ async function commitLoad({ address, committers, zombies, durationMs }) {
         ok++;
         latency.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
       } catch (e) {
-        const reason = fromServiceError(e).reason;
+        const reason = decode(e).reason;
         reasons[reason] = (reasons[reason] ?? 0) + 1;
       }
     }
@@ -109,12 +131,13 @@ async function commitLoad({ address, committers, zombies, durationMs }) {
   }).concat(zombies.map(async (z, i) => {
     while (performance.now() < until) {
       await commit(i, { groupId: z.groupId, memberId: z.memberId, memberEpoch: z.memberEpoch, offsets: [{ topic: z.topic, partition: z.partition, offset: ZOMBIE_OFFSET, metadata: '' }] })
-        .then(() => zombieLanded++, (e) => { const r = fromServiceError(e).reason; zombieReasons[r] = (zombieReasons[r] ?? 0) + 1; });
+        .then(() => zombieLanded++, (e) => { const r = decode(e).reason; zombieReasons[r] = (zombieReasons[r] ?? 0) + 1; });
       await new Promise((r) => setTimeout(r, 20)); // about 50 zombie commits/s each
     }
     return undefined;
   })));
   const cpu = process.cpuUsage(cpu0);
+  closeStream();
   for (const c of clients) c.close();
   return { cpuSeconds: (cpu.user + cpu.system) / 1e6, ok, reasons, zombieLanded, zombieReasons, finals: finals.filter(Boolean), latency: hdr.encodeIntoCompressedBase64(latency) };
 }
@@ -173,7 +196,7 @@ try {
   const results = await Promise.all(workers.map((w, i) => new Promise((resolve, reject) => {
     w.once('message', resolve);
     w.once('exit', (c) => reject(new Error(`commit load ${i} exited (${c})`)));
-    w.send({ address: coordC.address, committers: active.filter((_, k) => k % clientCount === i), zombies: zombies.filter((_, k) => k % clientCount === i), durationMs: seconds * 1000 }, (err) => err && reject(err));
+    w.send({ address: coordC.address, committers: active.filter((_, k) => k % clientCount === i), zombies: zombies.filter((_, k) => k % clientCount === i), durationMs: seconds * 1000, rpc: values['commit-rpc'] }, (err) => err && reject(err));
   })));
   const elapsedS = (performance.now() - t0) / 1000;
   const loadCpu = results.reduce((n, r) => n + r.cpuSeconds, 0);
@@ -204,7 +227,7 @@ try {
   const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
   const per = (x) => (x / ok).toFixed(3);
   rows.push(
-    `| sustained single-partition commits through one coordinator, ${groupCount} groups x 2 members, ${inFlight} committers in ${clientCount} load processes, ${seconds} s, 1-member etcd | ${Math.round(ok / elapsedS).toLocaleString('en-US')} commits/s (${ok.toLocaleString('en-US')} in ${elapsedS.toFixed(1)} s; refused: ${JSON.stringify(refused)}) |`,
+    `| sustained single-partition commits through one coordinator (${values['commit-rpc'] === 'unary' ? 'unary CommitOffsets' : 'CommitStream, one stream per load process'}), ${groupCount} groups x 2 members, ${inFlight} committers in ${clientCount} load processes, ${seconds} s, 1-member etcd | ${Math.round(ok / elapsedS).toLocaleString('en-US')} commits/s (${ok.toLocaleString('en-US')} in ${elapsedS.toFixed(1)} s; refused: ${JSON.stringify(refused)}) |`,
     `| commit latency (request to answer) | p50 ${(latency.getValueAtPercentile(50) / 1000).toFixed(1)} ms, p99 ${(latency.getValueAtPercentile(99) / 1000).toFixed(1)} ms |`,
     `| CPU per commit (utime + stime from /proc: what bounds the rate where a core is saturated) | coordinator ${((coordCpu / ok) * 1e6).toFixed(0)} µs (${((coordCpu / elapsedS) * 100).toFixed(0)} % of a core), etcd ${((etcdCpu / ok) * 1e6).toFixed(0)} µs (${((etcdCpu / elapsedS) * 100).toFixed(0)} % of a core), metadata service ${((metadataCpu / ok) * 1e6).toFixed(0)} µs (it watches the whole prefix, offsets included), load processes ${((loadCpu / ok) * 1e6).toFixed(0)} µs; machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores |`,
     `| etcd writes per commit (all of etcd during the run) | ${per(after.revision - before.revision)} write transactions (revisions), ${per(after.puts - before.puts)} keys put, ${per(after.fsyncs - before.fsyncs)} WAL fsyncs, ${per(after.putBytes - before.putBytes)} bytes put |`,

@@ -1,4 +1,5 @@
-export { type Serde, Serdes, type Window, type Windowed, windowedSerde } from './serdes.js';
+export { type Change, changeSerde, type Serde, Serdes, type Window, type Windowed, windowedSerde } from './serdes.js';
+export { RegistrySerde, type RegistrySerdeOptions, RegistrySerdes } from './registry-serde.js';
 export { JoinWindows, SessionWindows, SlidingWindows, TimeWindows } from './windows.js';
 export {
   BranchedKStream,
@@ -6,6 +7,7 @@ export {
   GlobalKTable,
   type Grouped,
   KGroupedStream,
+  KGroupedTable,
   KStream,
   KTable,
   type KeyValue,

@@ -47,6 +47,7 @@ import {
 } from '@skein/client';
 import { failpoint } from '@skein/common/failpoints.js';
 import { GlobalStore } from './global-store.js';
+import { prefetchSchemas, prepareSerdes } from './registry-serde.js';
 import { LmdbEngine } from './state/lmdb-engine.js';
 import { MemoryEngine, type StoreEngine } from './state/store-engine.js';
 import type { Serde } from './serdes.js';
@@ -124,6 +125,8 @@ export class SkeinStreams {
   private readonly globals = new Map<string, GlobalStore>();
   private readonly partitionCount = new Map<number, number>();
   private readonly internalTopics = new Set<string>();
+  /** The serdes of the source reading each (full) topic name, for prefetching registry schemas. */
+  private readonly sourceSerdes = new Map<string, { keySerde: Serde<unknown>; valueSerde: Serde<unknown> }>();
   private consumer: GroupConsumer | undefined;
   private producer: Producer | undefined;
   private txnProducer: TransactionalProducer | undefined;
@@ -220,6 +223,7 @@ export class SkeinStreams {
     this.stateValue = 'STARTING';
     await this.resolvePartitionCounts();
     await this.createInternalTopics();
+    await this.prepareSerdes();
     for (const g of this.topology.globalTables) {
       const store = new GlobalStore(this.client, g);
       await store.start(this.readCommitted());
@@ -460,6 +464,18 @@ export class SkeinStreams {
     void this.shutdown();
   }
 
+  /** Serdes that need the registry (schema ids) resolve them now, so processing stays synchronous (registry-serde.ts). */
+  private async prepareSerdes(): Promise<void> {
+    const serdes: Array<Serde<unknown>> = [];
+    for (const n of this.topology.nodes.values()) {
+      if (n.kind === 'processor') continue;
+      serdes.push(n.keySerde, n.valueSerde);
+      if (n.kind === 'source') for (const t of n.topics) this.sourceSerdes.set(this.topicName(t, n.repartition), n);
+    }
+    for (const g of this.topology.globalTables) serdes.push(g.keySerde, g.valueSerde);
+    await prepareSerdes(serdes);
+  }
+
   private async processBatch(topic: string, partition: number, messages: Message[]): Promise<void> {
     await this.withLock(async () => {
       if (this.stateValue === 'ERROR') throw new SkeinError('INVALID_REQUEST', 'this streams instance stopped after an error');
@@ -471,6 +487,14 @@ export class SkeinStreams {
         throw new SkeinError('UNAVAILABLE', `task for ${topic}-${partition} is not running yet`);
       }
       const task = entry.task;
+      const source = this.sourceSerdes.get(topic);
+      // Writer schemas not met before are fetched here, before anything of the batch is processed.
+      const fetching = source && prefetchSchemas(source.keySerde, source.valueSerde, messages);
+      if (fetching) {
+        this.lockHolder = 'processing: schema registry';
+        await fetching;
+        this.lockHolder = 'processing';
+      }
       if (this.guarantee === 'exactly_once' && !this.txn) {
         // Throws while the coordinator cannot be reached: the consumer hands the batch out again later.
         this.lockHolder = 'processing: producer';

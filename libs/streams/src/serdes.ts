@@ -6,6 +6,13 @@
 export interface Serde<T> {
   serialize(value: T | null): Buffer | null;
   deserialize(bytes: Buffer | null): T | null;
+  /**
+   * Asynchronous set-up before processing (a registry serde resolves the schema id it writes);
+   * the runtime awaits it for source and sink serdes in start(). See registry-serde.ts.
+   */
+  prepare?(): Promise<void>;
+  /** A promise when deserialize(bytes) needs something fetched first (a writer's schema); the runtime awaits it before processing a batch. */
+  prefetch?(bytes: Buffer | null): Promise<void> | undefined;
 }
 
 const stringSerde: Serde<string> = {

@@ -185,6 +185,8 @@ function jsonCodec(text: string, refs: Array<{ name: string; schema: RegisteredS
 export class SchemaSerializer {
   private codec?: Promise<Codec>;
   private readonly ids = new Map<string, Promise<{ id: number; codec: Codec }>>();
+  /** The settled entries of `ids`, for callers that cannot await (serializeResolved). */
+  private readonly resolvedIds = new Map<string, { id: number; codec: Codec }>();
 
   constructor(
     readonly schemaType: SchemaType,
@@ -224,9 +226,22 @@ export class SchemaSerializer {
         return { id, codec };
       })();
       this.ids.set(topic, p);
-      p.catch(() => this.ids.delete(topic));
+      p.then(
+        (r) => this.resolvedIds.set(topic, r),
+        () => this.ids.delete(topic),
+      );
     }
     return p;
+  }
+
+  /**
+   * serialize() for callers that cannot await (stream processors run synchronously): works once
+   * schemaId(topic) has resolved, and throws until then.
+   */
+  serializeResolved(topic: string, value: unknown): Buffer {
+    const r = this.resolvedIds.get(topic);
+    if (!r) throw new Error(`no schema id resolved for topic ${topic} yet: await schemaId(${JSON.stringify(topic)}) first`);
+    return Buffer.concat([encodeHeader(r.id), r.codec.encode(value)]);
   }
 
   /** The record bytes: magic byte, schema id, (Protobuf message indexes,) payload. */
@@ -244,6 +259,8 @@ export class SchemaSerializer {
 /** Deserializes records written by any schema-registry serializer: the type comes from the schema id. */
 export class SchemaDeserializer {
   private readonly readers = new Map<number, Promise<{ schemaType: SchemaType; decode(rest: Buffer): unknown }>>();
+  /** The settled entries of `readers`, for callers that cannot await (deserializeResolved). */
+  private readonly resolvedReaders = new Map<number, { schemaType: SchemaType; decode(rest: Buffer): unknown }>();
 
   constructor(private readonly options: DeserializerOptions) {}
 
@@ -274,9 +291,31 @@ export class SchemaDeserializer {
         };
       })();
       this.readers.set(id, p);
-      p.catch(() => this.readers.delete(id));
+      p.then(
+        (r) => this.resolvedReaders.set(id, r),
+        () => this.readers.delete(id),
+      );
     }
     return p;
+  }
+
+  /** Fetches (once) the writer's schema of a schema id, so deserializeResolved can decode its records. */
+  async prepareId(schemaId: number): Promise<void> {
+    await this.reader(schemaId);
+  }
+
+  /** The schema id of a record when its writer's schema is not fetched yet (await prepareId with it); undefined when it is. */
+  unresolvedId(bytes: Uint8Array): number | undefined {
+    const { schemaId } = decodeHeader(bytes);
+    return this.resolvedReaders.has(schemaId) ? undefined : schemaId;
+  }
+
+  /** deserialize() for callers that cannot await: the writer's schema must be fetched already (prepareId), else it throws. */
+  deserializeResolved(bytes: Uint8Array): unknown {
+    const { schemaId, rest } = decodeHeader(bytes);
+    const r = this.resolvedReaders.get(schemaId);
+    if (!r) throw new Error(`the writer's schema ${schemaId} is not fetched yet: await prepareId(${schemaId}) first`);
+    return r.decode(rest);
   }
 
   async deserialize(bytes: Uint8Array): Promise<unknown> {
