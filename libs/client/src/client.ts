@@ -19,6 +19,7 @@ import { Producer, type ProducerOptions, type ProducerRecord } from './producer.
 import { TransactionalProducer, type TransactionalProducerOptions } from './transactional-producer.js';
 import { backoffMs, shouldRetry } from './retry.js';
 import { decodeFetchedBatches, DEFAULT_MAX_UNCOMPRESSED_BYTES } from './fetched-batches.js';
+import { produceStub } from './produce-codec.js';
 import { callUnary, type UnaryStub } from './rpc.js';
 import { bearerTokenInterceptor, clientIdInterceptor, type TokenSource, tokenSource } from './token.js';
 import { ClientQuotaServiceClient } from '@skein/proto/skein/metadata/v1/quota.js';
@@ -340,7 +341,7 @@ export class SkeinClient {
     return this.withLeader(topic, partition, async (broker) => {
       const address = this.addressOf.get(broker);
       await this.throttleWait(address);
-      const res = await unary(broker.produce.bind(broker), {
+      const res = await unary(produceStub(broker), {
         acks: options.acks ?? Acks.ACKS_ALL, timeoutMs: this.timeoutMs, topics: [{ topic, partitions: [{ partition, batch }] }],
       }, this.timeoutMs + 2000);
       this.noteThrottle(address, res.throttleTimeMs);

@@ -227,9 +227,15 @@ export class Producer {
     const mine = new Map<Batch, { pending: Pending; indices: number[] }>();
     // A user's partitioner may refuse: ask it about every record before any is appended.
     const chosen = this.options.partitioner || records.some((r) => (r as ProducerRecord).partition !== undefined) ? records.map((r) => this.choosePartition(topic, r, n)) : undefined;
+    // The batch key, rebuilt only when the partition changes (keyless records stay on one).
+    let lastPartition = -1;
+    let k = '';
     records.forEach((record, i) => {
       const partition = chosen ? chosen[i]! : this.choosePartition(topic, record, n);
-      const k = `${topic}\u0000${partition}`;
+      if (partition !== lastPartition) {
+        lastPartition = partition;
+        k = `${topic}\u0000${partition}`;
+      }
       const bytes = recordBytes(record);
       let batch = this.open.get(k);
       if (batch && batch.records.length > 0 && batch.bytes + bytes > this.batchSize) {
@@ -248,7 +254,12 @@ export class Producer {
         const pending: Pending = { first: batch.records.length, count: 0, resolve: () => {}, reject: () => {} };
         const wait = new Promise<void>((resolve, reject) => {
           pending.resolve = (base) => {
-            indices.forEach((index, j) => (out[index] = { topic, partition, offset: base < 0n ? -1n : base + BigInt(pending.first + j) }));
+            // One bigint per record, not three.
+            let offset = base < 0n ? -1n : base + BigInt(pending.first);
+            for (const index of indices) {
+              out[index] = { topic, partition, offset };
+              if (base >= 0n) offset += 1n;
+            }
             resolve();
           };
           pending.reject = reject;

@@ -33,7 +33,13 @@ describe('callUnary', () => {
     const dir = dirname(fileURLToPath(import.meta.url));
     const offenders = readdirSync(dir)
       .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
-      .filter((f) => /Record<string, Function>|makeUnaryRequest|\)\[method\]/.test(readFileSync(join(dir, f), 'utf8')));
+      .filter((f) => {
+        const text = readFileSync(join(dir, f), 'utf8');
+        // makeUnaryRequest only with a generated method definition's path and codecs, whose
+        // serializer is swapped (produce-codec.ts), never with a path typed by hand.
+        const unsafeMake = /makeUnaryRequest\((?!m\.path, )/.test(text) || (/makeUnaryRequest/.test(text) && !/const m = BrokerServiceService\.\w+;/.test(text));
+        return /Record<string, Function>|\)\[method\]/.test(text) || unsafeMake;
+      });
     expect(offenders).toEqual([]);
   });
 });

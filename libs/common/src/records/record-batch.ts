@@ -6,11 +6,10 @@
 import { crc32c } from '@node-rs/crc32';
 import {
   CompressionCodec,
-  type Record as PbRecord,
   RecordBatch,
-  Records,
 } from '@skein/proto/skein/broker/v1/broker.js';
 import { compress, decompress } from './compression.js';
+import { decodeRecords, encodeRecords, type RecordBytes } from './records-codec.js';
 import { CorruptBatchError } from './record-framing.js';
 
 export const RECORD_BATCH_FORMAT_VERSION = 1;
@@ -58,20 +57,24 @@ function toBytes(v: Uint8Array | string): Buffer {
 /** Builds a batch: encodes the records, compresses them and computes the CRC-32C. */
 export function buildRecordBatch(records: readonly RecordInput[], options: BuildBatchOptions = {}): RecordBatch {
   if (records.length === 0) throw new RangeError('a record batch needs at least one record');
-  const first = BigInt(records[0]!.timestampMs);
+  const t0 = records[0]!.timestampMs;
+  // Numbers while every timestamp is one (the common case: no bigint per record); bigints otherwise.
+  const first = typeof t0 === 'number' ? t0 : Number(t0);
   let max = first;
-  for (const r of records) {
-    const t = BigInt(r.timestampMs);
+  const encoded: RecordBytes[] = new Array(records.length);
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const t = typeof r.timestampMs === 'number' ? r.timestampMs : Number(r.timestampMs);
     if (t > max) max = t;
+    encoded[i] = {
+      key: r.key == null ? undefined : toBytes(r.key),
+      value: r.value === null ? null : toBytes(r.value),
+      headers: r.headers?.map((h) => ({ key: h.key, value: toBytes(h.value) })),
+      deltaMs: typeof r.timestampMs === 'number' && typeof t0 === 'number' ? r.timestampMs - t0 : Number(BigInt(r.timestampMs) - BigInt(t0)),
+    };
   }
-  const pb: PbRecord[] = records.map((r) => ({
-    key: r.key == null ? Buffer.alloc(0) : toBytes(r.key),
-    value: r.value === null ? undefined : toBytes(r.value),
-    headers: (r.headers ?? []).map((h) => ({ key: h.key, value: toBytes(h.value) })),
-    timestampDeltaMs: BigInt(r.timestampMs) - first,
-  }));
   const codec = options.compression ?? CompressionCodec.COMPRESSION_CODEC_NONE;
-  const payload = toBytes(compress(codec, Records.encode({ records: pb }).finish()));
+  const payload = toBytes(compress(codec, encodeRecords(encoded)));
   return {
     formatVersion: RECORD_BATCH_FORMAT_VERSION,
     compression: codec,
@@ -79,9 +82,9 @@ export function buildRecordBatch(records: readonly RecordInput[], options: Build
     producerId: options.producerId ?? NO_PRODUCER_ID,
     producerEpoch: options.producerEpoch ?? NO_PRODUCER_EPOCH,
     baseSequence: options.baseSequence ?? NO_SEQUENCE,
-    firstTimestampMs: first,
-    maxTimestampMs: max,
-    crc32c: crc32c(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)) >>> 0,
+    firstTimestampMs: typeof t0 === 'bigint' ? t0 : BigInt(first),
+    maxTimestampMs: typeof t0 === 'bigint' || !Number.isSafeInteger(max) ? records.reduce((m, r) => (BigInt(r.timestampMs) > m ? BigInt(r.timestampMs) : m), BigInt(t0)) : BigInt(max),
+    crc32c: crc32c(payload) >>> 0,
     records: payload,
     // Left unset (not false) outside transactions: the bytes stay those of a batch before transactions existed.
     ...(options.isTransactional ? { isTransactional: true } : {}),
@@ -105,15 +108,16 @@ export { CorruptBatchError } from './record-framing.js';
 export function decodeRecordBatch(batch: RecordBatch, baseOffset: bigint, options: { maxUncompressedBytes?: number } = {}): ConsumedRecord[] {
   const payload = Buffer.from(batch.records.buffer, batch.records.byteOffset, batch.records.byteLength);
   if (crc32c(payload) >>> 0 !== batch.crc32c >>> 0) throw new CorruptBatchError('record batch CRC-32C mismatch');
-  const records = Records.decode(decompress(batch.compression, payload, options.maxUncompressedBytes)).records;
+  const records = decodeRecords(toBytes(decompress(batch.compression, payload, options.maxUncompressedBytes)));
   if (records.length !== batch.recordCount) {
     throw new CorruptBatchError(`record batch says ${batch.recordCount} records but holds ${records.length}`);
   }
-  return records.map((r, i) => ({
-    offset: baseOffset + BigInt(i),
-    timestampMs: batch.firstTimestampMs + r.timestampDeltaMs,
-    key: Buffer.from(r.key.buffer, r.key.byteOffset, r.key.byteLength),
-    value: r.value === undefined ? null : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
-    headers: r.headers.map((h) => ({ key: h.key, value: Buffer.from(h.value.buffer, h.value.byteOffset, h.value.byteLength) })),
-  }));
+  const out: ConsumedRecord[] = new Array(records.length);
+  let offset = baseOffset;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    out[i] = { offset, timestampMs: r.deltaMs === 0 ? batch.firstTimestampMs : batch.firstTimestampMs + BigInt(r.deltaMs), key: r.key, value: r.value, headers: r.headers };
+    offset += 1n;
+  }
+  return out;
 }

@@ -94,7 +94,7 @@ const WIRE_I32 = 5;
  * A read position in the payload. One per scan; the methods are small so V8 inlines them. Errors
  * name the byte position, so an operator can find the bad byte in the batch.
  */
-class Cursor {
+export class Cursor {
   pos = 0;
   constructor(readonly buf: Uint8Array) {}
 
