@@ -22,7 +22,7 @@
 //   node bench/groups.js       offset commits and join-to-assignment time
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildRecordBatch } from '@skein/common/records/record-batch.js';
@@ -187,6 +187,18 @@ async function skeinConsumeRow(cluster, pool, system, { size, topic }) {
   throughputRow(system, `consume:${size}:1`, `catch-up read, ${size === 'kib' ? '1 KiB' : '100 B'}, backlog ${(hw * SETTINGS[size].recordBytes / 1e6).toFixed(0)} MB`, r, { kind: 'consume', size, producers: 1, timedOut: r.timedOut });
 }
 
+async function clientProduceRow(cluster, pool, system, { topic }) {
+  await cluster.createTopic(topic, { partitions: 1, replicationFactor: 1 });
+  const r = await measured(cluster, () => pool.call(0, 'clientProduce', { metadataAddress: cluster.metadataAddress, topic, recordBytes: 1024, acks: '1', durationMs: S.produceMs }));
+  throughputRow(system, 'client-produce:kib:1:1', 'client library: produce 1 KiB, acks=1, 1 producer', r, { kind: 'client-produce', size: 'kib', acks: '1', producers: 1 });
+}
+
+async function clientConsumeRow(cluster, pool, system, { topic }) {
+  const hw = await cluster.highWatermark(topic);
+  const r = await measured(cluster, () => pool.call(0, 'clientConsume', { metadataAddress: cluster.metadataAddress, topic, untilOffset: hw, recordBytes: 1024, maxDurationMs: S.consumeMaxMs }));
+  throughputRow(system, 'client-consume:kib:1', `client library: catch-up read, 1 KiB, backlog ${(hw * 1024 / 1e6).toFixed(0)} MB`, r, { kind: 'client-consume', size: 'kib', producers: 1, timedOut: r.timedOut });
+}
+
 async function latencyRows(cluster, pool, system, rates, makeTarget) {
   for (const mbps of rates) {
     await attempt(`${system} latency at ${mbps} MB/s`, async () => {
@@ -235,6 +247,11 @@ async function phaseSkein(rf) {
     }
     // Catch-up read of the acks=all backlog (on RF 3 it is the replicated one).
     await attempt(`${system} consume 1 KiB`, () => skeinConsumeRow(cluster, pool, system, { size: 'kib', topic: 'p1k-aall' }));
+    if (rf === 1) {
+      // The same two workloads through the client library (what an application gets), same broker.
+      await attempt(`${system} client library produce 1 KiB`, () => clientProduceRow(cluster, pool, system, { topic: 'c1k' }));
+      await attempt(`${system} client library consume 1 KiB`, () => clientConsumeRow(cluster, pool, system, { topic: 'p1k-aall' }));
+    }
     const acks100 = rf === 1 ? '1' : 'all';
     await attempt(`${system} produce 100 B`, () => skeinProduceRow(cluster, pool, system, rf, { size: 'b100', acks: acks100, topic: 'p100' }));
     await attempt(`${system} consume 100 B`, () => skeinConsumeRow(cluster, pool, system, { size: 'b100', topic: 'p100' }));
@@ -279,6 +296,8 @@ async function natsConsumeRow(cluster, pool, system, { size, stream }) {
 
 async function phaseNats(replicas) {
   const system = `NATS R${replicas}`;
+  // Without the peer the report still has Skein's rows; its "vs peer" cells and peer targets stay empty.
+  if (spawnSync('nats-server', ['--version']).error) throw new Error('nats-server is not installed (apt-get install -y nats-server): NATS rows skipped');
   const cluster = await startNats({ replicas });
   log(`${system}: started ${replicas} nats-server(s)`);
   const pool = await startPool(SETTINGS.severalProducers, { execArgv: profileArgs('nats-worker') });

@@ -87,6 +87,7 @@ export async function startSkein({ brokers = 1, etcd = brokers > 1, profileDir, 
     kind: 'skein',
     label,
     store: etcd ? 'etcd' : 'embedded',
+    metadataAddress: metadata.address,
     brokers: brokerList,
     serverPids: () => brokerList.map((b) => b.pid),
     /** Creates a topic and waits until every partition's leader serves it (and, for RF > 1, the full ISR). */

@@ -2,7 +2,13 @@
 // with its *intended* send time (CLOCK_MONOTONIC ns, which all processes on one Linux machine share)
 // from the fixed-rate schedule, so a producer that falls behind its schedule shows up as latency
 // (coordinated-omission correction); byte 8 marks warm-up records, which the consumer skips.
+import { writeFileSync } from 'node:fs';
 import * as hdr from 'hdr-histogram-js';
+
+// LAT_TRACE=FILE: also write every measured record's (intended send time ns, latency µs), to see
+// whether the tail comes in bursts (a stall somewhere) or is spread out.
+const TRACE = process.env.LAT_TRACE;
+const trace = [];
 
 export const HEADER_BYTES = 9;
 
@@ -46,11 +52,14 @@ export function schedule(ratePerS, durationMs, warmupMs) {
 export function recordReceipt(h, value, nowNs) {
   if (value.length < HEADER_BYTES || value[8] !== 0) return false;
   const sent = value.readBigUInt64LE(0);
-  h.recordValue(Math.max(1, Number(nowNs - sent) / 1000));
+  const us = Math.max(1, Number(nowNs - sent) / 1000);
+  h.recordValue(us);
+  if (TRACE) trace.push(`${sent} ${Math.round(us)}`);
   return true;
 }
 
 export function summarize(h) {
+  if (TRACE && trace.length > 0) writeFileSync(`${TRACE}.${process.pid}.${Date.now()}`, trace.splice(0).join('\n'));
   return {
     count: h.totalCount,
     p50Ms: h.getValueAtPercentile(50) / 1000,

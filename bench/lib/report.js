@@ -12,8 +12,8 @@ const peerSystem = (system) => ({ 'Skein RF1': 'NATS R1', 'Skein RF3': 'NATS R3'
 /** The throughput a row is bounded by on this machine: disk and gRPC for writes, gRPC for reads. */
 function limitFor(row, raw) {
   if (!raw.grpc) return undefined;
-  if (row.kind === 'produce' || row.kind === 'produce-official') return Math.min(raw.grpc.MBps, raw.disk?.MBps ?? Infinity);
-  if (row.kind === 'consume') return raw.grpc.MBps;
+  if (row.kind === 'produce' || row.kind === 'produce-official' || row.kind === 'client-produce') return Math.min(raw.grpc.MBps, raw.disk?.MBps ?? Infinity);
+  if (row.kind === 'consume' || row.kind === 'client-consume') return raw.grpc.MBps;
   return undefined;
 }
 
@@ -43,6 +43,8 @@ export function evaluateTargets(report) {
   const lat1 = find(rows, 'Skein RF1', (r) => r.kind === 'latency' && r.targetMBps === 5);
   const natsLat1 = find(rows, 'NATS R1', (r) => r.kind === 'latency' && r.targetMBps === 5);
   const natsLat3 = find(rows, 'NATS R3', (r) => r.kind === 'latency' && r.targetMBps === 5);
+  const clientProduce = find(rows, 'Skein RF1', (r) => r.kind === 'client-produce');
+  const clientConsume = find(rows, 'Skein RF1', (r) => r.kind === 'client-consume');
   const idle0 = find(rows, 'Skein RF3', (r) => r.kind === 'scaling-latency' && r.key === 'scaling-latency:0');
   const idle2000 = find(rows, 'Skein RF3', (r) => r.kind === 'scaling-latency' && r.key === 'scaling-latency:2000');
   const t = (id, target, measured, pass) => ({ id, target, measured, pass: pass === undefined ? 'not measured' : pass ? 'PASS' : 'FAIL' });
@@ -71,6 +73,11 @@ export function evaluateTargets(report) {
     t('T7', 'e2e p99 at 5 MB/s with 2,000 idle RF3 partitions ≤ 1.5 × without',
       have(idle0, idle2000) ? `p99 ${ms(idle2000.p99Ms)} ms vs ${ms(idle0.p99Ms)} ms (${fmt(idle2000.p99Ms / idle0.p99Ms, 2)} ×)` : '–',
       have(idle0, idle2000) ? idle2000.p99Ms <= 1.5 * idle0.p99Ms : undefined),
+    t('T8', 'through the client library: produce ≥ 0.8 × and consume ≥ 0.8 × the raw-broker rows (1 KiB, RF1)',
+      have(clientProduce, clientConsume, rf1, rf1consume)
+        ? `produce ${fmt(clientProduce.MBps)} vs ${fmt(rf1.MBps)} MB/s (${fmt(clientProduce.MBps / rf1.MBps, 2)} ×); consume ${fmt(clientConsume.MBps)} vs ${fmt(rf1consume.MBps)} MB/s (${fmt(clientConsume.MBps / rf1consume.MBps, 2)} ×)`
+        : '–',
+      have(clientProduce, clientConsume, rf1, rf1consume) ? clientProduce.MBps >= 0.8 * rf1.MBps && !clientConsume.timedOut && clientConsume.MBps >= 0.8 * rf1consume.MBps : undefined),
     t('T6', 'broker RSS with 1,000 partitions < 300 MB',
       report.partitions ? `${fmt(report.partitions.rssBytes / 1e6, 0)} MB (peak ${fmt(report.partitions.hwmBytes / 1e6, 0)} MB)` : '–',
       report.partitions ? report.partitions.rssBytes < 300e6 : undefined),
@@ -80,8 +87,8 @@ export function evaluateTargets(report) {
 function notes(report) {
   const s = report.settings;
   return [
-    `- **What is measured.** Skein loads speak the broker's gRPC API directly (ProduceStream, Subscribe) with record batches built before the clock starts, as bench/broker.js does: the point is the broker. Skein's client library (encoding, partitioning, retries) is not in these figures. NATS loads use its official Node client, \`nats\` ${report.machine.natsClient}.`,
-    `- **Clients** run in separate worker processes (${s.severalProducers} for "${s.severalProducers} producers"), on the same 2 cores as the servers: client CPU competes with server CPU, for both systems alike.`,
+    `- **What is measured.** Skein loads speak the broker's gRPC API directly (ProduceStream, Subscribe) with record batches built before the clock starts, as bench/broker.js does: the point is the broker. Skein's client library (encoding, partitioning, retries) is not in these figures, except the rows marked "client library": those send through \`client.producer().send()\` (1,000 new record objects per send, 4 sends in flight, as \`skein perf produce\`) and read with the client's Fetcher, decoding every record (as \`skein perf consume\`), against the same broker (target T8). NATS loads use its official Node client, \`nats\` ${report.machine.natsClient}.`,
+    `- **Clients** open their broker channels with a 16 MiB HTTP/2 receive window, as the Skein client library does (BENCH_CLIENT_WINDOW overrides it), and run in separate worker processes (${s.severalProducers} for "${s.severalProducers} producers"), on the same 2 cores as the servers: client CPU competes with server CPU, for both systems alike.`,
     `- **Skein produce**: ProduceStream, batches of ${s.kib.recordsPerBatch} × 1 KiB or ${s.b100.recordsPerBatch.toLocaleString('en-US')} × 100 B records (about 1 MB, uncompressed, no keys), at most ${s.skeinInflight} requests unanswered. acks=1: leader appended; acks=all: every ISR member has it (RF3 topics have min.insync.replicas=2; the leader waits for all 3). No fsync per write (Kafka's default: durability by replication and the page cache).`,
     `- **NATS produce**: JetStream file storage, one stream per producer, one message per record (JetStream 2.9 has no batch publish). Asynchronous publish: a core publish with a reply inbox, PubAck checked for every message, at most ${s.natsInflight.toLocaleString('en-US')} unacknowledged (the best of 1k/8k/32k tried on this machine). This is what the Go client's PublishAsync does; nats.js's own js.publish() (a promise and timer per message) is reported on its own row. R1 PubAck: stored on the one server; R3: stored on a quorum (2 of 3). NATS syncs to disk every 2 min by default, so it also acks from the page cache.`,
     `- **Several producers**: ${s.severalProducers} producer processes; Skein: one topic with ${s.severalProducers} partitions, one per producer; NATS: ${s.severalProducers} streams, one per producer (a stream is JetStream's unit of order and storage, like a partition).`,

@@ -11,9 +11,11 @@ import { HEADER_BYTES, newHistogram, recordReceipt, schedule, stampValue, summar
 const CHANNEL_OPTIONS = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
 const id = (b) => b;
 
-// BENCH_CLIENT_WINDOW: the client's HTTP/2 receive window in bytes (grpc-js default 64 KiB), to
-// see how much of a read is bound by flow control rather than by the broker.
-const clientWindow = Number(process.env.BENCH_CLIENT_WINDOW ?? 0);
+// The loads' HTTP/2 receive window: 16 MiB, what the Skein client library opens its broker
+// channels with (libs/client/src/client.ts), so a read row measures the broker, not a window no
+// Skein client uses. BENCH_CLIENT_WINDOW=0 gives grpc-js's 64 KiB default (reads then run about
+// half as fast: bench/PROFILE.md §3).
+const clientWindow = Number(process.env.BENCH_CLIENT_WINDOW ?? 16 << 20);
 
 function client(address) {
   return new BrokerServiceClient(address, grpc.credentials.createInsecure(), clientWindow > 0 ? { ...CHANNEL_OPTIONS, 'grpc-node.flow_control_window': clientWindow } : CHANNEL_OPTIONS);

@@ -1,10 +1,11 @@
 // A load-generating process: runs one job at a time on request from the orchestrator (bench/run.js
 // through bench/lib/pool.js). Loads run outside the orchestrator so that producers, consumers and
 // the /proc sampler never share an event loop, and so that "4 producers" are 4 processes.
+import * as clientLoad from './client-load.js';
 import * as nats from './nats-load.js';
 import * as skein from './skein-load.js';
 
-const jobs = { ...skein, ...nats };
+const jobs = { ...skein, ...nats, ...clientLoad };
 
 process.on('message', async (m) => {
   if (m.type === 'exit') {
