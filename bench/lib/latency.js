@@ -3,12 +3,15 @@
 // from the fixed-rate schedule, so a producer that falls behind its schedule shows up as latency
 // (coordinated-omission correction); byte 8 marks warm-up records, which the consumer skips.
 import { writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 
 // LAT_TRACE=FILE: also write every measured record's (intended send time ns, latency µs), to see
 // whether the tail comes in bursts (a stall somewhere) or is spread out.
 const TRACE = process.env.LAT_TRACE;
 const trace = [];
+const eld = TRACE ? monitorEventLoopDelay({ resolution: 1 }) : undefined;
+eld?.enable();
 
 export const HEADER_BYTES = 9;
 
@@ -58,8 +61,18 @@ export function recordReceipt(h, value, nowNs) {
   return true;
 }
 
+/** With LAT_TRACE: prints this process's event-loop delay since the last call (a stalled load process delays records too). */
+export function traceLoop(label) {
+  if (!eld) return;
+  console.error(`[latency trace] ${label} event-loop delay p99 ${(eld.percentile(99) / 1e6).toFixed(1)} ms, max ${(eld.max / 1e6).toFixed(1)} ms`);
+  eld.reset();
+}
+
 export function summarize(h) {
-  if (TRACE && trace.length > 0) writeFileSync(`${TRACE}.${process.pid}.${Date.now()}`, trace.splice(0).join('\n'));
+  if (TRACE && trace.length > 0) {
+    writeFileSync(`${TRACE}.${process.pid}.${Date.now()}`, trace.splice(0).join('\n'));
+    traceLoop('consumer');
+  }
   return {
     count: h.totalCount,
     p50Ms: h.getValueAtPercentile(50) / 1000,

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { BrokerServiceClient, ProduceStreamRequest, ProduceStreamResponse, SubscribeRequest } from '@skein/proto/skein/broker/v1/broker.js';
 import { buildRecordBatch, decodeRecordBatch } from '@skein/common/records/record-batch.js';
-import { HEADER_BYTES, newHistogram, recordReceipt, schedule, stampValue, summarize } from './latency.js';
+import { HEADER_BYTES, newHistogram, recordReceipt, schedule, stampValue, summarize, traceLoop } from './latency.js';
 
 const CHANNEL_OPTIONS = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
 const id = (b) => b;
@@ -253,6 +253,7 @@ export async function skeinFixedRate({ address, topic, partition = 0, recordByte
     stream.end();
     c.close();
   }
+  traceLoop('producer');
   return { records: sched.total, clientCpuSeconds: cpuSince(u0) };
 }
 
