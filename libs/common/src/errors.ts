@@ -58,6 +58,8 @@ export const REASONS = {
   GROUP_NOT_EMPTY: [S.FAILED_PRECONDITION, false],
   UNKNOWN_ASSIGNOR: [S.INVALID_ARGUMENT, false],
   INVALID_SUBSCRIPTION: [S.INVALID_ARGUMENT, false],
+  // A streams member's topology differs from its group's, or its topics cannot form tasks (not co-partitioned).
+  INVALID_TOPOLOGY: [S.INVALID_ARGUMENT, false],
   SHUTTING_DOWN: [S.UNAVAILABLE, true],
   // ReadReplicaLog on a broker started without --replica-log-read-enabled (off until authorization exists).
   REPLICA_LOG_READ_DISABLED: [S.FAILED_PRECONDITION, false],
@@ -180,6 +182,7 @@ export const REASON_GUIDANCE = {
   GROUP_NOT_EMPTY: 'The operation needs a group without members (offset reset, delete, commits from outside the group). Stop the consumers first.',
   UNKNOWN_ASSIGNOR: 'The server assignor name is not one the coordinator has. Use range, roundrobin or uniform.',
   INVALID_SUBSCRIPTION: 'The subscription is empty, lists too many topics, or its regex is too long or invalid. Fix the subscription (subscribe by regex for many topics).',
+  INVALID_TOPOLOGY: 'A streams member sent a topology (or num_standby_replicas) different from the one the other members of its group run, or a subtopology whose source topics have different partition counts (the message names both), or a topic feeding two subtopologies. Run one topology per application id (stop the old instances before changing it) and give co-partitioned topics the same partition count.',
   SHUTTING_DOWN: 'The service is stopping gracefully. Retry: the client moves to another instance or waits for the restart.',
   REPLICA_LOG_READ_DISABLED: 'ReadReplicaLog is off on this broker (it reads any replica without authorization). Start the broker with --replica-log-read-enabled to allow it.',
   AUTHENTICATION_REQUIRED:

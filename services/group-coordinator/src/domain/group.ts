@@ -9,6 +9,11 @@
  */
 
 import { ASSIGNORS, type TopicPartition } from './assignors.js';
+import { type MemberTasks, type StreamsSubtopology, streamsAssignor, isTopologyProblem, taskPartitions, topologyProblem } from './streams-assignor.js';
+
+/** The assignor for stream-processing members (KIP-1071): tasks, standbys, stickiness to local state. */
+export const STREAMS_ASSIGNOR = 'streams';
+const knownAssignor = (name: string) => name === STREAMS_ASSIGNOR || ASSIGNORS[name] !== undefined;
 
 export interface MemberState {
   memberId: string;
@@ -18,6 +23,22 @@ export interface MemberState {
   /** Partitions the member may own right now: granted, or told to revoke but not yet released. */
   owned: TopicPartition[];
   lastHeartbeatMs: number;
+  /**
+   * Streams members: offset sum per task the member holds local state for, as last reported. Not
+   * part of the structural view: a heartbeat that only refreshes these does not rewrite the group
+   * key, so the stored values are those of the member's last structural change (the assignor runs
+   * only on such changes, with the reporting member's fresh values).
+   */
+  taskOffsets?: Record<string, number>;
+  /** Streams members: the standby tasks last given to the member. */
+  standby?: string[];
+}
+
+/** A streams group's topology, standby count and task target (the partition target is derived from its active tasks). */
+export interface StreamsGroupState {
+  subtopologies: StreamsSubtopology[];
+  numStandbyReplicas: number;
+  tasks: Record<string, MemberTasks>;
 }
 
 export interface GroupState {
@@ -31,6 +52,16 @@ export interface GroupState {
   partitionCounts: Record<string, number>;
   /** When the group last became empty (no members); absent while it has members. Starts offsets retention. */
   emptySinceMs?: number;
+  /** Groups with the streams assignor. */
+  streams?: StreamsGroupState;
+}
+
+/** What a streams member sends: the topology (members of one group must agree), the standby count, its local state. */
+export interface StreamsMemberRequest {
+  subtopologies: StreamsSubtopology[];
+  numStandbyReplicas: number;
+  /** Offset sum per task with local state (numbers: exact up to 2^53, and only ever compared). */
+  taskOffsets: Record<string, number>;
 }
 
 export interface HeartbeatRequest {
@@ -40,6 +71,10 @@ export interface HeartbeatRequest {
   clientId: string;
   topics: string[];
   ownedPartitions: TopicPartition[];
+  /** The assignor the member asks for: adopted when no other member is in the group. */
+  serverAssignor?: string;
+  /** Required in a streams group (and only there); its source topics replace `topics`. */
+  streams?: StreamsMemberRequest;
 }
 
 export interface HeartbeatResponse {
@@ -47,9 +82,11 @@ export interface HeartbeatResponse {
   memberEpoch: number;
   /** What the member may own now (it must release anything else it holds). */
   assignment: TopicPartition[];
+  /** Streams members: the standby tasks the member should keep restored (empty otherwise). */
+  standbyTasks: string[];
 }
 
-export type GroupProblem = { reason: 'STALE_MEMBER_EPOCH' | 'UNKNOWN_MEMBER' | 'UNKNOWN_ASSIGNOR'; message: string };
+export type GroupProblem = { reason: 'STALE_MEMBER_EPOCH' | 'UNKNOWN_MEMBER' | 'UNKNOWN_ASSIGNOR' | 'INVALID_TOPOLOGY' | 'INVALID_REQUEST'; message: string };
 
 export function emptyGroup(groupId: string, assignor = 'uniform'): GroupState {
   return { groupId, assignor, groupEpoch: 0, targetEpoch: 0, members: {}, target: {}, partitionCounts: {} };
@@ -83,6 +120,7 @@ function recomputeTarget(group: GroupState, partitionCounts: ReadonlyMap<string,
   const counts = relevantCounts(group, partitionCounts);
   const epoch = sameCounts(counts, group.partitionCounts) ? group.groupEpoch : group.groupEpoch + 1;
   if (epoch === group.targetEpoch) return group;
+  if (group.assignor === STREAMS_ASSIGNOR) return recomputeStreamsTarget(group, counts, epoch);
   const assignor = ASSIGNORS[group.assignor]!;
   const result = assignor({
     members: Object.values(group.members).map((m) => ({ memberId: m.memberId, topics: m.topics })),
@@ -92,14 +130,99 @@ function recomputeTarget(group: GroupState, partitionCounts: ReadonlyMap<string,
   return { ...group, groupEpoch: epoch, targetEpoch: epoch, partitionCounts: counts, target: Object.fromEntries(result) };
 }
 
+/**
+ * Tasks to the streams assignor, active tasks back to partitions: the partition target drives the
+ * same incremental reconciliation as any group (a task's partitions reach its new owner only once
+ * the old owner released them). Topology problems were refused on the heartbeat; one that appears
+ * anyway (a topic re-created with another count while a member leaves) keeps the previous target.
+ */
+function recomputeStreamsTarget(group: GroupState, counts: Record<string, number>, epoch: number): GroupState {
+  const streams = group.streams ?? { subtopologies: [], numStandbyReplicas: 0, tasks: {} };
+  const result = streamsAssignor({
+    subtopologies: streams.subtopologies,
+    partitionCounts: new Map(Object.entries(counts)),
+    members: Object.values(group.members).map((m) => ({ memberId: m.memberId, taskOffsets: m.taskOffsets ?? {} })),
+    current: streams.tasks,
+    numStandbyReplicas: streams.numStandbyReplicas,
+  });
+  const tasks: Record<string, MemberTasks> = isTopologyProblem(result)
+    ? Object.fromEntries(Object.keys(group.members).map((id) => [id, streams.tasks[id] ?? { active: [], standby: [] }]))
+    : Object.fromEntries(result);
+  const target = Object.fromEntries(Object.entries(tasks).map(([id, t]) => [id, t.active.flatMap((task) => taskPartitions(streams.subtopologies, task)).sort()]));
+  return { ...group, groupEpoch: epoch, targetEpoch: epoch, partitionCounts: counts, target, streams: { ...streams, tasks } };
+}
+
+const sameTopology = (a: readonly StreamsSubtopology[], b: readonly StreamsSubtopology[]) => canonicalTopology(a) === canonicalTopology(b);
+
+function canonicalTopology(list: readonly StreamsSubtopology[]): string {
+  return JSON.stringify(
+    [...list]
+      .map((s) => ({ subtopologyId: s.subtopologyId, sourceTopics: [...s.sourceTopics].sort(), changelogTopics: [...s.changelogTopics].sort() }))
+      .sort((a, b) => (a.subtopologyId < b.subtopologyId ? -1 : 1)),
+  );
+}
+
+/** Names the first difference between two topologies, for the refusal message. */
+function topologyDifference(group: readonly StreamsSubtopology[], member: readonly StreamsSubtopology[]): string {
+  const show = (s: StreamsSubtopology | undefined) => (s ? `sources [${[...s.sourceTopics].sort().join(', ')}], changelogs [${[...s.changelogTopics].sort().join(', ')}]` : 'absent');
+  const ids = [...new Set([...group, ...member].map((s) => s.subtopologyId))].sort();
+  for (const id of ids) {
+    const g = group.find((s) => s.subtopologyId === id);
+    const m = member.find((s) => s.subtopologyId === id);
+    if (!g || !m || canonicalTopology([g]) !== canonicalTopology([m])) return `subtopology ${id}: the group's has ${show(g)}, this member's has ${show(m)}`;
+  }
+  return 'the topologies differ';
+}
+
+/**
+ * Streams checks and bookkeeping before the usual heartbeat: a streams group needs the topology
+ * from every member, the same one from all of them (adopted from the member when it is alone),
+ * and topics that make it co-partitioned. Returns the group with the topology adopted and the
+ * member's topics (the topology's source topics).
+ */
+function admitStreamsMember(
+  g: GroupState,
+  request: HeartbeatRequest,
+  partitionCounts: ReadonlyMap<string, number>,
+): { group: GroupState; topics: string[] } | { problem: GroupProblem } {
+  const streams = request.streams;
+  if (g.assignor !== STREAMS_ASSIGNOR) {
+    if (streams) return { problem: { reason: 'INVALID_REQUEST', message: `group ${g.groupId} uses the ${g.assignor} assignor; a member sending a streams topology needs server_assignor streams in a group without other members` } };
+    return { group: g, topics: request.topics };
+  }
+  if (!streams) return { problem: { reason: 'INVALID_REQUEST', message: `group ${g.groupId} uses the streams assignor: every member sends its topology (streams)` } };
+  const others = Object.keys(g.members).filter((id) => id !== request.memberId);
+  let next = g;
+  if (!g.streams || others.length === 0) {
+    const changed = !g.streams || !sameTopology(g.streams.subtopologies, streams.subtopologies) || g.streams.numStandbyReplicas !== streams.numStandbyReplicas;
+    if (changed) {
+      const subtopologies = streams.subtopologies.map((s) => ({ subtopologyId: s.subtopologyId, sourceTopics: [...s.sourceTopics].sort(), changelogTopics: [...s.changelogTopics].sort() }));
+      next = { ...g, groupEpoch: g.groupEpoch + 1, streams: { subtopologies, numStandbyReplicas: streams.numStandbyReplicas, tasks: g.streams?.tasks ?? {} } };
+    }
+  } else if (!sameTopology(g.streams.subtopologies, streams.subtopologies)) {
+    return { problem: { reason: 'INVALID_TOPOLOGY', message: `this member's topology differs from the one the members of group ${g.groupId} run: ${topologyDifference(g.streams.subtopologies, streams.subtopologies)}` } };
+  } else if (g.streams.numStandbyReplicas !== streams.numStandbyReplicas) {
+    return { problem: { reason: 'INVALID_TOPOLOGY', message: `num_standby_replicas ${streams.numStandbyReplicas} differs from the ${g.streams.numStandbyReplicas} the members of group ${g.groupId} use` } };
+  }
+  const problem = topologyProblem(streams.subtopologies, partitionCounts);
+  if (problem) return { problem };
+  return { group: next, topics: [...new Set(streams.subtopologies.flatMap((s) => s.sourceTopics))].sort() };
+}
+
 export function heartbeat(
   group: GroupState,
   request: HeartbeatRequest,
   context: { nowMs: number; sessionTimeoutMs: number; partitionCounts: ReadonlyMap<string, number>; newMemberId: () => string },
 ): { group: GroupState; response: HeartbeatResponse } | { problem: GroupProblem } {
-  if (!ASSIGNORS[group.assignor]) return { problem: { reason: 'UNKNOWN_ASSIGNOR', message: `unknown assignor ${group.assignor}` } };
   // The member heartbeating now is alive, however long its last heartbeat took to arrive.
   let g = expireMembers(group, context.nowMs, context.sessionTimeoutMs, request.memberId);
+  const alone = Object.keys(g.members).every((id) => id === request.memberId);
+  if (request.memberEpoch !== -1 && request.serverAssignor && request.serverAssignor !== g.assignor && alone && knownAssignor(request.serverAssignor)) {
+    // The assignor is fixed by the first member to join a group without members.
+    const { streams: _, ...rest } = g;
+    g = { ...rest, assignor: request.serverAssignor, target: {}, groupEpoch: g.groupEpoch + 1 };
+  }
+  if (!knownAssignor(g.assignor)) return { problem: { reason: 'UNKNOWN_ASSIGNOR', message: `unknown assignor ${g.assignor}` } };
   const existing = request.memberId ? g.members[request.memberId] : undefined;
 
   if (request.memberEpoch === -1) {
@@ -107,20 +230,25 @@ export function heartbeat(
     const members = { ...g.members };
     delete members[request.memberId];
     g = recomputeTarget({ ...g, members, groupEpoch: g.groupEpoch + 1 }, context.partitionCounts);
-    return { group: g, response: { memberId: request.memberId, memberEpoch: -1, assignment: [] } };
+    return { group: g, response: { memberId: request.memberId, memberEpoch: -1, assignment: [], standbyTasks: [] } };
   }
+
+  const admitted = admitStreamsMember(g, request, context.partitionCounts);
+  if ('problem' in admitted) return admitted;
+  g = admitted.group;
+  const taskOffsets = g.assignor === STREAMS_ASSIGNOR ? { ...request.streams!.taskOffsets } : undefined;
 
   let member: MemberState;
   if (request.memberEpoch === 0) {
-    member = { memberId: existing?.memberId ?? (request.memberId || context.newMemberId()), clientId: request.clientId, memberEpoch: 0, topics: [...request.topics].sort(), owned: existing?.owned ?? [], lastHeartbeatMs: context.nowMs };
+    member = { memberId: existing?.memberId ?? (request.memberId || context.newMemberId()), clientId: request.clientId, memberEpoch: 0, topics: [...admitted.topics].sort(), owned: existing?.owned ?? [], lastHeartbeatMs: context.nowMs, ...(taskOffsets ? { taskOffsets } : {}) };
     g = { ...g, members: { ...g.members, [member.memberId]: member }, groupEpoch: g.groupEpoch + 1 };
   } else {
     if (!existing) return { problem: { reason: 'UNKNOWN_MEMBER', message: `member ${request.memberId} is not in group ${g.groupId} (expired or never joined); join again with epoch 0` } };
     if (request.memberEpoch !== existing.memberEpoch) {
       return { problem: { reason: 'STALE_MEMBER_EPOCH', message: `member epoch ${request.memberEpoch} is not the current ${existing.memberEpoch}` } };
     }
-    member = { ...existing, lastHeartbeatMs: context.nowMs };
-    const topics = [...request.topics].sort();
+    member = { ...existing, lastHeartbeatMs: context.nowMs, ...(taskOffsets ? { taskOffsets } : {}) };
+    const topics = [...admitted.topics].sort();
     if (topics.join('\u0000') !== existing.topics.join('\u0000')) {
       member = { ...member, topics };
       g = { ...g, groupEpoch: g.groupEpoch + 1 };
@@ -146,9 +274,22 @@ export function heartbeat(
     nextOwned = assignment;
     memberEpoch = g.targetEpoch;
   }
-  const updated: MemberState = { ...member, memberEpoch, owned: nextOwned };
+  const standbyTasks = g.streams ? streamsStandby(g, member, assignment) : [];
+  const updated: MemberState = { ...member, memberEpoch, owned: nextOwned, ...(g.streams ? { standby: standbyTasks } : {}) };
   g = { ...g, members: { ...g.members, [member.memberId]: updated } };
-  return { group: g, response: { memberId: member.memberId, memberEpoch, assignment } };
+  return { group: g, response: { memberId: member.memberId, memberEpoch, assignment, standbyTasks } };
+}
+
+/**
+ * The member's target standby tasks, plus any standby it had that is now its active task but
+ * whose partitions it has not been given yet (their old owner has not released them): the member
+ * keeps that copy restored until the task starts, so the new owner replays only the tail.
+ */
+function streamsStandby(g: GroupState, member: MemberState, assignment: readonly TopicPartition[]): string[] {
+  const tasks = g.streams!.tasks[member.memberId] ?? { active: [], standby: [] };
+  const granted = new Set(assignment);
+  const waiting = tasks.active.filter((t) => (member.standby ?? []).includes(t) && !taskPartitions(g.streams!.subtopologies, t).every((p) => granted.has(p)));
+  return [...tasks.standby, ...waiting].sort();
 }
 
 /** Records when a group became empty, so that its offsets' retention clock starts there (KIP-211). */
@@ -174,7 +315,7 @@ export function offsetsExpired(group: GroupState, lastCommitMs: number | undefin
 
 /** The group without per-heartbeat liveness, to tell a real change of state from a heartbeat. */
 export function structuralView(group: GroupState): string {
-  const members = Object.fromEntries(Object.entries(group.members).sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, m]) => [id, { ...m, lastHeartbeatMs: 0 }]));
+  const members = Object.fromEntries(Object.entries(group.members).sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, m]) => [id, { ...m, lastHeartbeatMs: 0, taskOffsets: undefined }]));
   return JSON.stringify({ ...group, members });
 }
 

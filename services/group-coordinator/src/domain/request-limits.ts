@@ -29,6 +29,17 @@ export const GROUP_LIMITS = Object.freeze({
   serverAssignorChars: 64,
   /** Partition entries in one request: owned partitions, commits, fetches, resets. */
   partitionsPerRequest: 10_000,
+  /** Streams members: subtopologies in a topology (each is stored in the group's state). */
+  subtopologies: 1000,
+  subtopologyIdChars: 64,
+  /** Streams members: source and changelog topics named by a topology, all subtopologies together. */
+  topologyTopics: 10_000,
+  /** Streams members: task offsets in one heartbeat. */
+  taskOffsets: 10_000,
+  /** A subtopology id, '_', a partition number. */
+  taskIdChars: 80,
+  /** Standby copies per task: each costs every member a changelog reader per copy. */
+  numStandbyReplicas: 16,
 });
 
 export type LimitProblem = { reason: 'INVALID_GROUP_ID' | 'INVALID_SUBSCRIPTION' | 'INVALID_TOPIC_NAME' | 'INVALID_REQUEST'; message: string };
@@ -73,6 +84,46 @@ export interface HeartbeatShape {
   subscribedTopicRegex: string;
   serverAssignor: string;
   ownedPartitions: ReadonlyArray<{ topic: string; partitions: readonly number[] }>;
+  streams?: StreamsShape | undefined;
+}
+
+export interface StreamsShape {
+  topology: ReadonlyArray<{ subtopologyId: string; sourceTopics: readonly string[]; changelogTopics: readonly string[] }>;
+  numStandbyReplicas: number;
+  taskOffsets: ReadonlyArray<{ taskId: string; offsetSum: bigint }>;
+}
+
+const SUBTOPOLOGY_ID = /^[a-zA-Z0-9._-]{1,64}$/;
+const TASK_ID = /^[a-zA-Z0-9._-]{1,64}_(0|[1-9][0-9]{0,9})$/;
+
+/** A streams member's topology and task offsets: counts, id shapes, ranges. */
+export function streamsProblem(streams: StreamsShape): LimitProblem | undefined {
+  const L = GROUP_LIMITS;
+  const invalid = (message: string): LimitProblem => ({ reason: 'INVALID_REQUEST', message });
+  if (streams.topology.length === 0 || streams.topology.length > L.subtopologies) return invalid(`streams.topology has ${streams.topology.length} subtopologies; it needs 1 to ${L.subtopologies}`);
+  if (!Number.isInteger(streams.numStandbyReplicas) || streams.numStandbyReplicas < 0 || streams.numStandbyReplicas > L.numStandbyReplicas) {
+    return invalid(`streams.num_standby_replicas must be 0 to ${L.numStandbyReplicas}, got ${streams.numStandbyReplicas}`);
+  }
+  const ids = new Set<string>();
+  let topics = 0;
+  for (const s of streams.topology) {
+    if (!SUBTOPOLOGY_ID.test(s.subtopologyId)) return invalid(`subtopology id must be 1-${L.subtopologyIdChars} characters of [a-zA-Z0-9._-], got ${quote(s.subtopologyId)}`);
+    if (ids.has(s.subtopologyId)) return invalid(`subtopology id ${s.subtopologyId} appears twice`);
+    ids.add(s.subtopologyId);
+    if (s.sourceTopics.length === 0) return invalid(`subtopology ${s.subtopologyId} has no source topics`);
+    topics += s.sourceTopics.length + s.changelogTopics.length;
+    if (topics > L.topologyTopics) return invalid(`streams.topology names more than ${L.topologyTopics} topics`);
+    for (const t of [...s.sourceTopics, ...s.changelogTopics]) {
+      const p = topicProblem(t);
+      if (p) return p;
+    }
+  }
+  if (streams.taskOffsets.length > L.taskOffsets) return invalid(`streams.task_offsets has ${streams.taskOffsets.length} entries; the limit is ${L.taskOffsets}`);
+  for (const o of streams.taskOffsets) {
+    if (o.taskId.length > L.taskIdChars || !TASK_ID.test(o.taskId)) return invalid(`task id must be <subtopology id>_<partition> (at most ${L.taskIdChars} characters), got ${quote(o.taskId)}`);
+    if (o.offsetSum < 0n || o.offsetSum > BigInt(Number.MAX_SAFE_INTEGER)) return invalid(`offset_sum of task ${o.taskId} must be 0 to 2^53-1, got ${o.offsetSum}`);
+  }
+  return undefined;
 }
 
 export function heartbeatProblem(req: HeartbeatShape): LimitProblem | undefined {
@@ -89,7 +140,7 @@ export function heartbeatProblem(req: HeartbeatShape): LimitProblem | undefined 
     const p = topicProblem(t);
     if (p) return p;
   }
-  return partitionListProblem('owned_partitions', req.ownedPartitions);
+  return partitionListProblem('owned_partitions', req.ownedPartitions) ?? (req.streams ? streamsProblem(req.streams) : undefined);
 }
 
 export interface CommitShape {

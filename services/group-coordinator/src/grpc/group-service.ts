@@ -14,7 +14,7 @@ import { GroupCommitter } from '../store/group-committer.js';
 import type { TxnLimits } from '../store/commit-batch.js';
 import { GroupCoordinatorServiceService, ResetSpec, type CommitOffsetsRequest, type GroupCoordinatorServiceServer, type HeartbeatRequest, type HeartbeatResponse, type SessionRequest, type TopicPartitions } from '@skein/proto/skein/group/v1/group.js';
 import type { Logger } from 'pino';
-import { emptyGroup, expireMembers, heartbeat, offsetsExpired, trackEmptiness } from '../domain/group.js';
+import { emptyGroup, expireMembers, heartbeat, offsetsExpired, STREAMS_ASSIGNOR, type StreamsMemberRequest, trackEmptiness } from '../domain/group.js';
 import { ASSIGNORS, topicOf, tp, type TopicPartition } from '../domain/assignors.js';
 import type { GroupEvent } from '../runtime/coordinator-metrics.js';
 import { commitStreamHandler } from './commit-stream.js';
@@ -120,14 +120,20 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
       if (isLimitProblem(compiled)) throw new SkeinError(compiled.reason, compiled.message);
       regex = compiled;
     }
-    if (req.memberEpoch !== -1 && !regex && req.subscribedTopics.length === 0) throw new SkeinError('INVALID_SUBSCRIPTION', 'subscribe to at least one topic or a regex');
-    if (req.serverAssignor !== '' && !ASSIGNORS[req.serverAssignor]) throw new SkeinError('UNKNOWN_ASSIGNOR', `unknown assignor ${req.serverAssignor}; use range, roundrobin or uniform`);
+    // A streams member's subscription is its topology's source topics.
+    if (req.memberEpoch !== -1 && !regex && req.subscribedTopics.length === 0 && !req.streams) throw new SkeinError('INVALID_SUBSCRIPTION', 'subscribe to at least one topic or a regex');
+    if (req.serverAssignor !== '' && req.serverAssignor !== STREAMS_ASSIGNOR && !ASSIGNORS[req.serverAssignor]) throw new SkeinError('UNKNOWN_ASSIGNOR', `unknown assignor ${req.serverAssignor}; use range, roundrobin, uniform or streams`);
+    const streams: StreamsMemberRequest | undefined = req.streams && {
+      subtopologies: req.streams.topology.map((s) => ({ subtopologyId: s.subtopologyId, sourceTopics: s.sourceTopics, changelogTopics: s.changelogTopics })),
+      numStandbyReplicas: req.streams.numStandbyReplicas,
+      taskOffsets: Object.fromEntries(req.streams.taskOffsets.map((o) => [o.taskId, Number(o.offsetSum)])),
+    };
     const counts = await deps.topics();
     const topics = regex ? regexes.resolve(regex, counts) : req.subscribedTopics;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const loaded = await groups.load(req.groupId);
       const current = loaded.group ?? emptyGroup(req.groupId, req.serverAssignor || 'uniform');
-      const result = heartbeat(current, { memberId: req.memberId, memberEpoch: req.memberEpoch, clientId: req.clientId, topics, ownedPartitions: toTps(req.ownedPartitions) }, {
+      const result = heartbeat(current, { memberId: req.memberId, memberEpoch: req.memberEpoch, clientId: req.clientId, topics, ownedPartitions: toTps(req.ownedPartitions), serverAssignor: req.serverAssignor, streams }, {
         nowMs: now(), sessionTimeoutMs: deps.sessionTimeoutMs, partitionCounts: counts, newMemberId: () => randomUUID(),
       });
       if ('problem' in result) throw new SkeinError(result.problem.reason, result.problem.message, { metadata: { group_id: req.groupId } });
@@ -135,7 +141,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
       if (!(await groups.save(req.groupId, loaded, next))) continue; // another instance changed the group: decide again on its state
       deps.onEvent?.({ type: 'group-saved', before: loaded.group, after: next, nowMs: now() });
       if (next.groupEpoch !== current.groupEpoch) deps.logger.info({ group: req.groupId, groupEpoch: next.groupEpoch, members: Object.keys(next.members).length }, 'group epoch changed');
-      return { memberId: result.response.memberId, memberEpoch: result.response.memberEpoch, heartbeatIntervalMs: deps.heartbeatIntervalMs, assignment: fromTps(result.response.assignment) };
+      return { memberId: result.response.memberId, memberEpoch: result.response.memberEpoch, heartbeatIntervalMs: deps.heartbeatIntervalMs, assignment: fromTps(result.response.assignment), standbyTasks: result.response.standbyTasks };
     }
     throw new SkeinError('CONCURRENT_MODIFICATION', `group ${req.groupId} kept changing; retry`);
   }
@@ -275,7 +281,7 @@ export function groupServiceHandlers(deps: GroupServiceDeps): GroupCoordinatorSe
         groupId: group.groupId,
         groupEpoch: group.groupEpoch,
         assignor: group.assignor,
-        members: Object.values(group.members).map((m) => ({ memberId: m.memberId, clientId: m.clientId, memberEpoch: m.memberEpoch, subscribedTopics: m.topics, assignment: fromTps(m.owned) })),
+        members: Object.values(group.members).map((m) => ({ memberId: m.memberId, clientId: m.clientId, memberEpoch: m.memberEpoch, subscribedTopics: m.topics, assignment: fromTps(m.owned), activeTasks: group.streams?.tasks[m.memberId]?.active ?? [], standbyTasks: group.streams?.tasks[m.memberId]?.standby ?? [] })),
         offsets: offsetsToWire(stored),
       };
     }),

@@ -130,10 +130,82 @@ export interface HeartbeatRequest {
   subscribedTopics: string[];
   /** A regular expression over topic names; new matching topics join the subscription. */
   subscribedTopicRegex: string;
-  /** range, roundrobin or uniform (default); fixed by the first member to join. */
+  /**
+   * range, roundrobin, uniform (default) or streams; fixed by the first member to join a group
+   * that has no members (a later member's choice is ignored while others are in the group).
+   */
   serverAssignor: string;
   /** Partitions the member owns now. */
   ownedPartitions: TopicPartitions[];
+  /**
+   * Required with server_assignor streams (and refused without it): the member's stream-processing
+   * topology and local state. The topology's source topics are the subscription (subscribed_topics
+   * and subscribed_topic_regex are ignored). Sent on every heartbeat.
+   */
+  streams?: StreamsMember | undefined;
+}
+
+/**
+ * A stream-processing member of a streams group (the model of Kafka's KIP-1071).
+ *
+ * Tasks. Subtopology s whose source topics have n partitions yields tasks "<s>_0" .. "<s>_<n-1>";
+ * task "<s>_<p>" is partition p of every source topic of s (they must all have n partitions:
+ * co-partitioned). The coordinator assigns tasks: an active task arrives as its partitions in
+ * HeartbeatResponse.assignment (under the usual incremental rules: a partition is given only once
+ * its previous owner released it, so a member runs a task once it holds all of its partitions), a
+ * standby task as its id in HeartbeatResponse.standby_tasks.
+ *
+ * Assignment (the streams assignor): an active task stays with its owner unless balance requires a
+ * move; an unowned one goes preferably to the member with local state for it (the highest offset
+ * sum), else to the least loaded; stateful and stateless tasks are each balanced (no member has two
+ * more of a kind than another), and totals differ by at most one; each stateful task gets up to
+ * num_standby_replicas standbys, never on its active member and never two on one member,
+ * preferring the previous standby holders and then members with state for it.
+ *
+ * Refusals (INVALID_ARGUMENT): reason INVALID_TOPOLOGY when the topology differs from the one the
+ * group's other members sent (all members of a group run the same topology; a group without other
+ * members adopts the sender's), when num_standby_replicas differs, when a subtopology's source
+ * topics have different partition counts (the message names both topics and counts), or when a
+ * topic is the source of two subtopologies; reason INVALID_REQUEST when a field is over a bound
+ * (docs/limits.md) or malformed.
+ */
+export interface StreamsMember {
+  /** 1-1000 subtopologies, distinct ids. */
+  topology: StreamsSubtopology[];
+  /** Standby copies per stateful task, 0-16. Every member of the group sends the same value. */
+  numStandbyReplicas: number;
+  /**
+   * The tasks this member holds local state for (whatever it runs now), at most 10,000. Read when
+   * the coordinator assigns; sending fresh values on every heartbeat is cheap.
+   */
+  taskOffsets: TaskOffset[];
+}
+
+export interface StreamsSubtopology {
+  /** 1-64 characters of [a-zA-Z0-9._-]. */
+  subtopologyId: string;
+  /**
+   * At least one; names as on the cluster (internal repartition topics with their prefix). A topic
+   * is the source of one subtopology only.
+   */
+  sourceTopics: string[];
+  /**
+   * The changelog topics of the subtopology's state stores; none means the subtopology is
+   * stateless (its tasks get no standbys and report no task offsets).
+   */
+  changelogTopics: string[];
+}
+
+/** How much of a task's state a member holds locally. */
+export interface TaskOffset {
+  /** "<subtopology_id>_<partition>", at most 80 characters. */
+  taskId: string;
+  /**
+   * The sum, over the task's changelog topics, of the changelog offset (partition = the task's)
+   * up to which the local stores hold the records: every member compares against the same
+   * changelogs, so higher means less to restore. 0 to 2^53.
+   */
+  offsetSum: bigint;
 }
 
 export interface HeartbeatResponse {
@@ -142,6 +214,13 @@ export interface HeartbeatResponse {
   heartbeatIntervalMs: number;
   /** What the member may own now. */
   assignment: TopicPartitions[];
+  /**
+   * Streams members: the standby tasks to keep restored from their changelogs (read_committed when
+   * the application writes transactionally), never processing input or writing. Includes a task
+   * that is becoming this member's active task until all of its partitions are in assignment, so
+   * the copy stays warm across the handover. Empty for other members.
+   */
+  standbyTasks: string[];
 }
 
 export interface SessionRequest {
@@ -230,6 +309,9 @@ export interface GroupMember {
   memberEpoch: number;
   subscribedTopics: string[];
   assignment: TopicPartitions[];
+  /** Streams groups: the member's target active and standby tasks. */
+  activeTasks: string[];
+  standbyTasks: string[];
 }
 
 export interface DescribeGroupResponse {
@@ -761,6 +843,7 @@ function createBaseHeartbeatRequest(): HeartbeatRequest {
     subscribedTopicRegex: "",
     serverAssignor: "",
     ownedPartitions: [],
+    streams: undefined,
   };
 }
 
@@ -789,6 +872,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     for (const v of message.ownedPartitions) {
       TopicPartitions.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.streams !== undefined) {
+      StreamsMember.encode(message.streams, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -870,6 +956,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.ownedPartitions.push(TopicPartitions.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.streams = StreamsMember.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -924,6 +1018,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
         : globalThis.Array.isArray(object?.owned_partitions)
         ? object.owned_partitions.map((e: any) => TopicPartitions.fromJSON(e))
         : [],
+      streams: isSet(object.streams) ? StreamsMember.fromJSON(object.streams) : undefined,
     };
   },
 
@@ -953,6 +1048,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.ownedPartitions?.length) {
       obj.ownedPartitions = message.ownedPartitions.map((e) => TopicPartitions.toJSON(e));
     }
+    if (message.streams !== undefined) {
+      obj.streams = StreamsMember.toJSON(message.streams);
+    }
     return obj;
   },
 
@@ -969,12 +1067,335 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     message.subscribedTopicRegex = object.subscribedTopicRegex ?? "";
     message.serverAssignor = object.serverAssignor ?? "";
     message.ownedPartitions = object.ownedPartitions?.map((e) => TopicPartitions.fromPartial(e)) || [];
+    message.streams = (object.streams !== undefined && object.streams !== null)
+      ? StreamsMember.fromPartial(object.streams)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseStreamsMember(): StreamsMember {
+  return { topology: [], numStandbyReplicas: 0, taskOffsets: [] };
+}
+
+export const StreamsMember: MessageFns<StreamsMember> = {
+  encode(message: StreamsMember, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.topology) {
+      StreamsSubtopology.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.numStandbyReplicas !== 0) {
+      writer.uint32(16).int32(message.numStandbyReplicas);
+    }
+    for (const v of message.taskOffsets) {
+      TaskOffset.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamsMember {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamsMember();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topology.push(StreamsSubtopology.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.numStandbyReplicas = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.taskOffsets.push(TaskOffset.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StreamsMember {
+    return {
+      topology: globalThis.Array.isArray(object?.topology)
+        ? object.topology.map((e: any) => StreamsSubtopology.fromJSON(e))
+        : [],
+      numStandbyReplicas: isSet(object.numStandbyReplicas)
+        ? globalThis.Number(object.numStandbyReplicas)
+        : isSet(object.num_standby_replicas)
+        ? globalThis.Number(object.num_standby_replicas)
+        : 0,
+      taskOffsets: globalThis.Array.isArray(object?.taskOffsets)
+        ? object.taskOffsets.map((e: any) => TaskOffset.fromJSON(e))
+        : globalThis.Array.isArray(object?.task_offsets)
+        ? object.task_offsets.map((e: any) => TaskOffset.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: StreamsMember): unknown {
+    const obj: any = {};
+    if (message.topology?.length) {
+      obj.topology = message.topology.map((e) => StreamsSubtopology.toJSON(e));
+    }
+    if (message.numStandbyReplicas !== 0) {
+      obj.numStandbyReplicas = Math.round(message.numStandbyReplicas);
+    }
+    if (message.taskOffsets?.length) {
+      obj.taskOffsets = message.taskOffsets.map((e) => TaskOffset.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StreamsMember>, I>>(base?: I): StreamsMember {
+    return StreamsMember.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StreamsMember>, I>>(object: I): StreamsMember {
+    const message = createBaseStreamsMember();
+    message.topology = object.topology?.map((e) => StreamsSubtopology.fromPartial(e)) || [];
+    message.numStandbyReplicas = object.numStandbyReplicas ?? 0;
+    message.taskOffsets = object.taskOffsets?.map((e) => TaskOffset.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStreamsSubtopology(): StreamsSubtopology {
+  return { subtopologyId: "", sourceTopics: [], changelogTopics: [] };
+}
+
+export const StreamsSubtopology: MessageFns<StreamsSubtopology> = {
+  encode(message: StreamsSubtopology, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subtopologyId !== "") {
+      writer.uint32(10).string(message.subtopologyId);
+    }
+    for (const v of message.sourceTopics) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.changelogTopics) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamsSubtopology {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamsSubtopology();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subtopologyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sourceTopics.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.changelogTopics.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StreamsSubtopology {
+    return {
+      subtopologyId: isSet(object.subtopologyId)
+        ? globalThis.String(object.subtopologyId)
+        : isSet(object.subtopology_id)
+        ? globalThis.String(object.subtopology_id)
+        : "",
+      sourceTopics: globalThis.Array.isArray(object?.sourceTopics)
+        ? object.sourceTopics.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.source_topics)
+        ? object.source_topics.map((e: any) => globalThis.String(e))
+        : [],
+      changelogTopics: globalThis.Array.isArray(object?.changelogTopics)
+        ? object.changelogTopics.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.changelog_topics)
+        ? object.changelog_topics.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: StreamsSubtopology): unknown {
+    const obj: any = {};
+    if (message.subtopologyId !== "") {
+      obj.subtopologyId = message.subtopologyId;
+    }
+    if (message.sourceTopics?.length) {
+      obj.sourceTopics = message.sourceTopics;
+    }
+    if (message.changelogTopics?.length) {
+      obj.changelogTopics = message.changelogTopics;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StreamsSubtopology>, I>>(base?: I): StreamsSubtopology {
+    return StreamsSubtopology.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StreamsSubtopology>, I>>(object: I): StreamsSubtopology {
+    const message = createBaseStreamsSubtopology();
+    message.subtopologyId = object.subtopologyId ?? "";
+    message.sourceTopics = object.sourceTopics?.map((e) => e) || [];
+    message.changelogTopics = object.changelogTopics?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTaskOffset(): TaskOffset {
+  return { taskId: "", offsetSum: 0n };
+}
+
+export const TaskOffset: MessageFns<TaskOffset> = {
+  encode(message: TaskOffset, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.offsetSum !== 0n) {
+      if (BigInt.asIntN(64, message.offsetSum) !== message.offsetSum) {
+        throw new globalThis.Error("value provided for field message.offsetSum of type int64 too large");
+      }
+      writer.uint32(16).int64(message.offsetSum);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskOffset {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskOffset();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offsetSum = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskOffset {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      offsetSum: isSet(object.offsetSum)
+        ? BigInt(object.offsetSum)
+        : isSet(object.offset_sum)
+        ? BigInt(object.offset_sum)
+        : 0n,
+    };
+  },
+
+  toJSON(message: TaskOffset): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.offsetSum !== 0n) {
+      obj.offsetSum = message.offsetSum.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TaskOffset>, I>>(base?: I): TaskOffset {
+    return TaskOffset.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskOffset>, I>>(object: I): TaskOffset {
+    const message = createBaseTaskOffset();
+    message.taskId = object.taskId ?? "";
+    message.offsetSum = (object.offsetSum !== undefined && object.offsetSum !== null) ? BigInt(object.offsetSum) : 0n;
     return message;
   },
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { memberId: "", memberEpoch: 0, heartbeatIntervalMs: 0, assignment: [] };
+  return { memberId: "", memberEpoch: 0, heartbeatIntervalMs: 0, assignment: [], standbyTasks: [] };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
@@ -990,6 +1411,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     }
     for (const v of message.assignment) {
       TopicPartitions.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.standbyTasks) {
+      writer.uint32(42).string(v!);
     }
     return writer;
   },
@@ -1039,6 +1463,14 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
             message.assignment.push(TopicPartitions.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.standbyTasks.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1071,6 +1503,11 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
       assignment: globalThis.Array.isArray(object?.assignment)
         ? object.assignment.map((e: any) => TopicPartitions.fromJSON(e))
         : [],
+      standbyTasks: globalThis.Array.isArray(object?.standbyTasks)
+        ? object.standbyTasks.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.standby_tasks)
+        ? object.standby_tasks.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1088,6 +1525,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     if (message.assignment?.length) {
       obj.assignment = message.assignment.map((e) => TopicPartitions.toJSON(e));
     }
+    if (message.standbyTasks?.length) {
+      obj.standbyTasks = message.standbyTasks;
+    }
     return obj;
   },
 
@@ -1100,6 +1540,7 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     message.memberEpoch = object.memberEpoch ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.assignment = object.assignment?.map((e) => TopicPartitions.fromPartial(e)) || [];
+    message.standbyTasks = object.standbyTasks?.map((e) => e) || [];
     return message;
   },
 };
@@ -2203,7 +2644,15 @@ export const DescribeGroupRequest: MessageFns<DescribeGroupRequest> = {
 };
 
 function createBaseGroupMember(): GroupMember {
-  return { memberId: "", clientId: "", memberEpoch: 0, subscribedTopics: [], assignment: [] };
+  return {
+    memberId: "",
+    clientId: "",
+    memberEpoch: 0,
+    subscribedTopics: [],
+    assignment: [],
+    activeTasks: [],
+    standbyTasks: [],
+  };
 }
 
 export const GroupMember: MessageFns<GroupMember> = {
@@ -2222,6 +2671,12 @@ export const GroupMember: MessageFns<GroupMember> = {
     }
     for (const v of message.assignment) {
       TopicPartitions.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.activeTasks) {
+      writer.uint32(50).string(v!);
+    }
+    for (const v of message.standbyTasks) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -2279,6 +2734,22 @@ export const GroupMember: MessageFns<GroupMember> = {
             message.assignment.push(TopicPartitions.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.activeTasks.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.standbyTasks.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2316,6 +2787,16 @@ export const GroupMember: MessageFns<GroupMember> = {
       assignment: globalThis.Array.isArray(object?.assignment)
         ? object.assignment.map((e: any) => TopicPartitions.fromJSON(e))
         : [],
+      activeTasks: globalThis.Array.isArray(object?.activeTasks)
+        ? object.activeTasks.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.active_tasks)
+        ? object.active_tasks.map((e: any) => globalThis.String(e))
+        : [],
+      standbyTasks: globalThis.Array.isArray(object?.standbyTasks)
+        ? object.standbyTasks.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.standby_tasks)
+        ? object.standby_tasks.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2336,6 +2817,12 @@ export const GroupMember: MessageFns<GroupMember> = {
     if (message.assignment?.length) {
       obj.assignment = message.assignment.map((e) => TopicPartitions.toJSON(e));
     }
+    if (message.activeTasks?.length) {
+      obj.activeTasks = message.activeTasks;
+    }
+    if (message.standbyTasks?.length) {
+      obj.standbyTasks = message.standbyTasks;
+    }
     return obj;
   },
 
@@ -2349,6 +2836,8 @@ export const GroupMember: MessageFns<GroupMember> = {
     message.memberEpoch = object.memberEpoch ?? 0;
     message.subscribedTopics = object.subscribedTopics?.map((e) => e) || [];
     message.assignment = object.assignment?.map((e) => TopicPartitions.fromPartial(e)) || [];
+    message.activeTasks = object.activeTasks?.map((e) => e) || [];
+    message.standbyTasks = object.standbyTasks?.map((e) => e) || [];
     return message;
   },
 };
