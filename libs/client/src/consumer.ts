@@ -53,7 +53,15 @@ export interface ConsumerOptions {
   topics?: string[];
   /** Subscribe to every topic whose whole name matches this regular expression (new topics too). */
   topicRegex?: string;
-  assignor?: 'uniform' | 'range' | 'roundrobin';
+  /** The server-side assignor; 'streams' needs `streams` (stream-processing members, KIP-1071). */
+  assignor?: 'uniform' | 'range' | 'roundrobin' | 'streams';
+  /**
+   * A stream-processing member (with `assignor: 'streams'`): the coordinator assigns tasks of this
+   * topology (proto StreamsMember, group.proto, says how). Active tasks arrive as partitions, as
+   * for any consumer; standby tasks through `onStandbyTasks`. `topics` may be left out: the
+   * topology's source topics are the subscription.
+   */
+  streams?: StreamsMemberOptions;
   /**
    * Where to start when the group has no committed offset for a partition, and where to go when
    * a position is out of range (retention deleted the records there, or the log was truncated),
@@ -126,6 +134,21 @@ export interface ConsumerOptions {
 }
 
 export type AutoOffsetReset = 'earliest' | 'latest' | 'none';
+
+export interface StreamsMemberOptions {
+  /** Subtopologies with their source topics (as named on the cluster) and their stores' changelog topics. */
+  topology: Array<{ subtopologyId: string; sourceTopics: string[]; changelogTopics: string[] }>;
+  /** Standby copies per stateful task; every member of the group must send the same. */
+  numStandbyReplicas: number;
+  /** Read before every heartbeat: the offset sum (sum of checkpointed changelog offsets) of each task with local state. */
+  taskOffsets: () => Array<{ taskId: string; offsetSum: bigint }>;
+  /**
+   * Called with the whole standby task list when it changes, after the same heartbeat's
+   * revocations and assignments were applied (so a task moving from active to standby here has
+   * been revoked first, and one becoming active has been assigned first).
+   */
+  onStandbyTasks?: (tasks: string[]) => void | Promise<void>;
+}
 
 export interface OffsetReset {
   topic: string;
@@ -221,7 +244,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private wakeIterator: (() => void) | undefined;
 
   constructor(private readonly client: SkeinClient, private readonly options: ConsumerOptions) {
-    if (!options.topics?.length && !options.topicRegex) throw new Error('subscribe to at least one topic or a topicRegex');
+    if (!options.topics?.length && !options.topicRegex && !options.streams) throw new Error('subscribe to at least one topic or a topicRegex');
+    if (options.streams && options.assignor !== 'streams') throw new Error("streams members need assignor: 'streams'");
     this.autoOffsetReset = options.autoOffsetReset ?? (options.fromBeginning === false ? 'latest' : 'earliest');
     if (!['earliest', 'latest', 'none'].includes(this.autoOffsetReset)) throw new Error(`autoOffsetReset must be earliest, latest or none, got ${String(this.autoOffsetReset)}`);
     this.coordinators = new CoordinatorPool(options.coordinator?.length ? options.coordinator : () => client.findCoordinators(), client.credentials, undefined, client.clientOptions);
@@ -322,8 +346,9 @@ export class GroupConsumer implements AsyncIterable<Message> {
     return this.exclusive(async () => {
       const res = await this.sendHeartbeat({
         groupId: this.options.groupId, memberId: this.memberId, memberEpoch: leave ? -1 : this.memberEpoch, clientId: this.options.clientId ?? 'skein-client',
-        subscribedTopics: this.options.topics ?? [], subscribedTopicRegex: this.options.topicRegex ?? '', serverAssignor: this.options.assignor ?? 'uniform',
+        subscribedTopics: this.options.topics ?? this.options.streams?.topology.flatMap((t) => t.sourceTopics) ?? [], subscribedTopicRegex: this.options.topicRegex ?? '', serverAssignor: this.options.assignor ?? 'uniform',
         ownedPartitions: this.ownedPartitions(),
+        streams: this.streamsRequest(leave),
       });
       if (leave) return;
       this.memberId = res.memberId;
@@ -369,7 +394,25 @@ export class GroupConsumer implements AsyncIterable<Message> {
         }
         if (applied.length > 0) await this.options.onAssigned?.(applied);
       }
+      const standby = [...res.standbyTasks].sort();
+      if (this.options.streams && standby.join('\u0000') !== this.standby.join('\u0000')) {
+        this.standby = standby;
+        await this.options.streams.onStandbyTasks?.([...standby]);
+      }
     });
+  }
+
+  private standby: string[] = [];
+
+  private streamsRequest(leave: boolean): HeartbeatRequest['streams'] {
+    const s = this.options.streams;
+    if (!s || leave) return undefined;
+    return { topology: s.topology, numStandbyReplicas: s.numStandbyReplicas, taskOffsets: s.taskOffsets() };
+  }
+
+  /** Streams members: the standby tasks the coordinator gave this member last. */
+  get standbyTasks(): string[] {
+    return [...this.standby];
   }
 
   private async commitNow(only?: string[]): Promise<void> {
