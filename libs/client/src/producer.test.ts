@@ -92,4 +92,22 @@ describe('Producer sending', () => {
     await settle();
     expect(sent.map((s) => s.values)).toEqual([['a']]);
   });
+
+  it('with lingerMs, one send over several partitions has every batch sent when the linger ends', async () => {
+    const { client, sent } = fakeClient();
+    const timers = new ManualTimers();
+    const producer = new Producer(client, { lingerMs: 5, partitioner: toPartition, timers });
+    void producer.send('t', [
+      { key: '1', value: 'a' },
+      { key: '2', value: 'b' },
+      { key: '1', value: 'c' },
+    ]);
+    await settle();
+    timers.advance(5);
+    await settle();
+    expect(sent.map((s) => [s.partition, s.values]).sort()).toEqual([
+      [1, ['a', 'c']],
+      [2, ['b']],
+    ]);
+  });
 });

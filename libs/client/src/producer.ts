@@ -244,7 +244,9 @@ export class Producer {
       }
       if (!batch) {
         const b: Batch = { topic, partition, records: [], pending: [], bytes: 0, due: this.lingerMs <= 0 };
-        if (!b.due) b.cancelLinger = this.timers.setTimeout(() => this.lingered(k, b), this.lingerMs);
+        // The timer keeps this batch's key: `k` moves on with the next record's partition.
+        const key = k;
+        if (!b.due) b.cancelLinger = this.timers.setTimeout(() => this.lingered(key, b), this.lingerMs);
         this.open.set(k, b);
         batch = b;
       }
