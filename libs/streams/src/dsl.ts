@@ -23,7 +23,17 @@ import {
   timeWindowAggregateProcessor,
 } from './processors.js';
 import { changeSerde, type Serde, Serdes, type Windowed, windowedSerde } from './serdes.js';
-import { buildTopology, type GlobalTableDef, type NodeDef, type Processor, type StoreDef, type TimestampExtractor, type Topology } from './topology.js';
+import { type KeyValueStoreSpec, type ProcessorSupplier, userProcessorNode } from './processor-api.js';
+import {
+  buildTopology,
+  type GlobalTableDef,
+  type NodeDef,
+  type Processor,
+  type StoreDef,
+  type StoreTyping,
+  type TimestampExtractor,
+  type Topology,
+} from './topology.js';
 import { type JoinWindows, SessionWindows, SlidingWindows, TimeWindows } from './windows.js';
 
 export interface Consumed<K, V> {
@@ -88,6 +98,26 @@ export class StreamsBuilder {
     return name;
   }
 
+  /** @internal Records how a store's bytes read as typed keys and values (processors' typed access, interactive queries). */
+  typeStore(name: string, typing: StoreTyping): void {
+    const def = this.stores.get(name);
+    if (def) this.stores.set(name, { ...def, typing });
+  }
+
+  /**
+   * A key-value store for processors added with `KStream.process(supplier, name)`: typed through
+   * its serdes, changelogged (unless `changelog: false`) and restored like the DSL's stores, and
+   * queryable with `streams.store(name)`. Returns its name.
+   */
+  addStateStore<K, V>(spec: KeyValueStoreSpec<K, V>): string {
+    if (!spec || typeof spec.name !== 'string' || !/^[a-zA-Z0-9._-]{1,200}$/.test(spec.name))
+      throw new Error(`a state store needs a name of 1-200 letters, digits, '.', '_' or '-', got ${String(spec?.name)}`);
+    if (!spec.keySerde || !spec.valueSerde) throw new Error(`state store ${spec.name} needs keySerde and valueSerde`);
+    this.addStore(spec.name, spec.changelog ?? true);
+    this.typeStore(spec.name, { kind: 'key-value', keySerde: any(spec.keySerde), valueSerde: any(spec.valueSerde) });
+    return spec.name;
+  }
+
   /** A record stream from one or more topics (read together, as one stream). */
   stream<K = string, V = string>(topics: string | string[], consumed: Consumed<K, V> = {}): KStream<K, V> {
     const name = this.name('KSTREAM-SOURCE');
@@ -109,6 +139,7 @@ export class StreamsBuilder {
   table<K = string, V = string>(topic: string, consumed: Consumed<K, V> = {}, materialized: Materialized<K, V> = {}): KTable<K, V> {
     const source = this.stream<K, V>(topic, consumed);
     const store = this.addStore(materialized.storeName ?? `${topic}-STATE-STORE-${this.counter}`);
+    this.typeStore(store, { kind: 'key-value', keySerde: source.keySerde, valueSerde: source.valueSerde });
     const node = this.addProcessor('KTABLE-SOURCE', [source.node], tableMaterializer(store, source.keySerde, source.valueSerde), [store]);
     return new KTable<K, V>(this, node, source.keySerde, source.valueSerde, store);
   }
@@ -227,6 +258,23 @@ export class KStream<K, V> {
       keyChanged: true,
       ...this.newSerdes(keySerde, undefined, true, false),
     });
+  }
+
+  /**
+   * Runs a processor of your own on each record (the Processor API): it forwards what it wants,
+   * uses the named stores (`builder.addStateStore`) and may schedule punctuations. Its output may
+   * have any key, so grouping or joining it afterwards repartitions; its serdes are the builder's
+   * defaults unless `to()`/`repartition()` name others.
+   */
+  process<KOut = K, VOut = V>(supplier: ProcessorSupplier<K, V, KOut, VOut>, ...storeNames: string[]): KStream<KOut, VOut> {
+    for (const s of storeNames) if (!this.builder.stores.has(s)) throw new Error(`process(): no store ${s} (add it with builder.addStateStore first)`);
+    const node = this.builder.addProcessor(
+      'KSTREAM-PROCESSOR',
+      [this.node],
+      userProcessorNode(supplier as ProcessorSupplier<unknown, unknown, unknown, unknown>, this.builder.stores, storeNames),
+      storeNames,
+    );
+    return new KStream<KOut, VOut>(this.builder, node, this.builder.defaultKeySerde, this.builder.defaultValueSerde, true);
   }
 
   /** Sees each record and passes it on unchanged. */
@@ -479,6 +527,7 @@ export class KStream<K, V> {
   toTable(materialized: Materialized<K, V> = {}): KTable<K, V> {
     const s = this.repartitionedIfNeeded({});
     const store = this.builder.addStore(materialized.storeName ?? this.builder.name('KSTREAM-TOTABLE-STORE'));
+    this.builder.typeStore(store, { kind: 'key-value', keySerde: s.keySerde, valueSerde: s.valueSerde });
     const node = this.builder.addProcessor('KSTREAM-TOTABLE', [s.node], tableMaterializer(store, s.keySerde, s.valueSerde), [store]);
     return new KTable<K, V>(this.builder, node, s.keySerde, s.valueSerde, store);
   }
@@ -538,6 +587,7 @@ export class KGroupedStream<K, V> {
   aggregate<VA>(initializer: () => VA, aggregator: (key: K, value: V, agg: VA) => VA, materialized: Materialized<K, VA> = {}): KTable<K, VA> {
     const store = this.builder.addStore(materialized.storeName ?? this.builder.name('KSTREAM-AGGREGATE-STATE-STORE'));
     const aggSerde = materialized.valueSerde ? any(materialized.valueSerde) : any(Serdes.JSON<VA>());
+    this.builder.typeStore(store, { kind: 'key-value', keySerde: this.keySerde, valueSerde: aggSerde });
     const node = this.builder.addProcessor(
       'KSTREAM-AGGREGATE',
       [this.node],
@@ -599,6 +649,7 @@ export class TimeWindowedKStream<K, V> extends WindowedKStreamBase<K, V> {
   aggregate<VA>(initializer: () => VA, aggregator: (key: K, value: V, agg: VA) => VA, materialized: Materialized<K, VA> = {}): KTable<Windowed<K>, VA> {
     const store = this.builder.addStore(materialized.storeName ?? this.builder.name('KSTREAM-WINDOW-AGGREGATE-STATE-STORE'));
     const aggSerde = materialized.valueSerde ? any(materialized.valueSerde) : any(Serdes.JSON<VA>());
+    this.builder.typeStore(store, { kind: 'window', keySerde: this.keySerde, valueSerde: aggSerde, windowSizeMs: this.windows.sizeMs });
     const node = this.builder.addProcessor(
       'KSTREAM-WINDOW-AGGREGATE',
       [this.node],
@@ -744,6 +795,7 @@ export class KTable<K, V> {
     if (this.windowed) throw new Error('a windowed table cannot be joined; map its stream to plain keys first');
     if (this.store) return this.store;
     const store = this.builder.addStore(this.builder.name('KTABLE-MATERIALIZED-STORE'));
+    this.builder.typeStore(store, { kind: 'key-value', keySerde: this.keySerde, valueSerde: this.valueSerde });
     this.builder.addProcessor('KTABLE-MATERIALIZE', [this.node], tableMaterializer(store, this.keySerde, this.valueSerde), [store]);
     this.store = store;
     return store;

@@ -22,3 +22,14 @@ export {
 export type { Processor, ProcessorContext, Rec, TimestampExtractor, Topology } from './topology.js';
 export { type ProcessingGuarantee, SkeinStreams, type StreamsConfig, type StreamsEvent, type StreamsState, type TaskStatus } from './runtime.js';
 export { type TestRecord, TopologyTestDriver } from './test-driver.js';
+export type { Cancellable, PunctuationType, Punctuator } from './punctuation.js';
+export type {
+  KeyValueStoreSpec,
+  ProcessorSupplier,
+  ReadOnlyTypedKeyValueStore,
+  RecordProcessor,
+  RecordProcessorContext,
+  StreamRecord,
+  TypedKeyValueStore,
+} from './processor-api.js';
+export type { KeyQueryMetadata, QueryableKeyValueStore, QueryableWindowStore } from './interactive-queries.js';

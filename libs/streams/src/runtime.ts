@@ -28,6 +28,11 @@
  *    task forgets the interval's writes and the consumer rewinds to the offsets of the last commit.
  *    Changelogs and repartition topics are read read_committed.
  *
+ * Punctuation. Stream-time punctuators fire inside the task as records move stream time (their
+ * outputs go with the batch's). Wall-clock punctuators fire from a timer (every
+ * PUNCTUATE_TICK_MS) through the same lock as processing and commits, so their outputs and store
+ * writes belong to the current commit interval (under exactly_once: its transaction).
+ *
  * Processing errors (an exception from user code) stop the instance (state ERROR, reported to
  * onError), as Kafka Streams' default uncaught-exception handler does: skipping a record silently
  * or retrying it forever are both worse defaults.
@@ -47,6 +52,16 @@ import {
 } from '@skein/client';
 import { failpoint } from '@skein/common/failpoints.js';
 import { GlobalStore } from './global-store.js';
+import {
+  type KeyQueryMetadata,
+  keyQueryMetadata,
+  type LocalTasks,
+  type QueryableKeyValueStore,
+  type QueryableWindowStore,
+  queryableKeyValueStore,
+  queryableWindowStore,
+} from './interactive-queries.js';
+import { serveMetrics, StreamsMetrics } from './streams-metrics.js';
 import { prefetchSchemas, prepareSerdes } from './registry-serde.js';
 import { LmdbEngine } from './state/lmdb-engine.js';
 import { MemoryEngine, type StoreEngine } from './state/store-engine.js';
@@ -78,11 +93,15 @@ export interface StreamsConfig {
   onError?: (err: unknown) => void;
   /** Told about lifecycle events (task assigned, restored, revoked), for logs and tests. */
   onEvent?: (event: StreamsEvent) => void;
+  /** Serves GET /metrics (Prometheus text, per-task metrics) on 127.0.0.1 at this port while running; 0: any free port (see metricsPort()). Default: not served (metrics() still answers). */
+  metricsPort?: number;
 }
 
 export type StreamsEvent =
   | { type: 'task-assigned'; taskId: string }
   | { type: 'task-restored'; taskId: string; store: string; records: number; fromOffset: bigint; toOffset: bigint }
+  /** About once a second while a store restores: changelog offsets replayed of those to replay, and records so far. */
+  | { type: 'restore-progress'; taskId: string; store: string; restoredOffsets: number; totalOffsets: number; records: number }
   | { type: 'task-running'; taskId: string }
   | { type: 'task-revoked'; taskId: string }
   | { type: 'commit'; records: number }
@@ -100,6 +119,8 @@ interface TaskEntry {
   restoring?: Promise<void>;
   /** Records restored per store, this incarnation. */
   restored: Record<string, number>;
+  /** Restore progress per store in changelog offsets, this incarnation (for the metrics). */
+  restore: Record<string, { restored: number; total: number }>;
 }
 
 export interface TaskStatus {
@@ -111,6 +132,9 @@ export interface TaskStatus {
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}:${partition}`;
+/** How often the wall-clock punctuation timer looks for due punctuators (Kafka's resolution is its poll loop's). */
+const PUNCTUATE_TICK_MS = 50;
+const RESTORE_PROGRESS_EVERY_MS = 1_000;
 const splitTp = (k: string): [string, number] => {
   const i = k.lastIndexOf(':');
   return [k.slice(0, i), Number(k.slice(i + 1))];
@@ -132,6 +156,9 @@ export class SkeinStreams {
   private txnProducer: TransactionalProducer | undefined;
   private txnProducerReady = false;
   private commitTimer: NodeJS.Timeout | undefined;
+  private punctuateTimer: NodeJS.Timeout | undefined;
+  private readonly taskMetrics: StreamsMetrics;
+  private metricsServer: { port: number; close(): Promise<void> } | undefined;
   /** Serializes processing, commits, assignment changes. */
   private lock: Promise<unknown> = Promise.resolve();
   /** Under exactly_once: the open transaction's bookkeeping. */
@@ -163,6 +190,11 @@ export class SkeinStreams {
     this.commitIntervalMs = config.commitIntervalMs ?? (this.guarantee === 'exactly_once' ? 100 : 1000);
     this.instanceId = config.instanceId ?? Math.random().toString(36).slice(2, 10);
     for (const t of topology.repartitionTopics) this.internalTopics.add(t);
+    if (config.metricsPort !== undefined && (!Number.isInteger(config.metricsPort) || config.metricsPort < 0 || config.metricsPort > 65535))
+      throw new SkeinError('INVALID_REQUEST', `metricsPort must be an integer in 0..65535, got ${String(config.metricsPort)}`);
+    this.taskMetrics = new StreamsMetrics({ application_id: config.applicationId, instance_id: this.instanceId }, () =>
+      [...this.tasks.values()].map((e) => ({ id: e.id, metrics: e.task?.metrics, restore: e.restore })),
+    );
   }
 
   get state(): StreamsState {
@@ -249,8 +281,17 @@ export class SkeinStreams {
       onRevoked: (parts) => this.onRevoked(parts),
       onError: (err) => this.report(err),
     });
-    await this.consumer.run({ eachBatch: (b) => this.processBatch(b.topic, b.partition, b.messages) });
+    await this.consumer.run({ eachBatch: (b) => this.processBatch(b.topic, b.partition, b.messages, b.highWatermark) });
     this.commitTimer = setInterval(() => void this.withLock(() => this.commit(), 'commit timer').catch((err) => this.report(err)), this.commitIntervalMs);
+    this.punctuateTimer = setInterval(() => this.maybePunctuateWallClock(), PUNCTUATE_TICK_MS);
+    if (this.config.metricsPort !== undefined) {
+      try {
+        this.metricsServer = await serveMetrics(this.taskMetrics, this.config.metricsPort);
+      } catch (err) {
+        await this.shutdown();
+        throw err;
+      }
+    }
     this.stateValue = 'RUNNING';
   }
 
@@ -342,7 +383,7 @@ export class SkeinStreams {
       if (!t) continue;
       let entry = this.tasks.get(t.id);
       if (!entry) {
-        entry = { id: t.id, subtopology: t.subtopology, partition, owned: new Set(), state: 'RESTORING', restored: {} };
+        entry = { id: t.id, subtopology: t.subtopology, partition, owned: new Set(), state: 'RESTORING', restored: {}, restore: {} };
         this.tasks.set(t.id, entry);
         this.emit({ type: 'task-assigned', taskId: t.id });
         const e = entry;
@@ -397,7 +438,14 @@ export class SkeinStreams {
     for (const store of sub.stores) {
       if (!this.topology.stores.get(store)!.changelog) continue;
       if (entry.state === 'CLOSED') return;
-      entry.restored[store] = await this.restoreStore(task, store, () => entry.state === 'CLOSED');
+      entry.restored[store] = await this.restoreStore(
+        task,
+        store,
+        () => entry.state === 'CLOSED',
+        (p) => {
+          entry.restore[store] = p;
+        },
+      );
     }
     if (entry.state === 'CLOSED') return;
     entry.state = 'RUNNING';
@@ -406,7 +454,12 @@ export class SkeinStreams {
   }
 
   /** Replays the store's changelog from its checkpoint to the end into the engine; returns the records replayed. */
-  private async restoreStore(task: StreamTask, store: string, cancelled: () => boolean): Promise<number> {
+  private async restoreStore(
+    task: StreamTask,
+    store: string,
+    cancelled: () => boolean,
+    progress: (p: { restored: number; total: number }) => void = () => {},
+  ): Promise<number> {
     const topic = this.changelogTopic(store);
     const p = task.partition;
     const isolationLevel = this.readCommitted();
@@ -419,6 +472,9 @@ export class SkeinStreams {
     }
     const start = from;
     let n = 0;
+    const total = Number(end - start);
+    let lastProgressMs = Date.now();
+    progress({ restored: 0, total });
     while (from < end && !cancelled()) {
       const res = await this.client.fetch(topic, p, from, { isolationLevel, maxBytes: 4 << 20 });
       const writes = res.records.filter((r) => r.offset < end).map((r) => ({ store, key: r.key, value: r.value }));
@@ -428,6 +484,11 @@ export class SkeinStreams {
       task.engine.write(writes, { [`checkpoint:${store}`]: String(upTo) });
       n += writes.length;
       from = upTo;
+      progress({ restored: Number(from - start), total });
+      if (Date.now() - lastProgressMs >= RESTORE_PROGRESS_EVERY_MS && from < end) {
+        lastProgressMs = Date.now();
+        this.emit({ type: 'restore-progress', taskId: task.id, store, restoredOffsets: Number(from - start), totalOffsets: total, records: n });
+      }
     }
     this.emit({ type: 'task-restored', taskId: task.id, store, records: n, fromOffset: start, toOffset: from });
     return n;
@@ -450,6 +511,7 @@ export class SkeinStreams {
         this.tasks.delete(entry.id);
         entry.state = 'CLOSED';
         await entry.restoring;
+        this.closeTask(entry);
         await entry.task?.engine.close();
         this.pendingCheckpoints.delete(entry.id);
         this.emit({ type: 'task-revoked', taskId: entry.id });
@@ -476,7 +538,7 @@ export class SkeinStreams {
     await prepareSerdes(serdes);
   }
 
-  private async processBatch(topic: string, partition: number, messages: Message[]): Promise<void> {
+  private async processBatch(topic: string, partition: number, messages: Message[], highWatermark?: bigint): Promise<void> {
     await this.withLock(async () => {
       if (this.stateValue === 'ERROR') throw new SkeinError('INVALID_REQUEST', 'this streams instance stopped after an error');
       const t = this.taskIdOf(topic, partition);
@@ -495,13 +557,7 @@ export class SkeinStreams {
         await fetching;
         this.lockHolder = 'processing';
       }
-      if (this.guarantee === 'exactly_once' && !this.txn) {
-        // Throws while the coordinator cannot be reached: the consumer hands the batch out again later.
-        this.lockHolder = 'processing: producer';
-        (await this.readyTxnProducer()).beginTransaction();
-        this.lockHolder = 'processing';
-        this.txn = { startedMs: Date.now(), sends: [], outputs: [], offsets: new Map(), rewind: new Map(), records: 0 };
-      }
+      await this.beginTxnIfNeeded();
       try {
         for (const m of messages) task.process(topic, partition, m);
       } catch (err) {
@@ -511,6 +567,7 @@ export class SkeinStreams {
       this.stats.processed += messages.length;
       const k = tpKey(topic, partition);
       const last = messages[messages.length - 1]!.offset + 1n;
+      if (highWatermark !== undefined) this.taskMetrics.recordLag(task.id, topic, partition, highWatermark, last);
       const outputs = task.drainOutputs();
       if (this.txn) {
         if (!this.txn.rewind.has(k)) this.txn.rewind.set(k, messages[0]!.offset);
@@ -526,6 +583,55 @@ export class SkeinStreams {
         this.noteCheckpoints(task.id, checkpoints);
       }
     });
+  }
+
+  /** Under exactly_once, opens the interval's transaction if none is open (throws while the coordinator cannot be reached). */
+  private async beginTxnIfNeeded(): Promise<void> {
+    if (this.guarantee !== 'exactly_once' || this.txn) return;
+    const holder = this.lockHolder;
+    this.lockHolder = `${holder}: producer`;
+    (await this.readyTxnProducer()).beginTransaction();
+    this.lockHolder = holder;
+    this.txn = { startedMs: Date.now(), sends: [], outputs: [], offsets: new Map(), rewind: new Map(), records: 0 };
+  }
+
+  /** The timer's check: takes the lock only when some running task has a wall-clock punctuator due. */
+  private maybePunctuateWallClock(): void {
+    if (this.stateValue !== 'RUNNING') return;
+    const now = Date.now();
+    const due = [...this.tasks.values()].some((e) => e.state === 'RUNNING' && (e.task?.nextWallClockPunctuation() ?? Number.POSITIVE_INFINITY) <= now);
+    if (due) void this.withLock(() => this.punctuateWallClock(), 'punctuation').catch((err) => this.report(err));
+  }
+
+  /** Fires due wall-clock punctuators (under the lock); their outputs join the current interval like a batch's. */
+  private async punctuateWallClock(): Promise<void> {
+    if (this.stateValue !== 'RUNNING') return;
+    const running = [...this.tasks.values()].filter((e) => e.state === 'RUNNING' && e.task && this.complete(e));
+    const now = Date.now();
+    if (!running.some((e) => (e.task!.nextWallClockPunctuation() ?? Number.POSITIVE_INFINITY) <= now)) return;
+    await this.beginTxnIfNeeded();
+    for (const e of running) {
+      const task = e.task!;
+      try {
+        if (task.punctuateWallClock(now) === 0) continue;
+      } catch (err) {
+        this.fail(err); // reports it and stops the instance, as a processing error does
+        return;
+      }
+      const outputs = task.drainOutputs();
+      if (this.txn) this.sendInTxn(task.id, outputs);
+      else this.noteCheckpoints(task.id, await this.send(this.producer!, outputs));
+    }
+  }
+
+  /** Calls the task's processors' close() (a user processor's exception is reported, not thrown: the task is going anyway). */
+  private closeTask(entry: TaskEntry): void {
+    try {
+      entry.task?.close();
+    } catch (err) {
+      this.report(err);
+    }
+    this.taskMetrics.retire(entry.id, entry.task?.metrics);
   }
 
   /** Sends records grouped by topic (order kept per partition); resolves with the next changelog offset per store topic and partition. */
@@ -584,6 +690,7 @@ export class SkeinStreams {
       }
       this.stats.commits++;
       this.stats.lastCommitMs = Date.now() - started;
+      this.taskMetrics.commitSeconds.observe(this.stats.lastCommitMs / 1000);
       this.emit({ type: 'commit', records: this.stats.processed - this.committedProcessed });
       this.committedProcessed = this.stats.processed;
       return;
@@ -619,6 +726,7 @@ export class SkeinStreams {
     }
     this.stats.commits++;
     this.stats.lastCommitMs = Date.now() - started;
+    this.taskMetrics.commitSeconds.observe(this.stats.lastCommitMs / 1000);
     this.emit({ type: 'commit', records: txn.records });
   }
 
@@ -703,6 +811,44 @@ export class SkeinStreams {
     return g === undefined ? undefined : (valueSerde.deserialize(g) ?? undefined);
   }
 
+  /**
+   * Interactive query: a read-only, typed view of a store of the tasks running on this instance
+   * (interactive-queries.ts: which key is where, and the retriable error when it is not here).
+   */
+  store<K, V>(storeName: string, type?: 'key-value'): QueryableKeyValueStore<K, V>;
+  store<K, V>(storeName: string, type: 'window'): QueryableWindowStore<K, V>;
+  store<K, V>(storeName: string, type: 'key-value' | 'window' = 'key-value'): QueryableKeyValueStore<K, V> | QueryableWindowStore<K, V> {
+    return type === 'window' ? queryableWindowStore<K, V>(this.localTasks, storeName) : queryableKeyValueStore<K, V>(this.localTasks, storeName);
+  }
+
+  /** Which partition and task hold `key` in `storeName`, and whether that task runs here now. */
+  queryMetadataForKey<K>(storeName: string, key: K): KeyQueryMetadata {
+    return keyQueryMetadata(this.localTasks, storeName, key);
+  }
+
+  /** What the interactive queries see of this instance (read afresh on every call). */
+  private get localTasks(): LocalTasks {
+    return {
+      topology: this.topology,
+      partitionCount: (s) => this.partitionCount.get(s),
+      task: (id) => {
+        const e = this.tasks.get(id);
+        return e && { state: e.state, stores: e.task?.stores };
+      },
+      tasks: () => [...this.tasks.values()].map((e) => ({ id: e.id, state: e.state, stores: e.task?.stores })),
+    };
+  }
+
+  /** Per-task metrics in Prometheus text format (streams-metrics.ts lists them). */
+  metrics(): Promise<string> {
+    return this.taskMetrics.text();
+  }
+
+  /** The port GET /metrics is served on (with the metricsPort option, once started). */
+  metricsPort(): number | undefined {
+    return this.metricsServer?.port;
+  }
+
   /** Commits, gives up its tasks (committing them), leaves the group and closes the stores. */
   async close(): Promise<void> {
     if (this.stateValue === 'CLOSED') return;
@@ -716,6 +862,7 @@ export class SkeinStreams {
       const failed = this.stateValue === 'ERROR';
       if (!failed) this.stateValue = 'CLOSING';
       if (this.commitTimer) clearInterval(this.commitTimer);
+      if (this.punctuateTimer) clearInterval(this.punctuateTimer);
       // Revokes every partition through onRevoked: commit, then each task closes.
       await this.consumer?.close().catch((err) => this.report(err));
       await this.withLock(async () => {
@@ -723,10 +870,12 @@ export class SkeinStreams {
         for (const e of this.tasks.values()) {
           e.state = 'CLOSED';
           await e.restoring;
+          this.closeTask(e);
           await e.task?.engine.close();
         }
         this.tasks.clear();
       });
+      await this.metricsServer?.close();
       await this.producer?.close().catch(() => {});
       await this.txnProducer?.close().catch(() => {});
       for (const g of this.globals.values()) await g.close();

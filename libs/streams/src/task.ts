@@ -9,6 +9,7 @@
  */
 import type { ConsumedRecord } from '@skein/common/records/record-batch.js';
 import { sinkProcessor } from './processors.js';
+import { PunctuationQueue, type PunctuationType } from './punctuation.js';
 import { CachedStore, type StoreEngine } from './state/store-engine.js';
 import type { NodeDef, Processor, ProcessorContext, ReadonlyKeyValueStore, Rec, SubTopology, Topology } from './topology.js';
 
@@ -26,6 +27,8 @@ export interface TaskMetrics {
   processed: number;
   /** Events counted by processors: 'dropped-late', 'skipped-null', ... */
   events: Record<string, number>;
+  /** Punctuators fired, by type. */
+  punctuations: Record<PunctuationType, number>;
 }
 
 const STREAM_TIME = 'stream-time';
@@ -39,7 +42,9 @@ export class StreamTask {
   private readonly sourcesByTopic = new Map<string, Extract<NodeDef, { kind: 'source' }>>();
   private outbox: OutputRecord[] = [];
   private time: number;
-  readonly metrics: TaskMetrics = { processed: 0, events: {} };
+  readonly metrics: TaskMetrics = { processed: 0, events: {}, punctuations: { 'stream-time': 0, 'wall-clock': 0 } };
+  private readonly streamTimePunctuators = new PunctuationQueue('stream-time');
+  private readonly wallClockPunctuators = new PunctuationQueue('wall-clock');
 
   constructor(
     readonly id: string,
@@ -51,6 +56,8 @@ export class StreamTask {
     private readonly changelogTopic: (store: string) => string,
     /** A topic's full name (repartition topics are prefixed with the application id). */
     resolveTopic: (topic: string, internal: boolean) => string = (t) => t,
+    /** Wall-clock time, for wall-clock punctuation (the test driver injects a mock clock). */
+    private readonly wallClock: () => number = Date.now,
   ) {
     this.time = Number(engine.meta(STREAM_TIME) ?? -1);
     for (const s of subtopology.stores) this.stores.set(s, new CachedStore(s, engine));
@@ -99,6 +106,12 @@ export class StreamTask {
       count(metric, n = 1) {
         task.metrics.events[metric] = (task.metrics.events[metric] ?? 0) + n;
       },
+      schedule(intervalMs, type, punctuator) {
+        if (type === 'stream-time') return task.streamTimePunctuators.schedule(intervalMs, punctuator);
+        if (type === 'wall-clock') return task.wallClockPunctuators.schedule(intervalMs, punctuator, task.wallClock());
+        throw new TypeError(`punctuation type must be 'stream-time' or 'wall-clock', got ${String(type)}`);
+      },
+      currentSystemTimeMs: () => task.wallClock(),
     };
   }
 
@@ -125,7 +138,30 @@ export class StreamTask {
     const rec: Rec = { key, value, timestamp, headers: r.headers };
     for (const c of this.topology.children.get(source.name) ?? []) this.processors.get(c)!.process(rec);
     for (const p of this.afterRecord) p.afterRecord!();
+    // Checked after each record (Kafka checks once per poll loop): fires as soon as stream time passes a boundary.
+    this.metrics.punctuations['stream-time'] += this.streamTimePunctuators.mayPunctuate(this.time);
   }
+
+  /** Fires the wall-clock punctuators due at `nowMs` (the runtime's timer, the test driver's mock clock); returns how many fired. */
+  punctuateWallClock(nowMs: number = this.wallClock()): number {
+    const n = this.wallClockPunctuators.mayPunctuate(nowMs);
+    this.metrics.punctuations['wall-clock'] += n;
+    return n;
+  }
+
+  /** When the next wall-clock punctuation is due (undefined: none scheduled). */
+  nextWallClockPunctuation(): number | undefined {
+    return this.wallClockPunctuators.nextDue();
+  }
+
+  /** Calls every processor's close() (once; the engine is the runtime's to close). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.processors.values()) p.close?.();
+  }
+
+  private closed = false;
 
   /** Sink outputs since the last call, then the stores' changelog records (latest per key). */
   drainOutputs(): OutputRecord[] {

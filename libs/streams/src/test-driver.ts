@@ -3,6 +3,10 @@
  * sub-topology on partition 0, stores in memory, repartition topics looped back to their readers
  * at once, outputs collected per topic. For unit tests of an application's logic; what the
  * cluster adds (tasks per partition, changelogs, commits) is tested against a real one.
+ *
+ * Time: stream time moves with the records piped in (stream-time punctuators fire as it passes
+ * their boundaries); the wall clock is a mock that moves only with advanceWallClockTime(), which
+ * fires the wall-clock punctuators that became due.
  */
 import { MemoryEngine } from './state/store-engine.js';
 import type { Serde } from './serdes.js';
@@ -21,8 +25,13 @@ export class TopologyTestDriver {
   private offset = 0n;
   /** Global tables' contents, by store name (set them with pipeGlobal). */
   private readonly globals = new Map<string, Map<string, Buffer>>();
+  private wallClockMs: number;
 
-  constructor(private readonly topology: Topology) {
+  constructor(
+    private readonly topology: Topology,
+    options: { initialWallClockTimeMs?: number } = {},
+  ) {
+    this.wallClockMs = options.initialWallClockTimeMs ?? 0;
     const globalStores = new Map<string, ReadonlyKeyValueStore>();
     for (const g of topology.globalTables) {
       const m = new Map<string, Buffer>();
@@ -30,7 +39,20 @@ export class TopologyTestDriver {
       globalStores.set(g.store, { get: (k) => m.get(k.toString('latin1')) });
     }
     for (const s of topology.subtopologies)
-      this.tasks.set(s.id, new StreamTask(`${s.id}_0`, s, topology, 0, new MemoryEngine(), globalStores, (store) => `${store}-changelog`));
+      this.tasks.set(
+        s.id,
+        new StreamTask(
+          `${s.id}_0`,
+          s,
+          topology,
+          0,
+          new MemoryEngine(),
+          globalStores,
+          (store) => `${store}-changelog`,
+          (t) => t,
+          () => this.wallClockMs,
+        ),
+      );
   }
 
   /** Feeds a record to the task that reads `topic`, then delivers whatever reaches repartition topics. */
@@ -53,6 +75,11 @@ export class TopologyTestDriver {
     if (id === undefined) throw new Error(`no sub-topology reads ${topic}`);
     const task = this.tasks.get(id)!;
     task.process(topic, 0, { offset: this.offset++, timestampMs: BigInt(timestamp), key: key ?? Buffer.alloc(0), value, headers: [] });
+    this.route(task);
+  }
+
+  /** Delivers a task's outputs: repartition topics back to their readers, the rest to the collected outputs. */
+  private route(task: StreamTask): void {
     for (const o of task.drainOutputs()) {
       if (o.partition !== undefined) continue; // changelog
       if (this.topology.subtopologyOf.has(o.topic) && this.topology.repartitionTopics.includes(o.topic)) this.pipeBytes(o.topic, o.key, o.value, o.timestamp);
@@ -62,6 +89,33 @@ export class TopologyTestDriver {
         list.push(o);
       }
     }
+  }
+
+  /** The mock wall clock's time, ms. */
+  get wallClockTimeMs(): number {
+    return this.wallClockMs;
+  }
+
+  /** Moves the mock wall clock forward and fires the wall-clock punctuators due by then (each at most once, as the runtime's timer would). */
+  advanceWallClockTime(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`advanceWallClockTime takes ms >= 0, got ${ms}`);
+    this.wallClockMs += ms;
+    for (const t of this.tasks.values()) {
+      t.punctuateWallClock(this.wallClockMs);
+      this.route(t);
+    }
+  }
+
+  /** Punctuators fired, summed over tasks. */
+  punctuations(): { 'stream-time': number; 'wall-clock': number } {
+    const out = { 'stream-time': 0, 'wall-clock': 0 };
+    for (const t of this.tasks.values()) for (const k of ['stream-time', 'wall-clock'] as const) out[k] += t.metrics.punctuations[k];
+    return out;
+  }
+
+  /** Closes every task's processors (their close()). */
+  close(): void {
+    for (const t of this.tasks.values()) t.close();
   }
 
   /** Everything written to `topic` so far (and forgets it). */

@@ -8,6 +8,7 @@
  * `${subtopology}_${partition}` reads partition p of every topic of its sub-topology. Those topics
  * must therefore have the same number of partitions (be co-partitioned); runtime.ts checks it.
  */
+import type { Cancellable, PunctuationType, Punctuator } from './punctuation.js';
 import type { Serde } from './serdes.js';
 
 /** A record inside the graph: typed key and value, event time in ms. */
@@ -35,6 +36,10 @@ export interface ProcessorContext {
   count(metric: string, n?: number): void;
   /** A global table's store (read-only here; fed from its topic by every instance). */
   globalStore(name: string): ReadonlyKeyValueStore;
+  /** Calls `punctuator` every `intervalMs` of stream time or wall-clock time (punctuation.ts has the semantics). */
+  schedule(intervalMs: number, type: PunctuationType, punctuator: Punctuator): Cancellable;
+  /** Wall-clock time as the task's clock says (the runtime's; the test driver's mock clock). */
+  currentSystemTimeMs(): number;
 }
 
 export interface Processor {
@@ -44,6 +49,8 @@ export interface Processor {
   afterRecord?(): void;
   /** Called before the task's writes are committed (retention purges go here). */
   beforeCommit?(): void;
+  /** Called once when the task closes (revoked, or the instance closes). */
+  close?(): void;
 }
 
 export interface ReadonlyKeyValueStore {
@@ -53,8 +60,8 @@ export interface ReadonlyKeyValueStore {
 /** A byte store: what state stores are underneath (see state/). Keys sort as bytes. */
 export interface KeyValueStore extends ReadonlyKeyValueStore {
   put(key: Buffer, value: Buffer | null): void;
-  /** Entries with from <= key < to, ascending. */
-  range(from: Buffer, to: Buffer): Array<[Buffer, Buffer]>;
+  /** Entries with from <= key < to (no upper bound without `to`), ascending. */
+  range(from: Buffer, to?: Buffer): Array<[Buffer, Buffer]>;
 }
 
 export type NodeDef =
@@ -77,6 +84,19 @@ export interface StoreDef {
   name: string;
   /** Written to `${applicationId}-${name}-changelog` (compacted), restored from it. */
   changelog: boolean;
+  /** How its bytes read as typed keys and values; set for stores users may read (processors' stores, interactive queries), absent for internal buffers. */
+  typing?: StoreTyping;
+}
+
+/**
+ * A user-readable store's layout: 'key-value' keys are the serialized key; 'window' keys are
+ * [window start, 8 bytes big-endian][serialized key] (processors.ts), windows `windowSizeMs` long.
+ */
+export interface StoreTyping {
+  kind: 'key-value' | 'window';
+  keySerde: Serde<unknown>;
+  valueSerde: Serde<unknown>;
+  windowSizeMs?: number;
 }
 
 export interface GlobalTableDef {

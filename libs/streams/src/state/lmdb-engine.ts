@@ -45,10 +45,11 @@ export class LmdbEngine implements StoreEngine {
     return this.db(store).get(withPrefix(key)) ?? undefined;
   }
 
-  range(store: string, from: Buffer, to: Buffer): Array<[Buffer, Buffer]> {
+  range(store: string, from: Buffer, to?: Buffer): Array<[Buffer, Buffer]> {
     const out: Array<[Buffer, Buffer]> = [];
-    for (const { key, value } of this.db(store).getRange({ start: withPrefix(from), end: withPrefix(to) }))
-      out.push([Buffer.from(key).subarray(1), Buffer.from(value)]);
+    // Every key carries PREFIX, so [PREFIX + 1] bounds them all when there is no `to`.
+    const end = to ? withPrefix(to) : Buffer.from([PREFIX[0]! + 1]);
+    for (const { key, value } of this.db(store).getRange({ start: withPrefix(from), end })) out.push([Buffer.from(key).subarray(1), Buffer.from(value)]);
     return out;
   }
 

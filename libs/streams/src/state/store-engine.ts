@@ -19,8 +19,8 @@ export interface EngineWrite {
 
 export interface StoreEngine {
   get(store: string, key: Buffer): Buffer | undefined;
-  /** from <= key < to, ascending by bytes. */
-  range(store: string, from: Buffer, to: Buffer): Array<[Buffer, Buffer]>;
+  /** from <= key < to (unbounded without `to`), ascending by bytes. */
+  range(store: string, from: Buffer, to?: Buffer): Array<[Buffer, Buffer]>;
   /** Applies the writes and the metadata entries atomically. */
   write(writes: readonly EngineWrite[], meta: Readonly<Record<string, string>>): void;
   meta(name: string): string | undefined;
@@ -38,11 +38,11 @@ export class MemoryEngine implements StoreEngine {
     return this.data.get(store)?.get(key.toString('latin1'));
   }
 
-  range(store: string, from: Buffer, to: Buffer): Array<[Buffer, Buffer]> {
+  range(store: string, from: Buffer, to?: Buffer): Array<[Buffer, Buffer]> {
     const lo = from.toString('latin1');
-    const hi = to.toString('latin1');
+    const hi = to?.toString('latin1');
     return [...(this.data.get(store) ?? new Map<string, Buffer>()).entries()]
-      .filter(([k]) => k >= lo && k < hi)
+      .filter(([k]) => k >= lo && (hi === undefined || k < hi))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => [Buffer.from(k, 'latin1'), v]);
   }
@@ -95,12 +95,12 @@ export class CachedStore implements KeyValueStore {
     this.dirty.add(k);
   }
 
-  range(from: Buffer, to: Buffer): Array<[Buffer, Buffer]> {
+  range(from: Buffer, to?: Buffer): Array<[Buffer, Buffer]> {
     const lo = from.toString('latin1');
-    const hi = to.toString('latin1');
+    const hi = to?.toString('latin1');
     const merged = new Map<string, Buffer | null>();
     for (const [k, v] of this.engine.range(this.name, from, to)) merged.set(k.toString('latin1'), v);
-    for (const [k, v] of this.cache) if (k >= lo && k < hi) merged.set(k, v);
+    for (const [k, v] of this.cache) if (k >= lo && (hi === undefined || k < hi)) merged.set(k, v);
     return [...merged.entries()]
       .filter((e): e is [string, Buffer] => e[1] !== null)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
