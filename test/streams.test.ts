@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { GroupAdmin, OffsetSpec, SkeinClient } from '@skein/client';
 import { JoinWindows, Serdes, SessionWindows, SkeinStreams, type StreamsEvent, StreamsBuilder, TimeWindows, windowedSerde } from '@skein/streams';
 import { startStores, type TestStores } from './harness/stores.js';
@@ -551,4 +551,162 @@ describe('state on a cluster', () => {
     await producer.close();
     await stopChild(x.child, 10_000);
   });
+});
+
+describe('task assignment on a cluster (streams assignor: standbys, stickiness to local state)', () => {
+  /** Task ids of `events` that are running now, standing by now. */
+  const running = (app: AppProcess) => {
+    const s = new Set<string>();
+    for (const e of app.events) {
+      if (e.type === 'task-running') s.add(e.taskId);
+      if (e.type === 'task-revoked') s.delete(e.taskId);
+    }
+    return s;
+  };
+  const standing = (app: AppProcess) => {
+    const s = new Set<string>();
+    for (const e of app.events) {
+      if (e.type === 'standby-assigned') s.add(e.taskId);
+      if (e.type === 'standby-revoked') s.delete(e.taskId);
+    }
+    return s;
+  };
+  // Subtopology 1 is the count (stateful); subtopology 0 splits lines (stateless).
+  const stateful = (tasks: Iterable<string>) => [...tasks].filter((t) => t.startsWith('1_')).sort();
+  const restoredFor = (app: AppProcess, tasks: readonly string[]) =>
+    app.events
+      .filter((e): e is Extract<StreamsEvent, { type: 'task-restored' }> => e.type === 'task-restored' && tasks.includes(e.taskId))
+      .reduce((n, e) => n + e.records, 0);
+  /** Records in the changelog partitions of the given count tasks (what a restore from scratch replays). */
+  const changelogRecords = async (app: string, tasks: readonly string[]) =>
+    (await readAll(`${app}-counts-changelog`)).filter((r) => tasks.includes(`1_${r.partition}`)).length;
+  /** Lines over 300 distinct words, so the changelogs hold hundreds of records (the store cache keeps one per key and commit). */
+  const manyWordLines = (n: number, seed: number) =>
+    makeLines(n, seed).map((l, i) =>
+      l
+        .split(' ')
+        .map((w, j) => `${w}${(i * 31 + j * 17 + seed) % 43}`)
+        .join(' '),
+    );
+  const lastCommit = async (app: AppProcess) => {
+    const commits = app.events.filter((e) => e.type === 'commit').length;
+    await waitFor(() => app.events.filter((e) => e.type === 'commit').length > commits + 1, { timeoutMs: 10_000, message: 'a store commit' });
+  };
+
+  it('with numStandbyReplicas 1, the survivor of a SIGKILL restores only the tail of the tasks it kept as standbys; counts stay exact', async () => {
+    await createTopic('sb-lines', 4);
+    await createTopic('sb-counts', 4);
+    const env = (id: string) => ({ APP_ID: 'sb-app', IN: 'sb-lines', OUT: 'sb-counts', STATE_DIR: tempDir(), INSTANCE_ID: id, NUM_STANDBY_REPLICAS: '1' });
+    const x = spawnApp(env('x'));
+    await waitFor(() => x.events.some((e) => (e as { type: string }).type === 'started'), { timeoutMs: 30_000, message: 'x started' });
+    const y = spawnApp(env('y'));
+    onTestFailed(() =>
+      console.log(
+        'DEBUG x',
+        JSON.stringify(x.events.filter((e) => e.type !== 'commit')),
+        '\nDEBUG y',
+        JSON.stringify(y.events.filter((e) => e.type !== 'commit')),
+      ),
+    );
+    // Balanced per kind: each instance runs two count tasks and stands by for the other's two.
+    await waitFor(
+      () =>
+        running(x).size + running(y).size === 8 &&
+        stateful(running(y)).length === 2 &&
+        stateful(standing(x)).join() === stateful(running(y)).join() &&
+        stateful(standing(y)).join() === stateful(running(x)).join(),
+      { timeoutMs: 30_000, message: 'two count tasks each, each standing by for the other' },
+    );
+    const yStateful = stateful(running(y));
+    const producer = client.producer({ lingerMs: 2 });
+    const batch1 = manyWordLines(400, 31);
+    await producer.send(
+      'sb-lines',
+      batch1.map((value) => ({ value })),
+    );
+    await waitFor(async () => sameMap(await latest('sb-counts'), wordCounts(batch1)), { timeoutMs: 60_000, message: 'counts of batch 1' });
+    await waitFor(() => groupCaughtUp('sb-app', 8), { timeoutMs: 20_000, message: 'offsets committed' });
+    await lastCommit(y);
+    const changelog = await changelogRecords('sb-app', yStateful);
+    expect(changelog).toBeGreaterThan(100);
+    await sigkill(y);
+    await waitFor(() => running(x).size === 8, { timeoutMs: 30_000, message: 'x took over every task' });
+    // x's standbys became the active tasks (their stores handed over) and replayed at most the tail.
+    expect(
+      x.events
+        .filter((e) => e.type === 'standby-revoked' && e.promoted)
+        .map((e) => (e as { taskId: string }).taskId)
+        .sort(),
+    ).toEqual(yStateful);
+    const restored = restoredFor(x, yStateful);
+    expect(restored).toBeLessThan(changelog / 4);
+    const batch2 = manyWordLines(100, 32);
+    await producer.send(
+      'sb-lines',
+      batch2.map((value) => ({ value })),
+    );
+    await waitFor(async () => sameMap(await latest('sb-counts'), wordCounts([...batch1, ...batch2])), {
+      timeoutMs: 30_000,
+      message: 'counts of batches 1 and 2',
+    });
+    await producer.close();
+    await stopChild(x.child, 10_000);
+  }, 180_000);
+
+  it('an instance restarted on its state directory gets its old count tasks back and replays only their tail', async () => {
+    await createTopic('st-lines', 4);
+    await createTopic('st-counts', 4);
+    const dirs = { x: tempDir(), y: tempDir() };
+    const env = (id: 'x' | 'y') => ({ APP_ID: 'st-app', IN: 'st-lines', OUT: 'st-counts', STATE_DIR: dirs[id], INSTANCE_ID: id });
+    // y starts first and keeps the tasks x's join does not take: a restarted y that had no state to
+    // report would be handed what a joiner gets (x's), not its own.
+    let y = spawnApp(env('y'));
+    await waitFor(() => y.events.some((e) => (e as { type: string }).type === 'started'), { timeoutMs: 30_000, message: 'y started' });
+    const x = spawnApp(env('x'));
+    await waitFor(() => running(x).size + running(y).size === 8 && stateful(running(y)).length === 2, {
+      timeoutMs: 30_000,
+      message: 'both run two count tasks',
+    });
+    const yStateful = stateful(running(y));
+    const producer = client.producer({ lingerMs: 2 });
+    const batch1 = manyWordLines(300, 41);
+    await producer.send(
+      'st-lines',
+      batch1.map((value) => ({ value })),
+    );
+    await waitFor(async () => sameMap(await latest('st-counts'), wordCounts(batch1)), { timeoutMs: 60_000, message: 'counts of batch 1' });
+    await waitFor(() => groupCaughtUp('st-app', 8), { timeoutMs: 20_000, message: 'offsets committed' });
+    await lastCommit(y);
+    await sigkill(y);
+    await waitFor(() => running(x).size === 8, { timeoutMs: 30_000, message: 'x took over every task' });
+    // x now runs y's count tasks too (restored from their changelogs, so x holds their state as well).
+    const batch2 = manyWordLines(20, 42);
+    await producer.send(
+      'st-lines',
+      batch2.map((value) => ({ value })),
+    );
+    await waitFor(async () => sameMap(await latest('st-counts'), wordCounts([...batch1, ...batch2])), {
+      timeoutMs: 30_000,
+      message: 'counts of batches 1 and 2',
+    });
+    const changelog = await changelogRecords('st-app', yStateful);
+
+    y = spawnApp(env('y'));
+    await waitFor(() => running(x).size + running(y).size === 8 && running(y).size === 4, { timeoutMs: 30_000, message: 'y runs four tasks again' });
+    expect(stateful(running(y))).toEqual(yStateful);
+    // Only what x added while y was down is replayed: y's stores survived at their checkpoints.
+    expect(restoredFor(y, yStateful)).toBeLessThan(changelog / 4);
+    const batch3 = manyWordLines(50, 43);
+    await producer.send(
+      'st-lines',
+      batch3.map((value) => ({ value })),
+    );
+    await waitFor(async () => sameMap(await latest('st-counts'), wordCounts([...batch1, ...batch2, ...batch3])), {
+      timeoutMs: 30_000,
+      message: 'counts of batches 1-3',
+    });
+    await producer.close();
+    await stopChild(y.child, 10_000);
+    await stopChild(x.child, 10_000);
+  }, 180_000);
 });

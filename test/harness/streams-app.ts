@@ -4,7 +4,7 @@
  * in store `counts`; each count goes to OUT as the decimal string. Configured by environment:
  * SKEIN_METADATA, SKEIN_COORDINATORS (comma-separated), APP_ID, IN, OUT, STATE_DIR (omitted: state
  * in memory), INSTANCE_ID, GUARANTEE (at_least_once | exactly_once), COMMIT_INTERVAL_MS, REPLICATION_FACTOR
- * (internal topics), SKEIN_FAILPOINTS (e.g. streams.afterOutputs=exit).
+ * (internal topics), NUM_STANDBY_REPLICAS, SKEIN_FAILPOINTS (e.g. streams.afterOutputs=exit).
  * Prints each lifecycle event as one JSON line on stdout; SIGTERM closes it cleanly.
  */
 import { SkeinClient } from '@skein/client';
@@ -36,6 +36,7 @@ const app = new SkeinStreams(builder.build(), client, {
   processingGuarantee: (process.env.GUARANTEE as 'at_least_once' | 'exactly_once' | undefined) ?? 'at_least_once',
   commitIntervalMs: Number(process.env.COMMIT_INTERVAL_MS ?? 200),
   replicationFactor: Number(process.env.REPLICATION_FACTOR ?? 1),
+  numStandbyReplicas: Number(process.env.NUM_STANDBY_REPLICAS ?? 0),
   onEvent: (e) => print({ instance: process.env.INSTANCE_ID, ...e }),
   onError: (err) => process.stderr.write(`streams error: ${(err as Error).message}\n`),
 });

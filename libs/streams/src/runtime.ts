@@ -2,14 +2,15 @@
  * Runs a topology: one instance of an application (`applicationId` = the consumer group), sharing
  * its tasks with the other instances through the group coordinator.
  *
- * Tasks and assignment. One GroupConsumer per instance subscribes to every source topic (inputs
- * and repartition topics) with the `range` assignor. Range gives partition p of every topic with
- * the same partition count to the same member, so the co-partitioned topics of a task land
- * together once the group is stable. A task (`${subtopology}_${partition}`) runs only while this
- * instance owns ALL of its source partitions (during a rebalance one may arrive before another is
- * released by its old owner; the task's partitions stay paused until the set is complete). This
- * is client-side task grouping over the existing consumer protocol; a server-side task assignor
- * (KIP-1071: stickiness to local state, standbys) is future work.
+ * Tasks and assignment. One GroupConsumer per instance is a member of the group with the
+ * coordinator's `streams` assignor (KIP-1071): it sends the topology, numStandbyReplicas and the
+ * offset sum of every task it holds local state for (standby.ts), and the coordinator assigns
+ * tasks (`${subtopology}_${partition}`: partition p of every source topic of the subtopology),
+ * sticky and preferring the instance with the most state. An active task arrives as its
+ * partitions and runs only while this instance owns ALL of them (during a hand-over one may arrive
+ * before another is released by its old owner; the task's partitions stay paused until the set is
+ * complete). A standby task (standby.ts) keeps the task's stores restored from the changelogs;
+ * when the task becomes active here its stores are handed over, so only the tail is restored.
  *
  * State. A new task pauses its partitions, restores each changelogged store from its checkpoint
  * to the changelog's end (only the missing tail when the local LMDB survived; everything when it
@@ -67,6 +68,7 @@ import { LmdbEngine } from './state/lmdb-engine.js';
 import { MemoryEngine, type StoreEngine } from './state/store-engine.js';
 import type { Serde } from './serdes.js';
 import { type OutputRecord, StreamTask, type TaskMetrics } from './task.js';
+import { offsetSum, scanLocalState, StandbyTasks } from './standby.js';
 import type { Topology } from './topology.js';
 
 export type ProcessingGuarantee = 'at_least_once' | 'exactly_once';
@@ -93,6 +95,12 @@ export interface StreamsConfig {
   onError?: (err: unknown) => void;
   /** Told about lifecycle events (task assigned, restored, revoked), for logs and tests. */
   onEvent?: (event: StreamsEvent) => void;
+  /**
+   * Standby copies of each stateful task kept on other instances (0-16; default 0), restored
+   * continuously from the changelogs so a task that moves there replays only the tail. Every
+   * instance of an application must use the same value (the coordinator refuses a mismatch).
+   */
+  numStandbyReplicas?: number;
   /** Serves GET /metrics (Prometheus text, per-task metrics) on 127.0.0.1 at this port while running; 0: any free port (see metricsPort()). Default: not served (metrics() still answers). */
   metricsPort?: number;
 }
@@ -105,7 +113,11 @@ export type StreamsEvent =
   | { type: 'task-running'; taskId: string }
   | { type: 'task-revoked'; taskId: string }
   | { type: 'commit'; records: number }
-  | { type: 'aborted'; reason: string };
+  | { type: 'aborted'; reason: string }
+  /** A standby task started following its changelogs here. */
+  | { type: 'standby-assigned'; taskId: string }
+  /** A standby task stopped: moved elsewhere, or `promoted` to this instance's active task (its stores handed over). */
+  | { type: 'standby-revoked'; taskId: string; promoted: boolean };
 
 export type StreamsState = 'CREATED' | 'STARTING' | 'RUNNING' | 'CLOSING' | 'CLOSED' | 'ERROR';
 
@@ -174,6 +186,10 @@ export class SkeinStreams {
     | undefined;
   /** Under at_least_once: changelog offsets acknowledged and not yet checkpointed, per task and store. */
   private readonly pendingCheckpoints = new Map<string, Map<string, bigint>>();
+  /** Standby tasks (numStandbyReplicas > 0 somewhere in the group). */
+  private standbys: StandbyTasks | undefined;
+  /** Offset sums of local task state that is neither active nor standby now (found at start, or left by a revoked task). */
+  private readonly localOffsets = new Map<string, bigint>();
   readonly stats = { commits: 0, aborts: 0, processed: 0, lastCommitMs: 0 };
   private committedProcessed = 0;
 
@@ -189,6 +205,8 @@ export class SkeinStreams {
       throw new SkeinError('INVALID_REQUEST', `processingGuarantee must be at_least_once or exactly_once, got ${String(this.guarantee)}`);
     this.commitIntervalMs = config.commitIntervalMs ?? (this.guarantee === 'exactly_once' ? 100 : 1000);
     this.instanceId = config.instanceId ?? Math.random().toString(36).slice(2, 10);
+    const standbys = config.numStandbyReplicas ?? 0;
+    if (!Number.isInteger(standbys) || standbys < 0 || standbys > 16) throw new SkeinError('INVALID_REQUEST', `numStandbyReplicas must be an integer in 0..16, got ${String(config.numStandbyReplicas)}`);
     for (const t of topology.repartitionTopics) this.internalTopics.add(t);
     if (config.metricsPort !== undefined && (!Number.isInteger(config.metricsPort) || config.metricsPort < 0 || config.metricsPort > 65535))
       throw new SkeinError('INVALID_REQUEST', `metricsPort must be an integer in 0..65535, got ${String(config.metricsPort)}`);
@@ -267,11 +285,36 @@ export class SkeinStreams {
       this.producer = this.client.producer({ lingerMs: 1 });
     }
     const topics = this.topology.subtopologies.flatMap((s) => s.sourceTopics.map((t) => this.topicName(t)));
+    this.standbys = new StandbyTasks({
+      client: this.client,
+      isolationLevel: this.readCommitted(),
+      changelogs: (id) => this.changelogsOf(id),
+      openEngine: (id) => this.openEngine(id),
+      emit: (e) => this.emit(e),
+      report: (err) => this.report(err),
+      left: (id, sum) => {
+        if (sum === undefined || !this.config.stateDir) this.localOffsets.delete(id);
+        else this.localOffsets.set(id, sum);
+      },
+    });
+    if (this.config.stateDir) for (const [id, sum] of await scanLocalState(join(this.config.stateDir, this.config.applicationId), (id) => this.changelogsOf(id), (id) => this.openEngine(id))) this.localOffsets.set(id, sum);
     this.consumer = new GroupConsumer(this.client, {
       groupId: this.config.applicationId,
       topics,
       coordinator: this.config.coordinator,
-      assignor: 'range',
+      // Server-side task assignment (KIP-1071): sticky, placed where local state is, with standbys.
+      assignor: 'streams',
+      streams: {
+        topology: this.topology.subtopologies.map((s) => ({
+          subtopologyId: String(s.id),
+          sourceTopics: s.sourceTopics.map((t) => this.topicName(t)),
+          changelogTopics: s.stores.filter((st) => this.topology.stores.get(st)!.changelog).map((st) => this.changelogTopic(st)),
+        })),
+        numStandbyReplicas: this.config.numStandbyReplicas ?? 0,
+        taskOffsets: () => this.taskOffsets(),
+        // Tasks running active here are not standbys (the coordinator lists a standby until its task's partitions all arrived).
+        onStandbyTasks: (tasks) => this.standbys?.update(tasks.filter((t) => !this.tasks.has(t))),
+      },
       autoOffsetReset: 'earliest',
       autoCommit: this.guarantee === 'at_least_once',
       autoCommitIntervalMs: this.commitIntervalMs,
@@ -423,7 +466,8 @@ export class SkeinStreams {
 
   private async restoreTask(entry: TaskEntry): Promise<void> {
     const sub = this.topology.subtopologies[entry.subtopology]!;
-    const engine = this.openEngine(entry.id);
+    // A standby of this task hands over its stores: only what it had not fetched yet is restored.
+    const engine = (await this.standbys?.promote(entry.id)) ?? this.openEngine(entry.id);
     const task = new StreamTask(
       entry.id,
       sub,
@@ -494,6 +538,32 @@ export class SkeinStreams {
     return n;
   }
 
+  /** A task's changelogged stores and their topics, from its id (`${subtopology}_${partition}`); none for a stateless or unknown task. */
+  private changelogsOf(taskId: string): Array<{ store: string; topic: string }> {
+    const m = /^(\d+)_(\d+)$/.exec(taskId);
+    const sub = m ? this.topology.subtopologies[Number(m[1])] : undefined;
+    if (!sub || Number(m![2]) >= (this.partitionCount.get(sub.id) ?? 0)) return [];
+    return sub.stores.filter((s) => this.topology.stores.get(s)!.changelog).map((store) => ({ store, topic: this.changelogTopic(store) }));
+  }
+
+  /** What this instance reports on each heartbeat: the offset sum of every task it holds state for (active, standby, or left on disk). */
+  private taskOffsets(): Array<{ taskId: string; offsetSum: bigint }> {
+    const sums = new Map(this.localOffsets);
+    for (const [id, sum] of this.standbys?.offsetSums() ?? []) sums.set(id, sum);
+    for (const e of this.tasks.values()) {
+      const sum = e.task && e.state === 'RUNNING' ? offsetSum(e.task.engine, this.changelogsOf(e.id).map((c) => c.store)) : undefined;
+      if (sum !== undefined) sums.set(e.id, sum);
+    }
+    return [...sums].map(([taskId, sum]) => ({ taskId, offsetSum: sum })).sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
+  }
+
+  /** A closing task's state stays on disk (with a stateDir): reported from now on, so the task can come back here. */
+  private rememberLocalState(entry: TaskEntry): void {
+    const sum = entry.task && this.config.stateDir ? offsetSum(entry.task.engine, this.changelogsOf(entry.id).map((c) => c.store)) : undefined;
+    if (sum === undefined) this.localOffsets.delete(entry.id);
+    else this.localOffsets.set(entry.id, sum);
+  }
+
   private async onRevoked(parts: string[]): Promise<void> {
     await this.withLock(async () => {
       this.lockHolder = `revoking ${parts.length}`;
@@ -512,6 +582,7 @@ export class SkeinStreams {
         entry.state = 'CLOSED';
         await entry.restoring;
         this.closeTask(entry);
+        this.rememberLocalState(entry);
         await entry.task?.engine.close();
         this.pendingCheckpoints.delete(entry.id);
         this.emit({ type: 'task-revoked', taskId: entry.id });
@@ -874,6 +945,7 @@ export class SkeinStreams {
           await e.task?.engine.close();
         }
         this.tasks.clear();
+        await this.standbys?.closeAll();
       });
       await this.metricsServer?.close();
       await this.producer?.close().catch(() => {});
