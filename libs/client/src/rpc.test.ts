@@ -37,7 +37,8 @@ describe('callUnary', () => {
         const text = readFileSync(join(dir, f), 'utf8');
         // makeUnaryRequest only with a generated method definition's path and codecs, whose
         // serializer is swapped (produce-codec.ts), never with a path typed by hand.
-        const unsafeMake = /makeUnaryRequest\((?!m\.path, )/.test(text) || (/makeUnaryRequest/.test(text) && !/const m = BrokerServiceService\.\w+;/.test(text));
+        const unsafeMake =
+          /makeUnaryRequest\((?!m\.path, )/.test(text) || (/makeUnaryRequest/.test(text) && !/const m = BrokerServiceService\.\w+;/.test(text));
         return /Record<string, Function>|\)\[method\]/.test(text) || unsafeMake;
       });
     expect(offenders).toEqual([]);

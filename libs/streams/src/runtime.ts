@@ -53,6 +53,7 @@ import {
 } from '@skein/client';
 import { failpoint } from '@skein/common/failpoints.js';
 import { GlobalStore } from './global-store.js';
+import { prefetchSchemas, prepareSerdes } from './registry-serde.js';
 import {
   type KeyQueryMetadata,
   keyQueryMetadata,
@@ -63,7 +64,6 @@ import {
   queryableWindowStore,
 } from './interactive-queries.js';
 import { serveMetrics, StreamsMetrics } from './streams-metrics.js';
-import { prefetchSchemas, prepareSerdes } from './registry-serde.js';
 import { LmdbEngine } from './state/lmdb-engine.js';
 import { MemoryEngine, type StoreEngine } from './state/store-engine.js';
 import type { Serde } from './serdes.js';
@@ -206,7 +206,8 @@ export class SkeinStreams {
     this.commitIntervalMs = config.commitIntervalMs ?? (this.guarantee === 'exactly_once' ? 100 : 1000);
     this.instanceId = config.instanceId ?? Math.random().toString(36).slice(2, 10);
     const standbys = config.numStandbyReplicas ?? 0;
-    if (!Number.isInteger(standbys) || standbys < 0 || standbys > 16) throw new SkeinError('INVALID_REQUEST', `numStandbyReplicas must be an integer in 0..16, got ${String(config.numStandbyReplicas)}`);
+    if (!Number.isInteger(standbys) || standbys < 0 || standbys > 16)
+      throw new SkeinError('INVALID_REQUEST', `numStandbyReplicas must be an integer in 0..16, got ${String(config.numStandbyReplicas)}`);
     for (const t of topology.repartitionTopics) this.internalTopics.add(t);
     if (config.metricsPort !== undefined && (!Number.isInteger(config.metricsPort) || config.metricsPort < 0 || config.metricsPort > 65535))
       throw new SkeinError('INVALID_REQUEST', `metricsPort must be an integer in 0..65535, got ${String(config.metricsPort)}`);
@@ -297,7 +298,13 @@ export class SkeinStreams {
         else this.localOffsets.set(id, sum);
       },
     });
-    if (this.config.stateDir) for (const [id, sum] of await scanLocalState(join(this.config.stateDir, this.config.applicationId), (id) => this.changelogsOf(id), (id) => this.openEngine(id))) this.localOffsets.set(id, sum);
+    if (this.config.stateDir)
+      for (const [id, sum] of await scanLocalState(
+        join(this.config.stateDir, this.config.applicationId),
+        (id) => this.changelogsOf(id),
+        (id) => this.openEngine(id),
+      ))
+        this.localOffsets.set(id, sum);
     this.consumer = new GroupConsumer(this.client, {
       groupId: this.config.applicationId,
       topics,
@@ -551,7 +558,13 @@ export class SkeinStreams {
     const sums = new Map(this.localOffsets);
     for (const [id, sum] of this.standbys?.offsetSums() ?? []) sums.set(id, sum);
     for (const e of this.tasks.values()) {
-      const sum = e.task && e.state === 'RUNNING' ? offsetSum(e.task.engine, this.changelogsOf(e.id).map((c) => c.store)) : undefined;
+      const sum =
+        e.task && e.state === 'RUNNING'
+          ? offsetSum(
+              e.task.engine,
+              this.changelogsOf(e.id).map((c) => c.store),
+            )
+          : undefined;
       if (sum !== undefined) sums.set(e.id, sum);
     }
     return [...sums].map(([taskId, sum]) => ({ taskId, offsetSum: sum })).sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
@@ -559,7 +572,13 @@ export class SkeinStreams {
 
   /** A closing task's state stays on disk (with a stateDir): reported from now on, so the task can come back here. */
   private rememberLocalState(entry: TaskEntry): void {
-    const sum = entry.task && this.config.stateDir ? offsetSum(entry.task.engine, this.changelogsOf(entry.id).map((c) => c.store)) : undefined;
+    const sum =
+      entry.task && this.config.stateDir
+        ? offsetSum(
+            entry.task.engine,
+            this.changelogsOf(entry.id).map((c) => c.store),
+          )
+        : undefined;
     if (sum === undefined) this.localOffsets.delete(entry.id);
     else this.localOffsets.set(entry.id, sum);
   }
