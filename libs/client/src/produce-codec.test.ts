@@ -1,16 +1,7 @@
 import { CompressionCodec, ProduceRequest } from '@skein/proto/skein/broker/v1/broker.js';
 import { describe, expect, it } from 'vitest';
 import { encodeProduceRequest } from './produce-codec.js';
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom as rng } from '@skein/common/seeded-random.js';
 
 describe('encodeProduceRequest', () => {
   it('writes the bytes the generated encoder writes, on 500 random requests', () => {

@@ -6,17 +6,10 @@ import { StreamsBuilder } from './dsl.js';
 import { changeSerde, Serdes } from './serdes.js';
 import { TopologyTestDriver } from './test-driver.js';
 import { JoinWindows } from './windows.js';
+import { seededRandom as rng } from '@skein/common/seeded-random.js';
 
 const S = Serdes.String();
 const rec = (key: string | null, value: string | null, timestamp: number) => ({ key, value, timestamp });
-
-function rng(seed: number) {
-  let x = seed;
-  return () => {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    return x / 2147483648;
-  };
-}
 
 type Side = 'L' | 'R';
 interface Ev {

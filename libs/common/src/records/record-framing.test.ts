@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Records } from '@skein/proto/skein/broker/v1/broker.js';
 import { CorruptBatchError, scanRecordsFraming } from './record-framing.js';
+import { seededRandom as rng } from '../seeded-random.js';
 
 function payload(deltas: bigint[], extra: Partial<{ key: Uint8Array; value: Uint8Array; headers: Array<{ key: string; value: Uint8Array }> }> = {}): Uint8Array {
   return Records.encode({
@@ -8,17 +9,6 @@ function payload(deltas: bigint[], extra: Partial<{ key: Uint8Array; value: Uint
   }).finish();
 }
 
-/** A seeded generator (mulberry32), so a failing case replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const corrupt = (bytes: Uint8Array) => {
   try {

@@ -2,17 +2,7 @@ import { Records } from '@skein/proto/skein/broker/v1/broker.js';
 import { describe, expect, it } from 'vitest';
 import { CorruptBatchError } from './record-framing.js';
 import { decodeRecords, encodeRecords, type RecordBytes } from './records-codec.js';
-
-// A small seeded generator, so a failure names a case that can be replayed.
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom as rng } from '../seeded-random.js';
 
 const DELTAS = [0, 1, -1, 127, 128, -128, 16_383, 16_384, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), 2 ** 35, 2 ** 53 - 1, -(2 ** 53 - 1), 1_700_000_000_000];
 

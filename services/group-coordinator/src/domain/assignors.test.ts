@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ASSIGNORS, rangeAssignor, roundRobinAssignor, tp, uniformAssignor, type AssignorInput } from './assignors.js';
+import { seededRandom as rng } from '@skein/common/seeded-random.js';
 
-function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-}
 
 function randomInput(seed: number, sameSubscriptions: boolean): AssignorInput {
   const r = rng(seed);

@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { emptyGroup, heartbeat, isReconciled, type GroupState, type HeartbeatResponse } from './group.js';
+import { seededRandom as rng } from '@skein/common/seeded-random.js';
 
 const SESSION = 10_000;
 
-function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-}
 
 /** Members that apply what they are told: they own exactly their last assignment. */
 class Simulation {

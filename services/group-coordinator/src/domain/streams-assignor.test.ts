@@ -7,6 +7,7 @@ import {
   streamsAssignor,
   topologyTasks,
 } from './streams-assignor.js';
+import { seededRandom as rng } from '@skein/common/seeded-random.js';
 
 // A word count's shape: subtopology 0 is stateless (reads the input, writes a repartition topic),
 // subtopology 1 counts (one store, changelogged).
@@ -69,13 +70,6 @@ function checkInvariants(a: StreamsAssignment, subtopologies: StreamsSubtopology
     expect(holders, `${t.id} standby on its active member`).not.toContain(owners.get(t.id));
     expect(holders.length, `${t.id} standbys`).toBe(t.stateful ? copies : 0);
   }
-}
-
-function rng(seed: number) {
-  return () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed / 2 ** 31;
-  };
 }
 
 describe('streams assignor', () => {

@@ -3,16 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { emptyGroup, type GroupState } from '../domain/group.js';
 import { planTxns, validateBatch, writeTooLarge, type GroupGuard, type KeyWrite, type PlannedTxn, type QueuedCommit, type TxnLimits } from './commit-batch.js';
+import { seededRandom as rng } from '@skein/common/seeded-random.js';
 
-/** mulberry32: a failing seed reproduces. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const groupKey = (g: string) => `/p/groups/${g}`;
 const createWrite = (g: string): KeyWrite => ({ key: groupKey(g), value: Buffer.from(JSON.stringify(emptyGroup(g))) });
