@@ -33,7 +33,7 @@ function implementation(seen: Seen): grpc.UntypedServiceImplementation {
         for (let i = 0; i < 10_000; i++) metadata[`config.key.${i}`] = 'x'.repeat(100);
         throw new SkeinError('UNKNOWN_CONFIG', `unknown config keys: ${Object.keys(metadata).join(', ')}`, { metadata: { topic: 't'.repeat(100_000), ...metadata } });
       }
-      return { memberId: req.groupId, memberEpoch: 1, heartbeatIntervalMs: 1, assignment: [] };
+      return { memberId: req.groupId, memberEpoch: 1, heartbeatIntervalMs: 1, assignment: [], standbyTasks: [] };
     }),
     watch: serverStreaming(async (call: grpc.ServerWritableStream<HeartbeatRequest, HeartbeatResponse>) => {
       seen.calls.push(`watch:${call.request.groupId}`);
@@ -42,7 +42,7 @@ function implementation(seen: Seen): grpc.UntypedServiceImplementation {
       await new Promise<void>((resolve) => {
         call.on('data', (m: HeartbeatRequest) => {
           seen.calls.push(`session:${m.groupId}`);
-          call.write({ memberId: m.groupId, memberEpoch: 1, heartbeatIntervalMs: 1, assignment: [] });
+          call.write({ memberId: m.groupId, memberEpoch: 1, heartbeatIntervalMs: 1, assignment: [], standbyTasks: [] });
         });
         call.on('end', resolve);
         call.on('cancelled', resolve);
