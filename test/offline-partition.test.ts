@@ -142,8 +142,10 @@ describe('a partition log that goes offline on its leader', () => {
     try {
       await waitFor(() => producer.acked.length >= 100, { timeoutMs: 20_000, message: `100 records acknowledged (failures: ${producer.failures.join('; ')})` });
 
-      // The storage error: the partition directory goes away under the running leader.
-      rmSync(join(old.dataDir, `${TOPIC}-0`), { recursive: true, force: true });
+      // The storage error: the partition directory goes away under the running leader. The broker
+      // may create a file in it meanwhile (a checkpoint's temp file): rmdir then says ENOTEMPTY and
+      // rmSync tries again (CI failed once on that race).
+      rmSync(join(old.dataDir, `${TOPIC}-0`), { recursive: true, force: true, maxRetries: 20, retryDelay: 5 });
       const ackedAtFault = producer.acked.length;
 
       // (1) Reported: the partitions entry goes NOT_SERVING, the broker itself stays SERVING.
