@@ -7,50 +7,34 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OffsetSpec, SchemaDeserializer, SchemaRegistryClient, SchemaSerializer, SkeinClient } from '@skein/client';
 import { JoinWindows, RegistrySerdes, Serdes, SkeinStreams, SlidingWindows, StreamsBuilder, windowedSerde } from '@skein/streams';
-import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
 import { freePort } from './harness/ports.js';
 import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
-import { startStores, type TestStores } from './harness/stores.js';
+import { type StreamsCluster, startStreamsCluster } from './harness/streams-cluster.js';
 
 const REGISTRY_ENTRY = new URL('../services/schema-registry/dist/main.js', import.meta.url).pathname;
 
-let stores: TestStores;
+let cluster: StreamsCluster;
 let client: SkeinClient;
 let coordinator: ServiceProcess;
 let registry: SchemaRegistryClient;
 const apps: SkeinStreams[] = [];
 
 beforeAll(async () => {
-  stores = await startStores();
-  const store = (service: string) => stores.args(service, `/streams-dsl-${process.pid}/`);
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: store('metadata') });
-  await startService({
-    name: 'broker-1',
-    entry: BROKER_ENTRY,
-    dataDirFlag: '--data-dir',
-    args: ['--broker-id', '1', '--metadata-addresses', metadata.address],
-  });
-  client = new SkeinClient({ metadata: [metadata.address] });
-  await waitFor(async () => (await client.describeCluster()).brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
-  coordinator = await startService({
-    name: 'coordinator',
-    entry: COORDINATOR_ENTRY,
-    args: [...store('coordinator'), '--metadata-addresses', metadata.address, '--heartbeat-interval-ms', '200'],
-  });
+  cluster = await startStreamsCluster('streams-dsl');
+  ({ coordinator, client } = cluster);
   const restPort = await freePort();
   await startService({
     name: 'schema-registry',
     entry: REGISTRY_ENTRY,
-    args: [...store('schema-registry'), '--rest-port', String(restPort), '--log-level', 'warn'],
+    args: [...cluster.storeArgs('schema-registry'), '--rest-port', String(restPort), '--log-level', 'warn'],
   });
   registry = new SchemaRegistryClient({ url: `http://127.0.0.1:${restPort}` });
 }, 90_000);
 
 afterAll(async () => {
   for (const a of apps) await a.close().catch(() => {});
-  client?.close();
   await stopAll();
-  await stores?.stop();
+  await cluster?.close();
 });
 
 async function createTopic(name: string, partitions: number): Promise<void> {

@@ -4,36 +4,22 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStores, type TestStores } from './harness/stores.js';
-import { startService, stopAll } from './harness/services.js';
-import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { type StreamsCluster, startStreamsCluster } from './harness/streams-cluster.js';
+import { stopAll } from './harness/services.js';
 
 const run = promisify(execFile);
 const examples = new URL('../examples/streams/', import.meta.url).pathname;
-let stores: TestStores;
+let cluster: StreamsCluster;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  stores = await startStores();
-  const store = (service: string) => stores.args(service, `/streams-examples-${process.pid}/`);
-  const metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: store('metadata') });
-  await startService({
-    name: 'broker-1',
-    entry: BROKER_ENTRY,
-    dataDirFlag: '--data-dir',
-    args: ['--broker-id', '1', '--metadata-addresses', metadata.address],
-  });
-  const coordinator = await startService({
-    name: 'coordinator',
-    entry: COORDINATOR_ENTRY,
-    args: [...store('coordinator'), '--metadata-addresses', metadata.address, '--heartbeat-interval-ms', '200'],
-  });
-  env = { ...process.env, SKEIN_METADATA: metadata.address, SKEIN_COORDINATORS: coordinator.address } as Record<string, string>;
+  cluster = await startStreamsCluster('streams-examples');
+  env = { ...process.env, SKEIN_METADATA: cluster.metadata.address, SKEIN_COORDINATORS: cluster.coordinator.address } as Record<string, string>;
 }, 90_000);
 
 afterAll(async () => {
   await stopAll();
-  await stores?.stop();
+  await cluster?.close();
 });
 
 const demo = async (file: string) => (await run(process.execPath, [`${examples}${file}`, '--demo'], { env, timeout: 60_000 })).stdout.trim().split('\n');

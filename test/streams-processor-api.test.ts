@@ -7,41 +7,24 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OffsetSpec, partitionForKey, SkeinClient } from '@skein/client';
 import { Serdes, SkeinStreams, StreamsBuilder, type TypedKeyValueStore } from '@skein/streams';
-import { startStores, type TestStores } from './harness/stores.js';
-import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
-import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { type StreamsCluster, startStreamsCluster } from './harness/streams-cluster.js';
+import { stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 
-let stores: TestStores;
+let cluster: StreamsCluster;
 let client: SkeinClient;
-let metadata: ServiceProcess;
 let coordinator: ServiceProcess;
 const apps: SkeinStreams[] = [];
 const S = Serdes.String();
 
 beforeAll(async () => {
-  stores = await startStores();
-  const store = (service: string) => stores.args(service, `/streams-papi-${process.pid}/`);
-  metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: store('metadata') });
-  await startService({
-    name: 'broker-1',
-    entry: BROKER_ENTRY,
-    dataDirFlag: '--data-dir',
-    args: ['--broker-id', '1', '--metadata-addresses', metadata.address],
-  });
-  client = new SkeinClient({ metadata: [metadata.address] });
-  await waitFor(async () => (await client.describeCluster()).brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
-  coordinator = await startService({
-    name: 'coordinator',
-    entry: COORDINATOR_ENTRY,
-    args: [...store('coordinator'), '--metadata-addresses', metadata.address, '--heartbeat-interval-ms', '200'],
-  });
+  cluster = await startStreamsCluster('streams-papi');
+  ({ coordinator, client } = cluster);
 }, 90_000);
 
 afterAll(async () => {
   for (const a of apps) await a.close().catch(() => {});
-  client?.close();
   await stopAll();
-  await stores?.stop();
+  await cluster?.close();
 });
 
 async function createTopic(name: string, partitions: number): Promise<void> {

@@ -11,14 +11,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { GroupAdmin, OffsetSpec, SkeinClient } from '@skein/client';
 import { JoinWindows, Serdes, SessionWindows, SkeinStreams, type StreamsEvent, StreamsBuilder, TimeWindows, windowedSerde } from '@skein/streams';
-import { startStores, type TestStores } from './harness/stores.js';
-import { startService, stopAll, waitFor, type ServiceProcess } from './harness/services.js';
-import { BROKER_ENTRY, COORDINATOR_ENTRY, METADATA_ENTRY } from './harness/entries.js';
+import { type StreamsCluster, startStreamsCluster } from './harness/streams-cluster.js';
+import { stopAll, waitFor, type ServiceProcess } from './harness/services.js';
 import { stopChild, track } from './harness/processes.js';
 
 const APP_ENTRY = new URL('./dist/streams-app.js', import.meta.url).pathname;
 
-let stores: TestStores;
+let cluster: StreamsCluster;
 let client: SkeinClient;
 let metadata: ServiceProcess;
 let coordinator: ServiceProcess;
@@ -26,29 +25,14 @@ const tempDirs: string[] = [];
 const apps: SkeinStreams[] = [];
 
 beforeAll(async () => {
-  stores = await startStores();
-  const store = (service: string) => stores.args(service, `/streams-${process.pid}/`);
-  metadata = await startService({ name: 'metadata', entry: METADATA_ENTRY, args: store('metadata') });
-  await startService({
-    name: 'broker-1',
-    entry: BROKER_ENTRY,
-    dataDirFlag: '--data-dir',
-    args: ['--broker-id', '1', '--metadata-addresses', metadata.address],
-  });
-  client = new SkeinClient({ metadata: [metadata.address] });
-  await waitFor(async () => (await client.describeCluster()).brokers.length === 1, { timeoutMs: 15_000, message: 'broker registered' });
-  coordinator = await startService({
-    name: 'coordinator',
-    entry: COORDINATOR_ENTRY,
-    args: [...store('coordinator'), '--metadata-addresses', metadata.address, '--heartbeat-interval-ms', '200'],
-  });
+  cluster = await startStreamsCluster('streams');
+  ({ metadata, coordinator, client } = cluster);
 }, 90_000);
 
 afterAll(async () => {
   for (const a of apps) await a.close().catch(() => {});
-  client?.close();
   await stopAll();
-  await stores?.stop();
+  await cluster?.close();
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
 
