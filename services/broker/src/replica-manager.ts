@@ -38,6 +38,10 @@ function minInsync(configs: Readonly<Record<string, string>>): number {
   return Number.isInteger(n) && n >= 1 ? n : 1;
 }
 
+/** How long the background pass may keep the event loop before it lets I/O in (ms). */
+const BACKGROUND_SLICE_MS = 2;
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** What the metadata follower passes for each replica this broker hosts. */
 export interface PartitionAssignment {
   topic: string;
@@ -462,8 +466,18 @@ export class ReplicaManager {
   /** One pass of the background tasks (tests call it directly). */
   async runBackgroundPass(): Promise<void> {
     const now = this.opts.clock.nowMs();
+    let sliceStart = performance.now();
     for (const p of this.listPartitions()) {
       if (p.log.isOffline) continue;
+      // The per-partition work below mostly resolves without I/O (nothing to flush, delete or
+      // write), i.e. as microtasks: without a yield the whole pass is one turn of the event loop,
+      // which with 2,000 partitions stalled every request of the broker for tens of ms every pass
+      // (e2e p99 at 5 MB/s: 30 ms with no idle partitions, 93 ms with 2,000). Yield to I/O after
+      // each ~2 ms of it.
+      if (performance.now() - sliceStart > BACKGROUND_SLICE_MS) {
+        await yieldToIo();
+        sliceStart = performance.now();
+      }
       try {
         await p.log.maybeFlushByTime(now);
         await p.log.applyRetention(now);
