@@ -48,6 +48,11 @@ const { values } = parseArgs({
 installSignalHandlers();
 
 const QUICK = values.quick;
+// Before each latency row the servers rest this long after the previous workload (same for every
+// system): right after a throughput row or after creating 1,000 partitions, Skein RF3's p99 at
+// 5 MB/s measured 30-35 ms, after 15 s of rest 13-25 ms (two paired runs each), so without the rest
+// a row measures the previous workload's aftermath rather than the steady state it is about.
+const LATENCY_REST_MS = Number(process.env.BENCH_LATENCY_REST_MS ?? 10_000);
 const ALL_PHASES = ['raw', 'skein1', 'skein3', 'nats1', 'nats3', 'partitions', 'scaling'];
 const phases = values.only ? values.only.split(',') : values.profile ? ['profile'] : ALL_PHASES;
 for (const p of phases) if (![...ALL_PHASES, 'profile'].includes(p)) throw new Error(`unknown phase ${p}; phases: ${ALL_PHASES.join(', ')}, profile`);
@@ -205,6 +210,7 @@ async function latencyRows(cluster, pool, system, rates, makeTarget) {
       const ratePerS = (mbps * 1e6) / 1024;
       const expected = Math.round((ratePerS * (S.latencyMs + S.warmupMs)) / 1000);
       const t = await makeTarget(mbps);
+      if (LATENCY_REST_MS > 0) await new Promise((r) => setTimeout(r, LATENCY_REST_MS));
       const maxDurationMs = S.latencyMs + S.warmupMs + 30_000;
       const r = await measured(cluster, async () => {
         let ready;
@@ -484,7 +490,7 @@ try {
   log(`other processes on this machine used ${otherCpuCores.toFixed(2)} cores on average during the run`);
   const report = {
     generatedAt: new Date().toISOString(), mode: QUICK ? 'quick' : 'full', phases, durationSeconds, machine: { ...versions(), otherCpuCores },
-    settings: { ...S, ...SETTINGS }, raw, rows: rows.map(({ histogram, ...r }) => r), partitions: partitionsResult, scaling, errors,
+    settings: { ...S, ...SETTINGS, latencyRestMs: LATENCY_REST_MS }, raw, rows: rows.map(({ histogram, ...r }) => r), partitions: partitionsResult, scaling, errors,
   };
   report.targets = evaluateTargets(report);
   const base = values.only || profileDir || brokerEntry ? 'partial' : 'latest';
