@@ -144,6 +144,9 @@ export function renderMarkdown(report) {
   }
   out.push('## How it was measured', '', notes(report), '');
   out.push('Latency percentiles against throughput: [latency.svg](latency.svg).', '');
+  if (report.scaling && report.scaling.producers.length + report.scaling.idlePartitions.length > 0) {
+    out.push('RF 3 acks=all throughput against producers, and e2e p99 against idle partitions: [scaling.svg](scaling.svg).', '');
+  }
   return out.join('\n');
 }
 
