@@ -122,7 +122,7 @@ export function startServiceRegistration(options: ServiceRegistrationOptions): S
       if (ended) {
         await call((c, cb, o) => c.unregisterServiceInstance({ role, instanceId, sessionId: ended.sessionId }, new grpc.Metadata(), o, cb))
           .then(() => logger.info({ instanceId }, 'unregistered from the metadata service'))
-          .catch((err: unknown) => logger.warn({ err, instanceId }, 'unregistering failed; the entry ends with its session'));
+          .catch((err: unknown) => logger.warn({ error: err instanceof Error ? err.message : String(err), instanceId }, 'unregistering failed; the entry ends with its session'));
       }
       for (const c of clients) c.close();
     },

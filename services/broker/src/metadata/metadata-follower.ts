@@ -184,7 +184,9 @@ export class MetadataFollower {
     try {
       await this.unary((c) => c.unregisterBroker.bind(c), { brokerId: this.options.brokerId, sessionId }, 3000);
     } catch (err) {
-      this.options.logger.warn({ err }, 'unregister failed; the session will expire by itself');
+      // Expected when the metadata service stops first (a local cluster stopped with Ctrl-C): one
+      // line, not a stack trace.
+      this.options.logger.warn({ error: err instanceof Error ? err.message : String(err) }, 'unregister failed; the session will expire by itself');
       return;
     }
     const deadline = Date.now() + waitMs;
