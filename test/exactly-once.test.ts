@@ -284,10 +284,14 @@ describe.skipIf(skip)('exactly once under faults', () => {
     // CI run): start from every partition of both topics fully replicated again.
     await waitFor(
       async () => {
+        const short: string[] = [];
         for (const t of ['eos-in-broken', 'eos-out-broken']) {
-          const topic = await client.topic(t, true);
-          if (topic.partitions.some((p) => p.leaderId < 0 || p.isr.length < 3)) return false;
+          for (const p of (await client.topic(t, true)).partitions) {
+            if (p.leaderId < 0 || p.isr.length < 3) short.push(`${t}-${p.partition} leader ${p.leaderId} isr [${p.isr.join(',')}]`);
+          }
         }
+        // Thrown, so a timeout names the partitions still short of their ISR.
+        if (short.length > 0) throw new Error(short.join('; '));
         return true;
       },
       { timeoutMs: 60_000, intervalMs: 250, message: 'eos-in-broken and eos-out-broken have their full ISR back' },

@@ -38,8 +38,13 @@ interface Followed {
   /** A refused partition is asked for again after this timer. */
   retry: ReturnType<typeof setTimeout> | undefined;
   retryMs: number;
+  /** When the leader last sent anything for this partition (ms, Date.now()). */
+  lastHeardMs: number;
 }
 
+
+/** How often a followed partition outside the ISR, silent that long, sends its position again (ms). */
+const OUT_OF_ISR_REFRESH_MS = 1000;
 
 /** One stream to one leader broker. */
 class LeaderStream {
@@ -65,6 +70,11 @@ class LeaderStream {
     this.parts.delete(k);
     if (f.retry) clearTimeout(f.retry);
     this.send({ replicaId: this.opts.brokerId, positions: [], removed: [{ topic: f.p.topic, partition: f.p.partition }] });
+  }
+
+  /** Sends the partition's position again (see ReplicaStreamManager.refreshOutOfIsr). */
+  refresh(f: Followed): void {
+    if (this.parts.get(partitionKey(f.p.topic, f.p.partition)) === f) this.resend(f);
   }
 
   /** (Re)starts a partition on the stream at its current log end, under a new position epoch. */
@@ -154,6 +164,7 @@ class LeaderStream {
     for (const d of res.partitions) {
       const f = this.parts.get(partitionKey(d.topic, d.partition));
       if (!f || d.positionEpoch !== f.positionEpoch) continue; // for an older position: superseded
+      f.lastHeardMs = Date.now();
       const p = f.p;
       if (this.opts.replicas.getPartition(p.topic, p.partition) !== p || p.log.isOffline) continue;
       if (d.error) {
@@ -241,6 +252,9 @@ function position(f: Followed): ReplicaPosition {
 export class ReplicaStreamManager {
   private readonly followed = new Map<string, Followed>();
   private readonly streams = new Map<number, LeaderStream>();
+  /** Followed partitions whose ISR (as metadata says) does not hold this broker. */
+  private readonly outOfIsr = new Set<string>();
+  private refreshTimer: ReturnType<typeof setInterval> | undefined;
   private epochs = 0;
   private closed = false;
 
@@ -257,7 +271,7 @@ export class ReplicaStreamManager {
       this.closeIfEmpty(current.leaderId);
     }
     if (shouldFollow && !this.followed.has(k)) {
-      const f: Followed = { p, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, positionEpoch: 0, retry: undefined, retryMs: 200 };
+      const f: Followed = { p, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, positionEpoch: 0, retry: undefined, retryMs: 200, lastHeardMs: Date.now() };
       this.followed.set(k, f);
       let stream = this.streams.get(p.leaderId);
       if (!stream) {
@@ -266,6 +280,40 @@ export class ReplicaStreamManager {
       }
       this.opts.logger.info({ topic: p.topic, partition: p.partition, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch }, 'following leader');
       stream.add(f);
+    }
+    if (shouldFollow && !p.isr.includes(this.opts.brokerId)) this.outOfIsr.add(k);
+    else this.outOfIsr.delete(k);
+    if (this.outOfIsr.size > 0 && !this.refreshTimer) {
+      this.refreshTimer = setInterval(() => this.refreshOutOfIsr(), OUT_OF_ISR_REFRESH_MS);
+      this.refreshTimer.unref();
+    }
+  }
+
+  /**
+   * A followed partition outside the ISR whose leader has sent nothing for a while gets its
+   * position sent again. A leader forgets a follower's progress when the controller removes it
+   * from the ISR (a fenced old incarnation of this broker: its progress proves nothing), and the
+   * position this incarnation sent may have arrived just before that. On an idle partition
+   * nothing else would ever tell the leader again, so the follower stayed out of the ISR for good
+   * (test/idle-isr-recovery.test.ts). In-sync partitions cost nothing here: only the out-of-ISR
+   * set is scanned, and the timer runs only while it is not empty.
+   */
+  private refreshOutOfIsr(): void {
+    const now = Date.now();
+    for (const k of this.outOfIsr) {
+      const f = this.followed.get(k);
+      if (!f || f.p.isr.includes(this.opts.brokerId)) {
+        this.outOfIsr.delete(k);
+        continue;
+      }
+      if (now - f.lastHeardMs >= OUT_OF_ISR_REFRESH_MS) {
+        f.lastHeardMs = now;
+        this.streams.get(f.leaderId)?.refresh(f);
+      }
+    }
+    if (this.outOfIsr.size === 0 && this.refreshTimer) {
+      clearInterval(this.refreshTimer);
+      this.refreshTimer = undefined;
     }
   }
 
@@ -292,6 +340,9 @@ export class ReplicaStreamManager {
 
   close(): void {
     this.closed = true;
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.outOfIsr.clear();
     for (const s of this.streams.values()) s.close();
     this.streams.clear();
     this.followed.clear();
