@@ -3,11 +3,7 @@
 // sit beside the raw-broker rows of the same run (issue 15's target: the client library reaches
 // ≥ 0.8 × what the broker does for a client that speaks its gRPC API directly).
 import { Acks, Fetcher, OffsetSpec, SkeinClient } from '@skein/client';
-
-const cpuSince = (u0) => {
-  const u = process.cpuUsage(u0);
-  return (u.user + u.system) / 1e6;
-};
+import { cpuSince } from './procstat.js';
 
 /**
  * Sends `recordBytes` records for `durationMs` through `client.producer()`: each send is

@@ -7,13 +7,9 @@
 // controlled by `max_messages` outstanding).
 import { connect, createInbox } from 'nats';
 import { HEADER_BYTES, newHistogram, recordReceipt, schedule, stampValue, summarize } from './latency.js';
+import { cpuSince } from './procstat.js';
 
 const OPEN_BRACE_E = 0x65; // '{"error":...}' has 'e' at index 2; '{"stream":...}' has 's'
-
-function cpuSince(u0) {
-  const u = process.cpuUsage(u0);
-  return (u.user + u.system) / 1e6;
-}
 
 function checkAck(m) {
   if (m.data.length < 3 || m.data[2] === OPEN_BRACE_E) {

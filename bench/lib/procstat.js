@@ -78,3 +78,9 @@ export function selfAndReapedChildrenSeconds() {
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
+
+/** CPU seconds (user + system) this process used since `process.cpuUsage()` returned `u0`. */
+export function cpuSince(u0) {
+  const u = process.cpuUsage(u0);
+  return (u.user + u.system) / 1e6;
+}

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { BrokerServiceClient, ProduceStreamRequest, ProduceStreamResponse, SubscribeRequest } from '@skein/proto/skein/broker/v1/broker.js';
 import { buildRecordBatch, decodeRecordBatch } from '@skein/common/records/record-batch.js';
 import { HEADER_BYTES, newHistogram, recordReceipt, schedule, stampValue, summarize, traceLoop } from './latency.js';
+import { cpuSince } from './procstat.js';
 
 const CHANNEL_OPTIONS = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
 const id = (b) => b;
@@ -33,11 +34,6 @@ function produceStream(c) {
 function partitionError(r) {
   const e = r.topics[0]?.partitions[0]?.error;
   return e ? new Error(`${e.reason}: ${e.message}`) : undefined;
-}
-
-function cpuSince(u0) {
-  const u = process.cpuUsage(u0);
-  return (u.user + u.system) / 1e6;
 }
 
 /**
