@@ -15,7 +15,7 @@ import {
 
 export type { ClusterMetadata, DescribeTopicResponse, ListTopicsResponse_TopicSummary as TopicSummary, ServiceInstance, Topic };
 export { ServiceRole };
-import { Producer, type ProducerOptions, type ProducerRecord } from './producer.js';
+import { Producer, type ProducerOptions, type ProducerRecord, stampRecords } from './producer.js';
 import { TransactionalProducer, type TransactionalProducerOptions } from './transactional-producer.js';
 import { backoffMs, shouldRetry } from './retry.js';
 import { decodeFetchedBatches, DEFAULT_MAX_UNCOMPRESSED_BYTES } from './fetched-batches.js';
@@ -81,7 +81,6 @@ export function partitionError(e: PartitionError, where: { topic: string; partit
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const stamp = (records: readonly ProducerRecord[], nowMs: number): RecordInput[] => records.map((r) => (r.timestampMs == null ? { ...r, timestampMs: nowMs } : (r as RecordInput)));
 
 /** Which records a reader sees (Kafka's isolation.level): everything below the high watermark, or only committed transactions' records below the last stable offset. */
 export type IsolationLevelName = 'read_uncommitted' | 'read_committed';
@@ -337,7 +336,7 @@ export class SkeinClient {
    * without `timestampMs` gets the time of this call (Kafka's CreateTime).
    */
   async produceBatch(topic: string, partition: number, records: ProducerRecord[], options: { acks?: Acks; compression?: CompressionCodec; producerId?: bigint; producerEpoch?: number; baseSequence?: number; isTransactional?: boolean } = {}): Promise<bigint> {
-    const batch = buildRecordBatch(stamp(records, Date.now()), { compression: options.compression, producerId: options.producerId, producerEpoch: options.producerEpoch, baseSequence: options.baseSequence, isTransactional: options.isTransactional });
+    const batch = buildRecordBatch(stampRecords(records, Date.now()), { compression: options.compression, producerId: options.producerId, producerEpoch: options.producerEpoch, baseSequence: options.baseSequence, isTransactional: options.isTransactional });
     return this.withLeader(topic, partition, async (broker) => {
       const address = this.addressOf.get(broker);
       await this.throttleWait(address);

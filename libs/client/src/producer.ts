@@ -139,6 +139,10 @@ export function invalidRecord(r: unknown): string | undefined {
 const size = (v: Uint8Array | string | null | undefined) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
 const recordBytes = (r: RecordInput) => 16 + size(r.key) + size(r.value) + (r.headers ?? []).reduce((n, h) => n + 8 + h.key.length + size(h.value), 0);
 
+/** The records with a timestamp each: `nowMs` for those without one (Kafka's CreateTime). */
+export const stampRecords = (records: readonly ProducerRecord[], nowMs: number): RecordInput[] =>
+  records.map((r) => (r.timestampMs == null ? { ...r, timestampMs: nowMs } : (r as RecordInput)));
+
 export class Producer {
   private readonly lingerMs: number;
   private readonly batchSize: number;
@@ -182,7 +186,7 @@ export class Producer {
       if (why) throw new SkeinError('INVALID_REQUEST', `record ${i}: ${why}`);
     }
     const nowMs = Date.now();
-    const stamped: RecordInput[] = records.map((r) => (r.timestampMs == null ? { ...r, timestampMs: nowMs } : (r as RecordInput)));
+    const stamped = stampRecords(records, nowMs);
     // Tracked until its records are in batches, so that a flush() called meanwhile includes them.
     const appending = this.client.topic(topic).then((t) => this.appendAll(topic, stamped, t.partitions.length));
     this.appending.add(appending);
