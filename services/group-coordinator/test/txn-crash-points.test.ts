@@ -12,6 +12,7 @@ import { configureFailpoints } from '@skein/common/failpoints.js';
 import { createLogger } from '@skein/common/logger.js';
 import { EmbeddedStore } from '@skein/common/store/embedded-store.js';
 import type { MetadataStore } from '@skein/common/store/types.js';
+import { REASONS } from '@skein/common/errors.js';
 import { TransactionCoordinator } from '../src/grpc/txn-service.js';
 import type { TxnBrokerGateway, TxnIdentity } from '../src/runtime/txn-brokers.js';
 import { GroupStore } from '../src/store/group-store.js';
@@ -138,4 +139,38 @@ describe('transaction coordinator crash points', () => {
       });
     }
   }
+});
+
+describe('AddPartitionsToTxn and topics the coordinator does not know yet', () => {
+  it('answers UNKNOWN_TOPIC_OR_PARTITION, which is retriable, and accepts the partition once metadata has it', async () => {
+    const store = await EmbeddedStore.open();
+    // The coordinator's metadata trails a topic created a moment ago: "fresh" is unknown at first.
+    const counts = new Map([['out', 4]]);
+    let next = 100n;
+    const c = new TransactionCoordinator({
+      store,
+      prefix: '/t/',
+      logger,
+      brokers: new FakeBrokers(),
+      newProducerId: async () => next++,
+      topics: async () => counts,
+      completionWaitMs: 1000,
+      completionGraceMs: 0,
+      nowMs: () => 1_000_000,
+    });
+    const p = await c.initProducerId('late', { timeoutMs: 10_000, producerId: -1n, producerEpoch: -1 });
+    const producer = { producerId: p.producerId, producerEpoch: p.producerEpoch };
+    const add = (topic: string, partition: number) => c.addPartitions('late', { ...producer, partitions: [`${topic}:${partition}`] }, [{ topic, partition }]);
+    const unknown = await add('fresh', 0).catch((e: unknown) => e);
+    expect(unknown).toMatchObject({ reason: 'UNKNOWN_TOPIC_OR_PARTITION' });
+    // The reason table's retriable flag is what every client goes by.
+    expect(REASONS.UNKNOWN_TOPIC_OR_PARTITION[1]).toBe(true);
+    // A partition beyond the topic's count as known now: also retriable (partitions can be added).
+    await expect(add('out', 4)).rejects.toMatchObject({ reason: 'UNKNOWN_TOPIC_OR_PARTITION' });
+    // A negative partition can never exist.
+    await expect(add('out', -1)).rejects.toMatchObject({ reason: 'UNKNOWN_PARTITION' });
+    counts.set('fresh', 1);
+    await add('fresh', 0);
+    expect((await c.log.load('late')).txn!.partitions).toContain('fresh:0');
+  });
 });

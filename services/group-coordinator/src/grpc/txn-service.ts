@@ -172,10 +172,16 @@ export class TransactionCoordinator {
     const known = (c: Map<string, number>) => partitions.every((p) => (c.get(p.topic) ?? 0) > p.partition);
     if (!known(counts)) counts = await this.deps.topics(true);
     for (const p of partitions) {
-      const n = counts.get(p.topic);
-      if (n === undefined) throw new SkeinError('UNKNOWN_TOPIC', `topic ${p.topic} does not exist`, { metadata: { topic: p.topic } });
-      if (!Number.isInteger(p.partition) || p.partition < 0 || p.partition >= n) {
+      if (!Number.isInteger(p.partition) || p.partition < 0) {
         throw new SkeinError('UNKNOWN_PARTITION', `partition ${p.partition} of ${p.topic} does not exist`, {
+          metadata: { topic: p.topic, partition: String(p.partition) },
+        });
+      }
+      // Retriable, as Kafka answers it: even the refreshed metadata can trail a topic (or partitions)
+      // created a moment ago, and a transactional producer failed its task on that (connect-postgres).
+      const n = counts.get(p.topic);
+      if (n === undefined || p.partition >= n) {
+        throw new SkeinError('UNKNOWN_TOPIC_OR_PARTITION', `${p.topic}-${p.partition} is not known to the coordinator (not created yet, or deleted)`, {
           metadata: { topic: p.topic, partition: String(p.partition) },
         });
       }

@@ -171,8 +171,10 @@ export interface AddPartitionsToTxnRequest {
   producerId: bigint;
   producerEpoch: number;
   /**
-   * Partitions to add; each must exist (UNKNOWN_TOPIC / UNKNOWN_PARTITION otherwise). At most
-   * 10,000 per transaction.
+   * Partitions to add; each must exist. A topic or partition the coordinator does not know is
+   * answered UNKNOWN_TOPIC_OR_PARTITION, which is retriable (as in Kafka): a topic created a
+   * moment ago may not have reached the coordinator's metadata yet, so retry with backoff for a
+   * bounded time. A negative partition is UNKNOWN_PARTITION. At most 10,000 per transaction.
    */
   partitions: TopicPartitions[];
 }
